@@ -1,0 +1,10 @@
+//! Host imports, one module per WIT interface: each owns its binding, its per-node state and
+//! its configuration. A node reaches the host only through these.
+
+pub mod llm;
+pub mod log;
+pub mod trace;
+
+pub use llm::{LlmCapability, LlmCtx, LlmUsage, NodeLlm, traced_call};
+pub use log::{LogCapability, LogCtx};
+pub use trace::{GuestSpan, NodeTrace, TraceCapability, TraceCtx};

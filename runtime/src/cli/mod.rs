@@ -1,0 +1,54 @@
+//! The command line: argument parsing and dispatch; each subcommand in its own module.
+
+mod args;
+mod run;
+mod summary;
+mod trace;
+
+use args::{Cli, Command, TraceCommand};
+use clap::Parser;
+use std::process::ExitCode;
+
+/// The run succeeded.
+pub const EXIT_OK: u8 = 0;
+/// The run started but failed (a node failed, a limit was hit, it was interrupted).
+pub const EXIT_RUN_FAILED: u8 = 1;
+/// The input was wrong: agent file, input state, component, flags.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Parses the command line, runs the command, and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let code = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Trace { command: TraceCommand::Show(args) } => trace::show(args),
+    };
+    ExitCode::from(code)
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("KETTLE_LOG").unwrap_or_else(|_| EnvFilter::new("warn,kettle::node=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Where Kettle keeps built and compiled components: `$KETTLE_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/kettle`, else `~/.cache/kettle`, else `.kettle/cache`.
+pub fn cache_dir() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    if let Some(dir) = std::env::var_os("KETTLE_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("kettle");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(home).join(".cache/kettle");
+    }
+    PathBuf::from(".kettle/cache")
+}

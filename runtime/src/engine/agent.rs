@@ -1,0 +1,110 @@
+//! Loading an agent: spec, graph, LLM client, and every component built and prepared, before
+//! the first node runs (so that a broken agent fails fast, not halfway).
+
+use crate::graph::{self, ComponentSource, Graph};
+use crate::llm::{LlmClient, LlmConfigError};
+use crate::sandbox::{BuildError, LoadOutcome, PreparedComponent, Sandbox, SandboxError, build_rust_node};
+use crate::spec::{self, SpecErrors, TracingSettings};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A loaded agent, ready to run any number of times.
+pub struct Agent {
+    pub name: String,
+    pub path: PathBuf,
+    pub graph: Graph,
+    pub variables: Map<String, Value>,
+    pub max_steps: Option<u32>,
+    pub tracing: Option<TracingSettings>,
+    pub llm: Arc<LlmClient>,
+    components: HashMap<usize, Arc<PreparedComponent>>,
+}
+
+impl Agent {
+    pub(crate) fn component(&self, node: usize) -> Option<&Arc<PreparedComponent>> {
+        self.components.get(&node)
+    }
+}
+
+/// Progress while loading, one event per component.
+#[derive(Debug, Clone)]
+pub enum ComponentEvent {
+    /// A line a person waits on (a build, a toolchain install).
+    Progress(String),
+    /// A node folder was built.
+    Built { node: String, took: Duration },
+    /// A component was compiled, or loaded from the compile cache.
+    Loaded { node: String, outcome: LoadOutcome },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentLoadError {
+    #[error("{0}")]
+    Spec(#[from] SpecErrors),
+    #[error("{}: {source}", path.display())]
+    Llm { path: PathBuf, source: LlmConfigError },
+    #[error("node `{node}`: {source}")]
+    Build { node: String, source: BuildError },
+    #[error("node `{node}`: {source}")]
+    Sandbox { node: String, source: SandboxError },
+}
+
+/// Loads the agent at `path`, building and preparing its components.
+pub async fn load_agent(
+    path: &Path,
+    sandbox: &Sandbox,
+    cache_dir: &Path,
+    events: &(dyn Fn(ComponentEvent) + Sync),
+) -> Result<Agent, AgentLoadError> {
+    let loaded = spec::load_file(path)?;
+    let graph = graph::compile(&loaded)?;
+    let llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
+        .map_err(|source| AgentLoadError::Llm { path: path.into(), source })?;
+
+    let progress = |line: &str| events(ComponentEvent::Progress(line.to_string()));
+    let mut prepared: HashMap<PathBuf, Arc<PreparedComponent>> = HashMap::new();
+    let mut components = HashMap::new();
+    for (index, source) in graph.components() {
+        let node = graph.nodes[index].name.clone();
+        let wasm = match source {
+            ComponentSource::Wasm(wasm) => wasm.clone(),
+            ComponentSource::RustFolder(dir) => {
+                let built = build_rust_node(dir, cache_dir, &progress)
+                    .await
+                    .map_err(|source| AgentLoadError::Build { node: node.clone(), source })?;
+                if built.built {
+                    events(ComponentEvent::Built { node: node.clone(), took: built.took });
+                }
+                built.wasm
+            }
+        };
+        let component = match prepared.get(&wasm) {
+            Some(component) => component.clone(),
+            None => {
+                let component = Arc::new(
+                    sandbox
+                        .prepare(&wasm)
+                        .map_err(|source| AgentLoadError::Sandbox { node: node.clone(), source })?,
+                );
+                events(ComponentEvent::Loaded { node: node.clone(), outcome: component.load.clone() });
+                prepared.insert(wasm, component.clone());
+                component
+            }
+        };
+        components.insert(index, component);
+    }
+
+    Ok(Agent {
+        name: loaded.spec.name.clone(),
+        path: path.to_path_buf(),
+        graph,
+        variables: loaded.spec.variables.clone(),
+        max_steps: loaded.spec.settings.max_steps,
+        tracing: loaded.spec.settings.tracing.clone(),
+        llm: Arc::new(llm),
+        components,
+    })
+}

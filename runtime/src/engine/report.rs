@@ -1,0 +1,47 @@
+//! What a run did: its final state or error, and the figures of its summary.
+
+use super::error::RunError;
+use crate::capabilities::LlmUsage;
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageSnapshot {
+    pub calls: u64,
+    pub failed_calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl From<&LlmUsage> for UsageSnapshot {
+    fn from(usage: &LlmUsage) -> Self {
+        Self {
+            calls: usage.calls.load(Ordering::Relaxed),
+            failed_calls: usage.failed_calls.load(Ordering::Relaxed),
+            input_tokens: usage.input_tokens.load(Ordering::Relaxed),
+            output_tokens: usage.output_tokens.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RunReport {
+    pub run_id: String,
+    pub agent: String,
+    pub trace_id: String,
+    /// Where the trace was written, with the file exporter.
+    pub trace_file: Option<PathBuf>,
+    /// A problem while flushing the trace (the run's own outcome is unaffected).
+    pub trace_error: Option<String>,
+    /// Whether the run reached its end, or why it stopped.
+    pub outcome: Result<(), RunError>,
+    /// The final state, or the state when the run stopped.
+    pub state: Map<String, Value>,
+    pub nodes_run: u32,
+    pub llm: UsageSnapshot,
+    pub llm_provider: &'static str,
+    pub llm_is_mock: bool,
+    pub duration: Duration,
+}

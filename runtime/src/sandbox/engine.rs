@@ -1,0 +1,57 @@
+//! The wasmtime engine every node runs on: component model, async (a node blocked in a host
+//! call suspends on its fiber), and the pooling allocator for cheap fresh instances.
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+/// Sizes of the instance pool.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Node instances alive at once (one per running node execution).
+    pub max_concurrent_instances: u32,
+    /// Upper bound of one linear memory; per-node limits are enforced below it.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_instances: 1000,
+            max_memory_bytes: 4 << 30,
+        }
+    }
+}
+
+/// An engine with the pooling allocator; falls back to on-demand allocation (with a warning)
+/// where the machine refuses the pool's address-space reservation.
+pub fn new_engine(config: &SandboxConfig) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    let instances = config.max_concurrent_instances;
+    pool.total_component_instances(instances)
+        .total_stacks(instances)
+        .total_core_instances(instances.saturating_mul(8))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(4))
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(8)
+        .max_tables_per_component(16)
+        .max_memory_size(config.max_memory_bytes)
+        .table_elements(100_000)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20);
+    let mut wasm = base_config();
+    wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&wasm) {
+        Ok(engine) => Ok(engine),
+        Err(error) => {
+            tracing::warn!(%error, "pooling allocator unavailable; using on-demand instance allocation");
+            Engine::new(&base_config())
+        }
+    }
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.cranelift_opt_level(OptLevel::Speed);
+    config
+}

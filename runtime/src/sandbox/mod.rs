@@ -1,0 +1,16 @@
+//! Where node components run: the wasmtime engine, the on-disk compile cache, `InstancePre`s,
+//! per-node stores with their limits and (deny-by-default) WASI context.
+
+mod build;
+mod cache;
+mod engine;
+mod execute;
+mod host;
+mod prepare;
+
+pub use build::{BuildError, BuildOutcome, build_rust_node};
+pub use cache::{CompileCache, LoadOutcome};
+pub use engine::{SandboxConfig, new_engine};
+pub use execute::{NodeFailure, NodeInvocation, NodeOutput};
+pub use host::NodeHost;
+pub use prepare::{PreparedComponent, Sandbox, SandboxError};

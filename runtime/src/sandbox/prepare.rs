@@ -1,0 +1,76 @@
+//! Turning a component file into something ready to instantiate: compile (or load from the
+//! cache), link against the host's imports, and keep the `InstancePre`.
+
+use super::cache::{CompileCache, LoadOutcome};
+use super::engine::{SandboxConfig, new_engine};
+use super::execute::{NodeFailure, NodeInvocation, NodeOutput};
+use super::host::NodeHost;
+use crate::bindings::{NodePre, llm, log, trace};
+use crate::capabilities::{LlmCapability, LogCapability, TraceCapability};
+use std::path::{Path, PathBuf};
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot start the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("cannot read component {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{} is not a valid component: {message}", path.display())]
+    Compile { path: PathBuf, message: String },
+    #[error("{} does not fit the kettle:node world: {message}\n  hint: build the node against wit/ of this Kettle (kettle-guest for Rust)", path.display())]
+    Link { path: PathBuf, message: String },
+}
+
+/// A component ready for fresh instances.
+pub struct PreparedComponent {
+    pub path: PathBuf,
+    pub load: LoadOutcome,
+    pre: NodePre<NodeHost>,
+}
+
+/// The engine, the linker with every host import, and the compile cache.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<NodeHost>,
+    cache: CompileCache,
+}
+
+impl Sandbox {
+    pub fn new(config: &SandboxConfig, cache: CompileCache) -> Result<Self, SandboxError> {
+        let engine = new_engine(config).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        let link = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
+        llm::add_to_linker::<NodeHost, LlmCapability>(&mut linker, NodeHost::llm_ctx).map_err(link)?;
+        trace::add_to_linker::<NodeHost, TraceCapability>(&mut linker, NodeHost::trace_ctx).map_err(link)?;
+        log::add_to_linker::<NodeHost, LogCapability>(&mut linker, NodeHost::log_ctx).map_err(link)?;
+        Ok(Self { engine, linker, cache })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn cache(&self) -> &CompileCache {
+        &self.cache
+    }
+
+    /// Compiles (or loads from the cache) and links the component at `path`.
+    pub fn prepare(&self, path: &Path) -> Result<PreparedComponent, SandboxError> {
+        let wasm = std::fs::read(path).map_err(|source| SandboxError::Read { path: path.into(), source })?;
+        let (component, load) = self.cache.load(&self.engine, &wasm).map_err(|e| SandboxError::Compile {
+            path: path.into(),
+            message: format!("{e:#}"),
+        })?;
+        let link = |e: wasmtime::Error| SandboxError::Link { path: path.into(), message: format!("{e:#}") };
+        let pre = NodePre::new(self.linker.instantiate_pre(&component).map_err(link)?).map_err(link)?;
+        Ok(PreparedComponent { path: path.into(), load, pre })
+    }
+
+    /// Runs one execution of `component` in a fresh instance.
+    pub async fn execute(&self, component: &PreparedComponent, invocation: NodeInvocation) -> Result<NodeOutput, NodeFailure> {
+        super::execute::execute(&self.engine, &component.pre, invocation).await
+    }
+}

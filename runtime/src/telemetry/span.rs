@@ -1,0 +1,144 @@
+//! Spans held as explicit values. A child is always started from a handle to its parent, never
+//! from an ambient "current span": the parent of every span is visible at the call site.
+
+use opentelemetry::trace::{
+    SpanContext, SpanKind, Status, TraceContextExt, TraceId, Tracer, TracerProvider as _,
+};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+
+/// A started span (or, for a remote parent, only its context). Clones refer to the same span.
+#[derive(Clone, Debug)]
+pub struct SpanHandle {
+    cx: Context,
+}
+
+impl SpanHandle {
+    /// Starts the root span of a new trace, or a child of `remote_parent` when the run joins
+    /// a caller's trace.
+    pub fn root(
+        tracer: &SdkTracer,
+        name: String,
+        attributes: Vec<KeyValue>,
+        remote_parent: Option<SpanContext>,
+    ) -> Self {
+        let parent = match remote_parent {
+            Some(sc) => Context::new().with_remote_span_context(sc),
+            None => Context::new(),
+        };
+        Self::start(tracer, &parent, name, SpanKind::Internal, attributes)
+    }
+
+    /// Starts a child span of this one.
+    pub fn child(
+        &self,
+        tracer: &SdkTracer,
+        name: String,
+        kind: SpanKind,
+        attributes: Vec<KeyValue>,
+    ) -> Self {
+        Self::start(tracer, &self.cx, name, kind, attributes)
+    }
+
+    fn start(
+        tracer: &SdkTracer,
+        parent: &Context,
+        name: String,
+        kind: SpanKind,
+        attributes: Vec<KeyValue>,
+    ) -> Self {
+        let span = tracer
+            .span_builder(name)
+            .with_kind(kind)
+            .with_attributes(attributes)
+            .start_with_context(tracer, parent);
+        Self { cx: Context::new().with_span(span) }
+    }
+
+    pub fn set_attribute(&self, attribute: KeyValue) {
+        self.cx.span().set_attribute(attribute);
+    }
+
+    pub fn add_event(&self, name: impl Into<std::borrow::Cow<'static, str>>, attributes: Vec<KeyValue>) {
+        self.cx.span().add_event(name, attributes);
+    }
+
+    pub fn set_error(&self, message: impl Into<String>) {
+        self.cx.span().set_status(Status::error(message.into()));
+    }
+
+    pub fn set_ok(&self) {
+        self.cx.span().set_status(Status::Ok);
+    }
+
+    /// Ends the span; later calls do nothing.
+    pub fn end(&self) {
+        self.cx.span().end();
+    }
+
+    pub fn trace_id(&self) -> TraceId {
+        self.cx.span().span_context().trace_id()
+    }
+
+    /// The W3C `traceparent` header value naming this span.
+    pub fn traceparent(&self) -> String {
+        let sc = self.cx.span().span_context().clone();
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
+    }
+}
+
+/// A span that must be finished explicitly; if it is dropped first (the run was cancelled, a
+/// future was dropped), it ends with an error status saying so.
+#[derive(Debug)]
+pub struct SpanGuard {
+    handle: SpanHandle,
+    finished: bool,
+}
+
+impl SpanGuard {
+    pub fn new(handle: SpanHandle) -> Self {
+        Self { handle, finished: false }
+    }
+
+    pub fn handle(&self) -> &SpanHandle {
+        &self.handle
+    }
+
+    pub fn finish_ok(mut self) {
+        self.finished = true;
+        self.handle.set_ok();
+        self.handle.end();
+    }
+
+    /// Ends the span leaving its status unset (the OpenTelemetry norm for a plain success).
+    pub fn finish_unset(mut self) {
+        self.finished = true;
+        self.handle.end();
+    }
+
+    pub fn finish_error(mut self, message: impl Into<String>) {
+        self.finished = true;
+        self.handle.set_error(message);
+        self.handle.end();
+    }
+}
+
+impl Drop for SpanGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.handle.set_attribute(KeyValue::new("kettle.cancelled", true));
+            self.handle.set_error("cancelled before it finished");
+            self.handle.end();
+        }
+    }
+}
+
+/// A tracer from `provider` named after this crate.
+pub(crate) fn kettle_tracer(provider: &SdkTracerProvider) -> SdkTracer {
+    provider.tracer("kettle")
+}
