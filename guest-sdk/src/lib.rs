@@ -15,6 +15,7 @@
 //! Build with `cargo build --release --target wasm32-wasip2` (or let `kettle run` do it).
 
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "node",

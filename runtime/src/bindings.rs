@@ -13,4 +13,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use kettle::node::{llm, log, trace, types};
+pub use self::kettle::node::{llm, log, trace, types};

@@ -26,8 +26,10 @@ impl LlmUsage {
         self.calls.fetch_add(1, Ordering::Relaxed);
         match outcome {
             Ok(r) => {
-                self.input_tokens.fetch_add(u64::from(r.usage.input_tokens), Ordering::Relaxed);
-                self.output_tokens.fetch_add(u64::from(r.usage.output_tokens), Ordering::Relaxed);
+                self.input_tokens
+                    .fetch_add(u64::from(r.usage.input_tokens), Ordering::Relaxed);
+                self.output_tokens
+                    .fetch_add(u64::from(r.usage.output_tokens), Ordering::Relaxed);
             }
             Err(_) => {
                 self.failed_calls.fetch_add(1, Ordering::Relaxed);
@@ -57,13 +59,23 @@ impl HasData for LlmCapability {
 }
 
 impl wit::Host for LlmCtx<'_> {
-    async fn call(&mut self, request: wit::Request) -> wasmtime::Result<Result<wit::Response, wit::LlmError>> {
+    async fn call(
+        &mut self,
+        request: wit::Request,
+    ) -> wasmtime::Result<Result<wit::Response, wit::LlmError>> {
         let request = match from_wit(request) {
             Ok(r) => r,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
         let parent = self.trace.innermost().clone();
-        let outcome = traced_call(&self.llm.client, self.trace.tracer(), &parent, &self.llm.usage, request).await;
+        let outcome = traced_call(
+            &self.llm.client,
+            self.trace.tracer(),
+            &parent,
+            &self.llm.usage,
+            request,
+        )
+        .await;
         Ok(outcome.map(to_wit_response).map_err(to_wit_error))
     }
 }
@@ -95,22 +107,41 @@ pub async fn traced_call(
         attributes.push(KeyValue::new("server.port", i64::from(port)));
     }
     // Guarded: if the call is abandoned (run interrupted), the span still ends, marked cancelled.
-    let guard = SpanGuard::new(parent.child(tracer, format!("chat {model}"), SpanKind::Client, attributes));
+    let guard = SpanGuard::new(parent.child(
+        tracer,
+        format!("chat {model}"),
+        SpanKind::Client,
+        attributes,
+    ));
     let span = guard.handle();
     let outcome = client.complete(request, Some(&span.traceparent())).await;
     usage.record(&outcome);
     match &outcome {
         Ok(response) => {
-            span.set_attribute(KeyValue::new("gen_ai.response.model", response.model.clone()));
+            span.set_attribute(KeyValue::new(
+                "gen_ai.response.model",
+                response.model.clone(),
+            ));
             if let Some(id) = &response.id {
                 span.set_attribute(KeyValue::new("gen_ai.response.id", id.clone()));
             }
             span.set_attribute(KeyValue::new(
                 "gen_ai.response.finish_reasons",
-                opentelemetry::Value::Array(vec![opentelemetry::StringValue::from(response.finish_reason.clone())].into()),
+                opentelemetry::Value::Array(
+                    vec![opentelemetry::StringValue::from(
+                        response.finish_reason.clone(),
+                    )]
+                    .into(),
+                ),
             ));
-            span.set_attribute(KeyValue::new("gen_ai.usage.input_tokens", i64::from(response.usage.input_tokens)));
-            span.set_attribute(KeyValue::new("gen_ai.usage.output_tokens", i64::from(response.usage.output_tokens)));
+            span.set_attribute(KeyValue::new(
+                "gen_ai.usage.input_tokens",
+                i64::from(response.usage.input_tokens),
+            ));
+            span.set_attribute(KeyValue::new(
+                "gen_ai.usage.output_tokens",
+                i64::from(response.usage.output_tokens),
+            ));
         }
         Err(error) => {
             span.set_attribute(KeyValue::new("error.type", error.kind()));
@@ -128,8 +159,16 @@ fn from_wit(request: wit::Request) -> Result<ChatRequest, LlmError> {
         None | Some("") => Default::default(),
         Some(text) => match serde_json::from_str(text) {
             Ok(serde_json::Value::Object(map)) => map,
-            Ok(_) => return Err(LlmError::InvalidRequest("`extra` must be a JSON object".into())),
-            Err(e) => return Err(LlmError::InvalidRequest(format!("`extra` is not JSON: {e}"))),
+            Ok(_) => {
+                return Err(LlmError::InvalidRequest(
+                    "`extra` must be a JSON object".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(LlmError::InvalidRequest(format!(
+                    "`extra` is not JSON: {e}"
+                )));
+            }
         },
     };
     Ok(ChatRequest {

@@ -95,8 +95,16 @@ impl wit::Host for TraceCtx<'_> {
 }
 
 impl wit::HostSpan for TraceCtx<'_> {
-    fn set_attribute(&mut self, span: Resource<GuestSpan>, key: String, value: Value) -> wasmtime::Result<()> {
-        self.table.get(&span)?.handle.set_attribute(key_value(key, value));
+    fn set_attribute(
+        &mut self,
+        span: Resource<GuestSpan>,
+        key: String,
+        value: Value,
+    ) -> wasmtime::Result<()> {
+        self.table
+            .get(&span)?
+            .handle
+            .set_attribute(key_value(key, value));
         Ok(())
     }
 
@@ -106,7 +114,10 @@ impl wit::HostSpan for TraceCtx<'_> {
         name: String,
         attributes: Vec<Attribute>,
     ) -> wasmtime::Result<()> {
-        self.table.get(&span)?.handle.add_event(name, key_values(attributes));
+        self.table
+            .get(&span)?
+            .handle
+            .add_event(name, key_values(attributes));
         Ok(())
     }
 
@@ -134,7 +145,10 @@ fn key_value(key: String, value: Value) -> KeyValue {
 }
 
 fn key_values(attributes: Vec<Attribute>) -> Vec<KeyValue> {
-    attributes.into_iter().map(|a| key_value(a.key, a.value)).collect()
+    attributes
+        .into_iter()
+        .map(|a| key_value(a.key, a.value))
+        .collect()
 }
 
 impl Drop for NodeTrace {

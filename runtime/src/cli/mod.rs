@@ -22,14 +22,17 @@ pub fn main() -> ExitCode {
     init_logging();
     let code = match cli.command {
         Command::Run(args) => run::run(args),
-        Command::Trace { command: TraceCommand::Show(args) } => trace::show(args),
+        Command::Trace {
+            command: TraceCommand::Show(args),
+        } => trace::show(args),
     };
     ExitCode::from(code)
 }
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("KETTLE_LOG").unwrap_or_else(|_| EnvFilter::new("warn,kettle::node=info"));
+    let filter = EnvFilter::try_from_env("KETTLE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("warn,kettle::node=info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

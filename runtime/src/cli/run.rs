@@ -5,15 +5,18 @@ use super::summary;
 use super::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, cache_dir};
 use crate::engine::{ComponentEvent, RunOptions, Runtime, load_agent};
 use crate::sandbox::{CompileCache, Sandbox, SandboxConfig};
-use crate::telemetry::{ExporterKind, Telemetry, TelemetryConfig};
 use crate::spec::TracingSettings;
-use std::path::{Path, PathBuf};
+use crate::telemetry::{ExporterKind, Telemetry, TelemetryConfig};
 use serde_json::{Map, Value};
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub fn run(args: RunArgs) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("kettle: cannot start the async runtime: {e}");
@@ -52,17 +55,30 @@ async fn run_async(args: RunArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     };
-    let exporter = trace_exporter(args.no_trace, args.trace_dir.as_deref(), agent.tracing.as_ref());
-    let telemetry = Arc::new(Telemetry::new(&TelemetryConfig { exporter, ..TelemetryConfig::default() }));
+    let exporter = trace_exporter(
+        args.no_trace,
+        args.trace_dir.as_deref(),
+        agent.tracing.as_ref(),
+    );
+    let telemetry = Arc::new(Telemetry::new(&TelemetryConfig {
+        exporter,
+        ..TelemetryConfig::default()
+    }));
     let runtime = Runtime::new(sandbox, telemetry.clone());
-    let options = RunOptions { max_steps: args.max_steps };
+    let options = RunOptions {
+        max_steps: args.max_steps,
+    };
     let report = runtime.run(&agent, input, &options, interrupted()).await;
 
-    let state = serde_json::to_string_pretty(&Value::Object(report.state.clone())).unwrap_or_default();
+    let state =
+        serde_json::to_string_pretty(&Value::Object(report.state.clone())).unwrap_or_default();
     match &args.output {
         Some(path) => {
             if let Err(e) = std::fs::write(path, format!("{state}\n")) {
-                eprintln!("kettle: cannot write {}: {e}; the final state follows", path.display());
+                eprintln!(
+                    "kettle: cannot write {}: {e}; the final state follows",
+                    path.display()
+                );
                 println!("{state}");
             }
         }
@@ -77,7 +93,11 @@ async fn run_async(args: RunArgs) -> u8 {
     if let Err(e) = tokio::task::spawn_blocking(move || telemetry.shutdown()).await {
         eprintln!("kettle: the trace exporter did not stop cleanly: {e}");
     }
-    if report.outcome.is_ok() { EXIT_OK } else { EXIT_RUN_FAILED }
+    if report.outcome.is_ok() {
+        EXIT_OK
+    } else {
+        EXIT_RUN_FAILED
+    }
 }
 
 fn read_input(args: &RunArgs) -> Result<Map<String, Value>, String> {
@@ -85,18 +105,23 @@ fn read_input(args: &RunArgs) -> Result<Map<String, Value>, String> {
         (Some(text), _) => (text.clone(), "--input".to_string()),
         (None, Some(path)) if path.as_os_str() == "-" => {
             let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).map_err(|e| format!("cannot read stdin: {e}"))?;
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| format!("cannot read stdin: {e}"))?;
             (text, "stdin".to_string())
         }
         (None, Some(path)) => (
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read --input-file {}: {e}", path.display()))?,
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read --input-file {}: {e}", path.display()))?,
             path.display().to_string(),
         ),
         (None, None) => return Ok(Map::new()),
     };
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(format!("the input ({origin}) must be a JSON object, such as '{{\"topic\": \"tea\"}}'")),
+        Ok(_) => Err(format!(
+            "the input ({origin}) must be a JSON object, such as '{{\"topic\": \"tea\"}}'"
+        )),
         Err(e) => Err(format!("the input ({origin}) is not JSON: {e}")),
     }
 }
@@ -118,7 +143,11 @@ async fn interrupted() -> String {
 }
 
 /// The exporter: CLI flags beat `settings.tracing`, which beats the environment.
-fn trace_exporter(no_trace: bool, dir: Option<&Path>, settings: Option<&TracingSettings>) -> ExporterKind {
+fn trace_exporter(
+    no_trace: bool,
+    dir: Option<&Path>,
+    settings: Option<&TracingSettings>,
+) -> ExporterKind {
     if no_trace {
         return ExporterKind::None;
     }
@@ -126,7 +155,8 @@ fn trace_exporter(no_trace: bool, dir: Option<&Path>, settings: Option<&TracingS
         return ExporterKind::File(dir.to_path_buf());
     }
     let exporter = settings.and_then(|s| s.exporter.as_deref());
-    let sdk_disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    let sdk_disabled =
+        std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
     if exporter == Some("none") || (exporter.is_none() && sdk_disabled) {
         return ExporterKind::None;
     }

@@ -7,19 +7,37 @@ use std::fmt::Write;
 pub fn component_event(event: &ComponentEvent) -> String {
     match event {
         ComponentEvent::Progress(line) => format!("{line}…"),
-        ComponentEvent::Built { node, took } => format!("built node `{node}` in {:.1} s", took.as_secs_f64()),
-        ComponentEvent::Loaded { node, outcome: LoadOutcome::Compiled { took } } => {
-            format!("compiled node `{node}` in {:.2} s (cached for the next runs)", took.as_secs_f64())
+        ComponentEvent::Built { node, took } => {
+            format!("built node `{node}` in {:.1} s", took.as_secs_f64())
         }
-        ComponentEvent::Loaded { node, outcome: LoadOutcome::Cached { took } } => {
-            format!("loaded node `{node}` from the compile cache in {} ms", took.as_millis())
+        ComponentEvent::Loaded {
+            node,
+            outcome: LoadOutcome::Compiled { took },
+        } => {
+            format!(
+                "compiled node `{node}` in {:.2} s (cached for the next runs)",
+                took.as_secs_f64()
+            )
+        }
+        ComponentEvent::Loaded {
+            node,
+            outcome: LoadOutcome::Cached { took },
+        } => {
+            format!(
+                "loaded node `{node}` from the compile cache in {} ms",
+                took.as_millis()
+            )
         }
     }
 }
 
 pub fn run_summary(report: &RunReport) -> String {
     let mut out = String::new();
-    let verdict = if report.outcome.is_ok() { "finished" } else { "FAILED" };
+    let verdict = if report.outcome.is_ok() {
+        "finished"
+    } else {
+        "FAILED"
+    };
     let llm = &report.llm;
     let _ = writeln!(
         out,
@@ -38,7 +56,11 @@ pub fn run_summary(report: &RunReport) -> String {
     match &report.trace_file {
         Some(file) => {
             let _ = writeln!(out, "  trace   {} → {}", report.trace_id, file.display());
-            let _ = writeln!(out, "          see it with: kettle trace show {}", report.run_id);
+            let _ = writeln!(
+                out,
+                "          see it with: kettle trace show {}",
+                report.run_id
+            );
         }
         None => {
             let _ = writeln!(out, "  trace   {} (not exported)", report.trace_id);

@@ -46,13 +46,22 @@ fn resolve(args: &TraceShowArgs) -> Result<PathBuf, String> {
             args.dir.display()
         ));
     }
-    let entries = std::fs::read_dir(&args.dir)
-        .map_err(|e| format!("no traces in {}: {e}; run an agent first (kettle run AGENT.yaml)", args.dir.display()))?;
+    let entries = std::fs::read_dir(&args.dir).map_err(|e| {
+        format!(
+            "no traces in {}: {e}; run an agent first (kettle run AGENT.yaml)",
+            args.dir.display()
+        )
+    })?;
     entries
         .filter_map(Result::ok)
         .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .max()
         .map(|(_, path)| path)
-        .ok_or_else(|| format!("no trace files in {}; run an agent first", args.dir.display()))
+        .ok_or_else(|| {
+            format!(
+                "no trace files in {}; run an agent first",
+                args.dir.display()
+            )
+        })
 }

@@ -3,7 +3,9 @@
 
 use crate::graph::{self, ComponentSource, Graph};
 use crate::llm::{LlmClient, LlmConfigError};
-use crate::sandbox::{BuildError, LoadOutcome, PreparedComponent, Sandbox, SandboxError, build_rust_node};
+use crate::sandbox::{
+    BuildError, LoadOutcome, PreparedComponent, Sandbox, SandboxError, build_rust_node,
+};
 use crate::spec::{self, SpecErrors, TracingSettings};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -45,7 +47,10 @@ pub enum AgentLoadError {
     #[error("{0}")]
     Spec(#[from] SpecErrors),
     #[error("{}: {source}", path.display())]
-    Llm { path: PathBuf, source: LlmConfigError },
+    Llm {
+        path: PathBuf,
+        source: LlmConfigError,
+    },
     #[error("node `{node}`: {source}")]
     Build { node: String, source: BuildError },
     #[error("node `{node}`: {source}")]
@@ -59,10 +64,23 @@ pub async fn load_agent(
     cache_dir: &Path,
     events: &(dyn Fn(ComponentEvent) + Sync),
 ) -> Result<Agent, AgentLoadError> {
-    let loaded = spec::load_file(path)?;
-    let graph = graph::compile(&loaded)?;
-    let llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
-        .map_err(|source| AgentLoadError::Llm { path: path.into(), source })?;
+    let loaded = spec::parse_file(path)?;
+    // Structural and template errors are reported together, in file order.
+    let mut errors = spec::validate(&loaded);
+    let graph = graph::compile(&loaded).map_err(|more| errors.extend(more.0));
+    let graph = match graph {
+        Ok(graph) if errors.is_empty() => graph,
+        _ => {
+            errors.sort_by_key(|e| (e.line, e.column));
+            return Err(SpecErrors(errors).into());
+        }
+    };
+    let llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref()).map_err(|source| {
+        AgentLoadError::Llm {
+            path: path.into(),
+            source,
+        }
+    })?;
 
     let progress = |line: &str| events(ComponentEvent::Progress(line.to_string()));
     let mut prepared: HashMap<PathBuf, Arc<PreparedComponent>> = HashMap::new();
@@ -74,26 +92,37 @@ pub async fn load_agent(
             ComponentSource::RustFolder(dir) => {
                 let built = build_rust_node(dir, cache_dir, &progress)
                     .await
-                    .map_err(|source| AgentLoadError::Build { node: node.clone(), source })?;
+                    .map_err(|source| AgentLoadError::Build {
+                        node: node.clone(),
+                        source,
+                    })?;
                 if built.built {
-                    events(ComponentEvent::Built { node: node.clone(), took: built.took });
+                    events(ComponentEvent::Built {
+                        node: node.clone(),
+                        took: built.took,
+                    });
                 }
                 built.wasm
             }
         };
-        let component = match prepared.get(&wasm) {
-            Some(component) => component.clone(),
-            None => {
-                let component = Arc::new(
-                    sandbox
-                        .prepare(&wasm)
-                        .map_err(|source| AgentLoadError::Sandbox { node: node.clone(), source })?,
-                );
-                events(ComponentEvent::Loaded { node: node.clone(), outcome: component.load.clone() });
-                prepared.insert(wasm, component.clone());
-                component
-            }
-        };
+        let component =
+            match prepared.get(&wasm) {
+                Some(component) => component.clone(),
+                None => {
+                    let component = Arc::new(sandbox.prepare(&wasm).map_err(|source| {
+                        AgentLoadError::Sandbox {
+                            node: node.clone(),
+                            source,
+                        }
+                    })?);
+                    events(ComponentEvent::Loaded {
+                        node: node.clone(),
+                        outcome: component.load.clone(),
+                    });
+                    prepared.insert(wasm, component.clone());
+                    component
+                }
+            };
         components.insert(index, component);
     }
 

@@ -4,8 +4,14 @@
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RunError {
     #[error("node `{node}` failed ({kind}): {message}")]
-    Node { node: String, kind: String, message: String },
-    #[error("the run made {limit} node executions without reaching the end; the last node was `{node}`. If the loop is intended, raise settings.max_steps (or --max-steps)")]
+    Node {
+        node: String,
+        kind: String,
+        message: String,
+    },
+    #[error(
+        "the run made {limit} node executions without reaching the end; the last node was `{node}`. If the loop is intended, raise settings.max_steps (or --max-steps)"
+    )]
     StepLimit { limit: u32, node: String },
     #[error("the run was interrupted ({0})")]
     Interrupted(String),
@@ -13,6 +19,10 @@ pub enum RunError {
 
 impl RunError {
     pub fn node(node: &str, kind: &str, message: impl Into<String>) -> Self {
-        RunError::Node { node: node.into(), kind: kind.into(), message: message.into() }
+        RunError::Node {
+            node: node.into(),
+            kind: kind.into(),
+            message: message.into(),
+        }
     }
 }

@@ -8,7 +8,10 @@ use serde_json::{Map, Value, json};
 pub fn request_from(with: &Map<String, Value>) -> Result<ChatRequest, String> {
     let mut messages = Vec::new();
     if let Some(system) = with.get("system") {
-        messages.push(ChatMessage { role: Role::System, content: text(system, "system")? });
+        messages.push(ChatMessage {
+            role: Role::System,
+            content: text(system, "system")?,
+        });
     }
     if let Some(list) = with.get("messages") {
         let list: Vec<ChatMessage> = serde_json::from_value(list.clone()).map_err(|e| {
@@ -17,22 +20,34 @@ pub fn request_from(with: &Map<String, Value>) -> Result<ChatRequest, String> {
         messages.extend(list);
     }
     if let Some(prompt) = with.get("prompt") {
-        messages.push(ChatMessage { role: Role::User, content: text(prompt, "prompt")? });
+        messages.push(ChatMessage {
+            role: Role::User,
+            content: text(prompt, "prompt")?,
+        });
     }
     let number = |key: &str| with.get(key).filter(|v| !v.is_null());
     Ok(ChatRequest {
         messages,
         model: with.get("model").map(|m| text(m, "model")).transpose()?,
         temperature: number("temperature")
-            .map(|v| v.as_f64().map(|f| f as f32).ok_or("`temperature` must be a number"))
+            .map(|v| {
+                v.as_f64()
+                    .map(|f| f as f32)
+                    .ok_or("`temperature` must be a number")
+            })
             .transpose()?,
         max_tokens: number("max_tokens")
-            .map(|v| v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or("`max_tokens` must be a positive integer"))
+            .map(|v| {
+                v.as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or("`max_tokens` must be a positive integer")
+            })
             .transpose()?,
         stop: match with.get("stop") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::String(s)) => vec![s.clone()],
-            Some(v) => serde_json::from_value(v.clone()).map_err(|_| "`stop` must be a string or a list of strings")?,
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|_| "`stop` must be a string or a list of strings")?,
         },
         extra: Map::new(),
     })

@@ -78,11 +78,19 @@ impl Runtime {
         let trace_file = self.telemetry.register_run(trace_id, &run_id);
         let root_guard = SpanGuard::new(root.clone());
         let usage = Arc::new(LlmUsage::default());
-        let scope = RunScope { agent, run_id: &run_id, root: &root, usage: &usage };
+        let scope = RunScope {
+            agent,
+            run_id: &run_id,
+            root: &root,
+            usage: &usage,
+        };
 
         let mut state = input;
         let mut nodes_run = 0;
-        let max_steps = options.max_steps.or(agent.max_steps).unwrap_or(DEFAULT_MAX_STEPS);
+        let max_steps = options
+            .max_steps
+            .or(agent.max_steps)
+            .unwrap_or(DEFAULT_MAX_STEPS);
         let outcome = tokio::select! {
             outcome = self.run_loop(&scope, &mut state, &mut nodes_run, max_steps) => outcome,
             reason = interrupt => Err(RunError::Interrupted(reason)),
@@ -93,11 +101,12 @@ impl Runtime {
             Err(e) => root_guard.finish_error(e.to_string()),
         }
         let telemetry = self.telemetry.clone();
-        let trace_error = match tokio::task::spawn_blocking(move || telemetry.finish_run(trace_id)).await {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(e) => Some(format!("the trace flush did not complete: {e}")),
-        };
+        let trace_error =
+            match tokio::task::spawn_blocking(move || telemetry.finish_run(trace_id)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(format!("the trace flush did not complete: {e}")),
+            };
         RunReport {
             run_id,
             agent: agent.name.clone(),
@@ -126,7 +135,10 @@ impl Runtime {
         while let Next::Node(index) = next {
             let name = &graph.nodes[index].name;
             if *nodes_run >= max_steps {
-                return Err(RunError::StepLimit { limit: max_steps, node: name.clone() });
+                return Err(RunError::StepLimit {
+                    limit: max_steps,
+                    node: name.clone(),
+                });
             }
             *nodes_run += 1;
             let update = self.run_node(scope, index, state).await?;
@@ -160,14 +172,21 @@ impl Runtime {
             ],
         ));
         let result = match &node.kind {
-            NodeKind::Component { config, .. } => self.run_component(scope, index, config, state, span.handle()).await,
-            NodeKind::LlmCall { with, output } => self.run_llm_call(scope, &node.name, with, output, state, span.handle()).await,
+            NodeKind::Component { config, .. } => {
+                self.run_component(scope, index, config, state, span.handle())
+                    .await
+            }
+            NodeKind::LlmCall { with, output } => {
+                self.run_llm_call(scope, &node.name, with, output, state, span.handle())
+                    .await
+            }
         };
         match &result {
             Ok(_) => span.finish_ok(),
             Err(e) => {
                 if let RunError::Node { kind, .. } = e {
-                    span.handle().set_attribute(KeyValue::new("error.type", kind.clone()));
+                    span.handle()
+                        .set_attribute(KeyValue::new("error.type", kind.clone()));
                 }
                 span.finish_error(e.to_string());
             }
@@ -195,7 +214,10 @@ impl Runtime {
             config: config.to_string(),
             state: Value::Object(state.clone()).to_string(),
             trace: NodeTrace::new(self.telemetry.tracer().clone(), span.clone()),
-            llm: NodeLlm { client: scope.agent.llm.clone(), usage: scope.usage.clone() },
+            llm: NodeLlm {
+                client: scope.agent.llm.clone(),
+                usage: scope.usage.clone(),
+            },
         };
         let output = self
             .sandbox
@@ -203,16 +225,26 @@ impl Runtime {
             .await
             .map_err(|failure| RunError::node(node, failure.kind(), failure.to_string()))?;
         if output.leaked_spans > 0 {
-            span.set_attribute(KeyValue::new("kettle.node.leaked_spans", output.leaked_spans as i64));
+            span.set_attribute(KeyValue::new(
+                "kettle.node.leaked_spans",
+                output.leaked_spans as i64,
+            ));
         }
         match serde_json::from_str::<Value>(&output.update) {
             Ok(Value::Object(update)) => Ok(update),
             Ok(other) => Err(RunError::node(
                 node,
                 "bad_output",
-                format!("the node must return a JSON object (a state update), not {}", json_type(&other)),
+                format!(
+                    "the node must return a JSON object (a state update), not {}",
+                    json_type(&other)
+                ),
             )),
-            Err(e) => Err(RunError::node(node, "bad_output", format!("the node returned text that is not JSON: {e}"))),
+            Err(e) => Err(RunError::node(
+                node,
+                "bad_output",
+                format!("the node returned text that is not JSON: {e}"),
+            )),
         }
     }
 
@@ -228,14 +260,22 @@ impl Runtime {
         let context = json!({ "state": state, "variables": scope.agent.variables });
         let mut rendered = Map::new();
         for (key, value) in with {
-            let value = template::render_value(value, &context)
-                .map_err(|e| RunError::node(node, "template", format!("field `with.{key}`: {e}")))?;
+            let value = template::render_value(value, &context).map_err(|e| {
+                RunError::node(node, "template", format!("field `with.{key}`: {e}"))
+            })?;
             rendered.insert(key.clone(), value);
         }
-        let request = llm_node::request_from(&rendered).map_err(|e| RunError::node(node, "invalid_request", e))?;
-        let response = traced_call(&scope.agent.llm, self.telemetry.tracer(), span, scope.usage, request)
-            .await
-            .map_err(|e| RunError::node(node, e.kind(), e.to_string()))?;
+        let request = llm_node::request_from(&rendered)
+            .map_err(|e| RunError::node(node, "invalid_request", e))?;
+        let response = traced_call(
+            &scope.agent.llm,
+            self.telemetry.tracer(),
+            span,
+            scope.usage,
+            request,
+        )
+        .await
+        .map_err(|e| RunError::node(node, e.kind(), e.to_string()))?;
         let mut update = Map::new();
         update.insert(output.to_string(), llm_node::result_value(&response));
         Ok(update)

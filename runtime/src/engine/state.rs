@@ -16,8 +16,12 @@ mod tests {
 
     #[test]
     fn top_level_keys_are_replaced_not_deep_merged() {
-        let Value::Object(mut state) = json!({"a": {"x": 1}, "b": 2}) else { unreachable!() };
-        let Value::Object(update) = json!({"a": {"y": 2}, "c": 3}) else { unreachable!() };
+        let Value::Object(mut state) = json!({"a": {"x": 1}, "b": 2}) else {
+            unreachable!()
+        };
+        let Value::Object(update) = json!({"a": {"y": 2}, "c": 3}) else {
+            unreachable!()
+        };
         merge_update(&mut state, update);
         assert_eq!(Value::Object(state), json!({"a": {"y": 2}, "b": 2, "c": 3}));
     }

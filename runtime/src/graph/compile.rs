@@ -3,27 +3,53 @@
 
 use super::template;
 use super::{ComponentSource, Graph, GraphNode, Next, NodeKind};
-use crate::spec::{END, LoadedSpec, SpecError, SpecErrors, START};
+use crate::spec::{END, LoadedSpec, START, SpecError, SpecErrors};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
 /// Parameters `uses: llm.call` accepts in `with:`.
-pub const LLM_CALL_PARAMS: &[&str] = &["model", "messages", "prompt", "system", "temperature", "max_tokens", "stop"];
+pub const LLM_CALL_PARAMS: &[&str] = &[
+    "model",
+    "messages",
+    "prompt",
+    "system",
+    "temperature",
+    "max_tokens",
+    "stop",
+];
 
 pub fn compile(loaded: &LoadedSpec) -> Result<Graph, SpecErrors> {
     let spec = &loaded.spec;
-    let index: HashMap<&str, usize> = spec.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
-    let target = |name: &str| if name == END { Next::End } else { index.get(name).map_or(Next::End, |i| Next::Node(*i)) };
+    let index: HashMap<&str, usize> = spec
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
+        .collect();
+    let target = |name: &str| {
+        if name == END {
+            Next::End
+        } else {
+            index.get(name).map_or(Next::End, |i| Next::Node(*i))
+        }
+    };
     let mut errors = Vec::new();
 
     let mut nodes = Vec::with_capacity(spec.nodes.len());
     for (i, node) in spec.nodes.iter().enumerate() {
         let kind = if let Some(component) = &node.component {
             let path = loaded.resolve(component);
-            let source = if path.is_dir() { ComponentSource::RustFolder(path) } else { ComponentSource::Wasm(path) };
+            let source = if path.is_dir() {
+                ComponentSource::RustFolder(path)
+            } else {
+                ComponentSource::Wasm(path)
+            };
             NodeKind::Component {
                 source,
-                config: node.config.clone().unwrap_or_else(|| Value::Object(Map::new())),
+                config: node
+                    .config
+                    .clone()
+                    .unwrap_or_else(|| Value::Object(Map::new())),
             }
         } else {
             let with = node.with.clone().unwrap_or_default();
@@ -33,13 +59,26 @@ pub fn compile(loaded: &LoadedSpec) -> Result<Graph, SpecErrors> {
                 output: node.output.clone().unwrap_or_else(|| node.name.clone()),
             }
         };
-        nodes.push(GraphNode { name: node.name.clone(), kind });
+        nodes.push(GraphNode {
+            name: node.name.clone(),
+            kind,
+        });
     }
 
     let mut successors: Vec<Next> = (0..nodes.len())
-        .map(|i| if i + 1 < nodes.len() { Next::Node(i + 1) } else { Next::End })
+        .map(|i| {
+            if i + 1 < nodes.len() {
+                Next::Node(i + 1)
+            } else {
+                Next::End
+            }
+        })
         .collect();
-    let mut entry = if nodes.is_empty() { Next::End } else { Next::Node(0) };
+    let mut entry = if nodes.is_empty() {
+        Next::End
+    } else {
+        Next::Node(0)
+    };
     for edge in &spec.edges {
         let to = target(&edge.to);
         if edge.from == START {
@@ -50,13 +89,22 @@ pub fn compile(loaded: &LoadedSpec) -> Result<Graph, SpecErrors> {
     }
 
     if errors.is_empty() {
-        Ok(Graph { nodes, entry, successors })
+        Ok(Graph {
+            nodes,
+            entry,
+            successors,
+        })
     } else {
         Err(SpecErrors(errors))
     }
 }
 
-fn check_llm_call(loaded: &LoadedSpec, node: usize, with: &Map<String, Value>, errors: &mut Vec<SpecError>) {
+fn check_llm_call(
+    loaded: &LoadedSpec,
+    node: usize,
+    with: &Map<String, Value>,
+    errors: &mut Vec<SpecError>,
+) {
     let name = &loaded.spec.nodes[node].name;
     let at = format!("nodes[{node}].with");
     if !with.contains_key("messages") && !with.contains_key("prompt") {
@@ -78,8 +126,13 @@ fn check_llm_call(loaded: &LoadedSpec, node: usize, with: &Map<String, Value>, e
             if let Err(message) = template::check(source) {
                 errors.push(loaded.error_at(
                     &path,
-                    format!("bad template in node `{name}`, field `{}`: {message}", &path[at.len() + 1..]),
-                    Some("templates use Jinja syntax: {{ state.key }}, {{ variables.name }}".into()),
+                    format!(
+                        "bad template in node `{name}`, field `{}`: {message}",
+                        &path[at.len() + 1..]
+                    ),
+                    Some(
+                        "templates use Jinja syntax: {{ state.key }}, {{ variables.name }}".into(),
+                    ),
                 ));
             }
         }

@@ -60,9 +60,12 @@ impl Graph {
     }
 
     pub fn components(&self) -> impl Iterator<Item = (usize, &ComponentSource)> {
-        self.nodes.iter().enumerate().filter_map(|(i, n)| match &n.kind {
-            NodeKind::Component { source, .. } => Some((i, source)),
-            NodeKind::LlmCall { .. } => None,
-        })
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| match &n.kind {
+                NodeKind::Component { source, .. } => Some((i, source)),
+                NodeKind::LlmCall { .. } => None,
+            })
     }
 }

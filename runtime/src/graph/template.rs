@@ -14,7 +14,9 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
 
 /// Checks the syntax of a template.
 pub fn check(source: &str) -> Result<(), String> {
-    ENV.template_from_str(source).map(|_| ()).map_err(|e| describe(&e))
+    ENV.template_from_str(source)
+        .map(|_| ())
+        .map_err(|e| describe(&e))
 }
 
 /// Every string inside `value`, with its path (for error locations).
@@ -46,7 +48,11 @@ fn collect<'a>(value: &'a Value, path: String, out: &mut Vec<(String, &'a str)>)
 pub fn render_value(value: &Value, context: &Value) -> Result<Value, String> {
     match value {
         Value::String(s) => render_string(s, context),
-        Value::Array(items) => items.iter().map(|v| render_value(v, context)).collect::<Result<_, _>>().map(Value::Array),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| render_value(v, context))
+            .collect::<Result<_, _>>()
+            .map(Value::Array),
         Value::Object(map) => map
             .iter()
             .map(|(k, v)| render_value(v, context).map(|v| (k.clone(), v)))
@@ -116,9 +122,18 @@ mod tests {
     #[test]
     fn renders_text_and_keeps_types_of_single_expressions() {
         let ctx = json!({"state": {"name": "kettle", "items": [1, 2]}});
-        assert_eq!(render_value(&json!("hi {{ state.name }}!"), &ctx).unwrap(), json!("hi kettle!"));
-        assert_eq!(render_value(&json!("{{ state.items }}"), &ctx).unwrap(), json!([1, 2]));
-        assert_eq!(render_value(&json!({"a": ["{{ state.name }}"]}), &ctx).unwrap(), json!({"a": ["kettle"]}));
+        assert_eq!(
+            render_value(&json!("hi {{ state.name }}!"), &ctx).unwrap(),
+            json!("hi kettle!")
+        );
+        assert_eq!(
+            render_value(&json!("{{ state.items }}"), &ctx).unwrap(),
+            json!([1, 2])
+        );
+        assert_eq!(
+            render_value(&json!({"a": ["{{ state.name }}"]}), &ctx).unwrap(),
+            json!({"a": ["kettle"]})
+        );
     }
 
     #[test]

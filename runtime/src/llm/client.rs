@@ -54,7 +54,8 @@ impl LlmClient {
             "openai" => {
                 let api_key = api_key(settings.api_key_env.as_deref())?;
                 let base_url = settings.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
-                let timeout = Duration::from_millis(settings.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
+                let timeout =
+                    Duration::from_millis(settings.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
                 let provider = OpenAiProvider::new(base_url, api_key, timeout)
                     .map_err(|e| LlmConfigError(format!("settings.llm.base_url: {e}")))?;
                 let default_model = settings.model.clone().ok_or_else(|| {
@@ -107,7 +108,9 @@ impl LlmClient {
         traceparent: Option<&str>,
     ) -> Result<ChatResponse, LlmError> {
         if request.messages.is_empty() {
-            return Err(LlmError::InvalidRequest("the request has no messages".into()));
+            return Err(LlmError::InvalidRequest(
+                "the request has no messages".into(),
+            ));
         }
         if request.temperature.is_none() {
             request.temperature = self.default_temperature;
@@ -131,6 +134,8 @@ fn api_key(named: Option<&str>) -> Result<Option<String>, LlmConfigError> {
                 "settings.llm.api_key_env names `{var}`, but that environment variable is not set; export it, or remove api_key_env for a server that needs no key"
             ))),
         },
-        None => Ok(std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty())),
+        None => Ok(std::env::var("OPENAI_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())),
     }
 }

@@ -17,7 +17,11 @@ impl MockProvider {
                 "the request has no user message".into(),
             ));
         };
-        let echoed: String = last.content.split_whitespace().collect::<Vec<_>>().join(" ");
+        let echoed: String = last
+            .content
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut content = String::from("[mock] ");
         if echoed.chars().count() > ECHO_CHARS {
             content.extend(echoed.chars().take(ECHO_CHARS));
@@ -45,7 +49,10 @@ impl MockProvider {
                 output_tokens: count_tokens(&content),
             },
             content,
-            model: request.model.clone().unwrap_or_else(|| DEFAULT_MODEL.into()),
+            model: request
+                .model
+                .clone()
+                .unwrap_or_else(|| DEFAULT_MODEL.into()),
             finish_reason: finish_reason.into(),
         })
     }
@@ -77,11 +84,21 @@ mod tests {
 
     #[test]
     fn same_request_same_answer() {
-        let a = MockProvider.complete(&request("tell me  about\nkettles")).unwrap();
-        let b = MockProvider.complete(&request("tell me  about\nkettles")).unwrap();
+        let a = MockProvider
+            .complete(&request("tell me  about\nkettles"))
+            .unwrap();
+        let b = MockProvider
+            .complete(&request("tell me  about\nkettles"))
+            .unwrap();
         assert_eq!(a, b);
         assert_eq!(a.content, "[mock] tell me about kettles");
-        assert_eq!(a.usage, Usage { input_tokens: 4, output_tokens: 5 });
+        assert_eq!(
+            a.usage,
+            Usage {
+                input_tokens: 4,
+                output_tokens: 5
+            }
+        );
         assert_eq!(a.model, "mock-1");
     }
 
@@ -97,6 +114,9 @@ mod tests {
     #[test]
     fn no_user_message_is_invalid() {
         let r = ChatRequest::default();
-        assert!(matches!(MockProvider.complete(&r), Err(LlmError::InvalidRequest(_))));
+        assert!(matches!(
+            MockProvider.complete(&r),
+            Err(LlmError::InvalidRequest(_))
+        ));
     }
 }

@@ -20,13 +20,18 @@ impl OpenAiProvider {
     pub fn new(base_url: &str, api_key: Option<String>, timeout: Duration) -> Result<Self, String> {
         let mut root = base_url.trim_end_matches('/').to_string();
         root.push_str("/chat/completions");
-        let endpoint = reqwest::Url::parse(&root).map_err(|e| format!("`{base_url}` is not a URL: {e}"))?;
+        let endpoint =
+            reqwest::Url::parse(&root).map_err(|e| format!("`{base_url}` is not a URL: {e}"))?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("kettle/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot create the HTTP client: {e}"))?;
-        Ok(Self { http, endpoint, api_key })
+        Ok(Self {
+            http,
+            endpoint,
+            api_key,
+        })
     }
 
     /// Host and port of the server, for `server.address` / `server.port`.
@@ -114,10 +119,14 @@ struct CompletionUsage {
 
 fn parse_response(text: &str, requested_model: &str) -> Result<ChatResponse, LlmError> {
     let completion: Completion = serde_json::from_str(text).map_err(|e| {
-        LlmError::Provider(format!("the provider's answer is not a chat completion: {e}"))
+        LlmError::Provider(format!(
+            "the provider's answer is not a chat completion: {e}"
+        ))
     })?;
     let Some(choice) = completion.choices.into_iter().next() else {
-        return Err(LlmError::Provider("the provider answered with no choices".into()));
+        return Err(LlmError::Provider(
+            "the provider answered with no choices".into(),
+        ));
     };
     let usage = completion.usage.map(|u| Usage {
         input_tokens: u.prompt_tokens.unwrap_or(0),
@@ -126,7 +135,9 @@ fn parse_response(text: &str, requested_model: &str) -> Result<ChatResponse, Llm
     Ok(ChatResponse {
         id: completion.id,
         content: choice.message.and_then(|m| m.content).unwrap_or_default(),
-        model: completion.model.unwrap_or_else(|| requested_model.to_string()),
+        model: completion
+            .model
+            .unwrap_or_else(|| requested_model.to_string()),
         finish_reason: choice.finish_reason.unwrap_or_else(|| "unknown".into()),
         usage: usage.unwrap_or_default(),
     })
@@ -143,7 +154,11 @@ fn transport_error(error: reqwest::Error) -> LlmError {
 fn status_error(status: u16, body: &str) -> LlmError {
     let detail = serde_json::from_str::<Value>(body)
         .ok()
-        .and_then(|v| v.pointer("/error/message").and_then(Value::as_str).map(str::to_string))
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| body.chars().take(300).collect());
     let message = format!("HTTP {status}: {detail}");
     match status {
@@ -165,7 +180,10 @@ mod tests {
         extra.insert("model".into(), json!("sneaky"));
         extra.insert("seed".into(), json!(7));
         let request = ChatRequest {
-            messages: vec![ChatMessage { role: Role::User, content: "hi".into() }],
+            messages: vec![ChatMessage {
+                role: Role::User,
+                content: "hi".into(),
+            }],
             max_tokens: Some(5),
             extra,
             ..ChatRequest::default()
@@ -181,8 +199,13 @@ mod tests {
     #[test]
     fn errors_map_to_variants() {
         assert!(matches!(status_error(429, "{}"), LlmError::RateLimited(_)));
-        assert!(matches!(status_error(400, r#"{"error":{"message":"bad"}}"#), LlmError::InvalidRequest(m) if m == "HTTP 400: bad"));
+        assert!(
+            matches!(status_error(400, r#"{"error":{"message":"bad"}}"#), LlmError::InvalidRequest(m) if m == "HTTP 400: bad")
+        );
         assert!(matches!(status_error(503, "down"), LlmError::Provider(_)));
-        assert!(matches!(parse_response(r#"{"choices":[]}"#, "m"), Err(LlmError::Provider(_))));
+        assert!(matches!(
+            parse_response(r#"{"choices":[]}"#, "m"),
+            Err(LlmError::Provider(_))
+        ));
     }
 }

@@ -33,11 +33,18 @@ pub enum BuildError {
     #[error("cannot install the Rust target {TARGET}: {output}\n  to retry by hand: {command}")]
     Toolchain { output: String, command: String },
     #[error("building {} failed:\n{output}\n  to rebuild by hand: (cd {} && {command})", dir.display(), dir.display())]
-    Failed { dir: PathBuf, output: String, command: String },
+    Failed {
+        dir: PathBuf,
+        output: String,
+        command: String,
+    },
     #[error("cargo built {} but produced no .wasm component; is it a `crate-type = [\"cdylib\"]` library?", dir.display())]
     NoArtifact { dir: PathBuf },
     #[error("cannot build {}: {source}", dir.display())]
-    Io { dir: PathBuf, source: std::io::Error },
+    Io {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Builds the Rust node in `dir` unless its last build is up to date. `progress` receives one
@@ -48,27 +55,45 @@ pub async fn build_rust_node(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<BuildOutcome, BuildError> {
     let started = Instant::now();
-    let io = |source| BuildError::Io { dir: dir.to_path_buf(), source };
+    let io = |source| BuildError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    };
     let dir = dir.canonicalize().map_err(io)?;
     let builds = cache_dir.join("builds");
     let id = hex::encode(Sha256::digest(dir.to_string_lossy().as_bytes()));
     let wasm = builds.join(format!("{}.wasm", &id[..32]));
     let stamp = builds.join(format!("{}.fingerprint", &id[..32]));
     let fingerprint = fingerprint(&dir).map_err(io)?;
-    if wasm.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(fingerprint.as_str()) {
-        return Ok(BuildOutcome { wasm, built: false, took: started.elapsed() });
+    if wasm.is_file()
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(fingerprint.as_str())
+    {
+        return Ok(BuildOutcome {
+            wasm,
+            built: false,
+            took: started.elapsed(),
+        });
     }
 
     ensure_target(progress).await?;
     let command = format!("cargo build --release --target {TARGET}");
     progress(&format!("building {} ({command})", dir.display()));
     let output = Command::new("cargo")
-        .args(["build", "--release", "--target", TARGET, "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            TARGET,
+            "--message-format=json-render-diagnostics",
+        ])
         .current_dir(&dir)
         .stdin(Stdio::null())
         .output()
         .await
-        .map_err(|e| BuildError::Io { dir: dir.clone(), source: e })?;
+        .map_err(|e| BuildError::Io {
+            dir: dir.clone(),
+            source: e,
+        })?;
     if !output.status.success() {
         return Err(BuildError::Failed {
             dir,
@@ -84,7 +109,11 @@ pub async fn build_rust_node(
     std::fs::copy(&built, &partial).map_err(io)?;
     std::fs::rename(&partial, &wasm).map_err(io)?;
     std::fs::write(&stamp, &fingerprint).map_err(io)?;
-    Ok(BuildOutcome { wasm, built: true, took: started.elapsed() })
+    Ok(BuildOutcome {
+        wasm,
+        built: true,
+        took: started.elapsed(),
+    })
 }
 
 /// Hash of every source file's path, size and modification time, plus the WIT.
@@ -104,7 +133,11 @@ fn fingerprint(dir: &Path) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, u64, u128)>) -> std::io::Result<()> {
+fn collect_files(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<(String, u64, u128)>,
+) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -122,7 +155,11 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, u64, u128)>) ->
                 .ok()
                 .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_nanos());
-            let relative = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
+            let relative = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
             out.push((relative, meta.len(), modified));
         }
     }
@@ -130,27 +167,42 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, u64, u128)>) ->
 }
 
 async fn ensure_target(progress: &(dyn Fn(&str) + Sync)) -> Result<(), BuildError> {
-    let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().await;
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .await;
     if let Ok(out) = &sysroot
         && out.status.success()
     {
         let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if Path::new(&sysroot).join("lib/rustlib").join(TARGET).is_dir() {
+        if Path::new(&sysroot)
+            .join("lib/rustlib")
+            .join(TARGET)
+            .is_dir()
+        {
             return Ok(());
         }
     }
     let command = format!("rustup target add {TARGET}");
-    progress(&format!("installing the Rust target {TARGET}, once ({command})"));
+    progress(&format!(
+        "installing the Rust target {TARGET}, once ({command})"
+    ));
     let out = Command::new("rustup")
         .args(["target", "add", TARGET])
         .stdin(Stdio::null())
         .output()
         .await
-        .map_err(|e| BuildError::Toolchain { output: e.to_string(), command: command.clone() })?;
+        .map_err(|e| BuildError::Toolchain {
+            output: e.to_string(),
+            command: command.clone(),
+        })?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(BuildError::Toolchain { output: tail(&String::from_utf8_lossy(&out.stderr), 20), command })
+        Err(BuildError::Toolchain {
+            output: tail(&String::from_utf8_lossy(&out.stderr), 20),
+            command,
+        })
     }
 }
 

@@ -25,7 +25,9 @@ pub struct CompileCache {
 
 impl CompileCache {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into().join("components") }
+        Self {
+            dir: dir.into().join("components"),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -42,7 +44,12 @@ impl CompileCache {
             // wasmtime still checks its header and version before using it.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => {
-                    return Ok((component, LoadOutcome::Cached { took: started.elapsed() }));
+                    return Ok((
+                        component,
+                        LoadOutcome::Cached {
+                            took: started.elapsed(),
+                        },
+                    ));
                 }
                 Err(error) => {
                     tracing::warn!(path = %path.display(), %error, "unusable compile cache entry; compiling again");

@@ -56,7 +56,15 @@ pub(super) async fn execute(
     pre: &NodePre<NodeHost>,
     invocation: NodeInvocation,
 ) -> Result<NodeOutput, NodeFailure> {
-    let NodeInvocation { run_id, node_name, attempt, config, state, trace, llm } = invocation;
+    let NodeInvocation {
+        run_id,
+        node_name,
+        attempt,
+        config,
+        state,
+        trace,
+        llm,
+    } = invocation;
     let context = NodeContext {
         run_id: run_id.clone(),
         node_name: node_name.clone(),
@@ -69,7 +77,9 @@ pub(super) async fn execute(
     let outcome = match pre.instantiate_async(&mut store).await {
         Ok(node) => node.call_run(&mut store, &context, &state).await,
         Err(e) => {
-            return Err(NodeFailure::Instantiate { message: format!("{e:#}") });
+            return Err(NodeFailure::Instantiate {
+                message: format!("{e:#}"),
+            });
         }
     };
 
@@ -85,7 +95,10 @@ pub(super) async fn execute(
     forward_output(&context.node_name, "stderr", &stderr);
 
     match outcome {
-        Ok(Ok(update)) => Ok(NodeOutput { update, leaked_spans }),
+        Ok(Ok(update)) => Ok(NodeOutput {
+            update,
+            leaked_spans,
+        }),
         Ok(Err(error)) => {
             let (kind, message) = match error {
                 NodeError::InvalidInput(m) => ("invalid_input", m),

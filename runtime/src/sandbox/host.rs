@@ -42,7 +42,9 @@ impl NodeHost {
             node_name,
             trace,
             llm,
-            limits: StoreLimitsBuilder::new().memory_size(DEFAULT_MEMORY_BYTES).build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(DEFAULT_MEMORY_BYTES)
+                .build(),
             stdout,
             stderr,
         }

@@ -16,7 +16,10 @@ pub enum SandboxError {
     #[error("cannot start the WebAssembly engine: {0}")]
     Engine(String),
     #[error("cannot read component {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{} is not a valid component: {message}", path.display())]
     Compile { path: PathBuf, message: String },
     #[error("{} does not fit the kettle:node world: {message}\n  hint: build the node against wit/ of this Kettle (kettle-guest for Rust)", path.display())]
@@ -43,10 +46,17 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         let link = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
-        llm::add_to_linker::<NodeHost, LlmCapability>(&mut linker, NodeHost::llm_ctx).map_err(link)?;
-        trace::add_to_linker::<NodeHost, TraceCapability>(&mut linker, NodeHost::trace_ctx).map_err(link)?;
-        log::add_to_linker::<NodeHost, LogCapability>(&mut linker, NodeHost::log_ctx).map_err(link)?;
-        Ok(Self { engine, linker, cache })
+        llm::add_to_linker::<NodeHost, LlmCapability>(&mut linker, NodeHost::llm_ctx)
+            .map_err(link)?;
+        trace::add_to_linker::<NodeHost, TraceCapability>(&mut linker, NodeHost::trace_ctx)
+            .map_err(link)?;
+        log::add_to_linker::<NodeHost, LogCapability>(&mut linker, NodeHost::log_ctx)
+            .map_err(link)?;
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+        })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -59,18 +69,36 @@ impl Sandbox {
 
     /// Compiles (or loads from the cache) and links the component at `path`.
     pub fn prepare(&self, path: &Path) -> Result<PreparedComponent, SandboxError> {
-        let wasm = std::fs::read(path).map_err(|source| SandboxError::Read { path: path.into(), source })?;
-        let (component, load) = self.cache.load(&self.engine, &wasm).map_err(|e| SandboxError::Compile {
+        let wasm = std::fs::read(path).map_err(|source| SandboxError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let (component, load) =
+            self.cache
+                .load(&self.engine, &wasm)
+                .map_err(|e| SandboxError::Compile {
+                    path: path.into(),
+                    message: format!("{e:#}"),
+                })?;
+        let link = |e: wasmtime::Error| SandboxError::Link {
             path: path.into(),
             message: format!("{e:#}"),
-        })?;
-        let link = |e: wasmtime::Error| SandboxError::Link { path: path.into(), message: format!("{e:#}") };
-        let pre = NodePre::new(self.linker.instantiate_pre(&component).map_err(link)?).map_err(link)?;
-        Ok(PreparedComponent { path: path.into(), load, pre })
+        };
+        let pre =
+            NodePre::new(self.linker.instantiate_pre(&component).map_err(link)?).map_err(link)?;
+        Ok(PreparedComponent {
+            path: path.into(),
+            load,
+            pre,
+        })
     }
 
     /// Runs one execution of `component` in a fresh instance.
-    pub async fn execute(&self, component: &PreparedComponent, invocation: NodeInvocation) -> Result<NodeOutput, NodeFailure> {
+    pub async fn execute(
+        &self,
+        component: &PreparedComponent,
+        invocation: NodeInvocation,
+    ) -> Result<NodeOutput, NodeFailure> {
         super::execute::execute(&self.engine, &component.pre, invocation).await
     }
 }

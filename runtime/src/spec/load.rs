@@ -3,7 +3,7 @@
 use super::error::{SpecError, SpecErrors};
 use super::locate::Locator;
 use super::model::AgentSpec;
-use super::validate::validate;
+pub use super::validate::validate;
 use std::path::{Path, PathBuf};
 
 /// A parsed and validated agent file.
@@ -19,7 +19,12 @@ pub struct LoadedSpec {
 
 impl LoadedSpec {
     /// An error located at `path` (such as `nodes[1].with.prompt`) in this file.
-    pub fn error_at(&self, path: &str, message: impl Into<String>, hint: Option<String>) -> SpecError {
+    pub fn error_at(
+        &self,
+        path: &str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> SpecError {
         let (line, column) = self.locator.find(path).unwrap_or((0, 0));
         SpecError {
             file: self.path.clone(),
@@ -38,38 +43,46 @@ impl LoadedSpec {
 
 /// Loads and validates the agent file at `path`.
 pub fn load_file(path: &Path) -> Result<LoadedSpec, SpecErrors> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
-        SpecErrors(vec![SpecError {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read the agent file: {e}"),
-            hint: Some("check the path; `kettle run examples/hello/agent.yaml` runs the demo".into()),
-        }])
-    })?;
-    load_str(&source, path)
-}
-
-/// Loads and validates agent YAML `source`, as if read from `path`.
-pub fn load_str(source: &str, path: &Path) -> Result<LoadedSpec, SpecErrors> {
-    let spec: AgentSpec = serde_yaml::from_str(source).map_err(|e| SpecErrors(vec![yaml_error(path, &e)]))?;
-    let base_dir = path
-        .parent()
-        .map(Path::to_path_buf)
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
-    let loaded = LoadedSpec {
-        spec,
-        path: path.to_path_buf(),
-        base_dir,
-        locator: Locator::new(source),
-    };
+    let loaded = parse_file(path)?;
     let errors = validate(&loaded);
     if errors.is_empty() {
         Ok(loaded)
     } else {
         Err(SpecErrors(errors))
     }
+}
+
+/// Parses and types the agent file at `path`, without the structural checks of [`validate`].
+pub fn parse_file(path: &Path) -> Result<LoadedSpec, SpecErrors> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        SpecErrors(vec![SpecError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the agent file: {e}"),
+            hint: Some(
+                "check the path; `kettle run examples/hello/agent.yaml` runs the demo".into(),
+            ),
+        }])
+    })?;
+    parse_str(&source, path)
+}
+
+/// Parses and types agent YAML `source`, as if read from `path`.
+pub fn parse_str(source: &str, path: &Path) -> Result<LoadedSpec, SpecErrors> {
+    let spec: AgentSpec =
+        serde_yaml::from_str(source).map_err(|e| SpecErrors(vec![yaml_error(path, &e)]))?;
+    let base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok(LoadedSpec {
+        spec,
+        path: path.to_path_buf(),
+        base_dir,
+        locator: Locator::new(source),
+    })
 }
 
 fn yaml_error(path: &Path, error: &serde_yaml::Error) -> SpecError {
@@ -83,7 +96,10 @@ fn yaml_error(path: &Path, error: &serde_yaml::Error) -> SpecError {
         message.truncate(cut);
     }
     let hint = if message.contains("unknown field") {
-        Some("remove the key or fix its spelling; the keys this place accepts are listed above".into())
+        Some(
+            "remove the key or fix its spelling; the keys this place accepts are listed above"
+                .into(),
+        )
     } else if message.contains("missing field") {
         Some("add the key named above".into())
     } else {

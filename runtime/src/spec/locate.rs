@@ -42,8 +42,15 @@ impl Locator {
 }
 
 enum Frame {
-    Mapping { path: String, key: Option<String> },
-    Sequence { path: String, index: usize },
+    Mapping {
+        path: String,
+        key: Option<String>,
+        seen_key: bool,
+    },
+    Sequence {
+        path: String,
+        index: usize,
+    },
 }
 
 #[derive(Default)]
@@ -58,7 +65,7 @@ impl Walker {
         let position = (mark.line(), mark.col() + 1);
         match self.stack.last_mut() {
             None => String::new(),
-            Some(Frame::Mapping { path, key }) => {
+            Some(Frame::Mapping { path, key, .. }) => {
                 let key = key.take().unwrap_or_default();
                 join(path, &key)
             }
@@ -85,9 +92,18 @@ impl MarkedEventReceiver for Walker {
         let position = (mark.line(), mark.col() + 1);
         match event {
             Event::Scalar(value, ..) => {
-                if let Some(Frame::Mapping { path, key }) = self.stack.last_mut()
+                if let Some(Frame::Mapping {
+                    path,
+                    key,
+                    seen_key,
+                }) = self.stack.last_mut()
                     && key.is_none()
                 {
+                    if !*seen_key {
+                        // A block mapping starts where its first key does.
+                        *seen_key = true;
+                        self.positions.insert(path.clone(), position);
+                    }
                     let full = join(path, &value);
                     self.positions.entry(full).or_insert(position);
                     *key = Some(value);
@@ -100,7 +116,11 @@ impl MarkedEventReceiver for Walker {
             }
             Event::MappingStart(..) => {
                 let path = self.value_path(mark);
-                self.stack.push(Frame::Mapping { path, key: None });
+                self.stack.push(Frame::Mapping {
+                    path,
+                    key: None,
+                    seen_key: false,
+                });
             }
             Event::SequenceStart(..) => {
                 let path = self.value_path(mark);

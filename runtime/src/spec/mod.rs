@@ -7,7 +7,7 @@ mod model;
 mod validate;
 
 pub use error::{SpecError, SpecErrors};
-pub use load::{LoadedSpec, load_file, load_str};
+pub use load::{LoadedSpec, load_file, parse_file, parse_str, validate};
 pub use model::{
-    AgentSpec, EdgeSpec, LlmSettings, NodeSpec, Settings, TracingSettings, END, START,
+    AgentSpec, END, EdgeSpec, LlmSettings, NodeSpec, START, Settings, TracingSettings,
 };

@@ -32,7 +32,10 @@ pub fn validate(loaded: &LoadedSpec) -> Vec<SpecError> {
         if let Some(first) = seen.insert(node.name.as_str(), index) {
             errors.push(loaded.error_at(
                 &format!("{at}.name"),
-                format!("node `{}` is defined twice (first as nodes[{first}])", node.name),
+                format!(
+                    "node `{}` is defined twice (first as nodes[{first}])",
+                    node.name
+                ),
                 Some("node names must be unique".into()),
             ));
         }
@@ -64,7 +67,12 @@ pub fn validate(loaded: &LoadedSpec) -> Vec<SpecError> {
     for (index, edge) in spec.edges.iter().enumerate() {
         let at = format!("edges[{index}]");
         if edge.from == END || (edge.from != START && !seen.contains_key(edge.from.as_str())) {
-            errors.push(unknown_node(loaded, &format!("{at}.from"), &edge.from, &seen));
+            errors.push(unknown_node(
+                loaded,
+                &format!("{at}.from"),
+                &edge.from,
+                &seen,
+            ));
         }
         if edge.to == START || (edge.to != END && !seen.contains_key(edge.to.as_str())) {
             errors.push(unknown_node(loaded, &format!("{at}.to"), &edge.to, &seen));
@@ -98,7 +106,9 @@ fn validate_node(loaded: &LoadedSpec, at: &str, node: &NodeSpec, errors: &mut Ve
         (Some(_), Some(_)) => errors.push(loaded.error_at(
             &format!("{at}.uses"),
             format!("node `{name}` has both `component:` and `uses:`"),
-            Some("a node is either a component or a built-in action; split it into two nodes".into()),
+            Some(
+                "a node is either a component or a built-in action; split it into two nodes".into(),
+            ),
         )),
         (None, None) => errors.push(loaded.error_at(
             at,
@@ -122,11 +132,17 @@ fn validate_node(loaded: &LoadedSpec, at: &str, node: &NodeSpec, errors: &mut Ve
                 ));
             }
             for key in ["with", "output"] {
-                let present = if key == "with" { node.with.is_some() } else { node.output.is_some() };
+                let present = if key == "with" {
+                    node.with.is_some()
+                } else {
+                    node.output.is_some()
+                };
                 if present {
                     errors.push(loaded.error_at(
                         &format!("{at}.{key}"),
-                        format!("`{key}:` belongs to `uses:` nodes, but `{name}` is a component node"),
+                        format!(
+                            "`{key}:` belongs to `uses:` nodes, but `{name}` is a component node"
+                        ),
                         Some("pass parameters to a component with `config:`".into()),
                     ));
                 }
@@ -137,7 +153,10 @@ fn validate_node(loaded: &LoadedSpec, at: &str, node: &NodeSpec, errors: &mut Ve
                 errors.push(loaded.error_at(
                     &format!("{at}.uses"),
                     format!("node `{name}` uses the unknown action `{action}`"),
-                    Some(format!("available actions: {}; for anything else write a component node", ACTIONS.join(", "))),
+                    Some(format!(
+                        "available actions: {}; for anything else write a component node",
+                        ACTIONS.join(", ")
+                    )),
                 ));
             }
             if node.config.is_some() {
@@ -151,12 +170,20 @@ fn validate_node(loaded: &LoadedSpec, at: &str, node: &NodeSpec, errors: &mut Ve
     }
 }
 
-fn unknown_node(loaded: &LoadedSpec, at: &str, name: &str, known: &HashMap<&str, usize>) -> SpecError {
+fn unknown_node(
+    loaded: &LoadedSpec,
+    at: &str,
+    name: &str,
+    known: &HashMap<&str, usize>,
+) -> SpecError {
     let mut names: Vec<&str> = known.keys().copied().collect();
     names.sort_unstable();
     loaded.error_at(
         at,
         format!("`{name}` is not a node of this agent"),
-        Some(format!("known nodes: {}, plus {START} and {END}", names.join(", "))),
+        Some(format!(
+            "known nodes: {}, plus {START} and {END}",
+            names.join(", ")
+        )),
     )
 }

@@ -41,14 +41,23 @@ impl JsonlExporter {
     /// Sends the spans of `trace_id` to `{dir}/{name}.jsonl` and returns that path.
     pub fn register(&self, trace_id: TraceId, name: &str) -> PathBuf {
         let path = self.dir.join(format!("{name}.jsonl"));
-        self.lock().insert(trace_id, Sink { path: path.clone(), writer: None });
+        self.lock().insert(
+            trace_id,
+            Sink {
+                path: path.clone(),
+                writer: None,
+            },
+        );
         path
     }
 
     /// Flushes and forgets the file of `trace_id`.
     pub fn close(&self, trace_id: TraceId) -> std::io::Result<()> {
         match self.lock().remove(&trace_id) {
-            Some(Sink { writer: Some(mut w), .. }) => w.flush(),
+            Some(Sink {
+                writer: Some(mut w),
+                ..
+            }) => w.flush(),
             _ => Ok(()),
         }
     }
@@ -64,13 +73,19 @@ impl JsonlExporter {
             let sink = routes.entry(trace_id).or_insert_with(|| {
                 // A span of a trace nobody registered: keep it rather than lose it.
                 tracing::warn!(%trace_id, "span of an unregistered trace written to its own file");
-                Sink { path: self.dir.join(format!("{trace_id}.jsonl")), writer: None }
+                Sink {
+                    path: self.dir.join(format!("{trace_id}.jsonl")),
+                    writer: None,
+                }
             });
             let writer = match &mut sink.writer {
                 Some(w) => w,
                 None => {
                     std::fs::create_dir_all(&self.dir)?;
-                    let file = OpenOptions::new().create(true).append(true).open(&sink.path)?;
+                    let file = OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&sink.path)?;
                     sink.writer.insert(BufWriter::new(file))
                 }
             };
@@ -88,7 +103,10 @@ impl JsonlExporter {
 }
 
 impl SpanExporter for JsonlExporter {
-    fn export(&self, batch: Vec<SpanData>) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+    fn export(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         let result = self
             .write(&batch)
             .map_err(|e| OTelSdkError::InternalFailure(format!("cannot write trace file: {e}")));

@@ -64,7 +64,11 @@ impl Telemetry {
         }
         let provider = builder.build();
         let tracer = kettle_tracer(&provider);
-        Self { provider, tracer, file }
+        Self {
+            provider,
+            tracer,
+            file,
+        }
     }
 
     pub fn tracer(&self) -> &SdkTracer {

@@ -46,7 +46,8 @@ impl SpanRecord {
         Self {
             trace_id: span.span_context.trace_id().to_string(),
             span_id: span.span_context.span_id().to_string(),
-            parent_span_id: (parent != opentelemetry::trace::SpanId::INVALID).then(|| parent.to_string()),
+            parent_span_id: (parent != opentelemetry::trace::SpanId::INVALID)
+                .then(|| parent.to_string()),
             name: span.name.to_string(),
             kind: kind_name(&span.span_kind).into(),
             start_time_unix_nano: unix_nanos(span.start_time),
@@ -62,8 +63,14 @@ impl SpanRecord {
                 })
                 .collect(),
             status: match &span.status {
-                Status::Unset => StatusRecord { code: "unset".into(), message: None },
-                Status::Ok => StatusRecord { code: "ok".into(), message: None },
+                Status::Unset => StatusRecord {
+                    code: "unset".into(),
+                    message: None,
+                },
+                Status::Ok => StatusRecord {
+                    code: "ok".into(),
+                    message: None,
+                },
                 Status::Error { description } => StatusRecord {
                     code: "error".into(),
                     message: Some(description.to_string()),
@@ -73,7 +80,9 @@ impl SpanRecord {
     }
 
     pub fn duration_ms(&self) -> f64 {
-        self.end_time_unix_nano.saturating_sub(self.start_time_unix_nano) as f64 / 1e6
+        self.end_time_unix_nano
+            .saturating_sub(self.start_time_unix_nano) as f64
+            / 1e6
     }
 
     pub fn attribute_i64(&self, key: &str) -> Option<i64> {
@@ -109,7 +118,9 @@ fn kind_name(kind: &SpanKind) -> &'static str {
 }
 
 fn unix_nanos(time: SystemTime) -> u128 {
-    time.duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 fn attributes_json(attributes: &[KeyValue]) -> Map<String, Value> {

@@ -52,14 +52,20 @@ impl SpanHandle {
             .with_kind(kind)
             .with_attributes(attributes)
             .start_with_context(tracer, parent);
-        Self { cx: Context::new().with_span(span) }
+        Self {
+            cx: Context::new().with_span(span),
+        }
     }
 
     pub fn set_attribute(&self, attribute: KeyValue) {
         self.cx.span().set_attribute(attribute);
     }
 
-    pub fn add_event(&self, name: impl Into<std::borrow::Cow<'static, str>>, attributes: Vec<KeyValue>) {
+    pub fn add_event(
+        &self,
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        attributes: Vec<KeyValue>,
+    ) {
         self.cx.span().add_event(name, attributes);
     }
 
@@ -102,7 +108,10 @@ pub struct SpanGuard {
 
 impl SpanGuard {
     pub fn new(handle: SpanHandle) -> Self {
-        Self { handle, finished: false }
+        Self {
+            handle,
+            finished: false,
+        }
     }
 
     pub fn handle(&self) -> &SpanHandle {
@@ -131,7 +140,8 @@ impl SpanGuard {
 impl Drop for SpanGuard {
     fn drop(&mut self) {
         if !self.finished {
-            self.handle.set_attribute(KeyValue::new("kettle.cancelled", true));
+            self.handle
+                .set_attribute(KeyValue::new("kettle.cancelled", true));
             self.handle.set_error("cancelled before it finished");
             self.handle.end();
         }

@@ -26,7 +26,12 @@ pub fn render_tree(spans: &[SpanRecord]) -> String {
     let trace_ids: HashSet<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
     let mut trace_ids: Vec<&str> = trace_ids.into_iter().collect();
     trace_ids.sort_unstable();
-    let _ = writeln!(out, "trace {} ({} spans)", trace_ids.join(", "), spans.len());
+    let _ = writeln!(
+        out,
+        "trace {} ({} spans)",
+        trace_ids.join(", "),
+        spans.len()
+    );
     for root in &roots {
         render(&mut out, root, &children, "", "", "");
     }
@@ -47,25 +52,46 @@ fn render(
     branch: &str,
     below: &str,
 ) {
-    let _ = write!(out, "{prefix}{branch}{}  {:.1} ms", span.name, span.duration_ms());
+    let _ = write!(
+        out,
+        "{prefix}{branch}{}  {:.1} ms",
+        span.name,
+        span.duration_ms()
+    );
     if let (Some(i), Some(o)) = (
         span.attribute_i64("gen_ai.usage.input_tokens"),
         span.attribute_i64("gen_ai.usage.output_tokens"),
     ) {
         let _ = write!(out, "  tokens {i} in / {o} out");
     }
-    if span.attributes.get("kettle.span.leaked").and_then(|v| v.as_bool()) == Some(true) {
+    if span
+        .attributes
+        .get("kettle.span.leaked")
+        .and_then(|v| v.as_bool())
+        == Some(true)
+    {
         out.push_str("  [leaked]");
     }
     if span.status.code == "error" {
-        let _ = write!(out, "  ERROR: {}", span.status.message.as_deref().unwrap_or(""));
+        let _ = write!(
+            out,
+            "  ERROR: {}",
+            span.status.message.as_deref().unwrap_or("")
+        );
     }
     out.push('\n');
-    let kids = children.get(span.span_id.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+    let kids = children
+        .get(span.span_id.as_str())
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     let next_prefix = format!("{prefix}{below}");
     for (i, child) in kids.iter().enumerate() {
         let last = i + 1 == kids.len();
-        let (branch, below) = if last { ("└─ ", "   ") } else { ("├─ ", "│  ") };
+        let (branch, below) = if last {
+            ("└─ ", "   ")
+        } else {
+            ("├─ ", "│  ")
+        };
         render(out, child, children, &next_prefix, branch, below);
     }
 }
