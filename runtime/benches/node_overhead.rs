@@ -1,1 +1,64 @@
-fn main() {}
+//! `node_overhead`: what one node execution costs Kettle — a fresh instance of a trivial Rust
+//! component (tests/nodes/echo), the call with a 1 KB JSON state, and its span — measured on
+//! the same path the engine takes.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use kettle::capabilities::{LlmUsage, NodeLlm, NodeTrace};
+use kettle::llm::LlmClient;
+use kettle::sandbox::{CompileCache, NodeInvocation, Sandbox, SandboxConfig, build_rust_node};
+use kettle::telemetry::{ExporterKind, SpanHandle, Telemetry, TelemetryConfig};
+use opentelemetry::trace::SpanKind;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A JSON object of about `bytes` bytes.
+fn state_of(bytes: usize) -> String {
+    let text = "x".repeat(bytes.saturating_sub(32));
+    json!({ "question": "how much does a node cost?", "padding": text }).to_string()
+}
+
+fn node_overhead(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cache = tempfile::tempdir().expect("cache dir");
+    let built = runtime
+        .block_on(build_rust_node(&repo.join("tests/nodes/echo"), cache.path(), &|line| eprintln!("{line}")))
+        .expect("the echo node builds");
+    let sandbox = Sandbox::new(&SandboxConfig::default(), CompileCache::new(cache.path())).expect("sandbox");
+    let component = sandbox.prepare(&built.wasm).expect("the echo node compiles");
+    let telemetry = Telemetry::new(&TelemetryConfig { exporter: ExporterKind::None, ..TelemetryConfig::default() });
+    let tracer = telemetry.tracer().clone();
+    let root = SpanHandle::root(&tracer, "invoke_agent bench".into(), Vec::new(), None);
+    let client = Arc::new(LlmClient::mock());
+    let usage = Arc::new(LlmUsage::default());
+
+    let mut group = c.benchmark_group("node_overhead");
+    for bytes in [1024usize, 100 * 1024] {
+        let state = state_of(bytes);
+        group.throughput(Throughput::Elements(1));
+        group.bench_with_input(BenchmarkId::new("rust_echo", format!("{}KB", bytes / 1024)), &state, |b, state| {
+            b.iter(|| {
+                let span = root.child(&tracer, "node echo".into(), SpanKind::Internal, Vec::new());
+                let invocation = NodeInvocation {
+                    run_id: "bench".into(),
+                    node_name: "echo".into(),
+                    attempt: 1,
+                    config: "{}".into(),
+                    state: state.clone(),
+                    trace: NodeTrace::new(tracer.clone(), span.clone()),
+                    llm: NodeLlm { client: client.clone(), usage: usage.clone() },
+                };
+                let output = runtime.block_on(sandbox.execute(&component, invocation)).expect("the node runs");
+                span.end();
+                let update: Value = serde_json::from_str(&output.update).expect("JSON update");
+                assert!(update.get("echo").is_some());
+                update
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, node_overhead);
+criterion_main!(benches);

@@ -167,42 +167,37 @@ fn collect_files(
 }
 
 async fn ensure_target(progress: &(dyn Fn(&str) + Sync)) -> Result<(), BuildError> {
-    let sysroot = Command::new("rustc")
-        .args(["--print", "sysroot"])
-        .output()
-        .await;
-    if let Ok(out) = &sysroot
-        && out.status.success()
-    {
-        let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if Path::new(&sysroot)
-            .join("lib/rustlib")
-            .join(TARGET)
-            .is_dir()
-        {
+    if target_installed().await {
+        return Ok(());
+    }
+    let command = format!("rustup target add {TARGET}");
+    progress(&format!("installing the Rust target {TARGET}, once ({command})"));
+    let mut last_error = String::new();
+    // Several builds may race to install it (parallel tests on a fresh machine): a failed
+    // attempt is retried, and succeeds as soon as the target is there, whoever installed it.
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        match Command::new("rustup").args(["target", "add", TARGET]).stdin(Stdio::null()).output().await {
+            Ok(out) if out.status.success() => return Ok(()),
+            Ok(out) => last_error = tail(&String::from_utf8_lossy(&out.stderr), 20),
+            Err(e) => last_error = e.to_string(),
+        }
+        if target_installed().await {
             return Ok(());
         }
     }
-    let command = format!("rustup target add {TARGET}");
-    progress(&format!(
-        "installing the Rust target {TARGET}, once ({command})"
-    ));
-    let out = Command::new("rustup")
-        .args(["target", "add", TARGET])
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| BuildError::Toolchain {
-            output: e.to_string(),
-            command: command.clone(),
-        })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(BuildError::Toolchain {
-            output: tail(&String::from_utf8_lossy(&out.stderr), 20),
-            command,
-        })
+    Err(BuildError::Toolchain { output: last_error, command })
+}
+
+async fn target_installed() -> bool {
+    match Command::new("rustc").args(["--print", "sysroot"]).output().await {
+        Ok(out) if out.status.success() => {
+            let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            Path::new(&sysroot).join("lib/rustlib").join(TARGET).is_dir()
+        }
+        _ => false,
     }
 }
 
