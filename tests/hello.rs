@@ -181,3 +181,32 @@ fn second_run_loads_the_component_from_the_compile_cache() {
     );
     assert_eq!(entries(), cached, "the cache entry was not rewritten");
 }
+
+#[test]
+fn input_file_and_output_file() {
+    let scratch = Scratch::new();
+    let input = scratch.path().join("input.json");
+    std::fs::write(&input, r#"{"topic": "kettles"}"#).expect("write input");
+    let output_file = scratch.path().join("final.json");
+    let output = scratch.run(
+        &hello(),
+        &[
+            "--input-file",
+            input.to_str().expect("utf-8 path"),
+            "--output",
+            output_file.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).is_empty(),
+        "with --output the state goes to the file only"
+    );
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&output_file).expect("output written"))
+            .expect("JSON");
+    assert_eq!(
+        state["outline"],
+        "[mock] Write a three-point outline about kettles."
+    );
+}

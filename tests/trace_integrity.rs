@@ -53,6 +53,21 @@ fn leaked_guest_spans_parent_the_llm_call_and_are_closed_by_the_host() {
         );
     }
     assert_eq!(outer.attribute_i64("test.depth"), Some(1));
+    let logs: Vec<_> = inner.events.iter().filter(|e| e.name == "log").collect();
+    assert_eq!(
+        logs.len(),
+        1,
+        "the guest's log line is an event of its innermost open span"
+    );
+    assert_eq!(
+        logs[0].attributes["log.message"],
+        "answered inside the inner span"
+    );
+    assert_eq!(logs[0].attributes["log.severity"], "info");
+    assert!(
+        stderr(&output).contains("answered inside the inner span"),
+        "and reaches the host's log"
+    );
     let closed = span(&spans, "closed");
     assert!(!closed.attributes.contains_key("kettle.span.leaked"));
     assert_eq!(closed.status.code, "unset");

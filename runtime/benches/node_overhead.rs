@@ -23,11 +23,21 @@ fn node_overhead(c: &mut Criterion) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cache = tempfile::tempdir().expect("cache dir");
     let built = runtime
-        .block_on(build_rust_node(&repo.join("tests/nodes/echo"), cache.path(), &|line| eprintln!("{line}")))
+        .block_on(build_rust_node(
+            &repo.join("tests/nodes/echo"),
+            cache.path(),
+            &|line| eprintln!("{line}"),
+        ))
         .expect("the echo node builds");
-    let sandbox = Sandbox::new(&SandboxConfig::default(), CompileCache::new(cache.path())).expect("sandbox");
-    let component = sandbox.prepare(&built.wasm).expect("the echo node compiles");
-    let telemetry = Telemetry::new(&TelemetryConfig { exporter: ExporterKind::None, ..TelemetryConfig::default() });
+    let sandbox =
+        Sandbox::new(&SandboxConfig::default(), CompileCache::new(cache.path())).expect("sandbox");
+    let component = sandbox
+        .prepare(&built.wasm)
+        .expect("the echo node compiles");
+    let telemetry = Telemetry::new(&TelemetryConfig {
+        exporter: ExporterKind::None,
+        ..TelemetryConfig::default()
+    });
     let tracer = telemetry.tracer().clone();
     let root = SpanHandle::root(&tracer, "invoke_agent bench".into(), Vec::new(), None);
     let client = Arc::new(LlmClient::mock());
@@ -37,25 +47,35 @@ fn node_overhead(c: &mut Criterion) {
     for bytes in [1024usize, 100 * 1024] {
         let state = state_of(bytes);
         group.throughput(Throughput::Elements(1));
-        group.bench_with_input(BenchmarkId::new("rust_echo", format!("{}KB", bytes / 1024)), &state, |b, state| {
-            b.iter(|| {
-                let span = root.child(&tracer, "node echo".into(), SpanKind::Internal, Vec::new());
-                let invocation = NodeInvocation {
-                    run_id: "bench".into(),
-                    node_name: "echo".into(),
-                    attempt: 1,
-                    config: "{}".into(),
-                    state: state.clone(),
-                    trace: NodeTrace::new(tracer.clone(), span.clone()),
-                    llm: NodeLlm { client: client.clone(), usage: usage.clone() },
-                };
-                let output = runtime.block_on(sandbox.execute(&component, invocation)).expect("the node runs");
-                span.end();
-                let update: Value = serde_json::from_str(&output.update).expect("JSON update");
-                assert!(update.get("echo").is_some());
-                update
-            });
-        });
+        group.bench_with_input(
+            BenchmarkId::new("rust_echo", format!("{}KB", bytes / 1024)),
+            &state,
+            |b, state| {
+                b.iter(|| {
+                    let span =
+                        root.child(&tracer, "node echo".into(), SpanKind::Internal, Vec::new());
+                    let invocation = NodeInvocation {
+                        run_id: "bench".into(),
+                        node_name: "echo".into(),
+                        attempt: 1,
+                        config: "{}".into(),
+                        state: state.clone(),
+                        trace: NodeTrace::new(tracer.clone(), span.clone()),
+                        llm: NodeLlm {
+                            client: client.clone(),
+                            usage: usage.clone(),
+                        },
+                    };
+                    let output = runtime
+                        .block_on(sandbox.execute(&component, invocation))
+                        .expect("the node runs");
+                    span.end();
+                    let update: Value = serde_json::from_str(&output.update).expect("JSON update");
+                    assert!(update.get("echo").is_some());
+                    update
+                });
+            },
+        );
     }
     group.finish();
 }

@@ -171,7 +171,9 @@ async fn ensure_target(progress: &(dyn Fn(&str) + Sync)) -> Result<(), BuildErro
         return Ok(());
     }
     let command = format!("rustup target add {TARGET}");
-    progress(&format!("installing the Rust target {TARGET}, once ({command})"));
+    progress(&format!(
+        "installing the Rust target {TARGET}, once ({command})"
+    ));
     let mut last_error = String::new();
     // Several builds may race to install it (parallel tests on a fresh machine): a failed
     // attempt is retried, and succeeds as soon as the target is there, whoever installed it.
@@ -179,7 +181,12 @@ async fn ensure_target(progress: &(dyn Fn(&str) + Sync)) -> Result<(), BuildErro
         if attempt > 0 {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
-        match Command::new("rustup").args(["target", "add", TARGET]).stdin(Stdio::null()).output().await {
+        match Command::new("rustup")
+            .args(["target", "add", TARGET])
+            .stdin(Stdio::null())
+            .output()
+            .await
+        {
             Ok(out) if out.status.success() => return Ok(()),
             Ok(out) => last_error = tail(&String::from_utf8_lossy(&out.stderr), 20),
             Err(e) => last_error = e.to_string(),
@@ -188,14 +195,24 @@ async fn ensure_target(progress: &(dyn Fn(&str) + Sync)) -> Result<(), BuildErro
             return Ok(());
         }
     }
-    Err(BuildError::Toolchain { output: last_error, command })
+    Err(BuildError::Toolchain {
+        output: last_error,
+        command,
+    })
 }
 
 async fn target_installed() -> bool {
-    match Command::new("rustc").args(["--print", "sysroot"]).output().await {
+    match Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .await
+    {
         Ok(out) if out.status.success() => {
             let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            Path::new(&sysroot).join("lib/rustlib").join(TARGET).is_dir()
+            Path::new(&sysroot)
+                .join("lib/rustlib")
+                .join(TARGET)
+                .is_dir()
         }
         _ => false,
     }
