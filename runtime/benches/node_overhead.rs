@@ -3,9 +3,11 @@
 //! the same path the engine takes.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kettle::capabilities::{LlmUsage, NodeLlm, NodeTrace};
+use kettle::capabilities::{LlmQuota, LlmUsage, NodeLlm, NodeTrace};
 use kettle::llm::LlmClient;
-use kettle::sandbox::{CompileCache, NodeInvocation, Sandbox, SandboxConfig, build_rust_node};
+use kettle::sandbox::{
+    CompileCache, NodeInvocation, NodeLimits, Sandbox, SandboxConfig, build_rust_node,
+};
 use kettle::telemetry::{ExporterKind, SpanHandle, Telemetry, TelemetryConfig};
 use opentelemetry::trace::SpanKind;
 use serde_json::{Value, json};
@@ -64,7 +66,10 @@ fn node_overhead(c: &mut Criterion) {
                         llm: NodeLlm {
                             client: client.clone(),
                             usage: usage.clone(),
+                            quota: LlmQuota::default(),
                         },
+                        limits: NodeLimits::default(),
+                        grants: Arc::default(),
                     };
                     let output = runtime
                         .block_on(sandbox.execute(&component, invocation))

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod openai_server;
+pub mod tiny_server;
 
 use kettle::telemetry::{SpanRecord, read_trace_file};
 use std::collections::HashSet;

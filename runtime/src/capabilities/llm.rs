@@ -2,6 +2,7 @@
 //! parented under the node's innermost open span (OpenTelemetry GenAI conventions).
 
 use crate::bindings::llm::{self as wit};
+use crate::capabilities::llm_quota::LlmQuota;
 use crate::capabilities::trace::NodeTrace;
 use crate::llm::{ChatMessage, ChatRequest, ChatResponse, LlmClient, LlmError, Role};
 use crate::telemetry::{SpanGuard, SpanHandle};
@@ -43,11 +44,12 @@ impl LlmUsage {
 pub struct NodeLlm {
     pub client: Arc<LlmClient>,
     pub usage: Arc<LlmUsage>,
+    pub quota: LlmQuota,
 }
 
 /// What the `llm` import sees of the store: its own state and, read-only, the node's trace.
 pub struct LlmCtx<'a> {
-    pub llm: &'a NodeLlm,
+    pub llm: &'a mut NodeLlm,
     pub trace: &'a NodeTrace,
 }
 
@@ -67,6 +69,13 @@ impl wit::Host for LlmCtx<'_> {
             Ok(r) => r,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
+        if let Err(denied) = self
+            .llm
+            .quota
+            .admit(&self.llm.client, &request, &self.llm.usage)
+        {
+            return Ok(Err(to_wit_error(denied)));
+        }
         let parent = self.trace.innermost().clone();
         let outcome = traced_call(
             &self.llm.client,
@@ -76,6 +85,7 @@ impl wit::Host for LlmCtx<'_> {
             request,
         )
         .await;
+        self.llm.quota.record(&outcome);
         Ok(outcome.map(to_wit_response).map_err(to_wit_error))
     }
 }

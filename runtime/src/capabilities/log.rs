@@ -11,6 +11,41 @@ pub struct LogCtx<'a> {
     pub run_id: &'a str,
     pub node: &'a str,
     pub trace: &'a NodeTrace,
+    pub budget: &'a mut LogBudget,
+}
+
+/// Lines a node execution may log; past the cap lines are counted, not kept.
+#[derive(Debug)]
+pub struct LogBudget {
+    max: u64,
+    kept: u64,
+    dropped: u64,
+}
+
+impl LogBudget {
+    pub fn new(max: u64) -> Self {
+        Self {
+            max,
+            kept: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Whether one more line may be kept.
+    pub fn admit(&mut self) -> bool {
+        if self.kept < self.max {
+            self.kept += 1;
+            true
+        } else {
+            self.dropped += 1;
+            false
+        }
+    }
+
+    /// Lines dropped because of the cap.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
 }
 
 /// Names [`LogCtx`] for `add_to_linker`.
@@ -22,6 +57,9 @@ impl HasData for LogCapability {
 
 impl wit::Host for LogCtx<'_> {
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        if !self.budget.admit() {
+            return Ok(());
+        }
         let (run, node) = (self.run_id, self.node);
         match level {
             Level::Trace => tracing::trace!(target: "kettle::node", run, node, "{message}"),

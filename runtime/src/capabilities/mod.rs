@@ -2,9 +2,11 @@
 //! its configuration. A node reaches the host only through these.
 
 pub mod llm;
+pub mod llm_quota;
 pub mod log;
 pub mod trace;
 
 pub use llm::{LlmCapability, LlmCtx, LlmUsage, NodeLlm, traced_call};
-pub use log::{LogCapability, LogCtx};
+pub use llm_quota::{LimitBreach, LlmQuota, RunBudget};
+pub use log::{LogBudget, LogCapability, LogCtx};
 pub use trace::{GuestSpan, NodeTrace, TraceCapability, TraceCtx};

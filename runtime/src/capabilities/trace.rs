@@ -42,6 +42,11 @@ impl NodeTrace {
         &self.tracer
     }
 
+    /// The node's own span.
+    pub fn node_span(&self) -> &SpanHandle {
+        &self.node_span
+    }
+
     /// Ends every span the guest left open, innermost first, marking each as leaked.
     /// Returns how many there were.
     pub fn close_leaked(&mut self, why: &str) -> usize {

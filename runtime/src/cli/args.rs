@@ -56,6 +56,11 @@ pub struct RunArgs {
     /// Stop the run after this many node executions [default: settings.max_steps, else 1000].
     #[arg(long, value_name = "N")]
     pub max_steps: Option<u32>,
+    /// Override a limit of every node, beating the agent file: KEY=VALUE with KEY one of
+    /// memory_mb, timeout_ms, fuel, max_llm_calls, max_llm_tokens, max_output_bytes,
+    /// max_log_lines. Repeatable.
+    #[arg(long = "limit", value_name = "KEY=VALUE")]
+    pub limits: Vec<String>,
     /// Print no summary on stderr (errors are still printed).
     #[arg(long, short)]
     pub quiet: bool,

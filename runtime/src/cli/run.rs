@@ -5,7 +5,7 @@ use super::summary;
 use super::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, cache_dir};
 use crate::engine::{ComponentEvent, RunOptions, Runtime, load_agent};
 use crate::sandbox::{CompileCache, Sandbox, SandboxConfig};
-use crate::spec::TracingSettings;
+use crate::spec::{LimitsSpec, TracingSettings};
 use crate::telemetry::{ExporterKind, Telemetry, TelemetryConfig};
 use serde_json::{Map, Value};
 use std::io::Read;
@@ -27,6 +27,13 @@ pub fn run(args: RunArgs) -> u8 {
 }
 
 async fn run_async(args: RunArgs) -> u8 {
+    let limits = match parse_limits(&args.limits) {
+        Ok(limits) => limits,
+        Err(message) => {
+            eprintln!("kettle: {message}");
+            return EXIT_BAD_INPUT;
+        }
+    };
     let input = match read_input(&args) {
         Ok(input) => input,
         Err(message) => {
@@ -67,6 +74,7 @@ async fn run_async(args: RunArgs) -> u8 {
     let runtime = Runtime::new(sandbox, telemetry.clone());
     let options = RunOptions {
         max_steps: args.max_steps,
+        limits,
     };
     let report = runtime.run(&agent, input, &options, interrupted()).await;
 
@@ -165,4 +173,36 @@ fn trace_exporter(
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(".kettle/traces"));
     ExporterKind::File(dir)
+}
+
+/// `--limit KEY=VALUE` flags as one limits layer.
+fn parse_limits(flags: &[String]) -> Result<LimitsSpec, String> {
+    let mut limits = LimitsSpec::default();
+    for flag in flags {
+        let Some((key, value)) = flag.split_once('=') else {
+            return Err(format!(
+                "--limit {flag}: expected KEY=VALUE, such as --limit timeout_ms=5000"
+            ));
+        };
+        let value: u64 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("--limit {flag}: `{value}` is not a whole number"))?;
+        let slot = match key.trim() {
+            "memory_mb" => &mut limits.memory_mb,
+            "timeout_ms" => &mut limits.timeout_ms,
+            "fuel" => &mut limits.fuel,
+            "max_llm_calls" => &mut limits.max_llm_calls,
+            "max_llm_tokens" => &mut limits.max_llm_tokens,
+            "max_output_bytes" => &mut limits.max_output_bytes,
+            "max_log_lines" => &mut limits.max_log_lines,
+            other => {
+                return Err(format!(
+                    "--limit {flag}: unknown limit `{other}`; known: memory_mb, timeout_ms, fuel, max_llm_calls, max_llm_tokens, max_output_bytes, max_log_lines"
+                ));
+            }
+        };
+        *slot = Some(value);
+    }
+    Ok(limits)
 }

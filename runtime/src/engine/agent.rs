@@ -1,12 +1,14 @@
 //! Loading an agent: spec, graph, LLM client, and every component built and prepared, before
 //! the first node runs (so that a broken agent fails fast, not halfway).
 
+use super::policy::NodePolicy;
+use crate::capabilities::RunBudget;
 use crate::graph::{self, ComponentSource, Graph};
 use crate::llm::{LlmClient, LlmConfigError};
 use crate::sandbox::{
     BuildError, LoadOutcome, PreparedComponent, Sandbox, SandboxError, build_rust_node,
 };
-use crate::spec::{self, SpecErrors, TracingSettings};
+use crate::spec::{self, LimitsSpec, SpecErrors, TracingSettings};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,12 @@ use std::time::Duration;
 /// A loaded agent, ready to run any number of times.
 pub struct Agent {
     pub name: String,
+    /// Per node, in graph order: limits, grants, failure policy.
+    pub policies: Vec<NodePolicy>,
+    /// `settings.limits`: the default limits of every node.
+    pub default_limits: Option<LimitsSpec>,
+    /// `settings.budget`.
+    pub budget: RunBudget,
     pub path: PathBuf,
     pub graph: Graph,
     pub variables: Map<String, Value>,
@@ -126,8 +134,26 @@ pub async fn load_agent(
         components.insert(index, component);
     }
 
+    let policies = loaded
+        .spec
+        .nodes
+        .iter()
+        .map(|node| NodePolicy::from_spec(&loaded, node))
+        .collect();
+    let budget = loaded
+        .spec
+        .settings
+        .budget
+        .as_ref()
+        .map_or_else(RunBudget::default, |b| RunBudget {
+            max_llm_calls: b.max_llm_calls,
+            max_llm_tokens: b.max_llm_tokens,
+        });
     Ok(Agent {
         name: loaded.spec.name.clone(),
+        policies,
+        default_limits: loaded.spec.settings.limits.clone(),
+        budget,
         path: path.to_path_buf(),
         graph,
         variables: loaded.spec.variables.clone(),

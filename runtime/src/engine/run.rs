@@ -6,9 +6,10 @@ use super::error::RunError;
 use super::llm_node;
 use super::report::{RunReport, UsageSnapshot};
 use super::state::merge_update;
-use crate::capabilities::{LlmUsage, NodeLlm, NodeTrace, traced_call};
+use crate::capabilities::{LlmQuota, LlmUsage, NodeLlm, NodeTrace, traced_call};
 use crate::graph::{Next, NodeKind, template};
-use crate::sandbox::{NodeInvocation, Sandbox};
+use crate::sandbox::{NodeInvocation, NodeLimits, Sandbox, raise_hint};
+use crate::spec::LimitsSpec;
 use crate::telemetry::{SpanGuard, SpanHandle, Telemetry};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
@@ -23,6 +24,8 @@ pub const DEFAULT_MAX_STEPS: u32 = 1000;
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub max_steps: Option<u32>,
+    /// Limits that beat every node's own and `settings.limits` (`--limit`).
+    pub limits: LimitsSpec,
 }
 
 /// Runs agents: the sandbox their components run in and the telemetry their traces go to.
@@ -34,6 +37,7 @@ pub struct Runtime {
 /// What one run shares with its nodes.
 struct RunScope<'a> {
     agent: &'a Agent,
+    options: &'a RunOptions,
     run_id: &'a str,
     root: &'a SpanHandle,
     usage: &'a Arc<LlmUsage>,
@@ -80,6 +84,7 @@ impl Runtime {
         let usage = Arc::new(LlmUsage::default());
         let scope = RunScope {
             agent,
+            options,
             run_id: &run_id,
             root: &root,
             usage: &usage,
@@ -141,11 +146,44 @@ impl Runtime {
                 });
             }
             *nodes_run += 1;
-            let update = self.run_node(scope, index, state).await?;
-            merge_update(state, update);
-            next = graph.next(index);
+            match self.run_node_with_policy(scope, index, state).await {
+                Ok(update) => {
+                    merge_update(state, update);
+                    next = graph.next(index);
+                }
+                Err(error) => match error_route(scope.agent, index, &error) {
+                    // The handler finds the failure in `state.error`.
+                    Some((handler, record)) => {
+                        state.insert("error".into(), record);
+                        next = Next::Node(handler);
+                    }
+                    None => return Err(error),
+                },
+            }
         }
         Ok(())
+    }
+
+    /// Runs a node, again after a backoff while its failures are retryable and attempts remain.
+    async fn run_node_with_policy(
+        &self,
+        scope: &RunScope<'_>,
+        index: usize,
+        state: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, RunError> {
+        let policy = scope.agent.policies.get(index).cloned().unwrap_or_default();
+        let mut attempt = 1;
+        loop {
+            match self.run_node(scope, index, state, attempt).await {
+                Err(RunError::Node { kind, .. })
+                    if attempt < policy.max_attempts() && policy.retries(&kind) =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(policy.backoff(attempt)).await;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// Runs one node under its own span, a child of `scope.root`.
@@ -154,6 +192,7 @@ impl Runtime {
         scope: &RunScope<'_>,
         index: usize,
         state: &Map<String, Value>,
+        attempt: u32,
     ) -> Result<Map<String, Value>, RunError> {
         let node = &scope.agent.graph.nodes[index];
         let tracer = self.telemetry.tracer();
@@ -169,16 +208,30 @@ impl Runtime {
                 KeyValue::new("kettle.node.name", node.name.clone()),
                 KeyValue::new("kettle.node.kind", kind),
                 KeyValue::new("kettle.run.id", scope.run_id.to_string()),
+                KeyValue::new("kettle.node.attempt", i64::from(attempt)),
             ],
         ));
+        let limits = self.limits_of(scope, index);
         let result = match &node.kind {
             NodeKind::Component { config, .. } => {
-                self.run_component(scope, index, config, state, span.handle())
+                self.run_component(scope, index, config, state, span.handle(), attempt, limits)
                     .await
             }
             NodeKind::LlmCall { with, output } => {
-                self.run_llm_call(scope, &node.name, with, output, state, span.handle())
-                    .await
+                let call =
+                    self.run_llm_call(scope, index, with, output, state, span.handle(), &limits);
+                match tokio::time::timeout(limits.timeout(), call).await {
+                    Ok(result) => result,
+                    Err(_) => Err(RunError::node(
+                        &node.name,
+                        "limit.timeout_ms",
+                        format!(
+                            "the LLM call did not finish in {} ms; {}",
+                            limits.timeout_ms,
+                            raise_hint("timeout_ms")
+                        ),
+                    )),
+                }
             }
         };
         match &result {
@@ -194,6 +247,38 @@ impl Runtime {
         result
     }
 
+    /// The node's limits: `--limit` beats the node's `limits:`, which beats `settings.limits`.
+    fn limits_of(&self, scope: &RunScope<'_>, index: usize) -> NodeLimits {
+        let own = scope
+            .agent
+            .policies
+            .get(index)
+            .and_then(|p| p.limits.as_ref());
+        NodeLimits::resolve(&[
+            Some(&scope.options.limits),
+            own,
+            scope.agent.default_limits.as_ref(),
+        ])
+    }
+
+    /// The LLM allowance of one execution of node `index`.
+    fn quota_of(&self, scope: &RunScope<'_>, index: usize, limits: &NodeLimits) -> LlmQuota {
+        let grants = scope
+            .agent
+            .policies
+            .get(index)
+            .map(|p| p.grants.clone())
+            .unwrap_or_default();
+        LlmQuota::new(
+            limits.max_llm_calls,
+            limits.max_llm_tokens,
+            grants.llm_models.clone(),
+            grants.llm_providers.clone(),
+            scope.agent.budget,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn run_component(
         &self,
         scope: &RunScope<'_>,
@@ -201,6 +286,8 @@ impl Runtime {
         config: &Value,
         state: &Map<String, Value>,
         span: &SpanHandle,
+        attempt: u32,
+        limits: NodeLimits,
     ) -> Result<Map<String, Value>, RunError> {
         let node = &scope.agent.graph.nodes[index].name;
         let component = scope
@@ -210,20 +297,28 @@ impl Runtime {
         let invocation = NodeInvocation {
             run_id: scope.run_id.to_string(),
             node_name: node.clone(),
-            attempt: 1,
+            attempt,
             config: config.to_string(),
             state: Value::Object(state.clone()).to_string(),
             trace: NodeTrace::new(self.telemetry.tracer().clone(), span.clone()),
             llm: NodeLlm {
                 client: scope.agent.llm.clone(),
                 usage: scope.usage.clone(),
+                quota: self.quota_of(scope, index, &limits),
             },
+            grants: scope
+                .agent
+                .policies
+                .get(index)
+                .map(|p| p.grants.clone())
+                .unwrap_or_default(),
+            limits,
         };
         let output = self
             .sandbox
             .execute(component, invocation)
             .await
-            .map_err(|failure| RunError::node(node, failure.kind(), failure.to_string()))?;
+            .map_err(|failure| RunError::node(node, &failure.kind(), failure.to_string()))?;
         if output.leaked_spans > 0 {
             span.set_attribute(KeyValue::new(
                 "kettle.node.leaked_spans",
@@ -248,15 +343,18 @@ impl Runtime {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run_llm_call(
         &self,
         scope: &RunScope<'_>,
-        node: &str,
+        index: usize,
         with: &Map<String, Value>,
         output: &str,
         state: &Map<String, Value>,
         span: &SpanHandle,
+        limits: &NodeLimits,
     ) -> Result<Map<String, Value>, RunError> {
+        let node = scope.agent.graph.nodes[index].name.as_str();
         let context = json!({ "state": state, "variables": scope.agent.variables });
         let mut rendered = Map::new();
         for (key, value) in with {
@@ -267,6 +365,13 @@ impl Runtime {
         }
         let request = llm_node::request_from(&rendered)
             .map_err(|e| RunError::node(node, "invalid_request", e))?;
+        let mut quota = self.quota_of(scope, index, limits);
+        if let Err(denied) = quota.admit(&scope.agent.llm, &request, scope.usage) {
+            let kind = quota
+                .breach()
+                .map_or_else(|| "denied".to_string(), |b| format!("limit.{}", b.limit));
+            return Err(RunError::node(node, &kind, denied.to_string()));
+        }
         let response = traced_call(
             &scope.agent.llm,
             self.telemetry.tracer(),
@@ -280,6 +385,24 @@ impl Runtime {
         update.insert(output.to_string(), llm_node::result_value(&response));
         Ok(update)
     }
+}
+
+/// Where a failure of node `index` is routed, and the `state.error` the handler receives.
+fn error_route(agent: &Agent, index: usize, error: &RunError) -> Option<(usize, Value)> {
+    let RunError::Node {
+        node,
+        kind,
+        message,
+    } = error
+    else {
+        return None;
+    };
+    let handler = agent.policies.get(index)?.on_error.as_deref()?;
+    let target = agent.graph.nodes.iter().position(|n| n.name == handler)?;
+    Some((
+        target,
+        json!({ "node": node, "kind": kind, "message": message }),
+    ))
 }
 
 fn json_type(value: &Value) -> &'static str {

@@ -53,5 +53,9 @@ fn base_config() -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.cranelift_opt_level(OptLevel::Speed);
+    // Time limits: guest code yields at every epoch tick so that deadlines can fire.
+    config.epoch_interruption(true);
+    // Optional deterministic instruction budgets (`limits.fuel`).
+    config.consume_fuel(true);
     config
 }

@@ -1,11 +1,15 @@
-//! One node execution: a fresh store and instance, the call to `run`, and the clean-up of
-//! whatever the guest left behind (open spans, captured output).
+//! One node execution: a fresh store and instance under the node's limits, the call to `run`,
+//! and the clean-up of whatever the guest left behind (open spans, captured output).
 
 use super::host::NodeHost;
+use super::limits::{NodeLimits, raise_hint};
+use super::permissions::Grants;
 use crate::bindings::NodePre;
 use crate::bindings::types::{NodeContext, NodeError};
 use crate::capabilities::{NodeLlm, NodeTrace};
-use wasmtime::{Engine, Store};
+use opentelemetry::KeyValue;
+use std::sync::Arc;
+use wasmtime::{Engine, Store, Trap};
 
 /// Everything one execution needs.
 pub struct NodeInvocation {
@@ -18,6 +22,8 @@ pub struct NodeInvocation {
     pub state: String,
     pub trace: NodeTrace,
     pub llm: NodeLlm,
+    pub limits: NodeLimits,
+    pub grants: Arc<Grants>,
 }
 
 /// A successful execution.
@@ -33,22 +39,53 @@ pub struct NodeOutput {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum NodeFailure {
     #[error("the node reported an error ({kind}): {message}")]
-    Guest { kind: &'static str, message: String },
-    #[error("the node crashed (wasm trap): {message}")]
-    Trap { message: String },
+    Guest { kind: String, message: String },
+    #[error("the node crashed ({kind}): {message}")]
+    Trap { kind: &'static str, message: String },
+    #[error(
+        "the node hit its limit {limit}={value}: {detail}; {}",
+        raise_hint(limit)
+    )]
+    Limit {
+        limit: &'static str,
+        value: u64,
+        detail: String,
+    },
     #[error("the node could not be instantiated: {message}")]
     Instantiate { message: String },
+    #[error("the node's sandbox could not be set up: {message}")]
+    Sandbox { message: String },
 }
 
 impl NodeFailure {
-    /// A short, stable name for spans and `state.error.kind`.
-    pub fn kind(&self) -> &'static str {
+    /// A short, stable name for spans and `state.error.kind`: `invalid_input`, `llm`,
+    /// `failed`, `trap`, `stack_overflow`, `limit.timeout_ms`, `limit.memory_mb`, ...
+    pub fn kind(&self) -> String {
         match self {
-            NodeFailure::Guest { kind, .. } => kind,
-            NodeFailure::Trap { .. } => "trap",
-            NodeFailure::Instantiate { .. } => "instantiate",
+            NodeFailure::Guest { kind, .. } => kind.clone(),
+            NodeFailure::Trap { kind, .. } => (*kind).to_string(),
+            NodeFailure::Limit { limit, .. } => format!("limit.{limit}"),
+            NodeFailure::Instantiate { .. } => "instantiate".into(),
+            NodeFailure::Sandbox { .. } => "sandbox".into(),
         }
     }
+
+    /// Whether running the node again may succeed even if it is not idempotent: the node
+    /// gave up because the LLM provider was busy or slow.
+    pub fn retryable(&self) -> bool {
+        matches!(self, NodeFailure::Guest { kind, .. } if kind == "llm.rate_limited" || kind == "llm.timeout")
+    }
+
+    /// Whether the node crashed (worth retrying only for an idempotent node).
+    pub fn is_crash(&self) -> bool {
+        matches!(self, NodeFailure::Trap { .. })
+    }
+}
+
+enum Outcome {
+    Instantiate(wasmtime::Error),
+    Called(wasmtime::Result<Result<String, NodeError>>),
+    TimedOut,
 }
 
 pub(super) async fn execute(
@@ -64,6 +101,8 @@ pub(super) async fn execute(
         state,
         trace,
         llm,
+        limits,
+        grants,
     } = invocation;
     let context = NodeContext {
         run_id: run_id.clone(),
@@ -71,57 +110,159 @@ pub(super) async fn execute(
         attempt,
         config,
     };
-    let mut store = Store::new(engine, NodeHost::new(run_id, node_name, trace, llm));
-    store.limiter(|host| &mut host.limits);
+    let host = match NodeHost::new(run_id, node_name, trace, llm, &limits, &grants) {
+        Ok(host) => host,
+        Err(message) => return Err(NodeFailure::Sandbox { message }),
+    };
+    let mut store = Store::new(engine, host);
+    store.limiter(|host| &mut host.limiter);
+    if let Err(e) = store.set_fuel(limits.fuel.unwrap_or(u64::MAX)) {
+        return Err(NodeFailure::Sandbox {
+            message: format!("{e:#}"),
+        });
+    }
+    // Guest code yields to the async runtime at every epoch tick, so a node that never calls
+    // the host still lets the timeout below fire.
+    store.epoch_deadline_async_yield_and_update(1);
 
-    let outcome = match pre.instantiate_async(&mut store).await {
-        Ok(node) => node.call_run(&mut store, &context, &state).await,
-        Err(e) => {
-            return Err(NodeFailure::Instantiate {
-                message: format!("{e:#}"),
-            });
+    let call = async {
+        match pre.instantiate_async(&mut store).await {
+            Ok(node) => Outcome::Called(node.call_run(&mut store, &context, &state).await),
+            Err(e) => Outcome::Instantiate(e),
         }
     };
+    // The deadline covers host calls too: an LLM call that never returns is dropped with it.
+    let outcome = tokio::time::timeout(limits.timeout(), call)
+        .await
+        .unwrap_or(Outcome::TimedOut);
 
     let host = store.data_mut();
     let why = match &outcome {
-        Ok(Ok(_)) => "the node returned",
-        Ok(Err(_)) => "the node returned an error",
-        Err(_) => "the node crashed",
+        Outcome::Called(Ok(Ok(_))) => "the node returned",
+        Outcome::Called(Ok(Err(_))) => "the node returned an error",
+        Outcome::Called(Err(_)) | Outcome::Instantiate(_) => "the node crashed",
+        Outcome::TimedOut => "the node was stopped at its time limit",
     };
     let leaked_spans = host.trace.close_leaked(why);
-    forward_output(&context.node_name, "stdout", &host.stdout.contents());
+    forward_output(
+        &context.node_name,
+        "stdout",
+        &host.stdout.contents(),
+        &mut host.log,
+    );
     let stderr = host.stderr.contents();
-    forward_output(&context.node_name, "stderr", &stderr);
+    forward_output(&context.node_name, "stderr", &stderr, &mut host.log);
+    if host.log.dropped() > 0 {
+        host.trace.node_span().set_attribute(KeyValue::new(
+            "kettle.log.dropped_lines",
+            host.log.dropped() as i64,
+        ));
+    }
+    let last_llm_error = host.llm.quota.last_error().map(str::to_string);
+    let memory_refused = host.limiter.memory_refused;
+    let breach = host.llm.quota.breach().cloned();
 
     match outcome {
-        Ok(Ok(update)) => Ok(NodeOutput {
-            update,
-            leaked_spans,
+        Outcome::TimedOut => Err(NodeFailure::Limit {
+            limit: "timeout_ms",
+            value: limits.timeout_ms,
+            detail: "the execution did not finish in time (host calls included)".into(),
         }),
-        Ok(Err(error)) => {
-            let (kind, message) = match error {
-                NodeError::InvalidInput(m) => ("invalid_input", m),
-                NodeError::Llm(m) => ("llm", m),
-                NodeError::Failed(m) => ("failed", m),
-            };
-            Err(NodeFailure::Guest { kind, message })
-        }
-        Err(trap) => {
-            let mut message = trap.root_cause().to_string();
-            let stderr = String::from_utf8_lossy(&stderr);
-            let last: Vec<&str> = stderr.lines().rev().take(5).collect();
-            if !last.is_empty() {
-                message.push_str("; the node's last stderr lines: ");
-                message.push_str(&last.into_iter().rev().collect::<Vec<_>>().join(" | "));
+        Outcome::Instantiate(e) => Err(NodeFailure::Instantiate {
+            message: format!("{e:#}"),
+        }),
+        Outcome::Called(called) => {
+            // A refused LLM call caused by a limit fails the execution, whatever the node did next.
+            if let Some(breach) = breach {
+                return Err(NodeFailure::Limit {
+                    limit: breach.limit,
+                    value: breach.value,
+                    detail: "the node asked for more LLM use than it is allowed".into(),
+                });
             }
-            Err(NodeFailure::Trap { message })
+            match called {
+                Ok(Ok(update)) if update.len() as u64 > limits.max_output_bytes => {
+                    Err(NodeFailure::Limit {
+                        limit: "max_output_bytes",
+                        value: limits.max_output_bytes,
+                        detail: format!("the node returned {} bytes", update.len()),
+                    })
+                }
+                Ok(Ok(update)) => Ok(NodeOutput {
+                    update,
+                    leaked_spans,
+                }),
+                Ok(Err(error)) => Err(guest_failure(error, last_llm_error.as_deref())),
+                Err(trap) => Err(trap_failure(&trap, &limits, memory_refused, &stderr)),
+            }
         }
     }
 }
 
-fn forward_output(node: &str, stream: &str, bytes: &[u8]) {
+fn guest_failure(error: NodeError, last_llm_error: Option<&str>) -> NodeFailure {
+    let (kind, message) = match error {
+        NodeError::InvalidInput(m) => ("invalid_input".to_string(), m),
+        // The provider's own verdict, when the node gave up after a failed call.
+        NodeError::Llm(m) => (
+            last_llm_error.map_or_else(|| "llm".to_string(), |e| format!("llm.{e}")),
+            m,
+        ),
+        NodeError::Failed(m) => ("failed".to_string(), m),
+    };
+    NodeFailure::Guest { kind, message }
+}
+
+fn trap_failure(
+    trap: &wasmtime::Error,
+    limits: &NodeLimits,
+    memory_refused: bool,
+    stderr: &[u8],
+) -> NodeFailure {
+    match trap.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => {
+            return NodeFailure::Limit {
+                limit: "fuel",
+                value: limits.fuel.unwrap_or(u64::MAX),
+                detail: "the node used up its instruction budget".into(),
+            };
+        }
+        Some(Trap::StackOverflow) => {
+            return NodeFailure::Trap {
+                kind: "stack_overflow",
+                message: "the node exhausted its call stack (unbounded recursion?)".into(),
+            };
+        }
+        _ => {}
+    }
+    if memory_refused {
+        return NodeFailure::Limit {
+            limit: "memory_mb",
+            value: limits.memory_mb,
+            detail: "the node asked for more memory and crashed when refused".into(),
+        };
+    }
+    let mut message = trap.root_cause().to_string();
+    let stderr = String::from_utf8_lossy(stderr);
+    let last: Vec<&str> = stderr.lines().rev().take(5).collect();
+    if !last.is_empty() {
+        message.push_str("; the node's last stderr lines: ");
+        message.push_str(&last.into_iter().rev().collect::<Vec<_>>().join(" | "));
+    }
+    NodeFailure::Trap {
+        kind: "trap",
+        message,
+    }
+}
+
+fn forward_output(
+    node: &str,
+    stream: &str,
+    bytes: &[u8],
+    budget: &mut crate::capabilities::LogBudget,
+) {
     for line in String::from_utf8_lossy(bytes).lines() {
-        tracing::info!(target: "kettle::node", node, stream, "{line}");
+        if budget.admit() {
+            tracing::info!(target: "kettle::node", node, stream, "{line}");
+        }
     }
 }

@@ -1,53 +1,87 @@
-//! The data of one node execution's `Store`: the WASI context (nothing granted), the resource
-//! table, and each capability's per-node state.
+//! The data of one node execution's `Store`: the WASI context built from the node's grants
+//! (nothing by default), the resource table, limits, and each capability's per-node state.
 
-use crate::capabilities::{LlmCtx, LogCtx, NodeLlm, NodeTrace, TraceCtx};
+use super::http::HttpPolicy;
+use super::limits::{NodeLimiter, NodeLimits};
+use super::permissions::Grants;
+use crate::capabilities::{LlmCtx, LogBudget, LogCtx, NodeLlm, NodeTrace, TraceCtx};
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Bytes of stdout / stderr kept per node execution; writes past it fail in the guest.
 const OUTPUT_CAPTURE_BYTES: usize = 64 * 1024;
-const DEFAULT_MEMORY_BYTES: usize = 256 << 20;
 
 pub struct NodeHost {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    http_policy: HttpPolicy,
     run_id: String,
     node_name: String,
     pub(crate) trace: NodeTrace,
-    llm: NodeLlm,
-    pub(crate) limits: StoreLimits,
+    pub(crate) llm: NodeLlm,
+    pub(crate) log: LogBudget,
+    pub(crate) limiter: NodeLimiter,
     pub(crate) stdout: MemoryOutputPipe,
     pub(crate) stderr: MemoryOutputPipe,
 }
 
 impl NodeHost {
-    pub fn new(run_id: String, node_name: String, trace: NodeTrace, llm: NodeLlm) -> Self {
+    /// A host granting exactly `grants`. Fails when a granted folder cannot be opened.
+    pub fn new(
+        run_id: String,
+        node_name: String,
+        trace: NodeTrace,
+        llm: NodeLlm,
+        limits: &NodeLimits,
+        grants: &Grants,
+    ) -> Result<Self, String> {
         let stdout = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
         let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
-        // No preopened folders, no environment, no arguments, no network: nothing is granted.
-        let wasi = WasiCtx::builder()
+        let mut builder = WasiCtxBuilder::new();
+        builder
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_ip_name_lookup(false)
             .allow_tcp(false)
-            .allow_udp(false)
-            .build();
-        Self {
-            wasi,
+            .allow_udp(false);
+        for (name, value) in &grants.env {
+            builder.env(name, value);
+        }
+        for grant in &grants.fs {
+            let perms = if grant.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            builder
+                .preopened_dir(&grant.host_path, &grant.guest_path, perms)
+                .map_err(|e| {
+                    format!(
+                        "cannot open granted folder {}: {e:#}",
+                        grant.host_path.display()
+                    )
+                })?;
+        }
+        Ok(Self {
+            wasi: builder.build(),
             table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            http_policy: HttpPolicy {
+                node: node_name.clone(),
+                allowed: grants.http.clone(),
+            },
             run_id,
             node_name,
             trace,
             llm,
-            limits: StoreLimitsBuilder::new()
-                .memory_size(DEFAULT_MEMORY_BYTES)
-                .build(),
+            log: LogBudget::new(limits.max_log_lines),
+            limiter: NodeLimiter::new(limits.memory_bytes()),
             stdout,
             stderr,
-        }
+        })
     }
 
     pub fn trace_ctx(&mut self) -> TraceCtx<'_> {
@@ -59,7 +93,7 @@ impl NodeHost {
 
     pub fn llm_ctx(&mut self) -> LlmCtx<'_> {
         LlmCtx {
-            llm: &self.llm,
+            llm: &mut self.llm,
             trace: &self.trace,
         }
     }
@@ -69,6 +103,7 @@ impl NodeHost {
             run_id: &self.run_id,
             node: &self.node_name,
             trace: &self.trace,
+            budget: &mut self.log,
         }
     }
 }
@@ -78,6 +113,16 @@ impl WasiView for NodeHost {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for NodeHost {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_policy,
         }
     }
 }

@@ -6,6 +6,9 @@ mod cache;
 mod engine;
 mod execute;
 mod host;
+mod http;
+mod limits;
+mod permissions;
 mod prepare;
 
 pub use build::{BuildError, BuildOutcome, build_rust_node};
@@ -13,4 +16,6 @@ pub use cache::{CompileCache, LoadOutcome};
 pub use engine::{SandboxConfig, new_engine};
 pub use execute::{NodeFailure, NodeInvocation, NodeOutput};
 pub use host::NodeHost;
+pub use limits::{NodeLimits, raise_hint};
+pub use permissions::{FsGrant, Grants, HostPattern};
 pub use prepare::{PreparedComponent, Sandbox, SandboxError};

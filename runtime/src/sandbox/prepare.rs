@@ -46,12 +46,16 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         let link = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
+        // wasi:http is always linked, so that components importing it load; every request is
+        // checked against the node's permissions.http, which is empty unless granted.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
         llm::add_to_linker::<NodeHost, LlmCapability>(&mut linker, NodeHost::llm_ctx)
             .map_err(link)?;
         trace::add_to_linker::<NodeHost, TraceCapability>(&mut linker, NodeHost::trace_ctx)
             .map_err(link)?;
         log::add_to_linker::<NodeHost, LogCapability>(&mut linker, NodeHost::log_ctx)
             .map_err(link)?;
+        start_epoch_ticker(&engine);
         Ok(Self {
             engine,
             linker,
@@ -102,3 +106,26 @@ impl Sandbox {
         super::execute::execute(&self.engine, &component.pre, invocation).await
     }
 }
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] for as long as the engine lives: running
+/// guest code yields to the async runtime at each tick (see `execute`).
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("kettle-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot start the epoch thread; node time limits only apply at host calls");
+    }
+}
+
+/// How often running guest code yields.
+pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);

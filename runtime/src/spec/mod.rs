@@ -9,5 +9,6 @@ mod validate;
 pub use error::{SpecError, SpecErrors};
 pub use load::{LoadedSpec, load_file, parse_file, parse_str, validate};
 pub use model::{
-    AgentSpec, END, EdgeSpec, LlmSettings, NodeSpec, START, Settings, TracingSettings,
+    AgentSpec, BudgetSpec, END, EdgeSpec, FsAccess, FsGrantSpec, LimitsSpec, LlmGrantSpec,
+    LlmSettings, NodeSpec, PermissionsSpec, RetrySpec, START, Settings, TracingSettings,
 };

@@ -39,6 +39,110 @@ pub struct Settings {
     /// How many node executions one run may make before it is stopped.
     #[serde(default)]
     pub max_steps: Option<u32>,
+    /// Default limits of every component node (a node's own `limits:` beat these).
+    #[serde(default)]
+    pub limits: Option<LimitsSpec>,
+    /// LLM use allowed to the whole run.
+    #[serde(default)]
+    pub budget: Option<BudgetSpec>,
+}
+
+/// `limits:` of a node, or `settings.limits`. Absent values take Kettle's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Linear memory of the node's instance, in MiB (default 256).
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
+    /// Wall-clock time of one execution, host calls included, in ms (default 60000).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Deterministic instruction budget (default: none).
+    #[serde(default)]
+    pub fuel: Option<u64>,
+    /// LLM calls per execution (default: none).
+    #[serde(default)]
+    pub max_llm_calls: Option<u64>,
+    /// LLM tokens (input + output) per execution (default: none).
+    #[serde(default)]
+    pub max_llm_tokens: Option<u64>,
+    /// Size of the JSON state update the node returns (default 8 MiB).
+    #[serde(default)]
+    pub max_output_bytes: Option<u64>,
+    /// Log lines (and stdout/stderr lines) kept per execution (default 1000).
+    #[serde(default)]
+    pub max_log_lines: Option<u64>,
+}
+
+/// `settings.budget:`: LLM use allowed to the whole run.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSpec {
+    #[serde(default)]
+    pub max_llm_calls: Option<u64>,
+    #[serde(default)]
+    pub max_llm_tokens: Option<u64>,
+}
+
+/// `permissions:` of a node: what its sandbox grants. Nothing by default.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsSpec {
+    /// Folders the node may open.
+    #[serde(default)]
+    pub fs: Vec<FsGrantSpec>,
+    /// Hosts the node may send HTTP requests to: `api.example.com`, `*.example.com`,
+    /// `http://localhost:8080`.
+    #[serde(default)]
+    pub http: Vec<String>,
+    /// Names of environment variables passed through.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Models and providers the node may ask for (default: any).
+    #[serde(default)]
+    pub llm: Option<LlmGrantSpec>,
+}
+
+/// One folder grant.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FsGrantSpec {
+    /// The host folder, relative to the agent file.
+    pub path: String,
+    #[serde(default)]
+    pub access: FsAccess,
+    /// Where the node sees it (default `/data`).
+    #[serde(default, rename = "as")]
+    pub guest_path: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsAccess {
+    #[default]
+    Read,
+    ReadWrite,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmGrantSpec {
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub providers: Vec<String>,
+}
+
+/// `retry:` of a node.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Attempts in all, the first included (at least 1).
+    pub max_attempts: u32,
+    #[serde(default)]
+    pub backoff_ms: Option<u64>,
+    #[serde(default)]
+    pub max_backoff_ms: Option<u64>,
 }
 
 /// `settings.llm:`: the provider every LLM call of the run goes to.
@@ -93,6 +197,21 @@ pub struct NodeSpec {
     /// The state key the action's result is stored under.
     #[serde(default)]
     pub output: Option<String>,
+    /// Limits of this node's executions.
+    #[serde(default)]
+    pub limits: Option<LimitsSpec>,
+    /// What this node's sandbox grants.
+    #[serde(default)]
+    pub permissions: Option<PermissionsSpec>,
+    /// Retries of retryable failures.
+    #[serde(default)]
+    pub retry: Option<RetrySpec>,
+    /// Whether running the node twice is harmless, so that a crash may be retried too.
+    #[serde(default)]
+    pub idempotent: bool,
+    /// A node to route to when this one fails; it finds the failure in `state.error`.
+    #[serde(default)]
+    pub on_error: Option<String>,
     /// TEA's inline code. Kettle refuses it with an explanation.
     #[serde(default)]
     pub run: Option<Value>,

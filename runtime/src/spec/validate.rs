@@ -40,6 +40,22 @@ pub fn validate(loaded: &LoadedSpec) -> Vec<SpecError> {
             ));
         }
         validate_node(loaded, &at, node, &mut errors);
+        validate_policy(loaded, &at, node, &mut errors);
+    }
+    for (index, node) in spec.nodes.iter().enumerate() {
+        if let Some(handler) = &node.on_error
+            && !seen.contains_key(handler.as_str())
+        {
+            errors.push(unknown_node(
+                loaded,
+                &format!("nodes[{index}].on_error"),
+                handler,
+                &seen,
+            ));
+        }
+    }
+    if let Some(limits) = &spec.settings.limits {
+        validate_limits(loaded, "settings.limits", limits, &mut errors);
     }
 
     if let Some(llm) = &spec.settings.llm
@@ -186,4 +202,114 @@ fn unknown_node(
             names.join(", ")
         )),
     )
+}
+
+/// Variables that hold provider credentials: never passed to a node.
+const SECRET_VARIABLES: &[&str] = &[
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+    "OPIK_API_KEY",
+    "LANGFUSE_SECRET_KEY",
+    "LANGFUSE_PUBLIC_KEY",
+];
+
+fn validate_policy(loaded: &LoadedSpec, at: &str, node: &NodeSpec, errors: &mut Vec<SpecError>) {
+    let name = &node.name;
+    if let Some(limits) = &node.limits {
+        validate_limits(loaded, &format!("{at}.limits"), limits, errors);
+    }
+    if let Some(retry) = &node.retry
+        && !(1..=100).contains(&retry.max_attempts)
+    {
+        errors.push(loaded.error_at(
+            &format!("{at}.retry.max_attempts"),
+            format!(
+                "node `{name}`: retry.max_attempts must be between 1 and 100, not {}",
+                retry.max_attempts
+            ),
+            Some("max_attempts counts the first attempt too: 3 means two retries".into()),
+        ));
+    }
+    let Some(permissions) = &node.permissions else {
+        return;
+    };
+    if node.component.is_none() {
+        errors.push(loaded.error_at(
+            &format!("{at}.permissions"),
+            format!("node `{name}` is not a component: `permissions:` grants nothing to it"),
+            Some("remove `permissions:`; the host performs built-in actions itself".into()),
+        ));
+        return;
+    }
+    for (i, grant) in permissions.fs.iter().enumerate() {
+        let path = loaded.resolve(&grant.path);
+        if !path.is_dir() {
+            errors.push(loaded.error_at(
+                &format!("{at}.permissions.fs[{i}].path"),
+                format!(
+                    "node `{name}`: granted folder {} is not a folder",
+                    path.display()
+                ),
+                Some("grant an existing folder, relative to the agent file".into()),
+            ));
+        }
+        if let Some(guest) = &grant.guest_path
+            && !guest.starts_with('/')
+        {
+            errors.push(loaded.error_at(
+                &format!("{at}.permissions.fs[{i}].as"),
+                format!("node `{name}`: `as: {guest}` must be an absolute path in the node, such as /data"),
+                None,
+            ));
+        }
+    }
+    for (i, host) in permissions.http.iter().enumerate() {
+        if let Err(message) = crate::sandbox::HostPattern::parse(host) {
+            errors.push(loaded.error_at(
+                &format!("{at}.permissions.http[{i}]"),
+                format!("node `{name}`: {message}"),
+                Some("grant hosts such as api.example.com, *.example.com or http://localhost:8080".into()),
+            ));
+        }
+    }
+    let api_key_env = loaded
+        .spec
+        .settings
+        .llm
+        .as_ref()
+        .and_then(|l| l.api_key_env.as_deref());
+    for (i, variable) in permissions.env.iter().enumerate() {
+        if SECRET_VARIABLES.contains(&variable.as_str()) || Some(variable.as_str()) == api_key_env {
+            errors.push(loaded.error_at(
+                &format!("{at}.permissions.env[{i}]"),
+                format!("node `{name}` may not read `{variable}`: provider credentials never reach a node"),
+                Some("the host makes LLM calls for the node through the llm import; no key is needed".into()),
+            ));
+        }
+    }
+}
+
+fn validate_limits(
+    loaded: &LoadedSpec,
+    at: &str,
+    limits: &crate::spec::LimitsSpec,
+    errors: &mut Vec<SpecError>,
+) {
+    let checks = [
+        ("memory_mb", limits.memory_mb, 1, 4096),
+        ("timeout_ms", limits.timeout_ms, 1, 24 * 3600 * 1000),
+        ("max_output_bytes", limits.max_output_bytes, 2, 1 << 30),
+    ];
+    for (key, value, min, max) in checks {
+        if let Some(value) = value
+            && !(min..=max).contains(&value)
+        {
+            errors.push(loaded.error_at(
+                &format!("{at}.{key}"),
+                format!("{key} must be between {min} and {max}, not {value}"),
+                None,
+            ));
+        }
+    }
 }
