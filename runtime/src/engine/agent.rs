@@ -26,8 +26,9 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub(crate) fn component(&self, node: usize) -> Option<&Arc<PreparedComponent>> {
-        self.components.get(&node)
+    /// The prepared component with id `component` (see `Graph::component_sources`).
+    pub(crate) fn component(&self, component: usize) -> Option<&Arc<PreparedComponent>> {
+        self.components.get(&component)
     }
 }
 
@@ -85,8 +86,8 @@ pub async fn load_agent(
     let progress = |line: &str| events(ComponentEvent::Progress(line.to_string()));
     let mut prepared: HashMap<PathBuf, Arc<PreparedComponent>> = HashMap::new();
     let mut components = HashMap::new();
-    for (index, source) in graph.components() {
-        let node = graph.nodes[index].name.clone();
+    for (index, node, source) in graph.components() {
+        let node = node.to_string();
         let wasm = match source {
             ComponentSource::Wasm(wasm) => wasm.clone(),
             ComponentSource::RustFolder(dir) => {

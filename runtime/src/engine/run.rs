@@ -1,21 +1,24 @@
-//! The run loop: one root span owned by the host, one span per node parented explicitly by the
-//! loop, state merged after every node, and the trace flushed on every way out.
+//! A run: one root span owned by the host, one span per node parented explicitly (routing and
+//! parallel groups are in `flow.rs`), state merged after every node, and the trace flushed on
+//! every way out.
 
 use super::agent::Agent;
 use super::error::RunError;
+use super::events::{EventSink, NodeEvent};
 use super::llm_node;
 use super::report::{RunReport, UsageSnapshot};
-use super::state::merge_update;
 use crate::capabilities::{LlmUsage, NodeLlm, NodeTrace, traced_call};
-use crate::graph::{Next, NodeKind, template};
+use crate::graph::{NodeKind, template};
 use crate::sandbox::{NodeInvocation, Sandbox};
 use crate::telemetry::{SpanGuard, SpanHandle, Telemetry};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
+use tokio::sync::Semaphore;
 
 pub const DEFAULT_MAX_STEPS: u32 = 1000;
 
@@ -23,7 +26,13 @@ pub const DEFAULT_MAX_STEPS: u32 = 1000;
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub max_steps: Option<u32>,
+    /// Receives one event per node start and finish (`kettle run --events`).
+    pub events: Option<EventSink>,
 }
+
+/// Component executions alive at once in one run, below the pooling allocator's 1000
+/// instances so that wide fan-outs wait for a slot instead of failing to instantiate.
+pub const MAX_CONCURRENT_EXECUTIONS: usize = 512;
 
 /// Runs agents: the sandbox their components run in and the telemetry their traces go to.
 pub struct Runtime {
@@ -31,12 +40,17 @@ pub struct Runtime {
     telemetry: Arc<Telemetry>,
 }
 
-/// What one run shares with its nodes.
-struct RunScope<'a> {
-    agent: &'a Agent,
-    run_id: &'a str,
-    root: &'a SpanHandle,
-    usage: &'a Arc<LlmUsage>,
+/// What one run shares with its nodes and branches.
+pub(super) struct RunScope<'a> {
+    pub agent: &'a Agent,
+    pub run_id: &'a str,
+    pub root: &'a SpanHandle,
+    pub usage: &'a Arc<LlmUsage>,
+    /// Node executions so far, across all branches.
+    pub steps: AtomicU32,
+    pub max_steps: u32,
+    pub events: Option<&'a EventSink>,
+    pub executions: Semaphore,
 }
 
 impl Runtime {
@@ -83,18 +97,21 @@ impl Runtime {
             run_id: &run_id,
             root: &root,
             usage: &usage,
+            steps: AtomicU32::new(0),
+            max_steps: options
+                .max_steps
+                .or(agent.max_steps)
+                .unwrap_or(DEFAULT_MAX_STEPS),
+            events: options.events.as_ref(),
+            executions: Semaphore::new(MAX_CONCURRENT_EXECUTIONS),
         };
 
         let mut state = input;
-        let mut nodes_run = 0;
-        let max_steps = options
-            .max_steps
-            .or(agent.max_steps)
-            .unwrap_or(DEFAULT_MAX_STEPS);
         let outcome = tokio::select! {
-            outcome = self.run_loop(&scope, &mut state, &mut nodes_run, max_steps) => outcome,
+            outcome = self.run_graph(&scope, &mut state) => outcome,
             reason = interrupt => Err(RunError::Interrupted(reason)),
         };
+        let nodes_run = scope.steps.load(Ordering::Relaxed);
 
         match &outcome {
             Ok(()) => root_guard.finish_ok(),
@@ -123,64 +140,74 @@ impl Runtime {
         }
     }
 
-    async fn run_loop(
+    /// Runs node `index` under its own span, a child of `parent` (the root span, a parallel
+    /// group's span). Returns the node's state update.
+    pub(super) async fn run_node(
         &self,
         scope: &RunScope<'_>,
-        state: &mut Map<String, Value>,
-        nodes_run: &mut u32,
-        max_steps: u32,
-    ) -> Result<(), RunError> {
-        let graph = &scope.agent.graph;
-        let mut next = graph.entry;
-        while let Next::Node(index) = next {
-            let name = &graph.nodes[index].name;
-            if *nodes_run >= max_steps {
-                return Err(RunError::StepLimit {
-                    limit: max_steps,
-                    node: name.clone(),
-                });
-            }
-            *nodes_run += 1;
-            let update = self.run_node(scope, index, state).await?;
-            merge_update(state, update);
-            next = graph.next(index);
-        }
-        Ok(())
-    }
-
-    /// Runs one node under its own span, a child of `scope.root`.
-    async fn run_node(
-        &self,
-        scope: &RunScope<'_>,
+        parent: &SpanHandle,
         index: usize,
         state: &Map<String, Value>,
     ) -> Result<Map<String, Value>, RunError> {
         let node = &scope.agent.graph.nodes[index];
         let tracer = self.telemetry.tracer();
-        let kind = match node.kind {
-            NodeKind::Component { .. } => "component",
-            NodeKind::LlmCall { .. } => "llm.call",
-        };
-        let span = SpanGuard::new(scope.root.child(
+        let span = SpanGuard::new(parent.child(
             tracer,
             format!("node {}", node.name),
             SpanKind::Internal,
             vec![
                 KeyValue::new("kettle.node.name", node.name.clone()),
-                KeyValue::new("kettle.node.kind", kind),
+                KeyValue::new("kettle.node.kind", node.kind.name()),
                 KeyValue::new("kettle.run.id", scope.run_id.to_string()),
             ],
         ));
+        let started = Instant::now();
+        if let Some(events) = scope.events {
+            events.emit(&NodeEvent::start(
+                scope.run_id,
+                &node.name,
+                node.kind.name(),
+            ));
+        }
+        let no_extras = Map::new();
         let result = match &node.kind {
-            NodeKind::Component { config, .. } => {
-                self.run_component(scope, index, config, state, span.handle())
+            NodeKind::Action(action) => {
+                self.run_action(scope, &node.name, action, state, &no_extras, span.handle())
                     .await
             }
-            NodeKind::LlmCall { with, output } => {
-                self.run_llm_call(scope, &node.name, with, output, state, span.handle())
+            NodeKind::Steps(steps) => {
+                self.run_steps(scope, &node.name, steps, state, &no_extras, span.handle())
+                    .await
+            }
+            NodeKind::WhileLoop {
+                condition,
+                max_iterations,
+                body,
+            } => {
+                self.run_while_loop(
+                    scope,
+                    &node.name,
+                    condition,
+                    *max_iterations,
+                    body,
+                    state,
+                    span.handle(),
+                )
+                .await
+            }
+            NodeKind::DynamicParallel(dp) => {
+                self.run_dynamic_parallel(scope, &node.name, dp, state, span.handle())
                     .await
             }
         };
+        if let Some(events) = scope.events {
+            events.emit(&NodeEvent::finish(
+                scope.run_id,
+                &node.name,
+                started.elapsed(),
+                result.as_ref().err(),
+            ));
+        }
         match &result {
             Ok(_) => span.finish_ok(),
             Err(e) => {
@@ -194,22 +221,22 @@ impl Runtime {
         result
     }
 
-    async fn run_component(
+    pub(super) async fn run_component(
         &self,
         scope: &RunScope<'_>,
-        index: usize,
+        node: &str,
+        component: usize,
         config: &Value,
         state: &Map<String, Value>,
         span: &SpanHandle,
     ) -> Result<Map<String, Value>, RunError> {
-        let node = &scope.agent.graph.nodes[index].name;
         let component = scope
             .agent
-            .component(index)
+            .component(component)
             .ok_or_else(|| RunError::node(node, "internal", "the component was not prepared"))?;
         let invocation = NodeInvocation {
             run_id: scope.run_id.to_string(),
-            node_name: node.clone(),
+            node_name: node.to_string(),
             attempt: 1,
             config: config.to_string(),
             state: Value::Object(state.clone()).to_string(),
@@ -219,6 +246,8 @@ impl Runtime {
                 usage: scope.usage.clone(),
             },
         };
+        // The semaphore is never closed; a closed one would only lift the limit.
+        let _slot = scope.executions.acquire().await.ok();
         let output = self
             .sandbox
             .execute(component, invocation)
@@ -248,19 +277,18 @@ impl Runtime {
         }
     }
 
-    async fn run_llm_call(
+    pub(super) async fn run_llm_call(
         &self,
         scope: &RunScope<'_>,
         node: &str,
         with: &Map<String, Value>,
         output: &str,
-        state: &Map<String, Value>,
+        context: &Value,
         span: &SpanHandle,
     ) -> Result<Map<String, Value>, RunError> {
-        let context = json!({ "state": state, "variables": scope.agent.variables });
         let mut rendered = Map::new();
         for (key, value) in with {
-            let value = template::render_value(value, &context).map_err(|e| {
+            let value = template::render_value(value, context).map_err(|e| {
                 RunError::node(node, "template", format!("field `with.{key}`: {e}"))
             })?;
             rendered.insert(key.clone(), value);
