@@ -10,13 +10,17 @@ use opentelemetry::trace::SpanKind;
 use serde_json::{Map, Value};
 
 /// What templates and expressions see: `state`, `variables`, and `extras` (a
-/// `dynamic_parallel` item and its index) at the top level.
+/// `dynamic_parallel` item and its index) at the top level; in a fan-in node, also
+/// `parallel_results` (as in TEA).
 pub(super) fn context(
     scope: &RunScope<'_>,
     state: &Map<String, Value>,
     extras: &Map<String, Value>,
 ) -> Value {
     let mut context = extras.clone();
+    if let Some(results) = state.get(super::flow::PARALLEL_RESULTS) {
+        context.insert(super::flow::PARALLEL_RESULTS.into(), results.clone());
+    }
     context.insert("state".into(), Value::Object(state.clone()));
     context.insert(
         "variables".into(),
