@@ -69,7 +69,7 @@ impl Runtime {
                     RunError::node(
                         node,
                         "expression",
-                        format!("expression `{expression}`: {e}"),
+                        format!("field `run.value` (`{expression}`): {e}"),
                     )
                 })?;
                 let mut update = Map::new();

@@ -10,7 +10,13 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_unknown_method_callback(|state, value, method, args| {
+        // A method called on a missing key is the missing key's error, not the method's.
+        if value.is_undefined() {
+            return Err(minijinja::Error::from(minijinja::ErrorKind::UndefinedError));
+        }
+        minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+    });
     env.add_function("len", len);
     env
 });
@@ -168,15 +174,19 @@ fn first_missing(template: &minijinja::Template<'_, '_>, context: &Value) -> Opt
 fn missing_path(paths: std::collections::HashSet<String>, context: &Value) -> Option<String> {
     let mut paths: Vec<String> = paths.into_iter().collect();
     paths.sort();
-    paths.into_iter().find(|path| {
+    paths.into_iter().find_map(|path| {
         let mut current = context;
+        let mut end = 0;
         for part in path.split('.') {
+            end += part.len();
             match current.get(part) {
                 Some(next) => current = next,
-                None => return true,
+                // The path up to the first missing part: `state.name` of `state.name.upper`.
+                None => return Some(path[..end].to_string()),
             }
+            end += 1;
         }
-        false
+        None
     })
 }
 
