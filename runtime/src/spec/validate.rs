@@ -406,7 +406,7 @@ fn validate_action(
             .unwrap_or("Python");
         errors.push(loaded.error_at(
             &format!("{at}.{key}"),
-            format!("{what} `{name}` has inline {language} code (`{key}:`), which Kettle does not run: inline code cannot be sandboxed"),
+            format!("{what} `{name}` has inline code (`{key}:`, {language}), which Kettle does not run: inline code cannot be sandboxed"),
             Some("move the code into a component node (`component: path/to/node`, written in Rust, Python or JavaScript), use an expression (`run: {type: expression, value: ..., output_key: ...}`), or a built-in action (`uses: llm.call`)".into()),
         ));
         return;

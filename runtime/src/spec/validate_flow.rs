@@ -183,7 +183,7 @@ fn unreachable(loaded: &LoadedSpec, known: &HashMap<&str, usize>, errors: &mut V
             .iter()
             .filter(|e| e.from == from)
             .flat_map(|e| {
-                let fan_in = e.is_parallel().then(|| e.fan_in.as_deref()).flatten();
+                let fan_in = e.fan_in.as_deref().filter(|_| e.is_parallel());
                 [index(&e.to), fan_in.and_then(index)]
             })
             .flatten()
