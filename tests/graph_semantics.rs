@@ -71,6 +71,24 @@ nodes:
 }
 
 #[test]
+fn goto_conditions_read_the_node_result() {
+    let yaml = r#"
+name: result
+nodes:
+  - name: attempt
+    run: {type: expression, value: "state.get('tries', 0) + 1", output_key: tries}
+    goto:
+      - if: "result.tries < 3"
+        to: attempt
+      - to: __end__
+"#;
+    assert_eq!(
+        state_of(&Scratch::new(), yaml, json!({})),
+        json!({"tries": 3})
+    );
+}
+
+#[test]
 fn conditional_edges_go_both_ways() {
     let yaml = r#"
 name: conditional

@@ -29,7 +29,7 @@ impl Runtime {
         state: &mut Map<String, Value>,
     ) -> Result<(), RunError> {
         let first = match &scope.agent.graph.entry {
-            Route::Rules(rules) => self.choose(scope, START, rules, state)?,
+            Route::Rules(rules) => self.choose(scope, START, rules, state, Map::new())?,
             Route::Parallel { .. } => Next::End,
         };
         let mut trail = Vec::new();
@@ -57,6 +57,16 @@ impl Runtime {
                 }
                 count_step(scope, index, trail)?;
                 let update = self.run_node(scope, parent, index, state).await?;
+                // Conditions may read the update as `result`; only they need a copy.
+                let conditional = matches!(
+                    graph.route(index),
+                    Route::Rules(rules) if rules.iter().any(|r| r.when.is_some())
+                );
+                let result = if conditional {
+                    update.clone()
+                } else {
+                    Map::new()
+                };
                 merge_update(state, update);
                 let node = &graph.nodes[index];
                 if let NodeKind::DynamicParallel(dp) = &node.kind
@@ -66,7 +76,7 @@ impl Runtime {
                     continue;
                 }
                 next = match graph.route(index) {
-                    Route::Rules(rules) => self.choose(scope, &node.name, rules, state)?,
+                    Route::Rules(rules) => self.choose(scope, &node.name, rules, state, result)?,
                     Route::Parallel { branches, fan_in } => {
                         let results = self
                             .fan_out(scope, parent, index, branches, *fan_in, state, trail)
@@ -133,18 +143,22 @@ impl Runtime {
         results
     }
 
-    /// The first rule whose condition holds.
+    /// The first rule whose condition holds. Conditions see `state`, `variables`, and (as in
+    /// TEA) `result`: the update the node just returned.
     fn choose(
         &self,
         scope: &RunScope<'_>,
         from: &str,
         rules: &[Rule],
         state: &Map<String, Value>,
+        result: Map<String, Value>,
     ) -> Result<Next, RunError> {
         if rules.is_empty() {
             return Ok(Next::End);
         }
-        let context = context(scope, state, &Map::new());
+        let mut extras = Map::new();
+        extras.insert("result".into(), Value::Object(result));
+        let context = context(scope, state, &extras);
         for rule in rules {
             let Some(condition) = &rule.when else {
                 return Ok(rule.to);
