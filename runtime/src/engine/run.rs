@@ -30,14 +30,16 @@ pub struct RunOptions {
     pub events: Option<EventSink>,
 }
 
-/// Component executions alive at once in one run, below the pooling allocator's 1000
-/// instances so that wide fan-outs wait for a slot instead of failing to instantiate.
+/// Component executions alive at once across the runs of one [`Runtime`], below the pooling
+/// allocator's 1000 instances so that wide fan-outs wait for a slot instead of failing to
+/// instantiate.
 pub const MAX_CONCURRENT_EXECUTIONS: usize = 512;
 
 /// Runs agents: the sandbox their components run in and the telemetry their traces go to.
 pub struct Runtime {
     sandbox: Arc<Sandbox>,
     telemetry: Arc<Telemetry>,
+    executions: Semaphore,
 }
 
 /// What one run shares with its nodes and branches.
@@ -50,12 +52,15 @@ pub(super) struct RunScope<'a> {
     pub steps: AtomicU32,
     pub max_steps: u32,
     pub events: Option<&'a EventSink>,
-    pub executions: Semaphore,
 }
 
 impl Runtime {
     pub fn new(sandbox: Arc<Sandbox>, telemetry: Arc<Telemetry>) -> Self {
-        Self { sandbox, telemetry }
+        Self {
+            sandbox,
+            telemetry,
+            executions: Semaphore::new(MAX_CONCURRENT_EXECUTIONS),
+        }
     }
 
     pub fn sandbox(&self) -> &Sandbox {
@@ -103,7 +108,6 @@ impl Runtime {
                 .or(agent.max_steps)
                 .unwrap_or(DEFAULT_MAX_STEPS),
             events: options.events.as_ref(),
-            executions: Semaphore::new(MAX_CONCURRENT_EXECUTIONS),
         };
 
         let mut state = input;
@@ -247,7 +251,7 @@ impl Runtime {
             },
         };
         // The semaphore is never closed; a closed one would only lift the limit.
-        let _slot = scope.executions.acquire().await.ok();
+        let _slot = self.executions.acquire().await.ok();
         let output = self
             .sandbox
             .execute(component, invocation)
