@@ -10,6 +10,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +20,9 @@ pub enum Behaviour {
     Answer,
     /// Read the request, then never answer.
     Hang,
+    /// Hold every request until this many are in flight at once, then answer them all (and
+    /// every later one): a run that never has that many calls in flight never gets an answer.
+    GateAt(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -32,6 +36,15 @@ pub struct Recorded {
 pub struct FakeOpenAi {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    load: Arc<Load>,
+}
+
+/// Requests being answered right now, and the most there ever were.
+#[derive(Default)]
+struct Load {
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    gate_open: AtomicBool,
 }
 
 impl FakeOpenAi {
@@ -41,6 +54,8 @@ impl FakeOpenAi {
         let addr = listener.local_addr().expect("address");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let recorded = requests.clone();
+        let load = Arc::new(Load::default());
+        let server_load = load.clone();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -53,9 +68,11 @@ impl FakeOpenAi {
                         continue;
                     };
                     let recorded = recorded.clone();
+                    let load = server_load.clone();
                     tokio::spawn(async move {
-                        let service =
-                            service_fn(move |request| handle(request, behaviour, recorded.clone()));
+                        let service = service_fn(move |request| {
+                            handle(request, behaviour, recorded.clone(), load.clone())
+                        });
                         let _ = http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)
                             .await;
@@ -63,7 +80,16 @@ impl FakeOpenAi {
                 }
             });
         });
-        Self { addr, requests }
+        Self {
+            addr,
+            requests,
+            load,
+        }
+    }
+
+    /// The most requests that were in flight at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.load.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// `http://127.0.0.1:PORT/v1`.
@@ -94,6 +120,20 @@ async fn handle(
     request: Request<Incoming>,
     behaviour: Behaviour,
     recorded: Arc<Mutex<Vec<Recorded>>>,
+    load: Arc<Load>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let now = load.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    load.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let response = answer(request, behaviour, recorded, &load).await;
+    load.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+async fn answer(
+    request: Request<Incoming>,
+    behaviour: Behaviour,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+    load: &Load,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let method = request.method().to_string();
     let path = request.uri().path().to_string();
@@ -121,6 +161,15 @@ async fn handle(
     };
     if behaviour == Behaviour::Hang {
         tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    if let Behaviour::GateAt(n) = behaviour {
+        while !load.gate_open.load(Ordering::SeqCst) {
+            if load.in_flight.load(Ordering::SeqCst) >= n {
+                load.gate_open.store(true, Ordering::SeqCst);
+            } else {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
     }
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
     let last = messages

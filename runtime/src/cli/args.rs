@@ -9,6 +9,8 @@ Examples:
   kettle run agent.yaml --input '{\"topic\": \"tea\"}' --output final.json
   kettle trace show                 # the latest run's trace, as a tree
   kettle trace show 018f3c2a1b4-9e1d2c3f
+  kettle validate agent.yaml        # every problem of the file at once, no run
+  kettle graph agent.yaml --format dot | dot -Tsvg > agent.svg
 
 Exit codes: 0 the run succeeded, 1 the run failed, 2 bad input (agent file, input, flags).
 Environment: KETTLE_CACHE_DIR (compiled components), KETTLE_LOG (log filter, e.g. debug).";
@@ -27,6 +29,12 @@ pub enum Command {
     /// Run an agent: prints the final state as JSON on stdout and a summary on stderr.
     #[command(after_help = EXAMPLES)]
     Run(RunArgs),
+    /// Check an agent file without running it: every problem at once, each with
+    /// file:line:column and a hint (exit 0 valid, 2 invalid).
+    Validate(ValidateArgs),
+    /// Print an agent's graph (Mermaid or Graphviz DOT): routes with their conditions,
+    /// parallel groups as clusters.
+    Graph(GraphArgs),
     /// Look at the traces of past runs.
     Trace {
         #[command(subcommand)]
@@ -64,6 +72,24 @@ pub struct RunArgs {
     /// Print no summary on stderr (errors are still printed).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Stream one JSON line per node start and finish to stderr, to watch a long run.
+    #[arg(long)]
+    pub events: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The agent file (YAML).
+    pub agent: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The agent file (YAML).
+    pub agent: PathBuf,
+    /// `mermaid` (paste into Markdown) or `dot` (render with Graphviz).
+    #[arg(long, value_enum, default_value_t = crate::graph::GraphFormat::Mermaid)]
+    pub format: crate::graph::GraphFormat,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,9 +1,11 @@
 //! The command line: argument parsing and dispatch; each subcommand in its own module.
 
 mod args;
+mod graph;
 mod run;
 mod summary;
 mod trace;
+mod validate;
 
 use args::{Cli, Command, TraceCommand};
 use clap::Parser;
@@ -22,6 +24,8 @@ pub fn main() -> ExitCode {
     init_logging();
     let code = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Validate(args) => validate::validate(args),
+        Command::Graph(args) => graph::graph(args),
         Command::Trace {
             command: TraceCommand::Show(args),
         } => trace::show(args),

@@ -3,7 +3,7 @@
 use super::args::RunArgs;
 use super::summary;
 use super::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, cache_dir};
-use crate::engine::{ComponentEvent, RunOptions, Runtime, load_agent};
+use crate::engine::{ComponentEvent, EventSink, RunOptions, Runtime, load_agent};
 use crate::sandbox::{CompileCache, Sandbox, SandboxConfig};
 use crate::spec::{LimitsSpec, TracingSettings};
 use crate::telemetry::{ExporterKind, Telemetry, TelemetryConfig};
@@ -75,6 +75,9 @@ async fn run_async(args: RunArgs) -> u8 {
     let options = RunOptions {
         max_steps: args.max_steps,
         limits,
+        events: args
+            .events
+            .then(|| EventSink::new(|line| eprintln!("{line}"))),
     };
     let report = runtime.run(&agent, input, &options, interrupted()).await;
 

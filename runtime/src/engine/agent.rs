@@ -18,8 +18,8 @@ use std::time::Duration;
 /// A loaded agent, ready to run any number of times.
 pub struct Agent {
     pub name: String,
-    /// Per node, in graph order: limits, grants, failure policy.
-    pub policies: Vec<NodePolicy>,
+    /// Per node name: limits, grants, failure policy.
+    pub policies: HashMap<String, NodePolicy>,
     /// `settings.limits`: the default limits of every node.
     pub default_limits: Option<LimitsSpec>,
     /// `settings.budget`.
@@ -34,8 +34,16 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub(crate) fn component(&self, node: usize) -> Option<&Arc<PreparedComponent>> {
-        self.components.get(&node)
+    /// The policy of node `node` (the default policy for a name the agent does not have).
+    pub fn policy(&self, node: &str) -> &NodePolicy {
+        static DEFAULT: std::sync::LazyLock<NodePolicy> =
+            std::sync::LazyLock::new(NodePolicy::default);
+        self.policies.get(node).unwrap_or(&DEFAULT)
+    }
+
+    /// The prepared component with id `component` (see `Graph::component_sources`).
+    pub(crate) fn component(&self, component: usize) -> Option<&Arc<PreparedComponent>> {
+        self.components.get(&component)
     }
 }
 
@@ -93,8 +101,8 @@ pub async fn load_agent(
     let progress = |line: &str| events(ComponentEvent::Progress(line.to_string()));
     let mut prepared: HashMap<PathBuf, Arc<PreparedComponent>> = HashMap::new();
     let mut components = HashMap::new();
-    for (index, source) in graph.components() {
-        let node = graph.nodes[index].name.clone();
+    for (index, node, source) in graph.components() {
+        let node = node.to_string();
         let wasm = match source {
             ComponentSource::Wasm(wasm) => wasm.clone(),
             ComponentSource::RustFolder(dir) => {
@@ -138,7 +146,7 @@ pub async fn load_agent(
         .spec
         .nodes
         .iter()
-        .map(|node| NodePolicy::from_spec(&loaded, node))
+        .map(|node| (node.name.clone(), NodePolicy::from_spec(&loaded, node)))
         .collect();
     let budget = loaded
         .spec

@@ -10,9 +10,14 @@ pub enum RunError {
         message: String,
     },
     #[error(
-        "the run made {limit} node executions without reaching the end; the last node was `{node}`. If the loop is intended, raise settings.max_steps (or --max-steps)"
+        "the run made {limit} node executions without reaching the end, looping through {cycle}; the next node was `{node}`. If the loop is intended, raise settings.max_steps (or --max-steps); otherwise give the loop a way out (a `goto:` rule or edge condition that becomes true)"
     )]
-    StepLimit { limit: u32, node: String },
+    StepLimit {
+        limit: u32,
+        node: String,
+        /// The loop the run was in, such as `` `a` → `b` → `a` ``.
+        cycle: String,
+    },
     #[error("the run was interrupted ({0})")]
     Interrupted(String),
 }

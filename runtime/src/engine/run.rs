@@ -1,22 +1,25 @@
-//! The run loop: one root span owned by the host, one span per node parented explicitly by the
-//! loop, state merged after every node, and the trace flushed on every way out.
+//! A run: one root span owned by the host, one span per node parented explicitly (routing and
+//! parallel groups are in `flow.rs`), state merged after every node, and the trace flushed on
+//! every way out.
 
 use super::agent::Agent;
 use super::error::RunError;
+use super::events::{EventSink, NodeEvent};
 use super::llm_node;
 use super::report::{RunReport, UsageSnapshot};
-use super::state::merge_update;
 use crate::capabilities::{LlmQuota, LlmUsage, NodeLlm, NodeTrace, traced_call};
-use crate::graph::{Next, NodeKind, template};
+use crate::graph::{Action, NodeKind, template};
 use crate::sandbox::{NodeInvocation, NodeLimits, Sandbox, raise_hint};
 use crate::spec::LimitsSpec;
 use crate::telemetry::{SpanGuard, SpanHandle, Telemetry};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
+use tokio::sync::Semaphore;
 
 pub const DEFAULT_MAX_STEPS: u32 = 1000;
 
@@ -24,28 +27,44 @@ pub const DEFAULT_MAX_STEPS: u32 = 1000;
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub max_steps: Option<u32>,
+    /// Receives one event per node start and finish (`kettle run --events`).
+    pub events: Option<EventSink>,
     /// Limits that beat every node's own and `settings.limits` (`--limit`).
     pub limits: LimitsSpec,
 }
+
+/// Component executions alive at once across the runs of one [`Runtime`], below the pooling
+/// allocator's 1000 instances so that wide fan-outs wait for a slot instead of failing to
+/// instantiate.
+pub const MAX_CONCURRENT_EXECUTIONS: usize = 512;
 
 /// Runs agents: the sandbox their components run in and the telemetry their traces go to.
 pub struct Runtime {
     sandbox: Arc<Sandbox>,
     telemetry: Arc<Telemetry>,
+    executions: Semaphore,
 }
 
-/// What one run shares with its nodes.
-struct RunScope<'a> {
-    agent: &'a Agent,
-    options: &'a RunOptions,
-    run_id: &'a str,
-    root: &'a SpanHandle,
-    usage: &'a Arc<LlmUsage>,
+/// What one run shares with its nodes and branches.
+pub(super) struct RunScope<'a> {
+    pub agent: &'a Agent,
+    pub options: &'a RunOptions,
+    pub run_id: &'a str,
+    pub root: &'a SpanHandle,
+    pub usage: &'a Arc<LlmUsage>,
+    /// Node executions so far, across all branches.
+    pub steps: AtomicU32,
+    pub max_steps: u32,
+    pub events: Option<&'a EventSink>,
 }
 
 impl Runtime {
     pub fn new(sandbox: Arc<Sandbox>, telemetry: Arc<Telemetry>) -> Self {
-        Self { sandbox, telemetry }
+        Self {
+            sandbox,
+            telemetry,
+            executions: Semaphore::new(MAX_CONCURRENT_EXECUTIONS),
+        }
     }
 
     pub fn sandbox(&self) -> &Sandbox {
@@ -88,18 +107,20 @@ impl Runtime {
             run_id: &run_id,
             root: &root,
             usage: &usage,
+            steps: AtomicU32::new(0),
+            max_steps: options
+                .max_steps
+                .or(agent.max_steps)
+                .unwrap_or(DEFAULT_MAX_STEPS),
+            events: options.events.as_ref(),
         };
 
         let mut state = input;
-        let mut nodes_run = 0;
-        let max_steps = options
-            .max_steps
-            .or(agent.max_steps)
-            .unwrap_or(DEFAULT_MAX_STEPS);
         let outcome = tokio::select! {
-            outcome = self.run_loop(&scope, &mut state, &mut nodes_run, max_steps) => outcome,
+            outcome = self.run_graph(&scope, &mut state) => outcome,
             reason = interrupt => Err(RunError::Interrupted(reason)),
         };
+        let nodes_run = scope.steps.load(Ordering::Relaxed);
 
         match &outcome {
             Ok(()) => root_guard.finish_ok(),
@@ -128,53 +149,20 @@ impl Runtime {
         }
     }
 
-    async fn run_loop(
+    /// Runs node `index` as its policy says: again after a backoff while its failures are
+    /// retryable and attempts remain. Each attempt has its own span, a child of `parent`.
+    pub(super) async fn run_node(
         &self,
         scope: &RunScope<'_>,
-        state: &mut Map<String, Value>,
-        nodes_run: &mut u32,
-        max_steps: u32,
-    ) -> Result<(), RunError> {
-        let graph = &scope.agent.graph;
-        let mut next = graph.entry;
-        while let Next::Node(index) = next {
-            let name = &graph.nodes[index].name;
-            if *nodes_run >= max_steps {
-                return Err(RunError::StepLimit {
-                    limit: max_steps,
-                    node: name.clone(),
-                });
-            }
-            *nodes_run += 1;
-            match self.run_node_with_policy(scope, index, state).await {
-                Ok(update) => {
-                    merge_update(state, update);
-                    next = graph.next(index);
-                }
-                Err(error) => match error_route(scope.agent, index, &error) {
-                    // The handler finds the failure in `state.error`.
-                    Some((handler, record)) => {
-                        state.insert("error".into(), record);
-                        next = Next::Node(handler);
-                    }
-                    None => return Err(error),
-                },
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs a node, again after a backoff while its failures are retryable and attempts remain.
-    async fn run_node_with_policy(
-        &self,
-        scope: &RunScope<'_>,
+        parent: &SpanHandle,
         index: usize,
         state: &Map<String, Value>,
     ) -> Result<Map<String, Value>, RunError> {
-        let policy = scope.agent.policies.get(index).cloned().unwrap_or_default();
+        let name = &scope.agent.graph.nodes[index].name;
+        let policy = scope.agent.policy(name);
         let mut attempt = 1;
         loop {
-            match self.run_node(scope, index, state, attempt).await {
+            match self.run_attempt(scope, parent, index, state, attempt).await {
                 Err(RunError::Node { kind, .. })
                     if attempt < policy.max_attempts() && policy.retries(&kind) =>
                 {
@@ -186,54 +174,89 @@ impl Runtime {
         }
     }
 
-    /// Runs one node under its own span, a child of `scope.root`.
-    async fn run_node(
+    /// One attempt of node `index`, under its own span, a child of `parent` (the root span,
+    /// a parallel group's span). Returns the node's state update.
+    async fn run_attempt(
         &self,
         scope: &RunScope<'_>,
+        parent: &SpanHandle,
         index: usize,
         state: &Map<String, Value>,
         attempt: u32,
     ) -> Result<Map<String, Value>, RunError> {
         let node = &scope.agent.graph.nodes[index];
         let tracer = self.telemetry.tracer();
-        let kind = match node.kind {
-            NodeKind::Component { .. } => "component",
-            NodeKind::LlmCall { .. } => "llm.call",
-        };
-        let span = SpanGuard::new(scope.root.child(
+        let span = SpanGuard::new(parent.child(
             tracer,
             format!("node {}", node.name),
             SpanKind::Internal,
             vec![
                 KeyValue::new("kettle.node.name", node.name.clone()),
-                KeyValue::new("kettle.node.kind", kind),
+                KeyValue::new("kettle.node.kind", node.kind.name()),
                 KeyValue::new("kettle.run.id", scope.run_id.to_string()),
                 KeyValue::new("kettle.node.attempt", i64::from(attempt)),
             ],
         ));
-        let limits = self.limits_of(scope, index);
+        let started = Instant::now();
+        if let Some(events) = scope.events {
+            events.emit(&NodeEvent::start(
+                scope.run_id,
+                &node.name,
+                node.kind.name(),
+            ));
+        }
+        let no_extras = Map::new();
         let result = match &node.kind {
-            NodeKind::Component { config, .. } => {
-                self.run_component(scope, index, config, state, span.handle(), attempt, limits)
+            // A component node knows which attempt it is in (`ctx.attempt`).
+            NodeKind::Action(Action::Component { component, config }) => {
+                self.run_component(
+                    scope,
+                    &node.name,
+                    *component,
+                    config,
+                    state,
+                    span.handle(),
+                    attempt,
+                )
+                .await
+            }
+            NodeKind::Action(action) => {
+                self.run_action(scope, &node.name, action, state, &no_extras, span.handle())
                     .await
             }
-            NodeKind::LlmCall { with, output } => {
-                let call =
-                    self.run_llm_call(scope, index, with, output, state, span.handle(), &limits);
-                match tokio::time::timeout(limits.timeout(), call).await {
-                    Ok(result) => result,
-                    Err(_) => Err(RunError::node(
-                        &node.name,
-                        "limit.timeout_ms",
-                        format!(
-                            "the LLM call did not finish in {} ms; {}",
-                            limits.timeout_ms,
-                            raise_hint("timeout_ms")
-                        ),
-                    )),
-                }
+            NodeKind::Steps(steps) => {
+                self.run_steps(scope, &node.name, steps, state, &no_extras, span.handle())
+                    .await
+            }
+            NodeKind::WhileLoop {
+                condition,
+                max_iterations,
+                body,
+            } => {
+                self.run_while_loop(
+                    scope,
+                    &node.name,
+                    condition,
+                    *max_iterations,
+                    body,
+                    state,
+                    span.handle(),
+                )
+                .await
+            }
+            NodeKind::DynamicParallel(dp) => {
+                self.run_dynamic_parallel(scope, &node.name, dp, state, span.handle())
+                    .await
             }
         };
+        if let Some(events) = scope.events {
+            events.emit(&NodeEvent::finish(
+                scope.run_id,
+                &node.name,
+                started.elapsed(),
+                result.as_ref().err(),
+            ));
+        }
         match &result {
             Ok(_) => span.finish_ok(),
             Err(e) => {
@@ -247,28 +270,19 @@ impl Runtime {
         result
     }
 
-    /// The node's limits: `--limit` beats the node's `limits:`, which beats `settings.limits`.
-    fn limits_of(&self, scope: &RunScope<'_>, index: usize) -> NodeLimits {
-        let own = scope
-            .agent
-            .policies
-            .get(index)
-            .and_then(|p| p.limits.as_ref());
+    /// The limits of node `node`: `--limit` beats the node's `limits:`, which beats
+    /// `settings.limits`.
+    fn limits_of(&self, scope: &RunScope<'_>, node: &str) -> NodeLimits {
         NodeLimits::resolve(&[
             Some(&scope.options.limits),
-            own,
+            scope.agent.policy(node).limits.as_ref(),
             scope.agent.default_limits.as_ref(),
         ])
     }
 
-    /// The LLM allowance of one execution of node `index`.
-    fn quota_of(&self, scope: &RunScope<'_>, index: usize, limits: &NodeLimits) -> LlmQuota {
-        let grants = scope
-            .agent
-            .policies
-            .get(index)
-            .map(|p| p.grants.clone())
-            .unwrap_or_default();
+    /// The LLM allowance of one execution of node `node`.
+    fn quota_of(&self, scope: &RunScope<'_>, node: &str, limits: &NodeLimits) -> LlmQuota {
+        let grants = &scope.agent.policy(node).grants;
         LlmQuota::new(
             limits.max_llm_calls,
             limits.max_llm_tokens,
@@ -279,24 +293,24 @@ impl Runtime {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn run_component(
+    pub(super) async fn run_component(
         &self,
         scope: &RunScope<'_>,
-        index: usize,
+        node: &str,
+        component: usize,
         config: &Value,
         state: &Map<String, Value>,
         span: &SpanHandle,
         attempt: u32,
-        limits: NodeLimits,
     ) -> Result<Map<String, Value>, RunError> {
-        let node = &scope.agent.graph.nodes[index].name;
         let component = scope
             .agent
-            .component(index)
+            .component(component)
             .ok_or_else(|| RunError::node(node, "internal", "the component was not prepared"))?;
+        let limits = self.limits_of(scope, node);
         let invocation = NodeInvocation {
             run_id: scope.run_id.to_string(),
-            node_name: node.clone(),
+            node_name: node.to_string(),
             attempt,
             config: config.to_string(),
             state: Value::Object(state.clone()).to_string(),
@@ -304,16 +318,13 @@ impl Runtime {
             llm: NodeLlm {
                 client: scope.agent.llm.clone(),
                 usage: scope.usage.clone(),
-                quota: self.quota_of(scope, index, &limits),
+                quota: self.quota_of(scope, node, &limits),
             },
-            grants: scope
-                .agent
-                .policies
-                .get(index)
-                .map(|p| p.grants.clone())
-                .unwrap_or_default(),
+            grants: scope.agent.policy(node).grants.clone(),
             limits,
         };
+        // The semaphore is never closed; a closed one would only lift the limit.
+        let _slot = self.executions.acquire().await.ok();
         let output = self
             .sandbox
             .execute(component, invocation)
@@ -343,44 +354,53 @@ impl Runtime {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn run_llm_call(
+    pub(super) async fn run_llm_call(
         &self,
         scope: &RunScope<'_>,
-        index: usize,
+        node: &str,
         with: &Map<String, Value>,
         output: &str,
-        state: &Map<String, Value>,
+        context: &Value,
         span: &SpanHandle,
-        limits: &NodeLimits,
     ) -> Result<Map<String, Value>, RunError> {
-        let node = scope.agent.graph.nodes[index].name.as_str();
-        let context = json!({ "state": state, "variables": scope.agent.variables });
         let mut rendered = Map::new();
         for (key, value) in with {
-            let value = template::render_value(value, &context).map_err(|e| {
+            let value = template::render_value(value, context).map_err(|e| {
                 RunError::node(node, "template", format!("field `with.{key}`: {e}"))
             })?;
             rendered.insert(key.clone(), value);
         }
         let request = llm_node::request_from(&rendered)
             .map_err(|e| RunError::node(node, "invalid_request", e))?;
-        let mut quota = self.quota_of(scope, index, limits);
+        let limits = self.limits_of(scope, node);
+        let mut quota = self.quota_of(scope, node, &limits);
         if let Err(denied) = quota.admit(&scope.agent.llm, &request, scope.usage) {
             let kind = quota
                 .breach()
                 .map_or_else(|| "denied".to_string(), |b| format!("limit.{}", b.limit));
             return Err(RunError::node(node, &kind, denied.to_string()));
         }
-        let response = traced_call(
+        let call = traced_call(
             &scope.agent.llm,
             self.telemetry.tracer(),
             span,
             scope.usage,
             request,
-        )
-        .await
-        .map_err(|e| RunError::node(node, e.kind(), e.to_string()))?;
+        );
+        let response = match tokio::time::timeout(limits.timeout(), call).await {
+            Ok(response) => response.map_err(|e| RunError::node(node, e.kind(), e.to_string()))?,
+            Err(_) => {
+                return Err(RunError::node(
+                    node,
+                    "limit.timeout_ms",
+                    format!(
+                        "the LLM call did not finish in {} ms; {}",
+                        limits.timeout_ms,
+                        raise_hint("timeout_ms")
+                    ),
+                ));
+            }
+        };
         let mut update = Map::new();
         update.insert(output.to_string(), llm_node::result_value(&response));
         Ok(update)
@@ -388,7 +408,7 @@ impl Runtime {
 }
 
 /// Where a failure of node `index` is routed, and the `state.error` the handler receives.
-fn error_route(agent: &Agent, index: usize, error: &RunError) -> Option<(usize, Value)> {
+pub(super) fn error_route(agent: &Agent, index: usize, error: &RunError) -> Option<(usize, Value)> {
     let RunError::Node {
         node,
         kind,
@@ -397,11 +417,14 @@ fn error_route(agent: &Agent, index: usize, error: &RunError) -> Option<(usize, 
     else {
         return None;
     };
-    let handler = agent.policies.get(index)?.on_error.as_deref()?;
+    let handler = agent
+        .policy(&agent.graph.nodes[index].name)
+        .on_error
+        .as_deref()?;
     let target = agent.graph.nodes.iter().position(|n| n.name == handler)?;
     Some((
         target,
-        json!({ "node": node, "kind": kind, "message": message }),
+        serde_json::json!({ "node": node, "kind": kind, "message": message }),
     ))
 }
 

@@ -1,9 +1,11 @@
-//! From a validated spec to a [`Graph`]: node kinds resolved, templates checked, successors
-//! fixed by edges or, where a node has none, by TEA's implicit chaining.
+//! From a validated spec to a [`Graph`]: node kinds resolved, templates and expressions
+//! checked, and the route out of every node (see `routes.rs`).
 
 use super::template;
-use super::{ComponentSource, Graph, GraphNode, Next, NodeKind};
-use crate::spec::{END, LoadedSpec, START, SpecError, SpecErrors};
+use super::{Action, ComponentSource, DynamicParallel, Graph, GraphNode, NodeKind, Step, routes};
+use crate::spec::{
+    ActionView, ExpressionRun, LoadedSpec, NodeSpec, SpecError, SpecErrors, StepSpec,
+};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -18,6 +20,9 @@ pub const LLM_CALL_PARAMS: &[&str] = &[
     "stop",
 ];
 
+/// Where `dynamic_parallel` results go when the node names no `output:`.
+pub const DEFAULT_PARALLEL_OUTPUT: &str = "parallel_results";
+
 pub fn compile(loaded: &LoadedSpec) -> Result<Graph, SpecErrors> {
     let spec = &loaded.spec;
     let index: HashMap<&str, usize> = spec
@@ -26,114 +31,210 @@ pub fn compile(loaded: &LoadedSpec) -> Result<Graph, SpecErrors> {
         .enumerate()
         .map(|(i, n)| (n.name.as_str(), i))
         .collect();
-    let target = |name: &str| {
-        if name == END {
-            Next::End
-        } else {
-            index.get(name).map_or(Next::End, |i| Next::Node(*i))
-        }
+    let mut compiler = Compiler {
+        loaded,
+        errors: Vec::new(),
+        components: Vec::new(),
     };
-    let mut errors = Vec::new();
-
     let mut nodes = Vec::with_capacity(spec.nodes.len());
     for (i, node) in spec.nodes.iter().enumerate() {
-        let kind = if let Some(component) = &node.component {
-            let path = loaded.resolve(component);
+        let kind = compiler.node_kind(&format!("nodes[{i}]"), node, &index);
+        nodes.push(GraphNode {
+            name: node.name.clone(),
+            kind,
+            fan_in: node.is_fan_in(),
+        });
+    }
+    let (entry, routes) = routes::build(loaded, &index, &mut compiler.errors);
+    if compiler.errors.is_empty() {
+        Ok(Graph {
+            nodes,
+            entry,
+            routes,
+            component_sources: compiler.components,
+        })
+    } else {
+        Err(SpecErrors(compiler.errors))
+    }
+}
+
+struct Compiler<'a> {
+    loaded: &'a LoadedSpec,
+    errors: Vec<SpecError>,
+    components: Vec<(String, ComponentSource)>,
+}
+
+impl Compiler<'_> {
+    fn node_kind(&mut self, at: &str, node: &NodeSpec, index: &HashMap<&str, usize>) -> NodeKind {
+        let name = &node.name;
+        match node.kind.as_deref() {
+            Some("while_loop") => {
+                let condition = node.condition.clone().unwrap_or_else(|| "false".into());
+                self.expression(&format!("{at}.condition"), name, "condition", &condition);
+                NodeKind::WhileLoop {
+                    condition,
+                    max_iterations: node.max_iterations.unwrap_or(1),
+                    body: self.steps(&format!("{at}.body"), name, node.body.as_deref()),
+                }
+            }
+            Some("dynamic_parallel") => {
+                let items = node.items.clone().unwrap_or_else(|| "[]".into());
+                self.template(&format!("{at}.items"), name, "items", &items);
+                let body = if let Some(action) = &node.action {
+                    vec![self.step(&format!("{at}.action"), name, action, name)]
+                } else if let Some(steps) = &node.steps {
+                    self.steps(&format!("{at}.steps"), name, Some(steps))
+                } else {
+                    // A component node: the component runs once per item.
+                    let view = ActionView {
+                        output: None,
+                        ..node.action_view()
+                    };
+                    vec![Step {
+                        name: name.clone(),
+                        action: self.action(at, name, view),
+                    }]
+                };
+                let fan_in = match &node.fan_in {
+                    Some(crate::spec::FanIn::Node(target)) => index.get(target.as_str()).copied(),
+                    _ => None,
+                };
+                NodeKind::DynamicParallel(DynamicParallel {
+                    items,
+                    item_var: node.item_var.clone().unwrap_or_else(|| "item".into()),
+                    index_var: node.index_var.clone().unwrap_or_else(|| "index".into()),
+                    max_concurrency: node.max_concurrency,
+                    fail_fast: node.fail_fast.unwrap_or(false),
+                    output: node
+                        .output
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_PARALLEL_OUTPUT.into()),
+                    body,
+                    body_is_steps: node.action.is_none() && node.steps.is_some(),
+                    fan_in,
+                })
+            }
+            _ => match &node.steps {
+                Some(steps) => {
+                    NodeKind::Steps(self.steps(&format!("{at}.steps"), name, Some(steps)))
+                }
+                None => NodeKind::Action(self.action(at, name, node.action_view())),
+            },
+        }
+    }
+
+    fn steps(&mut self, at: &str, node: &str, steps: Option<&[StepSpec]>) -> Vec<Step> {
+        steps
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let fallback = format!("step{}", i + 1);
+                self.step(&format!("{at}[{i}]"), node, step, &fallback)
+            })
+            .collect()
+    }
+
+    fn step(&mut self, at: &str, node: &str, step: &StepSpec, fallback: &str) -> Step {
+        let name = step.name.clone().unwrap_or_else(|| fallback.to_string());
+        let action = self.action(at, node, step.action_view());
+        Step { name, action }
+    }
+
+    /// The action of a node or step; `owner` names the node in messages and defaults `output`.
+    fn action(&mut self, at: &str, owner: &str, view: ActionView<'_>) -> Action {
+        if let Some(component) = view.component {
+            let path = self.loaded.resolve(component);
             let source = if path.is_dir() {
                 ComponentSource::RustFolder(path)
             } else {
                 ComponentSource::Wasm(path)
             };
-            NodeKind::Component {
-                source,
-                config: node
+            self.components.push((owner.to_string(), source));
+            return Action::Component {
+                component: self.components.len() - 1,
+                config: view
                     .config
-                    .clone()
+                    .cloned()
                     .unwrap_or_else(|| Value::Object(Map::new())),
-            }
-        } else {
-            let with = node.with.clone().unwrap_or_default();
-            check_llm_call(loaded, i, &with, &mut errors);
-            NodeKind::LlmCall {
-                with,
-                output: node.output.clone().unwrap_or_else(|| node.name.clone()),
-            }
-        };
-        nodes.push(GraphNode {
-            name: node.name.clone(),
-            kind,
-        });
-    }
-
-    let mut successors: Vec<Next> = (0..nodes.len())
-        .map(|i| {
-            if i + 1 < nodes.len() {
-                Next::Node(i + 1)
-            } else {
-                Next::End
-            }
-        })
-        .collect();
-    let mut entry = if nodes.is_empty() {
-        Next::End
-    } else {
-        Next::Node(0)
-    };
-    for edge in &spec.edges {
-        let to = target(&edge.to);
-        if edge.from == START {
-            entry = to;
-        } else if let Some(&from) = index.get(edge.from.as_str()) {
-            successors[from] = to;
+            };
+        }
+        if let Some(run) = view.run.and_then(ExpressionRun::from_run) {
+            self.expression(&format!("{at}.run.value"), owner, "run.value", &run.value);
+            return Action::Expression {
+                expression: run.value,
+                output: run
+                    .output_key
+                    .or_else(|| view.output.cloned())
+                    .unwrap_or_else(|| owner.to_string()),
+            };
+        }
+        let with = view.with.cloned().unwrap_or_default();
+        if view.uses.is_some_and(|u| u == "llm.call") {
+            self.check_llm_call(at, owner, &with);
+        }
+        Action::LlmCall {
+            with,
+            output: view.output.cloned().unwrap_or_else(|| owner.to_string()),
         }
     }
 
-    if errors.is_empty() {
-        Ok(Graph {
-            nodes,
-            entry,
-            successors,
-        })
-    } else {
-        Err(SpecErrors(errors))
-    }
-}
-
-fn check_llm_call(
-    loaded: &LoadedSpec,
-    node: usize,
-    with: &Map<String, Value>,
-    errors: &mut Vec<SpecError>,
-) {
-    let name = &loaded.spec.nodes[node].name;
-    let at = format!("nodes[{node}].with");
-    if !with.contains_key("messages") && !with.contains_key("prompt") {
-        errors.push(loaded.error_at(
-            &at,
-            format!("node `{name}` (llm.call) has nothing to send: give `with.prompt` or `with.messages`"),
-            Some("for example `with: {prompt: \"Summarize {{ state.text }}\"}`".into()),
-        ));
-    }
-    for (key, value) in with {
-        if !LLM_CALL_PARAMS.contains(&key.as_str()) {
-            errors.push(loaded.error_at(
-                &format!("{at}.{key}"),
-                format!("llm.call does not take `{key}`"),
-                Some(format!("llm.call takes: {}", LLM_CALL_PARAMS.join(", "))),
+    fn expression(&mut self, at: &str, node: &str, field: &str, source: &str) {
+        if let Err(message) = template::check_expression(source) {
+            self.errors.push(self.loaded.error_at(
+                at,
+                format!("bad expression in node `{node}`, field `{field}`: {message}"),
+                Some(
+                    "expressions are Jinja expressions over state and variables, e.g. `state.count < 5 and not state.get(\"done\", False)`"
+                        .into(),
+                ),
             ));
         }
-        for (path, source) in template::strings(value, &format!("{at}.{key}")) {
-            if let Err(message) = template::check(source) {
-                errors.push(loaded.error_at(
-                    &path,
-                    format!(
-                        "bad template in node `{name}`, field `{}`: {message}",
-                        &path[at.len() + 1..]
-                    ),
-                    Some(
-                        "templates use Jinja syntax: {{ state.key }}, {{ variables.name }}".into(),
-                    ),
+    }
+
+    fn template(&mut self, at: &str, node: &str, field: &str, source: &str) {
+        if let Err(message) = template::check(source) {
+            self.errors.push(self.loaded.error_at(
+                at,
+                format!("bad template in node `{node}`, field `{field}`: {message}"),
+                Some("templates use Jinja syntax: {{ state.key }}, {{ variables.name }}".into()),
+            ));
+        }
+    }
+
+    fn check_llm_call(&mut self, at: &str, name: &str, with: &Map<String, Value>) {
+        let at = format!("{at}.with");
+        if !with.contains_key("messages") && !with.contains_key("prompt") {
+            self.errors.push(self.loaded.error_at(
+                &at,
+                format!("node `{name}` (llm.call) has nothing to send: give `with.prompt` or `with.messages`"),
+                Some("for example `with: {prompt: \"Summarize {{ state.text }}\"}`".into()),
+            ));
+        }
+        for (key, value) in with {
+            if !LLM_CALL_PARAMS.contains(&key.as_str()) {
+                self.errors.push(self.loaded.error_at(
+                    &format!("{at}.{key}"),
+                    format!("llm.call does not take `{key}`"),
+                    Some(format!("llm.call takes: {}", LLM_CALL_PARAMS.join(", "))),
                 ));
+            }
+            for (path, source) in template::strings(value, &format!("{at}.{key}")) {
+                if let Err(message) = template::check(source) {
+                    self.errors.push(
+                        self.loaded.error_at(
+                            &path,
+                            format!(
+                                "bad template in node `{name}`, field `{}`: {message}",
+                                &path[at.len() + 1..]
+                            ),
+                            Some(
+                                "templates use Jinja syntax: {{ state.key }}, {{ variables.name }}"
+                                    .into(),
+                            ),
+                        ),
+                    );
+                }
             }
         }
     }

@@ -1,9 +1,12 @@
-//! The compiled graph: nodes with their resolved kinds, and where each one leads.
+//! The compiled graph: nodes with their resolved kinds, and the route out of each one.
 
 mod compile;
+mod render;
+mod routes;
 pub mod template;
 
 pub use compile::compile;
+pub use render::{GraphFormat, render};
 
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -24,11 +27,39 @@ pub enum ComponentSource {
     RustFolder(PathBuf),
 }
 
+/// A condition on a route: an expression, and the truth value it must have.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    /// As written in the agent file (for messages and `kettle graph`).
+    pub written: String,
+    /// What is evaluated (`!name` is rewritten to `not state.get("name")`).
+    pub expression: String,
+    pub expect: bool,
+}
+
+/// One way out of a node; the first rule whose condition holds is taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub when: Option<Condition>,
+    pub to: Next,
+}
+
+/// How execution leaves a node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Route {
+    /// `goto`, edges or implicit chaining, as rules in order.
+    Rules(Vec<Rule>),
+    /// Parallel edges: every branch runs from a copy of the state up to `fan_in`.
+    Parallel { branches: Vec<usize>, fan_in: usize },
+}
+
+/// A single action: the body of a plain node, of a step, or of a `dynamic_parallel` item.
 #[derive(Debug, Clone)]
-pub enum NodeKind {
+pub enum Action {
     Component {
-        source: ComponentSource,
-        /// The node's `config:`, handed to it as JSON.
+        /// Index into [`Graph::component_sources`].
+        component: usize,
+        /// The `config:`, handed to the component as JSON.
         config: Value,
     },
     /// `uses: llm.call`.
@@ -38,34 +69,106 @@ pub enum NodeKind {
         /// The state key the result is stored under.
         output: String,
     },
+    /// `run: {type: expression, value, output_key}`, evaluated on the host.
+    Expression { expression: String, output: String },
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Component { .. } => "component",
+            Action::LlmCall { .. } => "llm.call",
+            Action::Expression { .. } => "expression",
+        }
+    }
+}
+
+/// One step of `steps:`, `body:` or a `dynamic_parallel` item.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    pub action: Action,
+}
+
+/// A `dynamic_parallel` node.
+#[derive(Debug, Clone)]
+pub struct DynamicParallel {
+    /// Template (or expression in `{{ }}`) yielding the list.
+    pub items: String,
+    pub item_var: String,
+    pub index_var: String,
+    pub max_concurrency: Option<u32>,
+    pub fail_fast: bool,
+    /// The state key the results are stored under.
+    pub output: String,
+    pub body: Vec<Step>,
+    /// The body came from `steps:` (each step gets its own span); otherwise it is one action
+    /// run directly under the item's span.
+    pub body_is_steps: bool,
+    /// Where the run goes after the results are collected, overriding the node's route.
+    pub fan_in: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub enum NodeKind {
+    Action(Action),
+    Steps(Vec<Step>),
+    WhileLoop {
+        condition: String,
+        max_iterations: u32,
+        body: Vec<Step>,
+    },
+    DynamicParallel(DynamicParallel),
+}
+
+impl NodeKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            NodeKind::Action(action) => action.kind(),
+            NodeKind::Steps(_) => "steps",
+            NodeKind::WhileLoop { .. } => "while_loop",
+            NodeKind::DynamicParallel(_) => "dynamic_parallel",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct GraphNode {
     pub name: String,
     pub kind: NodeKind,
+    /// Marked `fan_in: true`: parallel branches join here.
+    pub fan_in: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct Graph {
     pub nodes: Vec<GraphNode>,
-    pub entry: Next,
-    successors: Vec<Next>,
+    /// The route out of `__start__`.
+    pub entry: Route,
+    pub routes: Vec<Route>,
+    /// Every component the graph uses, with the node that names it.
+    pub component_sources: Vec<(String, ComponentSource)>,
 }
 
 impl Graph {
-    /// Where execution goes after node `index`.
-    pub fn next(&self, index: usize) -> Next {
-        self.successors.get(index).copied().unwrap_or(Next::End)
+    /// The route out of node `index`.
+    pub fn route(&self, index: usize) -> &Route {
+        static NOWHERE: Route = Route::Rules(Vec::new());
+        self.routes.get(index).unwrap_or(&NOWHERE)
     }
 
-    pub fn components(&self) -> impl Iterator<Item = (usize, &ComponentSource)> {
-        self.nodes
+    /// Every component: its id, the node that uses it, and where it comes from.
+    pub fn components(&self) -> impl Iterator<Item = (usize, &str, &ComponentSource)> {
+        self.component_sources
             .iter()
             .enumerate()
-            .filter_map(|(i, n)| match &n.kind {
-                NodeKind::Component { source, .. } => Some((i, source)),
-                NodeKind::LlmCall { .. } => None,
-            })
+            .map(|(i, (node, source))| (i, node.as_str(), source))
+    }
+
+    pub fn name_of(&self, next: Next) -> &str {
+        match next {
+            Next::Node(i) => self.nodes.get(i).map_or("?", |n| n.name.as_str()),
+            Next::End => crate::spec::END,
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! Jinja templates over `state` and `variables` (minijinja). Undefined values are errors that
-//! name the missing key, never silent empty strings.
+//! Jinja templates and expressions over `state` and `variables` (minijinja, with Python-style
+//! methods such as `state.get("k", default)`). Undefined values are errors that name the
+//! missing key, never silent empty strings.
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::{Map, Value};
@@ -9,8 +10,82 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
+    env.set_unknown_method_callback(|state, value, method, args| {
+        // A method called on a missing key is the missing key's error, not the method's.
+        if value.is_undefined() {
+            return Err(minijinja::Error::from(minijinja::ErrorKind::UndefinedError));
+        }
+        minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+    });
+    env.add_function("len", len);
     env
 });
+
+/// Python's `len()`, for expressions written for TEA.
+fn len(value: minijinja::Value) -> Result<usize, minijinja::Error> {
+    value.len().ok_or_else(|| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("len() of a value that has no length ({})", value.kind()),
+        )
+    })
+}
+
+/// The expression inside `source`, which may be written bare or as one `{{ ... }}`.
+pub fn expression_source(source: &str) -> &str {
+    let trimmed = source.trim();
+    if trimmed.starts_with("{{")
+        && trimmed.ends_with("}}")
+        && trimmed.matches("{{").count() == 1
+        && trimmed.matches("}}").count() == 1
+    {
+        trimmed[2..trimmed.len() - 2].trim()
+    } else {
+        trimmed
+    }
+}
+
+/// Checks the syntax of an expression.
+pub fn check_expression(source: &str) -> Result<(), String> {
+    ENV.compile_expression(expression_source(source))
+        .map(|_| ())
+        .map_err(|e| describe(&e))
+}
+
+/// Evaluates an expression against `context`.
+pub fn eval_expression(source: &str, context: &Value) -> Result<Value, String> {
+    let expression = ENV
+        .compile_expression(expression_source(source))
+        .map_err(|e| describe(&e))?;
+    match expression.eval(context) {
+        Ok(value) => serde_json::to_value(&value).map_err(|e| e.to_string()),
+        Err(e) => {
+            if e.kind() == minijinja::ErrorKind::UndefinedError
+                && let Some(missing) = missing_path(expression.undeclared_variables(true), context)
+            {
+                return Err(format!("`{missing}` is not defined"));
+            }
+            Err(describe(&e))
+        }
+    }
+}
+
+/// Evaluates an expression as a condition (Jinja truthiness).
+pub fn eval_condition(source: &str, context: &Value) -> Result<bool, String> {
+    eval_expression(source, context).map(|v| truthy(&v))
+}
+
+/// Python/Jinja truthiness of a JSON value.
+pub fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
 
 /// Checks the syntax of a template.
 pub fn check(source: &str) -> Result<(), String> {
@@ -93,17 +168,25 @@ fn render_string(source: &str, context: &Value) -> Result<Value, String> {
 
 /// The first variable path the template reads that the context does not have.
 fn first_missing(template: &minijinja::Template<'_, '_>, context: &Value) -> Option<String> {
-    let mut paths: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+    missing_path(template.undeclared_variables(true), context)
+}
+
+fn missing_path(paths: std::collections::HashSet<String>, context: &Value) -> Option<String> {
+    let mut paths: Vec<String> = paths.into_iter().collect();
     paths.sort();
-    paths.into_iter().find(|path| {
+    paths.into_iter().find_map(|path| {
         let mut current = context;
+        let mut end = 0;
         for part in path.split('.') {
+            end += part.len();
             match current.get(part) {
                 Some(next) => current = next,
-                None => return true,
+                // The path up to the first missing part: `state.name` of `state.name.upper`.
+                None => return Some(path[..end].to_string()),
             }
+            end += 1;
         }
-        false
+        None
     })
 }
 
@@ -141,6 +224,28 @@ mod tests {
         let ctx = json!({"state": {"name": "kettle"}});
         let error = render_value(&json!("about {{ state.summary }}"), &ctx).unwrap_err();
         assert_eq!(error, "`state.summary` is not defined");
+    }
+
+    #[test]
+    fn python_flavoured_expressions_work() {
+        let ctx = json!({"state": {"x": true, "items": [1, 2, 3], "n": 2}});
+        for (source, expected) in [
+            (r#"state["x"] == True"#, json!(true)),
+            ("state.x and not state.n > 5 or False", json!(true)),
+            (r#"state.get("missing", 7)"#, json!(7)),
+            (r#"state.get("n")"#, json!(2)),
+            ("len(state.items) > 2", json!(true)),
+            ("state.items | length", json!(3)),
+            ("{{ state.n + 1 }}", json!(3)),
+            ("None", Value::Null),
+        ] {
+            assert_eq!(eval_expression(source, &ctx).unwrap(), expected, "{source}");
+        }
+        assert_eq!(
+            eval_expression("state.nope > 1", &ctx).unwrap_err(),
+            "`state.nope` is not defined"
+        );
+        assert!(check_expression("state.x ==").is_err());
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! The agent file: YAML → typed, validated [`AgentSpec`], with errors that carry file, line and column.
 
 mod error;
+mod flow;
 mod load;
 mod locate;
 mod model;
 mod validate;
+mod validate_flow;
 
 pub use error::{SpecError, SpecErrors};
+pub use flow::{ActionView, EdgeCondition, ExpressionRun, FanIn, Goto, GotoRule, StepSpec, When};
 pub use load::{LoadedSpec, load_file, parse_file, parse_str, validate};
 pub use model::{
     AgentSpec, BudgetSpec, END, EdgeSpec, FsAccess, FsGrantSpec, LimitsSpec, LlmGrantSpec,

@@ -1,5 +1,6 @@
 //! The typed shape of an agent file. Unknown keys are errors, so typos never pass silently.
 
+use super::flow::{EdgeCondition, FanIn, Goto, StepSpec, When};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -218,6 +219,44 @@ pub struct NodeSpec {
     /// TEA's inline script forms, refused the same way.
     #[serde(default)]
     pub script: Option<Value>,
+    /// TEA's runtime selector for inline code (`lua`, `prolog`), refused with it.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// `while_loop` or `dynamic_parallel`; absent for the other node forms.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// Where to go next: a node, or `{if, to}` rules. Beats `edges:` and implicit chaining.
+    #[serde(default)]
+    pub goto: Option<Goto>,
+    /// `true` on the node parallel branches join at; a node name on `dynamic_parallel`.
+    #[serde(default)]
+    pub fan_in: Option<FanIn>,
+    /// Steps run in order inside this node.
+    #[serde(default)]
+    pub steps: Option<Vec<StepSpec>>,
+    /// `while_loop`: checked before every iteration.
+    #[serde(default)]
+    pub condition: Option<String>,
+    /// `while_loop`: required, 1 to 1000.
+    #[serde(default)]
+    pub max_iterations: Option<u32>,
+    /// `while_loop`: the steps of one iteration.
+    #[serde(default)]
+    pub body: Option<Vec<StepSpec>>,
+    /// `dynamic_parallel`: a template yielding the list to fan out over.
+    #[serde(default)]
+    pub items: Option<String>,
+    #[serde(default)]
+    pub item_var: Option<String>,
+    #[serde(default)]
+    pub index_var: Option<String>,
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+    #[serde(default)]
+    pub fail_fast: Option<bool>,
+    /// `dynamic_parallel`: the one action run per item.
+    #[serde(default)]
+    pub action: Option<StepSpec>,
 }
 
 /// One entry of `edges:`.
@@ -226,4 +265,17 @@ pub struct NodeSpec {
 pub struct EdgeSpec {
     pub from: String,
     pub to: String,
+    /// `parallel` for a fan-out edge; `normal` (the default) otherwise.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// Where the branches of a parallel edge join.
+    #[serde(default)]
+    pub fan_in: Option<String>,
+    #[serde(default)]
+    pub condition: Option<EdgeCondition>,
+    #[serde(default)]
+    pub when: Option<When>,
+    /// TEA's older spelling of `type: parallel`.
+    #[serde(default)]
+    pub parallel: Option<bool>,
 }

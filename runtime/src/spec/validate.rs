@@ -1,6 +1,7 @@
 //! Structural checks that typing cannot express: names, node kinds, references, files.
 
 use super::error::SpecError;
+use super::flow::{ActionView, ExpressionRun, FanIn, StepSpec};
 use super::load::LoadedSpec;
 use super::model::{END, NodeSpec, START};
 use std::collections::HashMap;
@@ -79,7 +80,6 @@ pub fn validate(loaded: &LoadedSpec) -> Vec<SpecError> {
         ));
     }
 
-    let mut unconditional_from: HashMap<&str, usize> = HashMap::new();
     for (index, edge) in spec.edges.iter().enumerate() {
         let at = format!("edges[{index}]");
         if edge.from == END || (edge.from != START && !seen.contains_key(edge.from.as_str())) {
@@ -93,96 +93,438 @@ pub fn validate(loaded: &LoadedSpec) -> Vec<SpecError> {
         if edge.to == START || (edge.to != END && !seen.contains_key(edge.to.as_str())) {
             errors.push(unknown_node(loaded, &format!("{at}.to"), &edge.to, &seen));
         }
-        if let Some(first) = unconditional_from.insert(edge.from.as_str(), index) {
-            errors.push(loaded.error_at(
-                &at,
-                format!(
-                    "`{}` already has an edge (edges[{first}]); a node has one next node",
-                    edge.from
-                ),
-                Some("to run several nodes after it, make them a parallel group (`type: parallel` with `fan_in:`)".into()),
-            ));
-        }
     }
+    super::validate_flow::validate_flow(loaded, &seen, &mut errors);
     errors
 }
 
 fn validate_node(loaded: &LoadedSpec, at: &str, node: &NodeSpec, errors: &mut Vec<SpecError>) {
     let name = &node.name;
-    if node.run.is_some() || node.script.is_some() {
-        let key = if node.run.is_some() { "run" } else { "script" };
+    match node.kind.as_deref() {
+        None => {}
+        Some("while_loop") => return validate_while_loop(loaded, at, node, errors),
+        Some("dynamic_parallel") => return validate_dynamic_parallel(loaded, at, node, errors),
+        Some(other) => {
+            errors.push(
+                loaded.error_at(
+                    &format!("{at}.type"),
+                    format!("node `{name}` has the unknown type `{other}`"),
+                    Some(
+                        "use `type: while_loop` or `type: dynamic_parallel`, or leave `type:` out"
+                            .into(),
+                    ),
+                ),
+            );
+            return;
+        }
+    }
+    misplaced(
+        loaded,
+        at,
+        node,
+        &LOOP_KEYS,
+        "`type: while_loop` nodes",
+        errors,
+    );
+    misplaced(
+        loaded,
+        at,
+        node,
+        &PARALLEL_KEYS,
+        "`type: dynamic_parallel` nodes",
+        errors,
+    );
+    if matches!(node.fan_in, Some(FanIn::Node(_))) {
         errors.push(loaded.error_at(
-            &format!("{at}.{key}"),
-            format!("node `{name}` has inline code (`{key}:`), which Kettle does not run: inline code cannot be sandboxed"),
-            Some("move the code into a component node (`component: path/to/node`, written in Rust, Python or JavaScript) or use a built-in action (`uses: llm.call`)".into()),
+            &format!("{at}.fan_in"),
+            format!(
+                "`fan_in:` of node `{name}` names a node, which only `dynamic_parallel` nodes do"
+            ),
+            Some("write `fan_in: true` to mark the node where parallel branches join".into()),
+        ));
+    }
+    if let Some(steps) = &node.steps {
+        let view = node.action_view();
+        if view.component.is_some()
+            || view.uses.is_some()
+            || view.run.is_some()
+            || view.script.is_some()
+        {
+            errors.push(loaded.error_at(
+                &format!("{at}.steps"),
+                format!("node `{name}` has `steps:` and also its own action"),
+                Some("put every action of the node in `steps:`".into()),
+            ));
+        }
+        validate_steps(loaded, &format!("{at}.steps"), name, steps, errors);
+        return;
+    }
+    validate_action(loaded, at, name, node.action_view(), true, errors);
+}
+
+const LOOP_KEYS: [&str; 3] = ["condition", "max_iterations", "body"];
+const PARALLEL_KEYS: [&str; 6] = [
+    "items",
+    "item_var",
+    "index_var",
+    "max_concurrency",
+    "fail_fast",
+    "action",
+];
+
+fn present(node: &NodeSpec, key: &str) -> bool {
+    match key {
+        "condition" => node.condition.is_some(),
+        "max_iterations" => node.max_iterations.is_some(),
+        "body" => node.body.is_some(),
+        "items" => node.items.is_some(),
+        "item_var" => node.item_var.is_some(),
+        "index_var" => node.index_var.is_some(),
+        "max_concurrency" => node.max_concurrency.is_some(),
+        "fail_fast" => node.fail_fast.is_some(),
+        "action" => node.action.is_some(),
+        "steps" => node.steps.is_some(),
+        "component" => node.component.is_some(),
+        "uses" => node.uses.is_some(),
+        "with" => node.with.is_some(),
+        "run" => node.run.is_some(),
+        "goto" => node.goto.is_some(),
+        _ => false,
+    }
+}
+
+/// Keys of another node form, each reported where it is written.
+fn misplaced(
+    loaded: &LoadedSpec,
+    at: &str,
+    node: &NodeSpec,
+    keys: &[&str],
+    owner: &str,
+    errors: &mut Vec<SpecError>,
+) {
+    for key in keys {
+        if present(node, key) {
+            errors.push(loaded.error_at(
+                &format!("{at}.{key}"),
+                format!(
+                    "`{key}:` does not belong in node `{}`: it is a key of {owner}",
+                    node.name
+                ),
+                Some(format!("remove `{key}:`, or make the node one of {owner}")),
+            ));
+        }
+    }
+}
+
+fn validate_while_loop(
+    loaded: &LoadedSpec,
+    at: &str,
+    node: &NodeSpec,
+    errors: &mut Vec<SpecError>,
+) {
+    let name = &node.name;
+    misplaced(
+        loaded,
+        at,
+        node,
+        &PARALLEL_KEYS,
+        "`type: dynamic_parallel` nodes",
+        errors,
+    );
+    misplaced(
+        loaded,
+        at,
+        node,
+        &["steps", "component", "uses", "with", "run"],
+        "plain nodes (a loop runs its `body:`)",
+        errors,
+    );
+    if node.condition.is_none() {
+        errors.push(loaded.error_at(
+            at,
+            format!("while_loop `{name}` has no `condition:`"),
+            Some("add `condition: \"state.count < 5\"` (checked before every iteration)".into()),
+        ));
+    }
+    match node.max_iterations {
+        None => errors.push(loaded.error_at(
+            at,
+            format!("while_loop `{name}` has no `max_iterations:`; it is required so that no loop runs forever"),
+            Some("add `max_iterations: N` with N from 1 to 1000".into()),
+        )),
+        Some(n) if !(1..=1000).contains(&n) => errors.push(loaded.error_at(
+            &format!("{at}.max_iterations"),
+            format!("`max_iterations` of while_loop `{name}` is {n}, outside 1 to 1000"),
+            Some("pick a bound from 1 to 1000".into()),
+        )),
+        Some(_) => {}
+    }
+    match &node.body {
+        Some(body) if !body.is_empty() => {
+            validate_steps(loaded, &format!("{at}.body"), name, body, errors)
+        }
+        _ => errors.push(loaded.error_at(
+            at,
+            format!("while_loop `{name}` has no `body:`"),
+            Some("add `body:` with the steps of one iteration (`uses:`, `component:` or `run: {type: expression, ...}`)".into()),
+        )),
+    }
+}
+
+fn validate_dynamic_parallel(
+    loaded: &LoadedSpec,
+    at: &str,
+    node: &NodeSpec,
+    errors: &mut Vec<SpecError>,
+) {
+    let name = &node.name;
+    misplaced(
+        loaded,
+        at,
+        node,
+        &LOOP_KEYS,
+        "`type: while_loop` nodes",
+        errors,
+    );
+    misplaced(
+        loaded,
+        at,
+        node,
+        &["uses", "with", "run"],
+        "plain nodes (per item, give `action:`)",
+        errors,
+    );
+    if node.items.is_none() {
+        errors.push(loaded.error_at(
+            at,
+            format!("dynamic_parallel `{name}` has no `items:`"),
+            Some("add `items: \"{{ state.list }}\"`, a template yielding the list to fan out over".into()),
+        ));
+    }
+    if node.max_concurrency == Some(0) {
+        errors.push(loaded.error_at(
+            &format!("{at}.max_concurrency"),
+            format!("`max_concurrency` of `{name}` is 0, so no item could run"),
+            Some("use a positive number, or leave it out for no limit".into()),
+        ));
+    }
+    if matches!(node.fan_in, Some(FanIn::Flag(_))) {
+        errors.push(loaded.error_at(
+            &format!("{at}.fan_in"),
+            format!("`fan_in:` of dynamic_parallel `{name}` must name the node that runs after the items"),
+            Some("write `fan_in: NODE`; that node receives the results".into()),
+        ));
+    }
+    let bodies = [
+        node.action.is_some(),
+        node.steps.is_some(),
+        node.component.is_some(),
+    ];
+    match bodies.iter().filter(|b| **b).count() {
+        0 => errors.push(loaded.error_at(
+            at,
+            format!("dynamic_parallel `{name}` has nothing to run per item"),
+            Some("give one of `action:` (a `uses:` step), `steps:`, or `component:`".into()),
+        )),
+        1 => {}
+        _ => errors.push(loaded.error_at(
+            at,
+            format!(
+                "dynamic_parallel `{name}` has more than one of `action:`, `steps:`, `component:`"
+            ),
+            Some("keep exactly one body".into()),
+        )),
+    }
+    if let Some(action) = &node.action {
+        validate_step(loaded, &format!("{at}.action"), name, action, errors);
+    }
+    if let Some(steps) = &node.steps {
+        validate_steps(loaded, &format!("{at}.steps"), name, steps, errors);
+    }
+    if node.component.is_some() {
+        let view = ActionView {
+            output: None,
+            ..node.action_view()
+        };
+        validate_action(loaded, at, name, view, true, errors);
+    }
+}
+
+fn validate_steps(
+    loaded: &LoadedSpec,
+    at: &str,
+    node: &str,
+    steps: &[StepSpec],
+    errors: &mut Vec<SpecError>,
+) {
+    if steps.is_empty() {
+        errors.push(loaded.error_at(
+            at,
+            format!("node `{node}` has an empty list of steps"),
+            Some("add at least one step".into()),
+        ));
+    }
+    for (i, step) in steps.iter().enumerate() {
+        validate_step(loaded, &format!("{at}[{i}]"), node, step, errors);
+    }
+}
+
+fn validate_step(
+    loaded: &LoadedSpec,
+    at: &str,
+    node: &str,
+    step: &StepSpec,
+    errors: &mut Vec<SpecError>,
+) {
+    if let Some(kind) = &step.kind {
+        errors.push(loaded.error_at(
+            &format!("{at}.type"),
+            format!("a step of node `{node}` has `type: {kind}`, but loops and parallel nodes do not nest inside steps"),
+            Some("make it a node of its own and route to it with `goto:`".into()),
         ));
         return;
     }
-    match (&node.component, &node.uses) {
-        (Some(_), Some(_)) => errors.push(loaded.error_at(
-            &format!("{at}.uses"),
-            format!("node `{name}` has both `component:` and `uses:`"),
-            Some(
-                "a node is either a component or a built-in action; split it into two nodes".into(),
-            ),
-        )),
-        (None, None) => errors.push(loaded.error_at(
-            at,
-            format!("node `{name}` does nothing: it has neither `component:` nor `uses:`"),
-            Some("add `component: path/to/node` or `uses: llm.call`".into()),
-        )),
-        (Some(component), None) => {
-            let path = loaded.resolve(component);
-            let usable = path.is_dir() && path.join("Cargo.toml").is_file()
-                || path.is_file() && path.extension().is_some_and(|e| e == "wasm");
-            if !usable {
-                let what = if path.exists() {
-                    "is neither a .wasm file nor a folder with a Cargo.toml"
-                } else {
-                    "does not exist"
-                };
-                errors.push(loaded.error_at(
+    validate_action(loaded, at, node, step.action_view(), false, errors);
+}
+
+/// A single action: a component, a `uses:` action, or an expression.
+fn validate_action(
+    loaded: &LoadedSpec,
+    at: &str,
+    name: &str,
+    view: ActionView<'_>,
+    is_node: bool,
+    errors: &mut Vec<SpecError>,
+) {
+    let what = if is_node { "node" } else { "a step of node" };
+    let expression = view.run.and_then(ExpressionRun::from_run);
+    if (view.run.is_some() && expression.is_none())
+        || view.script.is_some()
+        || view.language.is_some()
+    {
+        let key = if view.script.is_some() {
+            "script"
+        } else if view.run.is_some() {
+            "run"
+        } else {
+            "language"
+        };
+        let language = view
+            .language
+            .map(String::as_str)
+            .or_else(|| {
+                let code = view.run.or(view.script)?.as_str()?;
+                let first = code.trim_start().lines().next()?.trim();
+                ["lua", "prolog"]
+                    .into_iter()
+                    .find(|l| first == format!("-- {l}") || first == format!("% {l}"))
+            })
+            .unwrap_or("Python");
+        errors.push(loaded.error_at(
+            &format!("{at}.{key}"),
+            format!("{what} `{name}` has inline code (`{key}:`, {language}), which Kettle does not run: inline code cannot be sandboxed"),
+            Some("move the code into a component node (`component: path/to/node`, written in Rust, Python or JavaScript), use an expression (`run: {type: expression, value: ..., output_key: ...}`), or a built-in action (`uses: llm.call`)".into()),
+        ));
+        return;
+    }
+    if let Some(run) = view.run
+        && expression.is_none()
+        && run.get("type").is_some()
+    {
+        errors.push(loaded.error_at(
+            &format!("{at}.run.type"),
+            format!("{what} `{name}`: `run:` with a `type:` must be `{{type: expression, value: EXPR, output_key: KEY}}`"),
+            Some("only `type: expression` is supported".into()),
+        ));
+        return;
+    }
+    let forms = [
+        view.component.is_some(),
+        view.uses.is_some(),
+        expression.is_some(),
+    ];
+    match forms.iter().filter(|f| **f).count() {
+        0 => {
+            errors.push(loaded.error_at(
+                at,
+                format!("{what} `{name}` does nothing: it has neither `component:` nor `uses:` nor `run: {{type: expression}}`"),
+                Some("add `component: path/to/node` or `uses: llm.call`".into()),
+            ));
+            return;
+        }
+        1 => {}
+        _ => {
+            let key = if view.uses.is_some() { "uses" } else { "run" };
+            errors.push(loaded.error_at(
+                &format!("{at}.{key}"),
+                format!("{what} `{name}` has more than one of `component:`, `uses:`, `run:`"),
+                Some("a node is one action; split it into several nodes or steps".into()),
+            ));
+            return;
+        }
+    }
+    if let Some(component) = view.component {
+        let path = loaded.resolve(component);
+        let usable = path.is_dir() && path.join("Cargo.toml").is_file()
+            || path.is_file() && path.extension().is_some_and(|e| e == "wasm");
+        if !usable {
+            let what = if path.exists() {
+                "is neither a .wasm file nor a folder with a Cargo.toml"
+            } else {
+                "does not exist"
+            };
+            errors.push(
+                loaded.error_at(
                     &format!("{at}.component"),
                     format!("component of node `{name}`: {} {what}", path.display()),
-                    Some("give a .wasm component or a Rust node folder, relative to the agent file".into()),
-                ));
-            }
-            for key in ["with", "output"] {
-                let present = if key == "with" {
-                    node.with.is_some()
-                } else {
-                    node.output.is_some()
-                };
-                if present {
-                    errors.push(loaded.error_at(
-                        &format!("{at}.{key}"),
-                        format!(
-                            "`{key}:` belongs to `uses:` nodes, but `{name}` is a component node"
-                        ),
-                        Some("pass parameters to a component with `config:`".into()),
-                    ));
-                }
-            }
+                    Some(
+                        "give a .wasm component or a Rust node folder, relative to the agent file"
+                            .into(),
+                    ),
+                ),
+            );
         }
-        (None, Some(action)) => {
-            if !ACTIONS.contains(&action.as_str()) {
+        for (key, present) in [
+            ("with", view.with.is_some()),
+            ("output", view.output.is_some()),
+        ] {
+            if present {
                 errors.push(loaded.error_at(
-                    &format!("{at}.uses"),
-                    format!("node `{name}` uses the unknown action `{action}`"),
-                    Some(format!(
-                        "available actions: {}; for anything else write a component node",
-                        ACTIONS.join(", ")
-                    )),
-                ));
-            }
-            if node.config.is_some() {
-                errors.push(loaded.error_at(
-                    &format!("{at}.config"),
-                    format!("`config:` belongs to component nodes, but `{name}` uses `{action}`"),
-                    Some("pass the action's parameters with `with:`".into()),
+                    &format!("{at}.{key}"),
+                    format!("`{key}:` belongs to `uses:` nodes, but `{name}` is a component node"),
+                    Some("pass parameters to a component with `config:`".into()),
                 ));
             }
         }
+    } else if let Some(action) = view.uses {
+        if !ACTIONS.contains(&action.as_str()) {
+            errors.push(loaded.error_at(
+                &format!("{at}.uses"),
+                format!("{what} `{name}` uses the unknown action `{action}`"),
+                Some(format!(
+                    "available actions: {}; for anything else write a component node",
+                    ACTIONS.join(", ")
+                )),
+            ));
+        }
+        if view.config.is_some() {
+            errors.push(loaded.error_at(
+                &format!("{at}.config"),
+                format!("`config:` belongs to component nodes, but `{name}` uses `{action}`"),
+                Some("pass the action's parameters with `with:`".into()),
+            ));
+        }
+    } else if view.with.is_some() || view.config.is_some() {
+        let key = if view.with.is_some() {
+            "with"
+        } else {
+            "config"
+        };
+        errors.push(loaded.error_at(
+            &format!("{at}.{key}"),
+            format!("`{key}:` does not apply to the expression in `{name}`"),
+            Some("an expression reads `state` and `variables` directly".into()),
+        ));
     }
 }
 

@@ -1,0 +1,157 @@
+//! `dynamic_parallel`: the body run once per item of a list, concurrently (at most
+//! `max_concurrency` at a time), each item under its own span with its index; results in item
+//! order, each with its index, item, and final state or error.
+
+use super::error::RunError;
+use super::run::{RunScope, Runtime};
+use super::steps::context;
+use crate::graph::{DynamicParallel, template};
+use crate::telemetry::{SpanGuard, SpanHandle};
+use futures::StreamExt;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
+use serde_json::{Map, Value, json};
+
+impl Runtime {
+    pub(super) async fn run_dynamic_parallel(
+        &self,
+        scope: &RunScope<'_>,
+        node: &str,
+        dp: &DynamicParallel,
+        state: &Map<String, Value>,
+        span: &SpanHandle,
+    ) -> Result<Map<String, Value>, RunError> {
+        let items = items(scope, node, dp, state)?;
+        let count = items.len();
+        span.set_attribute(KeyValue::new("kettle.parallel.items", count as i64));
+        let limit = dp
+            .max_concurrency
+            .map_or(count, |m| m as usize)
+            .clamp(1, count.max(1));
+        let mut runs = futures::stream::iter(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(index, item)| self.run_item(scope, node, dp, state, index, item, span)),
+        )
+        .buffer_unordered(limit);
+        let mut results = vec![Value::Null; count];
+        let mut failed = 0_i64;
+        while let Some((index, item, outcome)) = runs.next().await {
+            results[index] = match outcome {
+                Ok(state) => json!({"index": index, "item": item, "state": state}),
+                Err(e) if dp.fail_fast => {
+                    // Dropping the stream cancels the items still running.
+                    drop(runs);
+                    return Err(in_item(e, index));
+                }
+                Err(e) => {
+                    failed += 1;
+                    json!({"index": index, "item": item, "error": error_value(&e)})
+                }
+            };
+        }
+        span.set_attribute(KeyValue::new("kettle.parallel.failed", failed));
+        let mut update = Map::new();
+        update.insert(dp.output.clone(), Value::Array(results));
+        Ok(update)
+    }
+
+    /// One item: a copy of the state with the item and its index, under the item's span.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_item(
+        &self,
+        scope: &RunScope<'_>,
+        node: &str,
+        dp: &DynamicParallel,
+        state: &Map<String, Value>,
+        index: usize,
+        item: Value,
+        parent: &SpanHandle,
+    ) -> (usize, Value, Result<Map<String, Value>, RunError>) {
+        let span = SpanGuard::new(parent.child(
+            self.telemetry().tracer(),
+            format!("item {index}"),
+            SpanKind::Internal,
+            vec![
+                KeyValue::new("kettle.node.name", node.to_string()),
+                KeyValue::new("kettle.parallel.index", index as i64),
+            ],
+        ));
+        let mut extras = Map::new();
+        extras.insert(dp.item_var.clone(), item.clone());
+        extras.insert(dp.index_var.clone(), json!(index));
+        let mut branch = state.clone();
+        branch.extend(extras.clone());
+        let result = match (&dp.body[..], dp.body_is_steps) {
+            ([only], false) => {
+                self.run_action(scope, node, &only.action, &branch, &extras, span.handle())
+                    .await
+            }
+            (steps, _) => {
+                self.run_steps(scope, node, steps, &branch, &extras, span.handle())
+                    .await
+            }
+        };
+        let result = result.map(|update| {
+            branch.extend(update);
+            branch
+        });
+        match &result {
+            Ok(_) => span.finish_ok(),
+            Err(e) => span.finish_error(e.to_string()),
+        }
+        (index, item, result)
+    }
+}
+
+/// The list `items:` yields.
+fn items(
+    scope: &RunScope<'_>,
+    node: &str,
+    dp: &DynamicParallel,
+    state: &Map<String, Value>,
+) -> Result<Vec<Value>, RunError> {
+    let context = context(scope, state, &Map::new());
+    let value = template::render_value(&Value::String(dp.items.clone()), &context)
+        .map_err(|e| RunError::node(node, "template", format!("field `items`: {e}")))?;
+    let value = match value {
+        // A template with text around the expression renders to text; JSON text is accepted.
+        Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        other => other,
+    };
+    match value {
+        Value::Array(items) => Ok(items),
+        other => Err(RunError::node(
+            node,
+            "items",
+            format!("`items` must yield a list, but `{}` gave {other}", dp.items),
+        )),
+    }
+}
+
+fn in_item(error: RunError, index: usize) -> RunError {
+    match error {
+        RunError::Node {
+            node,
+            kind,
+            message,
+        } => RunError::Node {
+            node,
+            kind,
+            message: format!("item {index}: {message}"),
+        },
+        other => other,
+    }
+}
+
+fn error_value(error: &RunError) -> Value {
+    match error {
+        RunError::Node {
+            node,
+            kind,
+            message,
+        } => json!({"node": node, "kind": kind, "message": message}),
+        other => json!({"kind": "run", "message": other.to_string()}),
+    }
+}

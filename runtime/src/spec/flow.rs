@@ -1,0 +1,162 @@
+//! The typed shape of TEA's flow constructs: `goto`, conditional and parallel edges, steps of
+//! `steps:` / `body:` / `action:`, and the `fan_in` key.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// `goto:` on a node: a node name (or `__end__`), or rules evaluated in order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Goto {
+    To(String),
+    Rules(Vec<GotoRule>),
+}
+
+/// One rule of a conditional `goto:`; a rule without `if` always matches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GotoRule {
+    #[serde(default, rename = "if")]
+    pub condition: Option<String>,
+    pub to: String,
+}
+
+/// `fan_in:` on a node: `true` marks a fan-in node; a node name is where a `dynamic_parallel`
+/// node goes after collecting its results.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum FanIn {
+    Flag(bool),
+    Node(String),
+}
+
+/// `condition:` on an edge (TEA's `{type: expression, value: EXPR}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeCondition {
+    #[serde(rename = "type", default = "expression")]
+    pub kind: String,
+    pub value: String,
+}
+
+fn expression() -> String {
+    "expression".into()
+}
+
+/// `when:` on an edge: an expression (`!name` negates a state key), or with `condition:`,
+/// the boolean the condition must equal.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum When {
+    Bool(bool),
+    Expression(String),
+}
+
+/// One step of `steps:`, `body:` or `action:`: a `uses:` action, a component, or an
+/// expression (`run: {type: expression, ...}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub component: Option<String>,
+    #[serde(default)]
+    pub config: Option<Value>,
+    #[serde(default)]
+    pub uses: Option<String>,
+    #[serde(default, rename = "with")]
+    pub with: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub output: Option<String>,
+    /// An expression form, or TEA's inline code (refused).
+    #[serde(default)]
+    pub run: Option<Value>,
+    #[serde(default)]
+    pub script: Option<Value>,
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Refused: loops do not nest.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// `run: {type: expression, value: EXPR, output_key: KEY}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpressionRun {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+    #[serde(default)]
+    pub output_key: Option<String>,
+}
+
+impl ExpressionRun {
+    /// The expression form of a `run:` value, if it is one.
+    pub fn from_run(run: &Value) -> Option<Self> {
+        serde_json::from_value::<Self>(run.clone())
+            .ok()
+            .filter(|e| e.kind == "expression")
+    }
+}
+
+/// The keys of a node or step that make it a single action, for checks shared by both.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionView<'a> {
+    pub component: Option<&'a String>,
+    pub config: Option<&'a Value>,
+    pub uses: Option<&'a String>,
+    pub with: Option<&'a Map<String, Value>>,
+    pub output: Option<&'a String>,
+    pub run: Option<&'a Value>,
+    pub script: Option<&'a Value>,
+    pub language: Option<&'a String>,
+}
+
+impl StepSpec {
+    pub fn action_view(&self) -> ActionView<'_> {
+        ActionView {
+            component: self.component.as_ref(),
+            config: self.config.as_ref(),
+            uses: self.uses.as_ref(),
+            with: self.with.as_ref(),
+            output: self.output.as_ref(),
+            run: self.run.as_ref(),
+            script: self.script.as_ref(),
+            language: self.language.as_ref(),
+        }
+    }
+}
+
+impl super::model::NodeSpec {
+    pub fn action_view(&self) -> ActionView<'_> {
+        ActionView {
+            component: self.component.as_ref(),
+            config: self.config.as_ref(),
+            uses: self.uses.as_ref(),
+            with: self.with.as_ref(),
+            output: self.output.as_ref(),
+            run: self.run.as_ref(),
+            script: self.script.as_ref(),
+            language: self.language.as_ref(),
+        }
+    }
+
+    /// Whether parallel branches join at this node.
+    pub fn is_fan_in(&self) -> bool {
+        matches!(self.fan_in, Some(FanIn::Flag(true)))
+    }
+}
+
+impl super::model::EdgeSpec {
+    /// A fan-out edge (`type: parallel`, or TEA's `parallel: true`).
+    pub fn is_parallel(&self) -> bool {
+        self.kind.as_deref() == Some("parallel") || self.parallel == Some(true)
+    }
+
+    /// An edge that is always taken.
+    pub fn is_unconditional(&self) -> bool {
+        self.condition.is_none() && matches!(self.when, None | Some(When::Bool(true)))
+    }
+}
