@@ -2,9 +2,11 @@
 //! its configuration. A node reaches the host only through these.
 
 pub mod llm;
+pub mod llm_stream;
 pub mod log;
 pub mod trace;
 
-pub use llm::{LlmCapability, LlmCtx, LlmUsage, NodeLlm, traced_call};
+pub use llm::{LlmCapability, LlmCtx, LlmUsage, NodeLlm, traced_call, traced_stream};
+pub use llm_stream::{GuestStream, TracedStream};
 pub use log::{LogCapability, LogCtx};
 pub use trace::{GuestSpan, NodeTrace, TraceCapability, TraceCtx};

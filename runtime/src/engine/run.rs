@@ -6,8 +6,8 @@ use super::error::RunError;
 use super::llm_node;
 use super::report::{RunReport, UsageSnapshot};
 use super::state::merge_update;
-use crate::capabilities::{LlmUsage, NodeLlm, NodeTrace, traced_call};
-use crate::graph::{Next, NodeKind, template};
+use crate::capabilities::{LlmUsage, NodeLlm, NodeTrace};
+use crate::graph::{LlmAction, Next, NodeKind, template};
 use crate::sandbox::{NodeInvocation, Sandbox};
 use crate::telemetry::{SpanGuard, SpanHandle, Telemetry};
 use opentelemetry::KeyValue;
@@ -159,7 +159,7 @@ impl Runtime {
         let tracer = self.telemetry.tracer();
         let kind = match node.kind {
             NodeKind::Component { .. } => "component",
-            NodeKind::LlmCall { .. } => "llm.call",
+            NodeKind::LlmCall { action, .. } => action.name(),
         };
         let span = SpanGuard::new(scope.root.child(
             tracer,
@@ -176,8 +176,12 @@ impl Runtime {
                 self.run_component(scope, index, config, state, span.handle())
                     .await
             }
-            NodeKind::LlmCall { with, output } => {
-                self.run_llm_call(scope, &node.name, with, output, state, span.handle())
+            NodeKind::LlmCall {
+                action,
+                with,
+                output,
+            } => {
+                self.run_llm_call(scope, &node.name, *action, with, output, state, span.handle())
                     .await
             }
         };
@@ -252,6 +256,7 @@ impl Runtime {
         &self,
         scope: &RunScope<'_>,
         node: &str,
+        action: LlmAction,
         with: &Map<String, Value>,
         output: &str,
         state: &Map<String, Value>,
@@ -265,9 +270,10 @@ impl Runtime {
             })?;
             rendered.insert(key.clone(), value);
         }
-        let request = llm_node::request_from(&rendered)
+        let request = llm_node::request_from(action, &rendered)
             .map_err(|e| RunError::node(node, "invalid_request", e))?;
-        let response = traced_call(
+        let response = llm_node::perform(
+            action,
             &scope.agent.llm,
             self.telemetry.tracer(),
             span,

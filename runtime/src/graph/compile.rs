@@ -2,12 +2,12 @@
 //! fixed by edges or, where a node has none, by TEA's implicit chaining.
 
 use super::template;
-use super::{ComponentSource, Graph, GraphNode, Next, NodeKind};
+use super::{ComponentSource, Graph, GraphNode, LlmAction, Next, NodeKind};
 use crate::spec::{END, LoadedSpec, START, SpecError, SpecErrors};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
-/// Parameters `uses: llm.call` accepts in `with:`.
+/// Parameters `uses: llm.call` (and `llm.stream`, `llm.tools`) accepts in `with:`.
 pub const LLM_CALL_PARAMS: &[&str] = &[
     "model",
     "messages",
@@ -16,6 +16,12 @@ pub const LLM_CALL_PARAMS: &[&str] = &[
     "temperature",
     "max_tokens",
     "stop",
+    "seed",
+    "provider",
+    "api_base",
+    "tools",
+    "tool_choice",
+    "response_format",
 ];
 
 pub fn compile(loaded: &LoadedSpec) -> Result<Graph, SpecErrors> {
@@ -55,6 +61,11 @@ pub fn compile(loaded: &LoadedSpec) -> Result<Graph, SpecErrors> {
             let with = node.with.clone().unwrap_or_default();
             check_llm_call(loaded, i, &with, &mut errors);
             NodeKind::LlmCall {
+                action: node
+                    .uses
+                    .as_deref()
+                    .and_then(LlmAction::from_name)
+                    .unwrap_or(LlmAction::Call),
                 with,
                 output: node.output.clone().unwrap_or_else(|| node.name.clone()),
             }

@@ -31,13 +31,41 @@ pub enum NodeKind {
         /// The node's `config:`, handed to it as JSON.
         config: Value,
     },
-    /// `uses: llm.call`.
+    /// `uses: llm.call`, `llm.stream` or `llm.tools`.
     LlmCall {
+        action: LlmAction,
         /// `with:`; strings are templates rendered against the state when the node runs.
         with: Map<String, Value>,
         /// The state key the result is stored under.
         output: String,
     },
+}
+
+/// Which built-in LLM action a `uses:` node performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LlmAction {
+    Call,
+    Stream,
+    Tools,
+}
+
+impl LlmAction {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "llm.call" => Some(Self::Call),
+            "llm.stream" => Some(Self::Stream),
+            "llm.tools" => Some(Self::Tools),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Call => "llm.call",
+            Self::Stream => "llm.stream",
+            Self::Tools => "llm.tools",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

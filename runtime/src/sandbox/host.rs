@@ -61,6 +61,7 @@ impl NodeHost {
         LlmCtx {
             llm: &self.llm,
             trace: &self.trace,
+            table: &mut self.table,
         }
     }
 
