@@ -2,6 +2,8 @@
 //! and reading back the trace it wrote.
 #![allow(dead_code)]
 
+pub mod llm_server;
+pub mod provider_shapes;
 pub mod openai_server;
 
 use kettle::telemetry::{SpanRecord, read_trace_file};
