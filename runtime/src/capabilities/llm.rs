@@ -76,7 +76,7 @@ impl wit::Host for LlmCtx<'_> {
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
         let outcome = traced(self.llm, self.trace, request).await;
-        Ok(outcome.map(to_wit_response).map_err(to_wit_error))
+        guest_result(outcome.map(to_wit_response))
     }
 
     async fn chat(
@@ -88,7 +88,7 @@ impl wit::Host for LlmCtx<'_> {
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
         let outcome = traced(self.llm, self.trace, request).await;
-        Ok(outcome.map(to_wit_chat_response).map_err(to_wit_error))
+        guest_result(outcome.map(to_wit_chat_response))
     }
 
     async fn stream(
@@ -110,8 +110,22 @@ impl wit::Host for LlmCtx<'_> {
         .await;
         match opened {
             Ok(stream) => Ok(Ok(self.table.push(GuestStream::new(stream))?)),
-            Err(e) => Ok(Err(to_wit_error(e))),
+            Err(e) => guest_result(Err(e)),
         }
+    }
+}
+
+/// The outcome as the guest sees it. A replay miss is not the guest's to handle: the run no
+/// longer follows its recording, so the node stops (a trap) with the reason.
+pub(crate) fn guest_result<T>(
+    outcome: Result<T, LlmError>,
+) -> wasmtime::Result<Result<T, wit::LlmError>> {
+    match outcome {
+        Ok(value) => Ok(Ok(value)),
+        Err(LlmError::NotRecorded(message)) => {
+            Err(wasmtime::Error::msg(format!("not recorded: {message}")))
+        }
+        Err(e) => Ok(Err(to_wit_error(e))),
     }
 }
 
@@ -449,7 +463,7 @@ pub(crate) fn to_wit_chat_response(response: ChatResponse) -> wit::ChatResponse 
     }
 }
 
-pub(crate) fn to_wit_error(error: LlmError) -> wit::LlmError {
+fn to_wit_error(error: LlmError) -> wit::LlmError {
     match error {
         LlmError::Denied(m) => wit::LlmError::Denied(m),
         LlmError::InvalidRequest(m) => wit::LlmError::InvalidRequest(m),

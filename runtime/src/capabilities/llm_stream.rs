@@ -3,7 +3,7 @@
 //! `gen_ai.response.time_to_first_chunk` and ends with the stream; a stream dropped before
 //! its end ends its span as cancelled.
 
-use super::llm::{ChatSpan, LlmCtx, LlmUsage, to_wit_chat_response, to_wit_error};
+use super::llm::{ChatSpan, LlmCtx, LlmUsage, guest_result, to_wit_chat_response};
 use crate::bindings::llm as wit;
 use crate::llm::{ChatStream, LlmError, StreamItem};
 use opentelemetry::KeyValue;
@@ -91,14 +91,12 @@ impl wit::HostChatStream for LlmCtx<'_> {
         stream: Resource<GuestStream>,
     ) -> wasmtime::Result<Result<Option<wit::StreamEvent>, wit::LlmError>> {
         let stream = &mut self.table.get_mut(&stream)?.inner;
-        Ok(match stream.next().await {
-            Ok(Some(StreamItem::Delta(text))) => Ok(Some(wit::StreamEvent::Delta(text))),
-            Ok(Some(StreamItem::End(response))) => {
-                Ok(Some(wit::StreamEvent::End(to_wit_chat_response(response))))
-            }
-            Ok(None) => Ok(None),
-            Err(e) => Err(to_wit_error(e)),
-        })
+        guest_result(stream.next().await.map(|item| {
+            item.map(|item| match item {
+                StreamItem::Delta(text) => wit::StreamEvent::Delta(text),
+                StreamItem::End(response) => wit::StreamEvent::End(to_wit_chat_response(response)),
+            })
+        }))
     }
 
     fn drop(&mut self, stream: Resource<GuestStream>) -> wasmtime::Result<()> {
