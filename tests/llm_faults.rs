@@ -74,12 +74,16 @@ fn attempts(call: &SpanRecord) -> Vec<(Option<i64>, Option<String>, Option<i64>)
         .map(|(i, e)| {
             assert_eq!(e.attributes["kettle.llm.attempt"], json!(i + 1));
             (
-                e.attributes.get("http.response.status_code").and_then(Value::as_i64),
+                e.attributes
+                    .get("http.response.status_code")
+                    .and_then(Value::as_i64),
                 e.attributes
                     .get("error.type")
                     .and_then(Value::as_str)
                     .map(str::to_string),
-                e.attributes.get("kettle.llm.retry_in_ms").and_then(Value::as_i64),
+                e.attributes
+                    .get("kettle.llm.retry_in_ms")
+                    .and_then(Value::as_i64),
             )
         })
         .collect()
@@ -99,14 +103,20 @@ fn rate_limit_with_retry_after_is_honoured_then_succeeds() {
     let out = run_probe(
         "call",
         vec![
-            Reply::status(429, r#"{"error":{"message":"Rate limit reached","type":"requests"}}"#)
-                .with_header("retry-after", "1"),
+            Reply::status(
+                429,
+                r#"{"error":{"message":"Rate limit reached","type":"requests"}}"#,
+            )
+            .with_header("retry-after", "1"),
             answer("after the wait"),
         ],
         5_000,
     );
     assert_eq!(out.requests, 2);
-    assert_eq!(out.probe, json!({"answer": "after the wait", "finish_reason": "stop"}));
+    assert_eq!(
+        out.probe,
+        json!({"answer": "after the wait", "finish_reason": "stop"})
+    );
     assert_eq!(
         attempts(&out.call),
         [
@@ -131,7 +141,10 @@ fn rate_limit_that_persists_gives_up_after_max_retries() {
     let seen = attempts(&out.call);
     assert_eq!(seen.len(), 3);
     for (i, (status, kind, retry_in)) in seen.iter().enumerate() {
-        assert_eq!((*status, kind.as_deref()), (Some(429), Some("rate_limited")));
+        assert_eq!(
+            (*status, kind.as_deref()),
+            (Some(429), Some("rate_limited"))
+        );
         // Backoff 10 ms doubled per retry, half of it jitter; none after the last attempt.
         match i {
             0 => assert!(matches!(retry_in, Some(5..=10)), "{retry_in:?}"),
@@ -146,7 +159,10 @@ fn rate_limit_that_persists_gives_up_after_max_retries() {
 fn server_error_then_success() {
     let out = run_probe(
         "call",
-        vec![Reply::status(500, "internal error"), answer("second time lucky")],
+        vec![
+            Reply::status(500, "internal error"),
+            answer("second time lucky"),
+        ],
         5_000,
     );
     assert_eq!(out.requests, 2);
@@ -170,13 +186,21 @@ fn a_hang_past_the_timeout_is_retried_then_times_out() {
     );
     let seen = attempts(&out.call);
     assert_eq!(seen.len(), 3);
-    assert!(seen.iter().all(|(status, kind, _)| status.is_none() && kind.as_deref() == Some("timeout")));
+    assert!(
+        seen.iter()
+            .all(|(status, kind, _)| status.is_none() && kind.as_deref() == Some("timeout"))
+    );
     assert_failed(&out.call, "timeout");
 }
 
 #[test]
 fn a_connection_reset_mid_stream_ends_the_stream_without_retry() {
-    let Reply::Stream { pieces, .. } = openai_stream("chatcmpl-s", "gpt-4o-mini", &["Hel", "lo", " world"], (1, 3)) else {
+    let Reply::Stream { pieces, .. } = openai_stream(
+        "chatcmpl-s",
+        "gpt-4o-mini",
+        &["Hel", "lo", " world"],
+        (1, 3),
+    ) else {
         panic!("a stream");
     };
     // The role chunk and two deltas, then the connection is cut.
@@ -191,12 +215,19 @@ fn a_connection_reset_mid_stream_ends_the_stream_without_retry() {
     assert_eq!(out.probe["seen"], json!(["Hel", "lo"]));
     assert_eq!(out.probe["error_kind"], "provider");
     assert!(
-        out.probe["error"].as_str().unwrap_or("").contains("the stream broke off"),
+        out.probe["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the stream broke off"),
         "{}",
         out.probe
     );
     assert_eq!(attempts(&out.call), [(Some(200), None, None)]);
-    assert!(out.call.attributes["gen_ai.response.time_to_first_chunk"].as_f64().is_some());
+    assert!(
+        out.call.attributes["gen_ai.response.time_to_first_chunk"]
+            .as_f64()
+            .is_some()
+    );
     assert_failed(&out.call, "provider_error");
 }
 
@@ -204,13 +235,19 @@ fn a_connection_reset_mid_stream_ends_the_stream_without_retry() {
 fn malformed_json_is_a_provider_error_without_retry() {
     let out = run_probe(
         "call",
-        vec![Reply::status(200, r#"{"id": "chatcmpl-x", "choices": [{"index": 0, "mess"#)],
+        vec![Reply::status(
+            200,
+            r#"{"id": "chatcmpl-x", "choices": [{"index": 0, "mess"#,
+        )],
         5_000,
     );
     assert_eq!(out.requests, 1);
     assert_eq!(out.probe["error_kind"], "provider");
     assert!(
-        out.probe["error"].as_str().unwrap_or("").contains("not a chat completion"),
+        out.probe["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not a chat completion"),
         "{}",
         out.probe
     );
@@ -240,7 +277,10 @@ fn an_empty_choices_list_is_a_provider_error() {
 fn a_refused_key_is_denied_at_once() {
     let out = run_probe(
         "call",
-        vec![Reply::status(401, r#"{"error":{"message":"Incorrect API key provided"}}"#)],
+        vec![Reply::status(
+            401,
+            r#"{"error":{"message":"Incorrect API key provided"}}"#,
+        )],
         5_000,
     );
     assert_eq!(out.requests, 1);

@@ -34,7 +34,10 @@ fn run(scratch: &Scratch, yaml: &str, input: &str) -> std::process::Output {
 }
 
 fn chat_spans(spans: &[kettle::telemetry::SpanRecord]) -> Vec<&kettle::telemetry::SpanRecord> {
-    let mut calls: Vec<_> = spans.iter().filter(|s| s.name.starts_with("chat ")).collect();
+    let mut calls: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name.starts_with("chat "))
+        .collect();
     calls.sort_by_key(|s| s.start_time_unix_nano);
     calls
 }
@@ -65,7 +68,12 @@ fn openai_tool_loop_then_stream_from_a_component() {
             "stop",
             (70, 6),
         )),
-        openai_stream("chatcmpl-3", "gpt-4o-mini-2024-07-18", &["It ", "rains", "."], (9, 3)),
+        openai_stream(
+            "chatcmpl-3",
+            "gpt-4o-mini-2024-07-18",
+            &["It ", "rains", "."],
+            (9, 3),
+        ),
     ]);
     let scratch = Scratch::new();
     let yaml = format!(
@@ -87,7 +95,11 @@ nodes:
         base = server.url("/v1"),
         probe = probe()
     );
-    let state = final_state(&run(&scratch, &yaml, r#"{"prompt": "What is the weather in Oslo?"}"#));
+    let state = final_state(&run(
+        &scratch,
+        &yaml,
+        r#"{"prompt": "What is the weather in Oslo?"}"#,
+    ));
     assert_eq!(
         state["tools"],
         json!({"answer": "It rains in Oslo.", "finish_reason": "stop",
@@ -134,9 +146,15 @@ nodes:
     let calls = chat_spans(&spans);
     assert_eq!(calls.len(), 3);
     assert_eq!(calls[0].attributes["kettle.llm.tool_calls"], 1);
-    assert_eq!(calls[0].attributes["gen_ai.response.finish_reasons"], json!(["tool_calls"]));
+    assert_eq!(
+        calls[0].attributes["gen_ai.response.finish_reasons"],
+        json!(["tool_calls"])
+    );
     assert_eq!(calls[0].attributes["kettle.llm.tools"], 1);
-    assert_eq!(calls[1].attribute_i64("gen_ai.usage.input_tokens"), Some(70));
+    assert_eq!(
+        calls[1].attribute_i64("gen_ai.usage.input_tokens"),
+        Some(70)
+    );
     let stream = calls[2];
     assert_eq!(stream.attributes["gen_ai.request.stream"], true);
     assert_eq!(stream.attributes["gen_ai.response.id"], "chatcmpl-3");
@@ -166,13 +184,32 @@ fn named_providers_azure_ollama_anthropic_and_mock_from_one_agent() {
     let server = LlmServer::start(no_fallback);
     server.then([
         // azure (api-key header), llm.call
-        Reply::json(&openai_completion("chatcmpl-az", "gpt-4o-2024-08-06", Some("Azure says hi"), &[], "stop", (11, 3))),
+        Reply::json(&openai_completion(
+            "chatcmpl-az",
+            "gpt-4o-2024-08-06",
+            Some("Azure says hi"),
+            &[],
+            "stop",
+            (11, 3),
+        )),
         // azure with an Entra ID token, llm.call
-        Reply::json(&openai_completion("chatcmpl-az2", "gpt-4o-2024-08-06", Some("Token accepted"), &[], "stop", (11, 2))),
+        Reply::json(&openai_completion(
+            "chatcmpl-az2",
+            "gpt-4o-2024-08-06",
+            Some("Token accepted"),
+            &[],
+            "stop",
+            (11, 2),
+        )),
         // ollama, llm.stream (NDJSON)
         ollama_stream("llama3.2", &["Lla", "ma ", "here"], (26, 3)),
         // ollama, llm.tools
-        Reply::json(&ollama_answer("llama3.2", "", &[("weather", json!({"city": "Bergen"}))], (30, 9))),
+        Reply::json(&ollama_answer(
+            "llama3.2",
+            "",
+            &[("weather", json!({"city": "Bergen"}))],
+            (30, 9),
+        )),
         // anthropic, llm.tools
         Reply::json(&anthropic_message(
             "msg_01",
@@ -183,7 +220,12 @@ fn named_providers_azure_ollama_anthropic_and_mock_from_one_agent() {
             (120, 40),
         )),
         // anthropic, streamed to a component
-        anthropic_stream("msg_02", "claude-sonnet-4-5-20250929", &["Hello", " from", " Claude"], (15, 4)),
+        anthropic_stream(
+            "msg_02",
+            "claude-sonnet-4-5-20250929",
+            &["Hello", " from", " Claude"],
+            (15, 4),
+        ),
     ]);
     let scratch = Scratch::new();
     let yaml = format!(
@@ -354,7 +396,16 @@ nodes:
         .collect();
     assert_eq!(
         systems,
-        ["azure.ai.openai", "azure.ai.openai", "ollama", "ollama", "anthropic", "anthropic", "mock", "mock"]
+        [
+            "azure.ai.openai",
+            "azure.ai.openai",
+            "ollama",
+            "ollama",
+            "anthropic",
+            "anthropic",
+            "mock",
+            "mock"
+        ]
     );
     let providers: Vec<&str> = calls
         .iter()
@@ -362,9 +413,15 @@ nodes:
         .collect();
     assert_eq!(
         providers,
-        ["azure", "entra", "local", "local", "claude", "claude", "scripted", "scripted"]
+        [
+            "azure", "entra", "local", "local", "claude", "claude", "scripted", "scripted"
+        ]
     );
     for streamed in [calls[2], calls[5]] {
-        assert!(streamed.attributes["gen_ai.response.time_to_first_chunk"].as_f64().is_some());
+        assert!(
+            streamed.attributes["gen_ai.response.time_to_first_chunk"]
+                .as_f64()
+                .is_some()
+        );
     }
 }

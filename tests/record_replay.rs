@@ -26,7 +26,12 @@ fn shape(spans: &[SpanRecord]) -> serde_json::Value {
     node(spans, assert_whole_trace(spans))
 }
 
-fn run(scratch: &Scratch, agent: &std::path::Path, input: &str, tape: (&str, &std::path::Path)) -> std::process::Output {
+fn run(
+    scratch: &Scratch,
+    agent: &std::path::Path,
+    input: &str,
+    tape: (&str, &std::path::Path),
+) -> std::process::Output {
     scratch
         .kettle()
         .env("KETTLE_TEST_KEY", KEY)
@@ -44,15 +49,38 @@ fn run(scratch: &Scratch, agent: &std::path::Path, input: &str, tape: (&str, &st
 fn a_recorded_run_replays_identically_with_the_server_stopped() {
     let mut server = LlmServer::start(|_| Reply::status(500, "the script ran out"));
     server.then([
-        Reply::json(&openai_completion("chatcmpl-1", "gpt-4o-mini-2024-07-18", None,
-            &[("call_1", "weather", "{\"city\":\"Lima\"}")], "tool_calls", (40, 10))),
-        Reply::json(&openai_completion("chatcmpl-2", "gpt-4o-mini-2024-07-18",
-            Some("Rain in Lima."), &[], "stop", (60, 4))),
-        openai_stream("chatcmpl-3", "gpt-4o-mini-2024-07-18", &["Lima", " is", " wet"], (8, 3)),
+        Reply::json(&openai_completion(
+            "chatcmpl-1",
+            "gpt-4o-mini-2024-07-18",
+            None,
+            &[("call_1", "weather", "{\"city\":\"Lima\"}")],
+            "tool_calls",
+            (40, 10),
+        )),
+        Reply::json(&openai_completion(
+            "chatcmpl-2",
+            "gpt-4o-mini-2024-07-18",
+            Some("Rain in Lima."),
+            &[],
+            "stop",
+            (60, 4),
+        )),
+        openai_stream(
+            "chatcmpl-3",
+            "gpt-4o-mini-2024-07-18",
+            &["Lima", " is", " wet"],
+            (8, 3),
+        ),
         // The first attempt of the last call fails and is retried: replay needs no retry.
         Reply::status(503, "busy"),
-        Reply::json(&openai_completion("chatcmpl-4", "gpt-4o-mini-2024-07-18",
-            Some("Lima, wet."), &[], "stop", (12, 3))),
+        Reply::json(&openai_completion(
+            "chatcmpl-4",
+            "gpt-4o-mini-2024-07-18",
+            Some("Lima, wet."),
+            &[],
+            "stop",
+            (12, 3),
+        )),
     ]);
     let recording = Scratch::new();
     let agent = recording.agent(
@@ -95,8 +123,12 @@ nodes:
     assert_eq!(text.lines().count(), 4, "one line per call:\n{text}");
     assert!(!text.contains(KEY), "the key leaked into the recording");
     assert!(text.contains(r#""authorization":"[REDACTED]""#), "{text}");
-    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap_or("")).expect("JSON");
-    assert_eq!(first["http"]["url"], format!("http://{}/v1/chat/completions", server.addr));
+    let first: serde_json::Value =
+        serde_json::from_str(text.lines().next().unwrap_or("")).expect("JSON");
+    assert_eq!(
+        first["http"]["url"],
+        format!("http://{}/v1/chat/completions", server.addr)
+    );
     assert_eq!(first["response"]["tool_calls"][0]["name"], "weather");
 
     let replaying = Scratch::new();
@@ -104,15 +136,29 @@ nodes:
     assert_eq!(replayed, recorded);
     let (before, after) = (recording.only_trace(), replaying.only_trace());
     assert_eq!(shape(&after), shape(&before));
-    let chat: Vec<&SpanRecord> = after.iter().filter(|s| s.name.starts_with("chat ")).collect();
+    let chat: Vec<&SpanRecord> = after
+        .iter()
+        .filter(|s| s.name.starts_with("chat "))
+        .collect();
     assert_eq!(chat.len(), 4);
-    assert!(chat.iter().all(|s| s.attributes["kettle.llm.replayed"] == true));
+    assert!(
+        chat.iter()
+            .all(|s| s.attributes["kettle.llm.replayed"] == true)
+    );
 
     // Another input asks for a call the recording does not have: the run fails and says so.
-    let output = run(&replaying, &agent, r#"{"prompt": "Weather in Quito?"}"#, ("--replay", &tape));
+    let output = run(
+        &replaying,
+        &agent,
+        r#"{"prompt": "Weather in Quito?"}"#,
+        ("--replay", &tape),
+    );
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let err = stderr(&output);
-    assert!(err.contains("not recorded") && err.contains("record it again with --record"), "{err}");
+    assert!(
+        err.contains("not recorded") && err.contains("record it again with --record"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -126,5 +172,9 @@ fn an_unreadable_recording_is_bad_input() {
     std::fs::write(&tape, "{\"not\": \"a call\"}\n").expect("write");
     let output = run(&scratch, &agent, "{}", ("--replay", &tape));
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("tape.jsonl:1: not a recorded LLM call"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("tape.jsonl:1: not a recorded LLM call"),
+        "{}",
+        stderr(&output)
+    );
 }

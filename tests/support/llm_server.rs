@@ -141,7 +141,12 @@ impl LlmServer {
                         (recorded.clone(), scripted.clone(), fallback.clone());
                     tokio::spawn(async move {
                         let service = service_fn(move |request| {
-                            handle(request, recorded.clone(), scripted.clone(), fallback.clone())
+                            handle(
+                                request,
+                                recorded.clone(),
+                                scripted.clone(),
+                                fallback.clone(),
+                            )
                         });
                         let _ = http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)
@@ -255,7 +260,10 @@ async fn handle(
             let (tx, rx) = mpsc::unbounded::<Result<Frame<Bytes>, std::io::Error>>();
             tokio::spawn(async move {
                 for piece in pieces {
-                    if tx.unbounded_send(Ok(Frame::data(Bytes::from(piece)))).is_err() {
+                    if tx
+                        .unbounded_send(Ok(Frame::data(Bytes::from(piece))))
+                        .is_err()
+                    {
                         return;
                     }
                     // Pieces arrive apart, as from a model generating.

@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 pub mod llm_server;
-pub mod provider_shapes;
 pub mod openai_server;
+pub mod provider_shapes;
 
 use kettle::telemetry::{SpanRecord, read_trace_file};
 use std::collections::HashSet;

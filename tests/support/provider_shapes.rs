@@ -43,7 +43,10 @@ pub fn openai_stream(id: &str, model: &str, deltas: &[&str], usage: (u32, u32)) 
                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
         .to_string()
     };
-    let mut events = vec![(None, chunk(json!({"role": "assistant", "content": ""}), Value::Null))];
+    let mut events = vec![(
+        None,
+        chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+    )];
     for d in deltas {
         events.push((None, chunk(json!({"content": d}), Value::Null)));
     }
@@ -86,28 +89,55 @@ pub fn anthropic_message(
 /// Anthropic's stream: message_start, a text block in deltas, message_delta, message_stop.
 pub fn anthropic_stream(id: &str, model: &str, deltas: &[&str], usage: (u32, u32)) -> Reply {
     let mut events: Vec<(Option<&str>, String)> = vec![
-        (Some("message_start"), json!({"type": "message_start", "message": {
+        (
+            Some("message_start"),
+            json!({"type": "message_start", "message": {
             "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
             "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": usage.0, "output_tokens": 1}}}).to_string()),
-        (Some("content_block_start"), json!({"type": "content_block_start", "index": 0,
-            "content_block": {"type": "text", "text": ""}}).to_string()),
+            "usage": {"input_tokens": usage.0, "output_tokens": 1}}})
+            .to_string(),
+        ),
+        (
+            Some("content_block_start"),
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}})
+            .to_string(),
+        ),
         (Some("ping"), json!({"type": "ping"}).to_string()),
     ];
     for d in deltas {
-        events.push((Some("content_block_delta"), json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": d}}).to_string()));
+        events.push((
+            Some("content_block_delta"),
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": d}})
+            .to_string(),
+        ));
     }
-    events.push((Some("content_block_stop"), json!({"type": "content_block_stop", "index": 0}).to_string()));
-    events.push((Some("message_delta"), json!({"type": "message_delta",
+    events.push((
+        Some("content_block_stop"),
+        json!({"type": "content_block_stop", "index": 0}).to_string(),
+    ));
+    events.push((
+        Some("message_delta"),
+        json!({"type": "message_delta",
         "delta": {"stop_reason": "end_turn", "stop_sequence": null},
-        "usage": {"output_tokens": usage.1}}).to_string()));
-    events.push((Some("message_stop"), json!({"type": "message_stop"}).to_string()));
+        "usage": {"output_tokens": usage.1}})
+        .to_string(),
+    ));
+    events.push((
+        Some("message_stop"),
+        json!({"type": "message_stop"}).to_string(),
+    ));
     Reply::sse(&events)
 }
 
 /// Ollama `/api/chat` final answer.
-pub fn ollama_answer(model: &str, content: &str, calls: &[(&str, Value)], usage: (u32, u32)) -> Value {
+pub fn ollama_answer(
+    model: &str,
+    content: &str,
+    calls: &[(&str, Value)],
+    usage: (u32, u32),
+) -> Value {
     let mut message = json!({"role": "assistant", "content": content});
     if !calls.is_empty() {
         message["tool_calls"] = calls
@@ -127,8 +157,10 @@ pub fn ollama_answer(model: &str, content: &str, calls: &[(&str, Value)], usage:
 pub fn ollama_stream(model: &str, deltas: &[&str], usage: (u32, u32)) -> Reply {
     let mut lines: Vec<Value> = deltas
         .iter()
-        .map(|d| json!({"model": model, "created_at": "2025-01-01T00:00:00.000000Z",
-                        "message": {"role": "assistant", "content": d}, "done": false}))
+        .map(|d| {
+            json!({"model": model, "created_at": "2025-01-01T00:00:00.000000Z",
+                        "message": {"role": "assistant", "content": d}, "done": false})
+        })
         .collect();
     lines.push(ollama_answer(model, "", &[], usage));
     Reply::ndjson(&lines)

@@ -220,7 +220,10 @@ impl ChatSpan {
             KeyValue::new("gen_ai.request.model", model.clone()),
         ];
         if let Some(r) = resolved {
-            attributes.push(KeyValue::new("kettle.llm.provider", r.provider.name.clone()));
+            attributes.push(KeyValue::new(
+                "kettle.llm.provider",
+                r.provider.name.clone(),
+            ));
             if let Some(t) = r.request.temperature {
                 attributes.push(KeyValue::new("gen_ai.request.temperature", f64::from(t)));
             }
@@ -271,7 +274,10 @@ impl ChatSpan {
                 i64::from(attempt.number),
             )];
             if let Some(status) = attempt.status {
-                attributes.push(KeyValue::new("http.response.status_code", i64::from(status)));
+                attributes.push(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status),
+                ));
             }
             if let Some(error) = &attempt.error {
                 attributes.push(KeyValue::new("error.type", error.kind()));

@@ -4,7 +4,9 @@
 
 use crate::capabilities::{LlmUsage, traced_call, traced_stream};
 use crate::graph::LlmAction;
-use crate::llm::{ChatMessage, ChatRequest, ChatResponse, LlmClient, LlmError, Role, StreamItem, Tool};
+use crate::llm::{
+    ChatMessage, ChatRequest, ChatResponse, LlmClient, LlmError, Role, StreamItem, Tool,
+};
 use crate::telemetry::SpanHandle;
 use opentelemetry_sdk::trace::SdkTracer;
 use serde_json::{Map, Value, json};
@@ -177,7 +179,10 @@ mod tests {
         assert_eq!(request.provider.as_deref(), Some("local"));
         assert_eq!(request.api_base.as_deref(), Some("http://127.0.0.1:9/v1"));
         assert_eq!(request.tools[0].name, "weather");
-        assert_eq!(request.response_format, Some(json!({"type": "json_object"})));
+        assert_eq!(
+            request.response_format,
+            Some(json!({"type": "json_object"}))
+        );
         assert_eq!(request.seed, Some(4));
         let missing = request_from(LlmAction::Tools, &with(json!({"prompt": "x"})));
         assert!(missing.unwrap_err().contains("needs `tools`"));

@@ -7,7 +7,7 @@ use super::llm_node;
 use super::report::{RunReport, UsageSnapshot};
 use super::state::merge_update;
 use crate::capabilities::{LlmUsage, NodeLlm, NodeTrace};
-use crate::graph::{LlmAction, Next, NodeKind, template};
+use crate::graph::{GraphNode, Next, NodeKind, template};
 use crate::sandbox::{NodeInvocation, Sandbox};
 use crate::telemetry::{SpanGuard, SpanHandle, Telemetry};
 use opentelemetry::KeyValue;
@@ -176,14 +176,7 @@ impl Runtime {
                 self.run_component(scope, index, config, state, span.handle())
                     .await
             }
-            NodeKind::LlmCall {
-                action,
-                with,
-                output,
-            } => {
-                self.run_llm_call(scope, &node.name, *action, with, output, state, span.handle())
-                    .await
-            }
+            NodeKind::LlmCall { .. } => self.run_llm_call(scope, node, state, span.handle()).await,
         };
         match &result {
             Ok(_) => span.finish_ok(),
@@ -255,13 +248,20 @@ impl Runtime {
     async fn run_llm_call(
         &self,
         scope: &RunScope<'_>,
-        node: &str,
-        action: LlmAction,
-        with: &Map<String, Value>,
-        output: &str,
+        graph_node: &GraphNode,
         state: &Map<String, Value>,
         span: &SpanHandle,
     ) -> Result<Map<String, Value>, RunError> {
+        let node = graph_node.name.as_str();
+        let NodeKind::LlmCall {
+            action,
+            with,
+            output,
+        } = &graph_node.kind
+        else {
+            return Err(RunError::node(node, "internal", "not an LLM action node"));
+        };
+        let action = *action;
         let context = json!({ "state": state, "variables": scope.agent.variables });
         let mut rendered = Map::new();
         for (key, value) in with {

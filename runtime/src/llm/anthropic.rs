@@ -106,9 +106,7 @@ impl AnthropicWire {
         Ok(ChatResponse {
             id: message.id,
             content,
-            model: message
-                .model
-                .unwrap_or_else(|| requested_model.to_string()),
+            model: message.model.unwrap_or_else(|| requested_model.to_string()),
             finish_reason: message.stop_reason.unwrap_or_else(|| "unknown".into()),
             usage: message.usage.unwrap_or_default().into(),
             tool_calls,
@@ -116,7 +114,11 @@ impl AnthropicWire {
     }
 
     /// Applies one SSE message; returns the text it adds.
-    pub fn on_event(&self, data: &str, state: &mut StreamState) -> Result<Option<String>, LlmError> {
+    pub fn on_event(
+        &self,
+        data: &str,
+        state: &mut StreamState,
+    ) -> Result<Option<String>, LlmError> {
         let event: Event = parse_json(data, "an Anthropic stream event")?;
         match event {
             Event::MessageStart { message } => {
@@ -142,11 +144,11 @@ impl AnthropicWire {
                 _ => {}
             },
             Event::ContentBlockDelta { index, delta } => match delta {
-                Delta::TextDelta { text } => {
+                Delta::Text { text } => {
                     state.content.push_str(&text);
                     return Ok((!text.is_empty()).then_some(text));
                 }
-                Delta::InputJsonDelta { partial_json } => {
+                Delta::InputJson { partial_json } => {
                     state.tool_call(index).arguments.push_str(&partial_json);
                 }
                 Delta::Other => {}
@@ -287,12 +289,10 @@ enum Event {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Delta {
-    TextDelta {
-        text: String,
-    },
-    InputJsonDelta {
-        partial_json: String,
-    },
+    #[serde(rename = "text_delta")]
+    Text { text: String },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: String },
     #[serde(other)]
     Other,
 }

@@ -124,13 +124,21 @@ impl LlmClient {
         client.default = match (&settings.default, &flat) {
             (Some(default), _) => default.clone(),
             (None, Some(kind)) => kind.clone(),
-            (None, None) if settings.providers.len() == 1 => {
-                settings.providers.keys().next().cloned().unwrap_or_default()
-            }
+            (None, None) if settings.providers.len() == 1 => settings
+                .providers
+                .keys()
+                .next()
+                .cloned()
+                .unwrap_or_default(),
             (None, None) => {
                 return Err(LlmConfigError(format!(
                     "settings.llm names several providers ({}) but no default; add `default: NAME`",
-                    settings.providers.keys().cloned().collect::<Vec<_>>().join(", ")
+                    settings
+                        .providers
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
         };
@@ -186,11 +194,18 @@ impl LlmClient {
 
     /// Picks the provider and fills in the defaults.
     pub fn resolve(&self, mut request: ChatRequest) -> Result<Resolved, LlmError> {
-        let name = request.provider.clone().unwrap_or_else(|| self.default.clone());
+        let name = request
+            .provider
+            .clone()
+            .unwrap_or_else(|| self.default.clone());
         let provider = self.providers.get(&name).cloned().ok_or_else(|| {
             LlmError::InvalidRequest(format!(
                 "no LLM provider is named `{name}`; settings.llm has: {}",
-                self.providers.keys().cloned().collect::<Vec<_>>().join(", ")
+                self.providers
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         })?;
         let model = match (&request.model, &provider.default_model) {
@@ -214,9 +229,9 @@ impl LlmClient {
         let http = match (&request.api_base, &provider.backend) {
             (Some(base), Backend::Http(h)) => {
                 let moved = h.at(base);
-                moved
-                    .server()
-                    .ok_or_else(|| LlmError::InvalidRequest(format!("api_base `{base}` is not a URL")))?;
+                moved.server().ok_or_else(|| {
+                    LlmError::InvalidRequest(format!("api_base `{base}` is not a URL"))
+                })?;
                 Some(moved)
             }
             _ => None,
@@ -354,8 +369,7 @@ fn build(
         }
         provider.default_temperature = temperature;
         if let Some(responses) = &p.responses {
-            let script =
-                script_from(responses).map_err(|e| LlmConfigError(format!("{at}.{e}")))?;
+            let script = script_from(responses).map_err(|e| LlmConfigError(format!("{at}.{e}")))?;
             provider.backend = Backend::Mock(MockProvider::scripted(script));
         }
         return Ok(provider);
@@ -447,7 +461,9 @@ fn build(
             .or(shared.max_retries)
             .unwrap_or(DEFAULT_MAX_RETRIES),
         backoff: Duration::from_millis(
-            p.backoff_ms.or(shared.backoff_ms).unwrap_or(DEFAULT_BACKOFF_MS),
+            p.backoff_ms
+                .or(shared.backoff_ms)
+                .unwrap_or(DEFAULT_BACKOFF_MS),
         ),
     };
     let timeout = Duration::from_millis(

@@ -151,8 +151,13 @@ impl HttpProvider {
         model: &str,
         stream: bool,
     ) -> Result<WireCall, LlmError> {
-        self.wire
-            .build(&self.base_url, self.api_key.as_deref(), request, model, stream)
+        self.wire.build(
+            &self.base_url,
+            self.api_key.as_deref(),
+            request,
+            model,
+            stream,
+        )
     }
 
     pub async fn complete(
@@ -204,12 +209,16 @@ impl HttpProvider {
     }
 
     async fn permit(&self) -> Result<OwnedSemaphorePermit, Failure> {
-        self.limit.clone().acquire_owned().await.map_err(|_| Failure {
-            error: LlmError::Provider("the provider is shutting down".into()),
-            status: None,
-            retryable: false,
-            retry_after: None,
-        })
+        self.limit
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Failure {
+                error: LlmError::Provider("the provider is shutting down".into()),
+                status: None,
+                retryable: false,
+                retry_after: None,
+            })
     }
 
     async fn send(
@@ -246,7 +255,11 @@ impl HttpProvider {
         })
     }
 
-    async fn with_retries<T, F, Fut>(&self, observer: Observer<'_>, mut attempt: F) -> Result<T, LlmError>
+    async fn with_retries<T, F, Fut>(
+        &self,
+        observer: Observer<'_>,
+        mut attempt: F,
+    ) -> Result<T, LlmError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
@@ -357,9 +370,7 @@ impl HttpStream {
                         self.timeout.as_millis()
                     ))
                 })?
-                .map_err(|e| {
-                    LlmError::Provider(format!("the stream broke off: {}", chain(&e)))
-                })?;
+                .map_err(|e| LlmError::Provider(format!("the stream broke off: {}", chain(&e))))?;
             let frames = match &chunk {
                 Some(bytes) => self.deframer.push(bytes),
                 None => self.deframer.finish(),

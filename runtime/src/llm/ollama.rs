@@ -36,7 +36,11 @@ impl OllamaWire {
     }
 
     /// Applies one JSON line; returns the text it adds.
-    pub fn on_event(&self, data: &str, state: &mut StreamState) -> Result<Option<String>, LlmError> {
+    pub fn on_event(
+        &self,
+        data: &str,
+        state: &mut StreamState,
+    ) -> Result<Option<String>, LlmError> {
         let value: Value = parse_json(data, "an Ollama chat chunk")?;
         if let Some(error) = value.get("error") {
             return Err(LlmError::Provider(format!("error in the stream: {error}")));
@@ -203,6 +207,12 @@ mod tests {
                 arguments: "{\"city\":\"Oslo\"}".into()
             }]
         );
-        assert_eq!(r.usage, Usage { input_tokens: 12, output_tokens: 4 });
+        assert_eq!(
+            r.usage,
+            Usage {
+                input_tokens: 12,
+                output_tokens: 4
+            }
+        );
     }
 }

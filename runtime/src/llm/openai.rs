@@ -53,7 +53,8 @@ impl OpenAiWire {
                     &format!("/openai/deployments/{deployment}/chat/completions"),
                 )
                 .map_err(invalid)?;
-                url.query_pairs_mut().append_pair("api-version", api_version);
+                url.query_pairs_mut()
+                    .append_pair("api-version", api_version);
                 url
             }
         };
@@ -150,7 +151,11 @@ impl OpenAiWire {
     }
 
     /// Applies one SSE message; returns the text it adds.
-    pub fn on_event(&self, data: &str, state: &mut StreamState) -> Result<Option<String>, LlmError> {
+    pub fn on_event(
+        &self,
+        data: &str,
+        state: &mut StreamState,
+    ) -> Result<Option<String>, LlmError> {
         if data.trim() == "[DONE]" {
             state.done = true;
             return Ok(None);
@@ -161,7 +166,9 @@ impl OpenAiWire {
                 .get("message")
                 .and_then(Value::as_str)
                 .map_or_else(|| error.to_string(), str::to_string);
-            return Err(LlmError::Provider(format!("error in the stream: {message}")));
+            return Err(LlmError::Provider(format!(
+                "error in the stream: {message}"
+            )));
         }
         let chunk: Chunk = parse_json(data, "a chat completion chunk")?;
         if chunk.id.is_some() {
@@ -415,7 +422,13 @@ mod tests {
             ..ChatRequest::default()
         };
         let call = wire
-            .build("https://x.openai.azure.com/", Some("k"), &request, "gpt4o", false)
+            .build(
+                "https://x.openai.azure.com/",
+                Some("k"),
+                &request,
+                "gpt4o",
+                false,
+            )
             .unwrap();
         assert_eq!(
             call.url.as_str(),

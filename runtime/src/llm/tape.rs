@@ -158,12 +158,11 @@ impl Replayer {
             if line.trim().is_empty() {
                 continue;
             }
-            let entry: TapeEntry =
-                serde_json::from_str(line).map_err(|e| TapeError::Parse {
-                    path: path.into(),
-                    line: index + 1,
-                    message: e.to_string(),
-                })?;
+            let entry: TapeEntry = serde_json::from_str(line).map_err(|e| TapeError::Parse {
+                path: path.into(),
+                line: index + 1,
+                message: e.to_string(),
+            })?;
             calls.entry(entry.key()).or_default().push_back(entry);
         }
         Ok(Self {

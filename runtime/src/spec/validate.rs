@@ -1,8 +1,8 @@
 //! Structural checks that typing cannot express: names, node kinds, references, files.
 
 use super::error::SpecError;
-use super::load::LoadedSpec;
 use super::llm_settings::PROVIDER_TYPES;
+use super::load::LoadedSpec;
 use super::model::{END, LlmSettings, NodeSpec, START};
 use std::collections::HashMap;
 
@@ -209,14 +209,20 @@ fn validate_llm(loaded: &LoadedSpec, llm: &LlmSettings, errors: &mut Vec<SpecErr
         if provider.kind != "mock" && provider.responses.is_some() {
             errors.push(loaded.error_at(
                 &format!("settings.llm.providers.{name}.responses"),
-                format!("`responses:` scripts the mock provider, but `{name}` is `{}`", provider.kind),
+                format!(
+                    "`responses:` scripts the mock provider, but `{name}` is `{}`",
+                    provider.kind
+                ),
                 Some("remove `responses:`, or set `type: mock`".into()),
             ));
         }
     }
     if let Some(default) = &llm.default {
         let flat = llm.provider.as_deref();
-        if !llm.providers.contains_key(default) && flat != Some(default.as_str()) && default != "mock" {
+        if !llm.providers.contains_key(default)
+            && flat != Some(default.as_str())
+            && default != "mock"
+        {
             let mut known: Vec<&str> = llm.providers.keys().map(String::as_str).collect();
             known.extend(flat);
             errors.push(loaded.error_at(
