@@ -75,12 +75,8 @@ pub async fn load_agent(
             return Err(SpecErrors(errors).into());
         }
     };
-    let llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref()).map_err(|source| {
-        AgentLoadError::Llm {
-            path: path.into(),
-            source,
-        }
-    })?;
+    let llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
+        .map_err(|e| SpecErrors(vec![loaded.error_at(&e.at, e.message, None)]))?;
 
     let progress = |line: &str| events(ComponentEvent::Progress(line.to_string()));
     let mut prepared: HashMap<PathBuf, Arc<PreparedComponent>> = HashMap::new();

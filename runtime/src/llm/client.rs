@@ -22,8 +22,16 @@ const DEFAULT_MAX_CONCURRENCY: u32 = 32;
 
 /// A problem in `settings.llm` found before the run starts.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct LlmConfigError(pub String);
+#[error("{message}")]
+pub struct LlmConfigError {
+    /// Where in the agent file (`settings.llm.providers.NAME.auth`).
+    pub at: String,
+    pub message: String,
+}
+
+fn config_error(at: String, message: String) -> LlmConfigError {
+    LlmConfigError { at, message }
+}
 
 #[derive(Debug)]
 enum Backend {
@@ -131,7 +139,7 @@ impl LlmClient {
                 .cloned()
                 .unwrap_or_default(),
             (None, None) => {
-                return Err(LlmConfigError(format!(
+                return Err(config_error("settings.llm.providers".to_string(), format!(
                     "settings.llm names several providers ({}) but no default; add `default: NAME`",
                     settings
                         .providers
@@ -143,7 +151,7 @@ impl LlmClient {
             }
         };
         if !client.providers.contains_key(&client.default) {
-            return Err(LlmConfigError(format!(
+            return Err(config_error("settings.llm.default".to_string(), format!(
                 "settings.llm.default is `{}`, which is not a provider of settings.llm.providers",
                 client.default
             )));
@@ -369,7 +377,7 @@ fn build(
         }
         provider.default_temperature = temperature;
         if let Some(responses) = &p.responses {
-            let script = script_from(responses).map_err(|e| LlmConfigError(format!("{at}.{e}")))?;
+            let script = script_from(responses).map_err(|e| config_error(format!("{at}.responses"), format!("{at}.{e}")))?;
             provider.backend = Backend::Mock(MockProvider::scripted(script));
         }
         return Ok(provider);
@@ -389,7 +397,7 @@ fn build(
                 None | Some("api_key") => false,
                 Some("bearer") => true,
                 Some(other) => {
-                    return Err(LlmConfigError(format!(
+                    return Err(config_error(format!("{at}.auth"), format!(
                         "{at}.auth is `{other}`; use `api_key` (the api-key header) or `bearer` (an Entra ID token)"
                     )));
                 }
@@ -430,13 +438,13 @@ fn build(
             Some("ANTHROPIC_API_KEY"),
         ),
         other => {
-            return Err(LlmConfigError(format!(
+            return Err(config_error(format!("{at}.type"), format!(
                 "{at}: unknown LLM provider type `{other}`; use one of openai, azure_openai, ollama, anthropic, mock"
             )));
         }
     };
     let base_url = p.base_url.clone().or(default_base).ok_or_else(|| {
-        LlmConfigError(format!(
+        config_error(format!("{at}.base_url"), format!(
             "{at}.base_url is required for Azure OpenAI (https://RESOURCE.openai.azure.com), or set AZURE_OPENAI_ENDPOINT"
         ))
     })?;
@@ -445,7 +453,7 @@ fn build(
         secrets.push(key.clone());
     }
     if model.is_none() && p.deployment.is_none() {
-        return Err(LlmConfigError(format!(
+        return Err(config_error(format!("{at}.model"), format!(
             "{at}.model is required with provider type `{}` (for example `{}`)",
             p.kind,
             match p.kind.as_str() {
@@ -483,7 +491,7 @@ fn build(
         timeout,
         concurrency as usize,
     )
-    .map_err(|e| LlmConfigError(format!("{at}: {e}")))?;
+    .map_err(|e| config_error(format!("{at}.base_url"), format!("{at}: {e}")))?;
     Ok(Provider {
         name: name.into(),
         system,
@@ -497,7 +505,7 @@ fn max_tokens_field(p: &ProviderSettings, at: &str) -> Result<bool, LlmConfigErr
     match p.max_tokens_field.as_deref() {
         None | Some("max_tokens") => Ok(false),
         Some("max_completion_tokens") => Ok(true),
-        Some(other) => Err(LlmConfigError(format!(
+        Some(other) => Err(config_error(format!("{at}.max_tokens_field"), format!(
             "{at}.max_tokens_field is `{other}`; use `max_tokens` or `max_completion_tokens`"
         ))),
     }
@@ -513,7 +521,7 @@ fn api_key(
     match named {
         Some(var) => match std::env::var(var) {
             Ok(key) if !key.is_empty() => Ok(Some(key)),
-            _ => Err(LlmConfigError(format!(
+            _ => Err(config_error(format!("{at}.api_key_env"), format!(
                 "{at}.api_key_env names `{var}`, but that environment variable is not set; export it, or remove api_key_env for a server that needs no key"
             ))),
         },
