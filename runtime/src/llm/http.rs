@@ -393,3 +393,115 @@ impl HttpStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::openai::Flavor;
+    use crate::llm::{ChatMessage, Role};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Counts connections and requests in flight; answers each request after a pause.
+    async fn counting_server(
+        in_flight: Arc<AtomicUsize>,
+        peak: Arc<AtomicUsize>,
+        connections: Arc<AtomicUsize>,
+    ) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                connections.fetch_add(1, Ordering::SeqCst);
+                let (in_flight, peak) = (in_flight.clone(), peak.clone());
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    loop {
+                        // One request: headers, then Content-Length bytes of body.
+                        let head_end = loop {
+                            if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break i + 4;
+                            }
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buffer[..head_end]).to_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        while buffer.len() < head_end + length {
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buffer.drain(..head_end + length);
+                        let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        let body = r#"{"choices":[{"message":{"content":"ok"},"finish_reason":"stop"}]}"#;
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if socket.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_wait_for_the_concurrency_limit_and_reuse_connections() {
+        let (in_flight, peak, connections) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let addr = counting_server(in_flight, peak.clone(), connections.clone()).await;
+        let provider = HttpProvider::new(
+            Wire::OpenAi(OpenAiWire {
+                flavor: Flavor::OpenAi,
+                max_completion_tokens: false,
+            }),
+            format!("http://{addr}/v1"),
+            None,
+            RetryPolicy {
+                max_retries: 0,
+                backoff: Duration::from_millis(1),
+            },
+            Duration::from_secs(10),
+            2,
+        )
+        .expect("provider");
+        let request = ChatRequest {
+            messages: vec![ChatMessage::new(Role::User, "hi")],
+            ..ChatRequest::default()
+        };
+        let call = provider.wire_call(&request, "m", false).expect("call");
+        let observer = |_: &Attempt| {};
+        let answers = futures::future::join_all(
+            (0..8).map(|_| provider.complete(&call, "m", None, &observer)),
+        )
+        .await;
+        assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|r| r.content == "ok")));
+        assert_eq!(peak.load(Ordering::SeqCst), 2, "never more than max_concurrency");
+        assert!(
+            connections.load(Ordering::SeqCst) <= 2,
+            "8 calls over {} connections",
+            connections.load(Ordering::SeqCst)
+        );
+    }
+}
