@@ -59,11 +59,15 @@ fn provider_settings_are_checked_before_the_run() {
         &format!(
             "name: a\nsettings:\n  llm:\n    providers:\n      claude:\n        type: anthropic\n        api_key_env: KETTLE_NOT_SET_ANYWHERE\n        model: claude-x\n{NODES}"
         ),
-        &["agent.yaml:7:9: settings.llm.providers.claude.api_key_env names `KETTLE_NOT_SET_ANYWHERE`"],
+        &[
+            "agent.yaml:7:9: settings.llm.providers.claude.api_key_env names `KETTLE_NOT_SET_ANYWHERE`",
+        ],
     );
     bad(
         &format!("name: a\nsettings:\n  llm:\n    provider: ollama\n{NODES}"),
-        &["agent.yaml:4:5: settings.llm.model is required with provider type `ollama` (for example `llama3.2`)"],
+        &[
+            "agent.yaml:4:5: settings.llm.model is required with provider type `ollama` (for example `llama3.2`)",
+        ],
     );
 }
 

@@ -139,22 +139,28 @@ impl LlmClient {
                 .cloned()
                 .unwrap_or_default(),
             (None, None) => {
-                return Err(config_error("settings.llm.providers".to_string(), format!(
-                    "settings.llm names several providers ({}) but no default; add `default: NAME`",
-                    settings
-                        .providers
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
+                return Err(config_error(
+                    "settings.llm.providers".to_string(),
+                    format!(
+                        "settings.llm names several providers ({}) but no default; add `default: NAME`",
+                        settings
+                            .providers
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
             }
         };
         if !client.providers.contains_key(&client.default) {
-            return Err(config_error("settings.llm.default".to_string(), format!(
-                "settings.llm.default is `{}`, which is not a provider of settings.llm.providers",
-                client.default
-            )));
+            return Err(config_error(
+                "settings.llm.default".to_string(),
+                format!(
+                    "settings.llm.default is `{}`, which is not a provider of settings.llm.providers",
+                    client.default
+                ),
+            ));
         }
         client.secrets = secrets;
         Ok(client)
@@ -377,7 +383,8 @@ fn build(
         }
         provider.default_temperature = temperature;
         if let Some(responses) = &p.responses {
-            let script = script_from(responses).map_err(|e| config_error(format!("{at}.responses"), format!("{at}.{e}")))?;
+            let script = script_from(responses)
+                .map_err(|e| config_error(format!("{at}.responses"), format!("{at}.{e}")))?;
             provider.backend = Backend::Mock(MockProvider::scripted(script));
         }
         return Ok(provider);
@@ -397,9 +404,12 @@ fn build(
                 None | Some("api_key") => false,
                 Some("bearer") => true,
                 Some(other) => {
-                    return Err(config_error(format!("{at}.auth"), format!(
-                        "{at}.auth is `{other}`; use `api_key` (the api-key header) or `bearer` (an Entra ID token)"
-                    )));
+                    return Err(config_error(
+                        format!("{at}.auth"),
+                        format!(
+                            "{at}.auth is `{other}`; use `api_key` (the api-key header) or `bearer` (an Entra ID token)"
+                        ),
+                    ));
                 }
             };
             (
@@ -438,9 +448,12 @@ fn build(
             Some("ANTHROPIC_API_KEY"),
         ),
         other => {
-            return Err(config_error(format!("{at}.type"), format!(
-                "{at}: unknown LLM provider type `{other}`; use one of openai, azure_openai, ollama, anthropic, mock"
-            )));
+            return Err(config_error(
+                format!("{at}.type"),
+                format!(
+                    "{at}: unknown LLM provider type `{other}`; use one of openai, azure_openai, ollama, anthropic, mock"
+                ),
+            ));
         }
     };
     let base_url = p.base_url.clone().or(default_base).ok_or_else(|| {
@@ -453,15 +466,18 @@ fn build(
         secrets.push(key.clone());
     }
     if model.is_none() && p.deployment.is_none() {
-        return Err(config_error(format!("{at}.model"), format!(
-            "{at}.model is required with provider type `{}` (for example `{}`)",
-            p.kind,
-            match p.kind.as_str() {
-                "anthropic" => "claude-sonnet-4-5",
-                "ollama" => "llama3.2",
-                _ => "gpt-4o-mini",
-            }
-        )));
+        return Err(config_error(
+            format!("{at}.model"),
+            format!(
+                "{at}.model is required with provider type `{}` (for example `{}`)",
+                p.kind,
+                match p.kind.as_str() {
+                    "anthropic" => "claude-sonnet-4-5",
+                    "ollama" => "llama3.2",
+                    _ => "gpt-4o-mini",
+                }
+            ),
+        ));
     }
     let policy = RetryPolicy {
         max_retries: p
@@ -505,9 +521,12 @@ fn max_tokens_field(p: &ProviderSettings, at: &str) -> Result<bool, LlmConfigErr
     match p.max_tokens_field.as_deref() {
         None | Some("max_tokens") => Ok(false),
         Some("max_completion_tokens") => Ok(true),
-        Some(other) => Err(config_error(format!("{at}.max_tokens_field"), format!(
-            "{at}.max_tokens_field is `{other}`; use `max_tokens` or `max_completion_tokens`"
-        ))),
+        Some(other) => Err(config_error(
+            format!("{at}.max_tokens_field"),
+            format!(
+                "{at}.max_tokens_field is `{other}`; use `max_tokens` or `max_completion_tokens`"
+            ),
+        )),
     }
 }
 
@@ -521,9 +540,12 @@ fn api_key(
     match named {
         Some(var) => match std::env::var(var) {
             Ok(key) if !key.is_empty() => Ok(Some(key)),
-            _ => Err(config_error(format!("{at}.api_key_env"), format!(
-                "{at}.api_key_env names `{var}`, but that environment variable is not set; export it, or remove api_key_env for a server that needs no key"
-            ))),
+            _ => Err(config_error(
+                format!("{at}.api_key_env"),
+                format!(
+                    "{at}.api_key_env names `{var}`, but that environment variable is not set; export it, or remove api_key_env for a server that needs no key"
+                ),
+            )),
         },
         None => Ok(standard
             .and_then(|var| std::env::var(var).ok())

@@ -448,7 +448,8 @@ mod tests {
                         peak.fetch_max(now, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(30)).await;
                         in_flight.fetch_sub(1, Ordering::SeqCst);
-                        let body = r#"{"choices":[{"message":{"content":"ok"},"finish_reason":"stop"}]}"#;
+                        let body =
+                            r#"{"choices":[{"message":{"content":"ok"},"finish_reason":"stop"}]}"#;
                         let response = format!(
                             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
                             body.len()
@@ -496,8 +497,16 @@ mod tests {
             (0..8).map(|_| provider.complete(&call, "m", None, &observer)),
         )
         .await;
-        assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|r| r.content == "ok")));
-        assert_eq!(peak.load(Ordering::SeqCst), 2, "never more than max_concurrency");
+        assert!(
+            answers
+                .iter()
+                .all(|a| a.as_ref().is_ok_and(|r| r.content == "ok"))
+        );
+        assert_eq!(
+            peak.load(Ordering::SeqCst),
+            2,
+            "never more than max_concurrency"
+        );
         assert!(
             connections.load(Ordering::SeqCst) <= 2,
             "8 calls over {} connections",
