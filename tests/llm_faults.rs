@@ -287,3 +287,26 @@ fn a_refused_key_is_denied_at_once() {
     assert_eq!(out.probe["error_kind"], "denied");
     assert_failed(&out.call, "denied");
 }
+
+#[test]
+fn a_stream_dropped_before_its_end_ends_its_span_as_cancelled() {
+    let out = run_probe(
+        "stream_first",
+        vec![openai_stream(
+            "chatcmpl-d",
+            "gpt-4o-mini",
+            &["one", " two", " three"],
+            (1, 3),
+        )],
+        5_000,
+    );
+    assert_eq!(out.requests, 1);
+    assert_eq!(out.probe["first"], r#"Ok(Ok(Some(Delta("one"))))"#);
+    assert_eq!(out.call.status.code, "error");
+    assert_eq!(out.call.attributes["kettle.cancelled"], true);
+    assert!(
+        out.call.attributes["gen_ai.response.time_to_first_chunk"]
+            .as_f64()
+            .is_some()
+    );
+}

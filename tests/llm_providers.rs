@@ -247,6 +247,7 @@ settings:
         model: gpt-4o
         auth: bearer
         api_key_env: KETTLE_TEST_KEY
+        max_tokens_field: max_completion_tokens
       local:
         type: ollama
         base_url: {base}
@@ -270,7 +271,7 @@ nodes:
     output: azure
   - name: entra_call
     uses: llm.call
-    with: {{prompt: "hi entra", provider: entra}}
+    with: {{prompt: "hi entra", provider: entra, max_tokens: 9, response_format: json}}
     output: entra
   - name: ollama_stream
     uses: llm.stream
@@ -355,6 +356,11 @@ nodes:
     assert_eq!(r[1].path, "/openai/deployments/gpt-4o/chat/completions");
     assert_eq!(r[1].headers["authorization"], format!("Bearer {KEY}"));
     assert!(!r[1].headers.contains_key("api-key"));
+    assert_eq!(
+        r[1].body,
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi entra"}],
+               "max_completion_tokens": 9, "response_format": {"type": "json_object"}})
+    );
     // Ollama: native /api/chat, options apart, no key.
     assert_eq!(r[2].path, "/api/chat");
     assert!(!r[2].headers.contains_key("authorization"));
@@ -424,4 +430,19 @@ nodes:
                 .is_some()
         );
     }
+}
+
+#[test]
+fn a_node_built_against_the_first_0_1_contract_still_links_and_calls() {
+    let scratch = Scratch::new();
+    let node = repo().join("tests/nodes/v01-compat");
+    let yaml = format!(
+        "name: old\nnodes:\n  - name: old\n    component: {}\n",
+        node.display()
+    );
+    let state = final_state(&run(&scratch, &yaml, "{}"));
+    assert_eq!(state, json!({"old_node": "[mock] still here", "tokens": 3}));
+    let spans = scratch.only_trace();
+    assert_whole_trace(&spans);
+    assert_eq!(chat_spans(&spans).len(), 1);
 }

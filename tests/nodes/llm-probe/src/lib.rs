@@ -1,7 +1,8 @@
 //! Exercises the `llm` import the way a node author would, and reports what it saw in the
 //! state (including the exact error variant), so tests can check it. `config.mode` picks:
 //! `call` (one plain call), `tools` (a tool loop: ask, run the tool, answer) or `stream`
-//! (read a stream to its end, keeping every delta). The result goes under `config.key`.
+//! (read a stream to its end, keeping every delta) or `stream_first` (read one delta, drop the
+//! stream). The result goes under `config.key`.
 
 use kettle_guest::llm::{self, ChatMessage, ChatRequest, LlmError, StreamEvent, Tool};
 use kettle_guest::{Context, NodeError, Value, json};
@@ -19,6 +20,7 @@ fn run(ctx: Context, state: Value) -> Result<Value, NodeError> {
         },
         "tools" => tools(request)?,
         "stream" => stream(request),
+        "stream_first" => stream_first(request),
         other => return Err(NodeError::invalid_input(format!("unknown mode `{other}`"))),
     };
     Ok(json!({ key: result }))
@@ -84,6 +86,12 @@ fn stream(request: ChatRequest) -> Value {
             Err(e) => return failure(&e, json!(deltas)),
         }
     }
+}
+
+/// Reads the first delta, then drops the stream: the call is abandoned.
+fn stream_first(request: ChatRequest) -> Value {
+    let first = llm::stream(request).map(|mut s| s.next_event());
+    json!({"first": format!("{first:?}")})
 }
 
 fn failure(error: &LlmError, seen: Value) -> Value {
