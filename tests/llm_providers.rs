@@ -446,3 +446,39 @@ fn a_node_built_against_the_first_0_1_contract_still_links_and_calls() {
     assert_whole_trace(&spans);
     assert_eq!(chat_spans(&spans).len(), 1);
 }
+
+#[test]
+fn api_base_sends_one_call_elsewhere() {
+    let server = LlmServer::start(|r| {
+        Reply::json(&openai_completion(
+            "chatcmpl-alt",
+            "m-1",
+            Some(&r.path),
+            &[],
+            "stop",
+            (1, 1),
+        ))
+    });
+    let scratch = Scratch::new();
+    // The provider's own address is a closed port: only the call's api_base can answer.
+    let yaml = format!(
+        r#"name: api-base
+settings:
+  llm: {{provider: openai, model: m, base_url: "http://127.0.0.1:9/v1", max_retries: 0}}
+nodes:
+  - name: a
+    uses: llm.call
+    with: {{prompt: hi, api_base: "{alt}"}}
+    output: a
+"#,
+        alt = server.url("/alt/v1")
+    );
+    let state = final_state(&run(&scratch, &yaml, "{}"));
+    assert_eq!(state["a"]["content"], "/alt/v1/chat/completions");
+    let spans = scratch.only_trace();
+    let call = chat_spans(&spans)[0];
+    assert_eq!(
+        call.attribute_i64("server.port"),
+        Some(i64::from(server.addr.port()))
+    );
+}

@@ -35,6 +35,18 @@ fn unknown_provider_types_and_defaults_are_located() {
 }
 
 #[test]
+fn mock_responses_on_a_real_provider_are_refused() {
+    bad(
+        &format!(
+            "name: a\nsettings:\n  llm:\n    provider: openai\n    model: m\n    responses: [hi]\n{NODES}"
+        ),
+        &[
+            "agent.yaml:6:5: `responses:` scripts the mock provider, but settings.llm.provider is not `mock`",
+        ],
+    );
+}
+
+#[test]
 fn several_providers_need_a_default() {
     bad(
         &format!(

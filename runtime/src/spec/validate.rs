@@ -198,6 +198,13 @@ fn validate_llm(loaded: &LoadedSpec, llm: &LlmSettings, errors: &mut Vec<SpecErr
             hint(),
         ));
     }
+    if llm.responses.is_some() && llm.provider.as_deref().is_some_and(|p| p != "mock") {
+        errors.push(loaded.error_at(
+            "settings.llm.responses",
+            "`responses:` scripts the mock provider, but settings.llm.provider is not `mock`",
+            Some("remove `responses:`, or set `provider: mock`".into()),
+        ));
+    }
     for (name, provider) in &llm.providers {
         if !PROVIDER_TYPES.contains(&provider.kind.as_str()) {
             errors.push(loaded.error_at(
