@@ -2,7 +2,7 @@
 //! the first node runs (so that a broken agent fails fast, not halfway).
 
 use crate::graph::{self, ComponentSource, Graph};
-use crate::llm::{LlmClient, LlmConfigError};
+use crate::llm::LlmClient;
 use crate::sandbox::{
     BuildError, LoadOutcome, PreparedComponent, Sandbox, SandboxError, build_rust_node,
 };
@@ -46,11 +46,6 @@ pub enum ComponentEvent {
 pub enum AgentLoadError {
     #[error("{0}")]
     Spec(#[from] SpecErrors),
-    #[error("{}: {source}", path.display())]
-    Llm {
-        path: PathBuf,
-        source: LlmConfigError,
-    },
     #[error("node `{node}`: {source}")]
     Build { node: String, source: BuildError },
     #[error("node `{node}`: {source}")]
