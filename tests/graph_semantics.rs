@@ -477,6 +477,7 @@ nodes:
                 "model": "mock-1",
                 "finish_reason": "stop",
                 "usage": {"input_tokens": 3, "output_tokens": 4},
+                "tool_calls": [],
             },
             "draft_chars": 22,
         })

@@ -32,6 +32,7 @@ fn hello_gives_its_state_and_one_whole_trace() {
                 "finish_reason": "stop",
                 // 7 system words + 17 prompt words in; "[mock]" + the 17 prompt words out.
                 "usage": {"input_tokens": 24, "output_tokens": 18},
+                "tool_calls": [],
             },
         })
     );

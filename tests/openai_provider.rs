@@ -67,6 +67,7 @@ fn requests_and_responses_follow_the_openai_wire_format() {
             "model": "gpt-4o-mini-2024-07-18",
             "finish_reason": "stop",
             "usage": {"input_tokens": 10, "output_tokens": 7},
+            "tool_calls": [],
         })
     );
 

@@ -5,11 +5,15 @@ wasmtime::component::bindgen!({
     path: "../wit",
     imports: {
         "kettle:node/llm.call": async | trappable,
+        "kettle:node/llm.chat": async | trappable,
+        "kettle:node/llm.stream": async | trappable,
+        "kettle:node/llm.[method]chat-stream.next": async | trappable,
         default: trappable,
     },
     exports: { default: async },
     with: {
         "kettle:node/trace.span": crate::capabilities::trace::GuestSpan,
+        "kettle:node/llm.chat-stream": crate::capabilities::llm_stream::GuestStream,
     },
 });
 

@@ -2,7 +2,9 @@
 //! and reading back the trace it wrote.
 #![allow(dead_code)]
 
+pub mod llm_server;
 pub mod openai_server;
+pub mod provider_shapes;
 pub mod tiny_server;
 
 use kettle::telemetry::{SpanRecord, read_trace_file};

@@ -62,19 +62,28 @@ impl LlmQuota {
         request: &ChatRequest,
         run: &LlmUsage,
     ) -> Result<(), LlmError> {
-        let model = client.model_for(request);
-        if !self.models.is_empty() && !self.models.iter().any(|m| m == model) {
-            return Err(LlmError::Denied(format!(
-                "model `{model}` is not granted to this node (permissions.llm.models: {})",
-                self.models.join(", ")
-            )));
-        }
-        let provider = client.provider_name();
-        if !self.providers.is_empty() && !self.providers.iter().any(|p| p == provider) {
-            return Err(LlmError::Denied(format!(
-                "provider `{provider}` is not granted to this node (permissions.llm.providers: {})",
-                self.providers.join(", ")
-            )));
+        // A request that does not resolve fails on its own, with the client's message.
+        if let Ok(resolved) = client.resolve(request.clone()) {
+            let model = resolved.model.as_str();
+            if !self.models.is_empty() && !self.models.iter().any(|m| m == model) {
+                return Err(LlmError::Denied(format!(
+                    "model `{model}` is not granted to this node (permissions.llm.models: {})",
+                    self.models.join(", ")
+                )));
+            }
+            let provider = &resolved.provider;
+            if !self.providers.is_empty()
+                && !self
+                    .providers
+                    .iter()
+                    .any(|p| *p == provider.name || p == provider.system)
+            {
+                return Err(LlmError::Denied(format!(
+                    "provider `{}` is not granted to this node (permissions.llm.providers: {})",
+                    provider.name,
+                    self.providers.join(", ")
+                )));
+            }
         }
         let run_calls = run.calls.load(Ordering::Relaxed);
         let run_tokens =
@@ -105,15 +114,17 @@ impl LlmQuota {
 
     /// Counts a call that was made.
     pub fn record(&mut self, outcome: &Result<ChatResponse, LlmError>) {
-        self.calls += 1;
-        match outcome {
-            Ok(response) => {
-                self.tokens += u64::from(response.usage.input_tokens)
-                    + u64::from(response.usage.output_tokens);
-                self.last_error = None;
-            }
-            Err(error) => self.last_error = Some(error.kind()),
+        self.record_call(outcome.as_ref().err());
+        if let Ok(response) = outcome {
+            self.tokens +=
+                u64::from(response.usage.input_tokens) + u64::from(response.usage.output_tokens);
         }
+    }
+
+    /// Counts a call, with its error if it failed.
+    pub fn record_call(&mut self, error: Option<&LlmError>) {
+        self.calls += 1;
+        self.last_error = error.map(LlmError::kind);
     }
 
     /// The kind of the last call's error, when the last call failed.

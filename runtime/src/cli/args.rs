@@ -7,6 +7,7 @@ const EXAMPLES: &str = "\
 Examples:
   kettle run examples/hello/agent.yaml
   kettle run agent.yaml --input '{\"topic\": \"tea\"}' --output final.json
+  kettle run agent.yaml --record calls.jsonl   # then: --replay calls.jsonl, offline
   kettle trace show                 # the latest run's trace, as a tree
   kettle trace show 018f3c2a1b4-9e1d2c3f
   kettle validate agent.yaml        # every problem of the file at once, no run
@@ -69,6 +70,13 @@ pub struct RunArgs {
     /// max_log_lines. Repeatable.
     #[arg(long = "limit", value_name = "KEY=VALUE")]
     pub limits: Vec<String>,
+    /// Write every LLM request and answer of the run to FILE (JSON lines; API keys redacted).
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    pub record: Option<PathBuf>,
+    /// Answer every LLM call from a file written by --record, with no network: the run is
+    /// reproduced exactly. A call the file lacks fails the run, saying which.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
     /// Print no summary on stderr (errors are still printed).
     #[arg(long, short)]
     pub quiet: bool,

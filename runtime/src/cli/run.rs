@@ -62,6 +62,15 @@ async fn run_async(args: RunArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     };
+    let tape = match (&args.record, &args.replay) {
+        (Some(path), _) => agent.llm.record_to(path),
+        (None, Some(path)) => agent.llm.replay_from(path),
+        (None, None) => Ok(()),
+    };
+    if let Err(e) = tape {
+        eprintln!("kettle: {e}");
+        return EXIT_BAD_INPUT;
+    }
     let exporter = trace_exporter(
         args.no_trace,
         args.trace_dir.as_deref(),

@@ -4,7 +4,7 @@
 use super::policy::NodePolicy;
 use crate::capabilities::RunBudget;
 use crate::graph::{self, ComponentSource, Graph};
-use crate::llm::{LlmClient, LlmConfigError};
+use crate::llm::LlmClient;
 use crate::sandbox::{
     BuildError, LoadOutcome, PreparedComponent, Sandbox, SandboxError, build_rust_node,
 };
@@ -62,11 +62,6 @@ pub enum ComponentEvent {
 pub enum AgentLoadError {
     #[error("{0}")]
     Spec(#[from] SpecErrors),
-    #[error("{}: {source}", path.display())]
-    Llm {
-        path: PathBuf,
-        source: LlmConfigError,
-    },
     #[error("node `{node}`: {source}")]
     Build { node: String, source: BuildError },
     #[error("node `{node}`: {source}")]
@@ -91,12 +86,8 @@ pub async fn load_agent(
             return Err(SpecErrors(errors).into());
         }
     };
-    let llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref()).map_err(|source| {
-        AgentLoadError::Llm {
-            path: path.into(),
-            source,
-        }
-    })?;
+    let llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
+        .map_err(|e| SpecErrors(vec![loaded.error_at(&e.at, e.message, None)]))?;
 
     let progress = |line: &str| events(ComponentEvent::Progress(line.to_string()));
     let mut prepared: HashMap<PathBuf, Arc<PreparedComponent>> = HashMap::new();

@@ -7,8 +7,8 @@ use super::error::RunError;
 use super::events::{EventSink, NodeEvent};
 use super::llm_node;
 use super::report::{RunReport, UsageSnapshot};
-use crate::capabilities::{LlmQuota, LlmUsage, NodeLlm, NodeTrace, traced_call};
-use crate::graph::{Action, NodeKind, template};
+use crate::capabilities::{LlmQuota, LlmUsage, NodeLlm, NodeTrace};
+use crate::graph::{Action, LlmAction, NodeKind, template};
 use crate::sandbox::{NodeInvocation, NodeLimits, Sandbox, raise_hint};
 use crate::spec::LimitsSpec;
 use crate::telemetry::{SpanGuard, SpanHandle, Telemetry};
@@ -354,10 +354,12 @@ impl Runtime {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn run_llm_call(
         &self,
         scope: &RunScope<'_>,
         node: &str,
+        action: LlmAction,
         with: &Map<String, Value>,
         output: &str,
         context: &Value,
@@ -370,7 +372,7 @@ impl Runtime {
             })?;
             rendered.insert(key.clone(), value);
         }
-        let request = llm_node::request_from(&rendered)
+        let request = llm_node::request_from(action, &rendered)
             .map_err(|e| RunError::node(node, "invalid_request", e))?;
         let limits = self.limits_of(scope, node);
         let mut quota = self.quota_of(scope, node, &limits);
@@ -380,7 +382,8 @@ impl Runtime {
                 .map_or_else(|| "denied".to_string(), |b| format!("limit.{}", b.limit));
             return Err(RunError::node(node, &kind, denied.to_string()));
         }
-        let call = traced_call(
+        let call = llm_node::perform(
+            action,
             &scope.agent.llm,
             self.telemetry.tracer(),
             span,

@@ -58,9 +58,13 @@ impl Runtime {
                 self.run_component(scope, node, *component, config, state, span, 1)
                     .await
             }
-            Action::LlmCall { with, output } => {
+            Action::LlmCall {
+                action,
+                with,
+                output,
+            } => {
                 let context = context(scope, state, extras);
-                self.run_llm_call(scope, node, with, output, &context, span)
+                self.run_llm_call(scope, node, *action, with, output, &context, span)
                     .await
             }
             Action::Expression { expression, output } => {

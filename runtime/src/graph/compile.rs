@@ -2,14 +2,16 @@
 //! checked, and the route out of every node (see `routes.rs`).
 
 use super::template;
-use super::{Action, ComponentSource, DynamicParallel, Graph, GraphNode, NodeKind, Step, routes};
+use super::{
+    Action, ComponentSource, DynamicParallel, Graph, GraphNode, LlmAction, NodeKind, Step, routes,
+};
 use crate::spec::{
     ActionView, ExpressionRun, LoadedSpec, NodeSpec, SpecError, SpecErrors, StepSpec,
 };
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
-/// Parameters `uses: llm.call` accepts in `with:`.
+/// Parameters `uses: llm.call` (and `llm.stream`, `llm.tools`) accepts in `with:`.
 pub const LLM_CALL_PARAMS: &[&str] = &[
     "model",
     "messages",
@@ -18,6 +20,12 @@ pub const LLM_CALL_PARAMS: &[&str] = &[
     "temperature",
     "max_tokens",
     "stop",
+    "seed",
+    "provider",
+    "api_base",
+    "tools",
+    "tool_choice",
+    "response_format",
 ];
 
 /// Where `dynamic_parallel` results go when the node names no `output:`.
@@ -170,10 +178,12 @@ impl Compiler<'_> {
             };
         }
         let with = view.with.cloned().unwrap_or_default();
-        if view.uses.is_some_and(|u| u == "llm.call") {
+        let action = view.uses.and_then(|u| LlmAction::from_name(u));
+        if action.is_some() {
             self.check_llm_call(at, owner, &with);
         }
         Action::LlmCall {
+            action: action.unwrap_or(LlmAction::Call),
             with,
             output: view.output.cloned().unwrap_or_else(|| owner.to_string()),
         }

@@ -62,8 +62,9 @@ pub enum Action {
         /// The `config:`, handed to the component as JSON.
         config: Value,
     },
-    /// `uses: llm.call`.
+    /// `uses: llm.call`, `llm.stream` or `llm.tools`.
     LlmCall {
+        action: LlmAction,
         /// `with:`; strings are templates rendered against the state when the node runs.
         with: Map<String, Value>,
         /// The state key the result is stored under.
@@ -77,7 +78,7 @@ impl Action {
     pub fn kind(&self) -> &'static str {
         match self {
             Action::Component { .. } => "component",
-            Action::LlmCall { .. } => "llm.call",
+            Action::LlmCall { action, .. } => action.name(),
             Action::Expression { .. } => "expression",
         }
     }
@@ -128,6 +129,33 @@ impl NodeKind {
             NodeKind::Steps(_) => "steps",
             NodeKind::WhileLoop { .. } => "while_loop",
             NodeKind::DynamicParallel(_) => "dynamic_parallel",
+        }
+    }
+}
+
+/// Which built-in LLM action a `uses:` node performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LlmAction {
+    Call,
+    Stream,
+    Tools,
+}
+
+impl LlmAction {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "llm.call" => Some(Self::Call),
+            "llm.stream" => Some(Self::Stream),
+            "llm.tools" => Some(Self::Tools),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Call => "llm.call",
+            Self::Stream => "llm.stream",
+            Self::Tools => "llm.tools",
         }
     }
 }

@@ -1,141 +1,554 @@
-//! The run's LLM client: the provider chosen by `settings.llm`, with its defaults.
+//! The run's LLM client: the providers `settings.llm` names, each with its defaults, and the
+//! record/replay tape. Every call goes through [`LlmClient::resolve`] (which provider, which
+//! model, which defaults) and then [`LlmClient::complete`] or [`LlmClient::stream`].
 
-use super::mock::MockProvider;
-use super::openai::{DEFAULT_BASE_URL, OpenAiProvider};
+use super::anthropic::{self, AnthropicWire};
+use super::http::{HttpProvider, Observer, Wire};
+use super::mock::{MockProvider, script_from};
+use super::ollama::{self, OllamaWire};
+use super::openai::{self, Flavor, OpenAiWire};
+use super::retry::{DEFAULT_BACKOFF_MS, DEFAULT_MAX_RETRIES, RetryPolicy};
+use super::stream::ChatStream;
+use super::tape::{Recorder, Replayer, Tape, TapeEntry, TapeError};
 use super::types::{ChatRequest, ChatResponse, LlmError};
-use crate::spec::LlmSettings;
+use crate::spec::{LlmSettings, ProviderSettings};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 const DEFAULT_TIMEOUT_MS: u64 = 120_000;
-
-#[derive(Debug)]
-enum Provider {
-    Mock(MockProvider),
-    OpenAi(OpenAiProvider),
-}
+const DEFAULT_MAX_CONCURRENCY: u32 = 32;
 
 /// A problem in `settings.llm` found before the run starts.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct LlmConfigError(pub String);
-
-/// Performs chat completions for one run, filling in the agent's defaults.
-#[derive(Debug)]
-pub struct LlmClient {
-    provider: Provider,
-    default_model: String,
-    default_temperature: Option<f32>,
+#[error("{message}")]
+pub struct LlmConfigError {
+    /// Where in the agent file (`settings.llm.providers.NAME.auth`).
+    pub at: String,
+    pub message: String,
 }
 
-impl LlmClient {
-    /// The deterministic offline provider.
-    pub fn mock() -> Self {
-        Self {
-            provider: Provider::Mock(MockProvider),
-            default_model: MockProvider::default_model().into(),
-            default_temperature: None,
+fn config_error(at: String, message: String) -> LlmConfigError {
+    LlmConfigError { at, message }
+}
+
+#[derive(Debug)]
+enum Backend {
+    Mock(MockProvider),
+    Http(HttpProvider),
+}
+
+/// One named provider with its defaults.
+#[derive(Debug)]
+pub struct Provider {
+    pub name: String,
+    /// `gen_ai.provider.name`: `openai`, `azure.ai.openai`, `anthropic`, `ollama`, `mock`.
+    pub system: &'static str,
+    default_model: Option<String>,
+    default_temperature: Option<f32>,
+    backend: Backend,
+}
+
+/// A call ready to go: its provider, and its request with every default filled in.
+#[derive(Debug)]
+pub struct Resolved {
+    pub provider: Arc<Provider>,
+    pub model: String,
+    pub request: ChatRequest,
+    /// The request's `api_base`, applied.
+    http: Option<HttpProvider>,
+}
+
+impl Resolved {
+    fn http(&self) -> Option<&HttpProvider> {
+        match (&self.http, &self.provider.backend) {
+            (Some(h), _) | (None, Backend::Http(h)) => Some(h),
+            (None, Backend::Mock(_)) => None,
         }
-    }
-
-    /// The client `settings.llm` asks for; the mock provider when it asks for none.
-    pub fn from_settings(settings: Option<&LlmSettings>) -> Result<Self, LlmConfigError> {
-        let Some(settings) = settings else {
-            return Ok(Self::mock());
-        };
-        match settings.provider.as_deref().unwrap_or("mock") {
-            "mock" => Ok(Self {
-                default_model: settings
-                    .model
-                    .clone()
-                    .unwrap_or_else(|| MockProvider::default_model().into()),
-                default_temperature: settings.temperature,
-                provider: Provider::Mock(MockProvider),
-            }),
-            "openai" => {
-                let api_key = api_key(settings.api_key_env.as_deref())?;
-                let base_url = settings.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
-                let timeout =
-                    Duration::from_millis(settings.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
-                let provider = OpenAiProvider::new(base_url, api_key, timeout)
-                    .map_err(|e| LlmConfigError(format!("settings.llm.base_url: {e}")))?;
-                let default_model = settings.model.clone().ok_or_else(|| {
-                    LlmConfigError("settings.llm.model is required with provider `openai` (for example `gpt-4o-mini`)".into())
-                })?;
-                Ok(Self {
-                    provider: Provider::OpenAi(provider),
-                    default_model,
-                    default_temperature: settings.temperature,
-                })
-            }
-            other => Err(LlmConfigError(format!("unknown LLM provider `{other}`"))),
-        }
-    }
-
-    /// `gen_ai.provider.name` of this client.
-    pub fn provider_name(&self) -> &'static str {
-        match self.provider {
-            Provider::Mock(_) => "mock",
-            Provider::OpenAi(_) => "openai",
-        }
-    }
-
-    pub fn is_mock(&self) -> bool {
-        matches!(self.provider, Provider::Mock(_))
-    }
-
-    /// The model a request without one goes to.
-    pub fn default_model(&self) -> &str {
-        &self.default_model
-    }
-
-    /// The model `request` will be sent to.
-    pub fn model_for<'a>(&'a self, request: &'a ChatRequest) -> &'a str {
-        request.model.as_deref().unwrap_or(&self.default_model)
     }
 
     /// Host and port of the provider's server, when it has one.
     pub fn server(&self) -> Option<(String, u16)> {
-        match &self.provider {
-            Provider::Mock(_) => None,
-            Provider::OpenAi(p) => Some(p.server()),
+        self.http().and_then(HttpProvider::server)
+    }
+}
+
+/// Performs chat completions for one run.
+#[derive(Debug)]
+pub struct LlmClient {
+    providers: BTreeMap<String, Arc<Provider>>,
+    default: String,
+    secrets: Vec<String>,
+    tape: OnceLock<Tape>,
+}
+
+impl LlmClient {
+    /// The deterministic offline provider alone.
+    pub fn mock() -> Self {
+        let mut providers = BTreeMap::new();
+        providers.insert("mock".to_string(), Arc::new(mock_provider("mock")));
+        Self {
+            providers,
+            default: "mock".into(),
+            secrets: Vec::new(),
+            tape: OnceLock::new(),
         }
     }
 
-    /// Performs one completion; `traceparent` is sent along so the provider can join the trace.
-    pub async fn complete(
-        &self,
-        mut request: ChatRequest,
-        traceparent: Option<&str>,
-    ) -> Result<ChatResponse, LlmError> {
+    /// The providers `settings.llm` describes; the mock provider when it describes none.
+    pub fn from_settings(settings: Option<&LlmSettings>) -> Result<Self, LlmConfigError> {
+        let Some(settings) = settings else {
+            return Ok(Self::mock());
+        };
+        let mut client = Self::mock();
+        let mut secrets = Vec::new();
+        let flat = settings
+            .provider
+            .clone()
+            .or_else(|| settings.providers.is_empty().then(|| "mock".to_string()));
+        if let Some(kind) = &flat {
+            let flat_settings = ProviderSettings {
+                kind: kind.clone(),
+                model: settings.model.clone(),
+                base_url: settings.base_url.clone(),
+                api_key_env: settings.api_key_env.clone(),
+                temperature: settings.temperature,
+                timeout_ms: settings.timeout_ms,
+                max_retries: settings.max_retries,
+                backoff_ms: settings.backoff_ms,
+                max_concurrency: settings.max_concurrency,
+                responses: settings.responses.clone(),
+                ..ProviderSettings::default()
+            };
+            let provider = build(kind, &flat_settings, settings, "settings.llm", &mut secrets)?;
+            client.providers.insert(kind.clone(), Arc::new(provider));
+        }
+        for (name, p) in &settings.providers {
+            let at = format!("settings.llm.providers.{name}");
+            let provider = build(name, p, settings, &at, &mut secrets)?;
+            client.providers.insert(name.clone(), Arc::new(provider));
+        }
+        client.default = match (&settings.default, &flat) {
+            (Some(default), _) => default.clone(),
+            (None, Some(kind)) => kind.clone(),
+            (None, None) if settings.providers.len() == 1 => settings
+                .providers
+                .keys()
+                .next()
+                .cloned()
+                .unwrap_or_default(),
+            (None, None) => {
+                return Err(config_error(
+                    "settings.llm.providers".to_string(),
+                    format!(
+                        "settings.llm names several providers ({}) but no default; add `default: NAME`",
+                        settings
+                            .providers
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        };
+        if !client.providers.contains_key(&client.default) {
+            return Err(config_error(
+                "settings.llm.default".to_string(),
+                format!(
+                    "settings.llm.default is `{}`, which is not a provider of settings.llm.providers",
+                    client.default
+                ),
+            ));
+        }
+        client.secrets = secrets;
+        Ok(client)
+    }
+
+    /// Records every call of the run to `path`.
+    pub fn record_to(&self, path: &Path) -> Result<(), TapeError> {
+        let recorder = Recorder::create(path, self.secrets.clone())?;
+        let _ = self.tape.set(Tape::Record(Arc::new(recorder)));
+        Ok(())
+    }
+
+    /// Answers every call of the run from the recording at `path`, with no network.
+    pub fn replay_from(&self, path: &Path) -> Result<(), TapeError> {
+        let replayer = Replayer::open(path)?;
+        let _ = self.tape.set(Tape::Replay(replayer));
+        Ok(())
+    }
+
+    fn default_provider(&self) -> Option<&Arc<Provider>> {
+        self.providers.get(&self.default)
+    }
+
+    /// `gen_ai.provider.name` of the default provider.
+    pub fn provider_name(&self) -> &'static str {
+        self.default_provider().map_or("mock", |p| p.system)
+    }
+
+    pub fn is_mock(&self) -> bool {
+        self.default_provider()
+            .is_some_and(|p| matches!(p.backend, Backend::Mock(_)))
+    }
+
+    /// Whether calls are answered from a recording.
+    pub fn is_replay(&self) -> bool {
+        matches!(self.tape.get(), Some(Tape::Replay(_)))
+    }
+
+    /// The model a request without one goes to.
+    pub fn default_model(&self) -> &str {
+        self.default_provider()
+            .and_then(|p| p.default_model.as_deref())
+            .unwrap_or(MockProvider::default_model())
+    }
+
+    /// Picks the provider and fills in the defaults.
+    pub fn resolve(&self, mut request: ChatRequest) -> Result<Resolved, LlmError> {
+        let name = request
+            .provider
+            .clone()
+            .unwrap_or_else(|| self.default.clone());
+        let provider = self.providers.get(&name).cloned().ok_or_else(|| {
+            LlmError::InvalidRequest(format!(
+                "no LLM provider is named `{name}`; settings.llm has: {}",
+                self.providers
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        let model = match (&request.model, &provider.default_model) {
+            (Some(m), _) | (None, Some(m)) => m.clone(),
+            (None, None) => {
+                return Err(LlmError::InvalidRequest(format!(
+                    "the call names no model and provider `{name}` has no default `model`"
+                )));
+            }
+        };
         if request.messages.is_empty() {
             return Err(LlmError::InvalidRequest(
                 "the request has no messages".into(),
             ));
         }
+        request.provider = Some(name);
+        request.model = Some(model.clone());
         if request.temperature.is_none() {
-            request.temperature = self.default_temperature;
+            request.temperature = provider.default_temperature;
         }
-        let model = self.model_for(&request).to_string();
-        match &self.provider {
-            Provider::Mock(mock) => {
-                request.model = Some(model);
-                mock.complete(&request)
+        let http = match (&request.api_base, &provider.backend) {
+            (Some(base), Backend::Http(h)) => {
+                let moved = h.at(base);
+                moved.server().ok_or_else(|| {
+                    LlmError::InvalidRequest(format!("api_base `{base}` is not a URL"))
+                })?;
+                Some(moved)
             }
-            Provider::OpenAi(openai) => openai.complete(&request, &model, traceparent).await,
+            _ => None,
+        };
+        Ok(Resolved {
+            provider,
+            model,
+            request,
+            http,
+        })
+    }
+
+    /// Performs one completion; `traceparent` is sent along so the provider can join the trace.
+    pub async fn complete(
+        &self,
+        call: &Resolved,
+        traceparent: Option<&str>,
+        observer: Observer<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        let name = &call.provider.name;
+        if let Some(Tape::Replay(replayer)) = self.tape.get() {
+            return replayer.take(name, false, &call.request)?.outcome();
+        }
+        let (outcome, http) = match (&call.provider.backend, call.http()) {
+            (_, Some(provider)) => match provider.wire_call(&call.request, &call.model, false) {
+                Ok(wire) => (
+                    provider
+                        .complete(&wire, &call.model, traceparent, observer)
+                        .await,
+                    Some(wire.redacted()),
+                ),
+                Err(e) => (Err(e), None),
+            },
+            (Backend::Mock(mock), None) => (mock.complete(&call.request), None),
+            (Backend::Http(_), None) => (unreachable_http(), None),
+        };
+        if let Some(Tape::Record(recorder)) = self.tape.get() {
+            recorder.write(&TapeEntry {
+                provider: name.clone(),
+                stream: false,
+                request: call.request.clone(),
+                http,
+                response: outcome.as_ref().ok().cloned(),
+                deltas: Vec::new(),
+                error: outcome.as_ref().err().cloned(),
+            });
+        }
+        outcome
+    }
+
+    /// Opens a streamed completion.
+    pub async fn stream(
+        &self,
+        call: &Resolved,
+        traceparent: Option<&str>,
+        observer: Observer<'_>,
+    ) -> Result<ChatStream, LlmError> {
+        let name = &call.provider.name;
+        if let Some(Tape::Replay(replayer)) = self.tape.get() {
+            return Ok(ChatStream::items(
+                replayer.take(name, true, &call.request)?.items(),
+            ));
+        }
+        let mut entry = TapeEntry {
+            provider: name.clone(),
+            stream: true,
+            request: call.request.clone(),
+            http: None,
+            response: None,
+            deltas: Vec::new(),
+            error: None,
+        };
+        let opened = match (&call.provider.backend, call.http()) {
+            (_, Some(provider)) => match provider.wire_call(&call.request, &call.model, true) {
+                Ok(wire) => {
+                    entry.http = Some(wire.redacted());
+                    provider
+                        .stream(&wire, &call.model, traceparent, observer)
+                        .await
+                        .map(ChatStream::http)
+                }
+                Err(e) => Err(e),
+            },
+            (Backend::Mock(mock), None) => mock
+                .stream(&call.request)
+                .map(|items| ChatStream::items(items.into_iter().map(Ok).collect())),
+            (Backend::Http(_), None) => unreachable_http(),
+        };
+        match (self.tape.get(), opened) {
+            (Some(Tape::Record(recorder)), Ok(stream)) => {
+                Ok(stream.recorded(recorder.clone(), entry))
+            }
+            (Some(Tape::Record(recorder)), Err(e)) => {
+                entry.error = Some(e.clone());
+                recorder.write(&entry);
+                Err(e)
+            }
+            (_, opened) => opened,
         }
     }
 }
 
-fn api_key(named: Option<&str>) -> Result<Option<String>, LlmConfigError> {
+/// `Resolved::http` always finds the HTTP provider of an HTTP backend.
+fn unreachable_http<T>() -> Result<T, LlmError> {
+    Err(LlmError::Provider(
+        "internal: an HTTP provider without its client".into(),
+    ))
+}
+
+fn mock_provider(name: &str) -> Provider {
+    Provider {
+        name: name.into(),
+        system: "mock",
+        default_model: Some(MockProvider::default_model().into()),
+        default_temperature: None,
+        backend: Backend::Mock(MockProvider::echo()),
+    }
+}
+
+/// One provider from its settings; the flat keys of `settings.llm` fill what it leaves out.
+fn build(
+    name: &str,
+    p: &ProviderSettings,
+    shared: &LlmSettings,
+    at: &str,
+    secrets: &mut Vec<String>,
+) -> Result<Provider, LlmConfigError> {
+    // Model, address and key belong to one provider; behaviour settings are shared.
+    let model = p.model.clone();
+    let temperature = p.temperature.or(shared.temperature);
+    if p.kind == "mock" {
+        let mut provider = mock_provider(name);
+        if let Some(model) = model {
+            provider.default_model = Some(model);
+        }
+        provider.default_temperature = temperature;
+        if let Some(responses) = &p.responses {
+            let script = script_from(responses)
+                .map_err(|e| config_error(format!("{at}.responses"), format!("{at}.{e}")))?;
+            provider.backend = Backend::Mock(MockProvider::scripted(script));
+        }
+        return Ok(provider);
+    }
+    let (wire, system, default_base, standard_key) = match p.kind.as_str() {
+        "openai" => (
+            Wire::OpenAi(OpenAiWire {
+                flavor: Flavor::OpenAi,
+                max_completion_tokens: max_tokens_field(p, at)?,
+            }),
+            "openai",
+            Some(openai::DEFAULT_BASE_URL.to_string()),
+            Some("OPENAI_API_KEY"),
+        ),
+        "azure_openai" => {
+            let bearer = match p.auth.as_deref() {
+                None | Some("api_key") => false,
+                Some("bearer") => true,
+                Some(other) => {
+                    return Err(config_error(
+                        format!("{at}.auth"),
+                        format!(
+                            "{at}.auth is `{other}`; use `api_key` (the api-key header) or `bearer` (an Entra ID token)"
+                        ),
+                    ));
+                }
+            };
+            (
+                Wire::OpenAi(OpenAiWire {
+                    flavor: Flavor::Azure {
+                        deployment: p.deployment.clone(),
+                        api_version: p
+                            .api_version
+                            .clone()
+                            .unwrap_or_else(|| openai::DEFAULT_AZURE_API_VERSION.into()),
+                        bearer,
+                    },
+                    max_completion_tokens: max_tokens_field(p, at)?,
+                }),
+                "azure.ai.openai",
+                std::env::var("AZURE_OPENAI_ENDPOINT").ok(),
+                Some("AZURE_OPENAI_API_KEY"),
+            )
+        }
+        "ollama" => (
+            Wire::Ollama(OllamaWire),
+            "ollama",
+            Some(ollama::DEFAULT_BASE_URL.to_string()),
+            None,
+        ),
+        "anthropic" => (
+            Wire::Anthropic(AnthropicWire {
+                version: p
+                    .anthropic_version
+                    .clone()
+                    .unwrap_or_else(|| anthropic::DEFAULT_VERSION.into()),
+                default_max_tokens: p.max_tokens.unwrap_or(anthropic::DEFAULT_MAX_TOKENS),
+            }),
+            "anthropic",
+            Some(anthropic::DEFAULT_BASE_URL.to_string()),
+            Some("ANTHROPIC_API_KEY"),
+        ),
+        other => {
+            return Err(config_error(
+                format!("{at}.type"),
+                format!(
+                    "{at}: unknown LLM provider type `{other}`; use one of openai, azure_openai, ollama, anthropic, mock"
+                ),
+            ));
+        }
+    };
+    let base_url = p.base_url.clone().or(default_base).ok_or_else(|| {
+        config_error(format!("{at}.base_url"), format!(
+            "{at}.base_url is required for Azure OpenAI (https://RESOURCE.openai.azure.com), or set AZURE_OPENAI_ENDPOINT"
+        ))
+    })?;
+    let api_key = api_key(p.api_key_env.as_deref(), standard_key, at)?;
+    if let Some(key) = &api_key {
+        secrets.push(key.clone());
+    }
+    if model.is_none() && p.deployment.is_none() {
+        return Err(config_error(
+            format!("{at}.model"),
+            format!(
+                "{at}.model is required with provider type `{}` (for example `{}`)",
+                p.kind,
+                match p.kind.as_str() {
+                    "anthropic" => "claude-sonnet-4-5",
+                    "ollama" => "llama3.2",
+                    _ => "gpt-4o-mini",
+                }
+            ),
+        ));
+    }
+    let policy = RetryPolicy {
+        max_retries: p
+            .max_retries
+            .or(shared.max_retries)
+            .unwrap_or(DEFAULT_MAX_RETRIES),
+        backoff: Duration::from_millis(
+            p.backoff_ms
+                .or(shared.backoff_ms)
+                .unwrap_or(DEFAULT_BACKOFF_MS),
+        ),
+    };
+    let timeout = Duration::from_millis(
+        p.timeout_ms
+            .or(shared.timeout_ms)
+            .unwrap_or(DEFAULT_TIMEOUT_MS),
+    );
+    let concurrency = p
+        .max_concurrency
+        .or(shared.max_concurrency)
+        .unwrap_or(DEFAULT_MAX_CONCURRENCY);
+    let http = HttpProvider::new(
+        wire,
+        base_url,
+        api_key,
+        policy,
+        timeout,
+        concurrency as usize,
+    )
+    .map_err(|e| config_error(format!("{at}.base_url"), format!("{at}: {e}")))?;
+    Ok(Provider {
+        name: name.into(),
+        system,
+        default_model: model.or_else(|| p.deployment.clone()),
+        default_temperature: temperature,
+        backend: Backend::Http(http),
+    })
+}
+
+fn max_tokens_field(p: &ProviderSettings, at: &str) -> Result<bool, LlmConfigError> {
+    match p.max_tokens_field.as_deref() {
+        None | Some("max_tokens") => Ok(false),
+        Some("max_completion_tokens") => Ok(true),
+        Some(other) => Err(config_error(
+            format!("{at}.max_tokens_field"),
+            format!(
+                "{at}.max_tokens_field is `{other}`; use `max_tokens` or `max_completion_tokens`"
+            ),
+        )),
+    }
+}
+
+/// The key from the variable the YAML names (which must be set), else from the provider's
+/// standard variable (which may be unset: local servers need no key).
+fn api_key(
+    named: Option<&str>,
+    standard: Option<&str>,
+    at: &str,
+) -> Result<Option<String>, LlmConfigError> {
     match named {
         Some(var) => match std::env::var(var) {
             Ok(key) if !key.is_empty() => Ok(Some(key)),
-            _ => Err(LlmConfigError(format!(
-                "settings.llm.api_key_env names `{var}`, but that environment variable is not set; export it, or remove api_key_env for a server that needs no key"
-            ))),
+            _ => Err(config_error(
+                format!("{at}.api_key_env"),
+                format!(
+                    "{at}.api_key_env names `{var}`, but that environment variable is not set; export it, or remove api_key_env for a server that needs no key"
+                ),
+            )),
         },
-        None => Ok(std::env::var("OPENAI_API_KEY")
-            .ok()
+        None => Ok(standard
+            .and_then(|var| std::env::var(var).ok())
             .filter(|k| !k.is_empty())),
     }
 }

@@ -1,11 +1,25 @@
-//! LLM providers: the requests the host makes on behalf of nodes, and the clients that make them.
+//! LLM providers: the requests the host makes on behalf of nodes, and the clients that make
+//! them (wire formats, retries, concurrency limits, streaming, record and replay).
 
+mod anthropic;
 mod client;
+mod framing;
+mod http;
 mod mock;
+mod ollama;
 mod openai;
+mod retry;
+mod stream;
+mod tape;
 mod types;
+mod wire;
 
-pub use client::{LlmClient, LlmConfigError};
+pub use client::{LlmClient, LlmConfigError, Provider, Resolved};
+pub use http::{Attempt, Observer};
 pub use mock::MockProvider;
-pub use openai::OpenAiProvider;
-pub use types::{ChatMessage, ChatRequest, ChatResponse, LlmError, Role, Usage};
+pub use retry::RetryPolicy;
+pub use stream::ChatStream;
+pub use tape::{TapeEntry, TapeError};
+pub use types::{
+    ChatMessage, ChatRequest, ChatResponse, LlmError, Role, StreamItem, Tool, ToolCall, Usage,
+};

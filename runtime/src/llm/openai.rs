@@ -1,94 +1,240 @@
-//! OpenAI-compatible chat completions (`POST {base_url}/chat/completions`): OpenAI itself, vLLM,
-//! LiteLLM, LM Studio, Ollama's `/v1`.
+//! OpenAI's chat-completions wire format (`POST …/chat/completions`): OpenAI itself, any
+//! compatible server (vLLM, LiteLLM, LM Studio, Ollama's `/v1`), and Azure OpenAI, which
+//! differs only in its URL (deployment, `api-version`) and its key header.
 
-use super::types::{ChatRequest, ChatResponse, LlmError, Usage};
+use super::types::{ChatMessage, ChatRequest, ChatResponse, LlmError, Role, ToolCall, Usage};
+use super::wire::{StreamState, WireCall, endpoint, parse_json};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use std::time::Duration;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
 
+/// Where calls go and how they authenticate.
 #[derive(Debug, Clone)]
-pub struct OpenAiProvider {
-    http: reqwest::Client,
-    endpoint: reqwest::Url,
-    api_key: Option<String>,
+pub enum Flavor {
+    OpenAi,
+    Azure {
+        /// Fixed deployment; else the model name is the deployment.
+        deployment: Option<String>,
+        api_version: String,
+        /// Send the key as `Authorization: Bearer` (Entra ID token) instead of `api-key`.
+        bearer: bool,
+    },
 }
 
-impl OpenAiProvider {
-    /// `base_url` is the API root (`…/v1`); the key, when given, is sent as a bearer token.
-    pub fn new(base_url: &str, api_key: Option<String>, timeout: Duration) -> Result<Self, String> {
-        let mut root = base_url.trim_end_matches('/').to_string();
-        root.push_str("/chat/completions");
-        let endpoint =
-            reqwest::Url::parse(&root).map_err(|e| format!("`{base_url}` is not a URL: {e}"))?;
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .user_agent(concat!("kettle/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot create the HTTP client: {e}"))?;
-        Ok(Self {
-            http,
-            endpoint,
-            api_key,
+#[derive(Debug, Clone)]
+pub struct OpenAiWire {
+    pub flavor: Flavor,
+    /// Send the token limit as `max_completion_tokens` instead of `max_tokens`.
+    pub max_completion_tokens: bool,
+}
+
+impl OpenAiWire {
+    pub fn build(
+        &self,
+        base: &str,
+        api_key: Option<&str>,
+        request: &ChatRequest,
+        model: &str,
+        stream: bool,
+    ) -> Result<WireCall, LlmError> {
+        let invalid = LlmError::InvalidRequest;
+        let url = match &self.flavor {
+            Flavor::OpenAi => endpoint(base, "/chat/completions").map_err(invalid)?,
+            Flavor::Azure {
+                deployment,
+                api_version,
+                ..
+            } => {
+                let deployment = deployment.as_deref().unwrap_or(model);
+                let mut url = endpoint(
+                    base,
+                    &format!("/openai/deployments/{deployment}/chat/completions"),
+                )
+                .map_err(invalid)?;
+                url.query_pairs_mut()
+                    .append_pair("api-version", api_version);
+                url
+            }
+        };
+        let mut call = WireCall::new(url, self.body(request, model, stream));
+        if let Some(key) = api_key {
+            call = match &self.flavor {
+                Flavor::Azure { bearer: false, .. } => call.secret_header("api-key", key),
+                _ => call.secret_header("authorization", format!("Bearer {key}")),
+            };
+        }
+        Ok(call)
+    }
+
+    fn body(&self, request: &ChatRequest, model: &str, stream: bool) -> Value {
+        let mut body = Map::new();
+        // Extra options first, so that the fields Kettle sets always win.
+        body.extend(request.extra.clone());
+        body.insert("model".into(), json!(model));
+        body.insert(
+            "messages".into(),
+            Value::Array(request.messages.iter().map(message).collect()),
+        );
+        if let Some(t) = request.temperature {
+            body.insert("temperature".into(), json!(t));
+        }
+        if let Some(max) = request.max_tokens {
+            let field = if self.max_completion_tokens {
+                "max_completion_tokens"
+            } else {
+                "max_tokens"
+            };
+            body.insert(field.into(), json!(max));
+        }
+        if !request.stop.is_empty() {
+            body.insert("stop".into(), json!(request.stop));
+        }
+        if let Some(seed) = request.seed {
+            body.insert("seed".into(), json!(seed));
+        }
+        if !request.tools.is_empty() {
+            let tools: Vec<Value> = request
+                .tools
+                .iter()
+                .map(|t| {
+                    json!({"type": "function", "function": {
+                        "name": t.name, "description": t.description, "parameters": t.parameters}})
+                })
+                .collect();
+            body.insert("tools".into(), Value::Array(tools));
+        }
+        if let Some(choice) = &request.tool_choice {
+            let choice = match choice.as_str() {
+                "auto" | "none" | "required" => json!(choice),
+                name => json!({"type": "function", "function": {"name": name}}),
+            };
+            body.insert("tool_choice".into(), choice);
+        }
+        if let Some(format) = &request.response_format {
+            body.insert("response_format".into(), format.clone());
+        }
+        if stream {
+            body.insert("stream".into(), json!(true));
+            body.insert("stream_options".into(), json!({"include_usage": true}));
+        }
+        Value::Object(body)
+    }
+
+    pub fn parse(&self, text: &str, requested_model: &str) -> Result<ChatResponse, LlmError> {
+        let completion: Completion = parse_json(text, "a chat completion")?;
+        let Some(choice) = completion.choices.into_iter().next() else {
+            return Err(LlmError::Provider(
+                "the provider answered with no choices".into(),
+            ));
+        };
+        let message = choice.message.unwrap_or_default();
+        Ok(ChatResponse {
+            id: completion.id,
+            content: message.content.unwrap_or_default(),
+            model: completion
+                .model
+                .unwrap_or_else(|| requested_model.to_string()),
+            finish_reason: choice.finish_reason.unwrap_or_else(|| "unknown".into()),
+            usage: completion.usage.map(Usage::from).unwrap_or_default(),
+            tool_calls: message
+                .tool_calls
+                .into_iter()
+                .map(|c| ToolCall {
+                    id: c.id.unwrap_or_default(),
+                    name: c.function.name.unwrap_or_default(),
+                    arguments: c.function.arguments.unwrap_or_default(),
+                })
+                .collect(),
         })
     }
 
-    /// Host and port of the server, for `server.address` / `server.port`.
-    pub fn server(&self) -> (String, u16) {
-        let host = self.endpoint.host_str().unwrap_or_default().to_string();
-        (host, self.endpoint.port_or_known_default().unwrap_or(443))
-    }
-
-    pub async fn complete(
+    /// Applies one SSE message; returns the text it adds.
+    pub fn on_event(
         &self,
-        request: &ChatRequest,
-        model: &str,
-        traceparent: Option<&str>,
-    ) -> Result<ChatResponse, LlmError> {
-        let body = request_body(request, model);
-        let mut http = self.http.post(self.endpoint.clone()).json(&body);
-        if let Some(key) = &self.api_key {
-            http = http.bearer_auth(key);
+        data: &str,
+        state: &mut StreamState,
+    ) -> Result<Option<String>, LlmError> {
+        if data.trim() == "[DONE]" {
+            state.done = true;
+            return Ok(None);
         }
-        if let Some(traceparent) = traceparent {
-            http = http.header("traceparent", traceparent);
+        let value: Value = parse_json(data, "a chat completion chunk")?;
+        if let Some(error) = value.get("error") {
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| error.to_string(), str::to_string);
+            return Err(LlmError::Provider(format!(
+                "error in the stream: {message}"
+            )));
         }
-        let response = http.send().await.map_err(transport_error)?;
-        let status = response.status();
-        let text = response.text().await.map_err(transport_error)?;
-        if !status.is_success() {
-            return Err(status_error(status.as_u16(), &text));
+        let chunk: Chunk = parse_json(data, "a chat completion chunk")?;
+        if chunk.id.is_some() {
+            state.id = chunk.id;
         }
-        parse_response(&text, model)
+        if chunk.model.is_some() {
+            state.model = chunk.model;
+        }
+        if let Some(usage) = chunk.usage {
+            state.usage = usage.into();
+        }
+        let mut text = None;
+        for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+            if let Some(reason) = choice.finish_reason {
+                state.finish_reason = Some(reason);
+            }
+            let Some(delta) = choice.delta else { continue };
+            if let Some(content) = delta.content.filter(|c| !c.is_empty()) {
+                state.content.push_str(&content);
+                text = Some(content);
+            }
+            for call in delta.tool_calls {
+                let slot = state.tool_call(call.index);
+                if let Some(id) = call.id {
+                    slot.id = id;
+                }
+                if let Some(name) = call.function.name {
+                    slot.name.push_str(&name);
+                }
+                if let Some(arguments) = call.function.arguments {
+                    slot.arguments.push_str(&arguments);
+                }
+            }
+        }
+        Ok(text)
     }
 }
 
-fn request_body(request: &ChatRequest, model: &str) -> Value {
-    let mut body = Map::new();
-    // Extra options first, so that the fields Kettle sets always win.
-    body.extend(request.extra.clone());
-    body.insert("model".into(), json!(model));
-    body.insert(
-        "messages".into(),
-        Value::Array(
-            request
-                .messages
-                .iter()
-                .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
-                .collect(),
-        ),
-    );
-    if let Some(t) = request.temperature {
-        body.insert("temperature".into(), json!(t));
+fn message(m: &ChatMessage) -> Value {
+    let mut out = Map::new();
+    out.insert("role".into(), json!(m.role.as_str()));
+    if m.role == Role::Assistant && !m.tool_calls.is_empty() {
+        out.insert(
+            "content".into(),
+            if m.content.is_empty() {
+                Value::Null
+            } else {
+                json!(m.content)
+            },
+        );
+        let calls: Vec<Value> = m
+            .tool_calls
+            .iter()
+            .map(|c| {
+                json!({"id": c.id, "type": "function",
+                       "function": {"name": c.name, "arguments": c.arguments}})
+            })
+            .collect();
+        out.insert("tool_calls".into(), Value::Array(calls));
+    } else {
+        out.insert("content".into(), json!(m.content));
     }
-    if let Some(max) = request.max_tokens {
-        body.insert("max_tokens".into(), json!(max));
+    if let Some(id) = &m.tool_call_id {
+        out.insert("tool_call_id".into(), json!(id));
     }
-    if !request.stop.is_empty() {
-        body.insert("stop".into(), json!(request.stop));
-    }
-    Value::Object(body)
+    Value::Object(out)
 }
 
 #[derive(Deserialize)]
@@ -106,9 +252,26 @@ struct Choice {
     finish_reason: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct ChoiceMessage {
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<WireToolCall>,
+}
+
+#[derive(Deserialize)]
+struct WireToolCall {
+    #[serde(default)]
+    index: usize,
+    id: Option<String>,
+    #[serde(default)]
+    function: WireFunction,
+}
+
+#[derive(Deserialize, Default)]
+struct WireFunction {
+    name: Option<String>,
+    arguments: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -117,95 +280,160 @@ struct CompletionUsage {
     completion_tokens: Option<u32>,
 }
 
-fn parse_response(text: &str, requested_model: &str) -> Result<ChatResponse, LlmError> {
-    let completion: Completion = serde_json::from_str(text).map_err(|e| {
-        LlmError::Provider(format!(
-            "the provider's answer is not a chat completion: {e}"
-        ))
-    })?;
-    let Some(choice) = completion.choices.into_iter().next() else {
-        return Err(LlmError::Provider(
-            "the provider answered with no choices".into(),
-        ));
-    };
-    let usage = completion.usage.map(|u| Usage {
-        input_tokens: u.prompt_tokens.unwrap_or(0),
-        output_tokens: u.completion_tokens.unwrap_or(0),
-    });
-    Ok(ChatResponse {
-        id: completion.id,
-        content: choice.message.and_then(|m| m.content).unwrap_or_default(),
-        model: completion
-            .model
-            .unwrap_or_else(|| requested_model.to_string()),
-        finish_reason: choice.finish_reason.unwrap_or_else(|| "unknown".into()),
-        usage: usage.unwrap_or_default(),
-    })
-}
-
-fn transport_error(error: reqwest::Error) -> LlmError {
-    if error.is_timeout() {
-        LlmError::Timeout(format!("no answer from the provider in time: {error}"))
-    } else {
-        LlmError::Provider(format!("cannot reach the provider: {error}"))
+impl From<CompletionUsage> for Usage {
+    fn from(u: CompletionUsage) -> Self {
+        Usage {
+            input_tokens: u.prompt_tokens.unwrap_or(0),
+            output_tokens: u.completion_tokens.unwrap_or(0),
+        }
     }
 }
 
-fn status_error(status: u16, body: &str) -> LlmError {
-    let detail = serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.pointer("/error/message")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| body.chars().take(300).collect());
-    let message = format!("HTTP {status}: {detail}");
-    match status {
-        429 => LlmError::RateLimited(message),
-        408 | 504 => LlmError::Timeout(message),
-        400 | 404 | 413 | 422 => LlmError::InvalidRequest(message),
-        _ => LlmError::Provider(message),
-    }
+#[derive(Deserialize)]
+struct Chunk {
+    id: Option<String>,
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    usage: Option<CompletionUsage>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    index: usize,
+    delta: Option<ChunkDelta>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChunkDelta {
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<WireToolCall>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::{ChatMessage, Role};
+    use crate::llm::Tool;
+
+    fn wire() -> OpenAiWire {
+        OpenAiWire {
+            flavor: Flavor::OpenAi,
+            max_completion_tokens: false,
+        }
+    }
 
     #[test]
     fn body_keeps_kettle_fields_over_extra() {
         let mut extra = Map::new();
         extra.insert("model".into(), json!("sneaky"));
-        extra.insert("seed".into(), json!(7));
+        extra.insert("logprobs".into(), json!(true));
         let request = ChatRequest {
-            messages: vec![ChatMessage {
-                role: Role::User,
-                content: "hi".into(),
-            }],
+            messages: vec![ChatMessage::new(Role::User, "hi")],
             max_tokens: Some(5),
+            seed: Some(7),
             extra,
             ..ChatRequest::default()
         };
-        let body = request_body(&request, "gpt-4o-mini");
+        let body = wire().body(&request, "gpt-4o-mini", false);
         assert_eq!(
             body,
-            json!({"model": "gpt-4o-mini", "seed": 7, "max_tokens": 5,
+            json!({"model": "gpt-4o-mini", "logprobs": true, "seed": 7, "max_tokens": 5,
                    "messages": [{"role": "user", "content": "hi"}]})
         );
     }
 
     #[test]
-    fn errors_map_to_variants() {
-        assert!(matches!(status_error(429, "{}"), LlmError::RateLimited(_)));
-        assert!(
-            matches!(status_error(400, r#"{"error":{"message":"bad"}}"#), LlmError::InvalidRequest(m) if m == "HTTP 400: bad")
+    fn tools_and_tool_messages() {
+        let request = ChatRequest {
+            messages: vec![
+                ChatMessage::new(Role::User, "weather?"),
+                ChatMessage {
+                    role: Role::Assistant,
+                    tool_calls: vec![ToolCall {
+                        id: "call_1".into(),
+                        name: "weather".into(),
+                        arguments: "{\"city\":\"Oslo\"}".into(),
+                    }],
+                    ..ChatMessage::default()
+                },
+                ChatMessage {
+                    role: Role::Tool,
+                    content: "rain".into(),
+                    tool_call_id: Some("call_1".into()),
+                    ..ChatMessage::default()
+                },
+            ],
+            tools: vec![Tool {
+                name: "weather".into(),
+                description: "Weather in a city".into(),
+                parameters: json!({"type": "object"}),
+            }],
+            tool_choice: Some("weather".into()),
+            ..ChatRequest::default()
+        };
+        let body = OpenAiWire {
+            flavor: Flavor::OpenAi,
+            max_completion_tokens: true,
+        }
+        .body(&request, "m", true);
+        assert_eq!(
+            body["messages"][1],
+            json!({"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Oslo\"}"}}]})
         );
-        assert!(matches!(status_error(503, "down"), LlmError::Provider(_)));
+        assert_eq!(
+            body["messages"][2],
+            json!({"role": "tool", "content": "rain", "tool_call_id": "call_1"})
+        );
+        assert_eq!(
+            body["tool_choice"],
+            json!({"type": "function", "function": {"name": "weather"}})
+        );
+        assert_eq!(body["stream_options"], json!({"include_usage": true}));
+    }
+
+    #[test]
+    fn empty_choices_is_a_provider_error() {
         assert!(matches!(
-            parse_response(r#"{"choices":[]}"#, "m"),
-            Err(LlmError::Provider(_))
+            wire().parse(r#"{"choices":[]}"#, "m"),
+            Err(LlmError::Provider(m)) if m.contains("no choices")
         ));
+        assert!(matches!(
+            wire().parse("{not json", "m"),
+            Err(LlmError::Provider(m)) if m.contains("not a chat completion")
+        ));
+    }
+
+    #[test]
+    fn azure_url_and_key_header() {
+        let wire = OpenAiWire {
+            flavor: Flavor::Azure {
+                deployment: None,
+                api_version: "2024-10-21".into(),
+                bearer: false,
+            },
+            max_completion_tokens: false,
+        };
+        let request = ChatRequest {
+            messages: vec![ChatMessage::new(Role::User, "hi")],
+            ..ChatRequest::default()
+        };
+        let call = wire
+            .build(
+                "https://x.openai.azure.com/",
+                Some("k"),
+                &request,
+                "gpt4o",
+                false,
+            )
+            .unwrap();
+        assert_eq!(
+            call.url.as_str(),
+            "https://x.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(call.headers, vec![("api-key".into(), "k".into(), true)]);
     }
 }

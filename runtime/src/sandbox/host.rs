@@ -95,6 +95,7 @@ impl NodeHost {
         LlmCtx {
             llm: &mut self.llm,
             trace: &self.trace,
+            table: &mut self.table,
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod error;
 mod flow;
+mod llm_settings;
 mod load;
 mod locate;
 mod model;
@@ -10,6 +11,7 @@ mod validate_flow;
 
 pub use error::{SpecError, SpecErrors};
 pub use flow::{ActionView, EdgeCondition, ExpressionRun, FanIn, Goto, GotoRule, StepSpec, When};
+pub use llm_settings::{PROVIDER_TYPES, ProviderSettings};
 pub use load::{LoadedSpec, load_file, parse_file, parse_str, validate};
 pub use model::{
     AgentSpec, BudgetSpec, END, EdgeSpec, FsAccess, FsGrantSpec, LimitsSpec, LlmGrantSpec,

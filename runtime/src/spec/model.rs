@@ -1,8 +1,10 @@
 //! The typed shape of an agent file. Unknown keys are errors, so typos never pass silently.
 
 use super::flow::{EdgeCondition, FanIn, Goto, StepSpec, When};
+use super::llm_settings::ProviderSettings;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// The virtual node before the first one.
 pub const START: &str = "__start__";
@@ -146,11 +148,12 @@ pub struct RetrySpec {
     pub max_backoff_ms: Option<u64>,
 }
 
-/// `settings.llm:`: the provider every LLM call of the run goes to.
+/// `settings.llm:`: the providers LLM calls of the run go to. The flat keys describe one
+/// provider (named after its type); `providers:` names any number of them.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LlmSettings {
-    /// `openai` (any OpenAI-compatible server) or `mock`.
+    /// `openai` (any OpenAI-compatible server), `azure_openai`, `ollama`, `anthropic` or `mock`.
     #[serde(default)]
     pub provider: Option<String>,
     #[serde(default)]
@@ -164,6 +167,21 @@ pub struct LlmSettings {
     pub temperature: Option<f32>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    #[serde(default)]
+    pub backoff_ms: Option<u64>,
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+    /// Mock answers, given in turn.
+    #[serde(default)]
+    pub responses: Option<Vec<Value>>,
+    /// Named providers; a call picks one with `provider:`.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderSettings>,
+    /// The provider a call that names none goes to.
+    #[serde(default)]
+    pub default: Option<String>,
 }
 
 /// `settings.tracing:`: where the run's trace goes.

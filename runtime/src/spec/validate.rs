@@ -2,12 +2,13 @@
 
 use super::error::SpecError;
 use super::flow::{ActionView, ExpressionRun, FanIn, StepSpec};
+use super::llm_settings::PROVIDER_TYPES;
 use super::load::LoadedSpec;
-use super::model::{END, NodeSpec, START};
+use super::model::{END, LlmSettings, NodeSpec, START};
 use std::collections::HashMap;
 
 /// Built-in actions a node may name in `uses:`.
-pub const ACTIONS: &[&str] = &["llm.call"];
+pub const ACTIONS: &[&str] = &["llm.call", "llm.stream", "llm.tools"];
 
 pub fn validate(loaded: &LoadedSpec) -> Vec<SpecError> {
     let spec = &loaded.spec;
@@ -59,15 +60,8 @@ pub fn validate(loaded: &LoadedSpec) -> Vec<SpecError> {
         validate_limits(loaded, "settings.limits", limits, &mut errors);
     }
 
-    if let Some(llm) = &spec.settings.llm
-        && let Some(provider) = &llm.provider
-        && !["openai", "mock"].contains(&provider.as_str())
-    {
-        errors.push(loaded.error_at(
-            "settings.llm.provider",
-            format!("unknown LLM provider `{provider}`"),
-            Some("use `openai` (any OpenAI-compatible server, with base_url) or `mock`".into()),
-        ));
+    if let Some(llm) = &spec.settings.llm {
+        validate_llm(loaded, llm, &mut errors);
     }
     if let Some(tracing) = &spec.settings.tracing
         && let Some(exporter) = &tracing.exporter
@@ -653,5 +647,70 @@ fn validate_limits(
                 None,
             ));
         }
+    }
+}
+
+fn validate_llm(loaded: &LoadedSpec, llm: &LlmSettings, errors: &mut Vec<SpecError>) {
+    let hint = || {
+        Some(
+            "use openai (any OpenAI-compatible server, with base_url), azure_openai, ollama, anthropic or mock"
+                .to_string(),
+        )
+    };
+    if let Some(provider) = &llm.provider
+        && !PROVIDER_TYPES.contains(&provider.as_str())
+    {
+        errors.push(loaded.error_at(
+            "settings.llm.provider",
+            format!("unknown LLM provider `{provider}`"),
+            hint(),
+        ));
+    }
+    if llm.responses.is_some() && llm.provider.as_deref().is_some_and(|p| p != "mock") {
+        errors.push(loaded.error_at(
+            "settings.llm.responses",
+            "`responses:` scripts the mock provider, but settings.llm.provider is not `mock`",
+            Some("remove `responses:`, or set `provider: mock`".into()),
+        ));
+    }
+    for (name, provider) in &llm.providers {
+        if !PROVIDER_TYPES.contains(&provider.kind.as_str()) {
+            errors.push(loaded.error_at(
+                &format!("settings.llm.providers.{name}.type"),
+                format!("provider `{name}` has the unknown type `{}`", provider.kind),
+                hint(),
+            ));
+        }
+        if provider.kind != "mock" && provider.responses.is_some() {
+            errors.push(loaded.error_at(
+                &format!("settings.llm.providers.{name}.responses"),
+                format!(
+                    "`responses:` scripts the mock provider, but `{name}` is `{}`",
+                    provider.kind
+                ),
+                Some("remove `responses:`, or set `type: mock`".into()),
+            ));
+        }
+    }
+    if let Some(default) = &llm.default {
+        let flat = llm.provider.as_deref();
+        if !llm.providers.contains_key(default)
+            && flat != Some(default.as_str())
+            && default != "mock"
+        {
+            let mut known: Vec<&str> = llm.providers.keys().map(String::as_str).collect();
+            known.extend(flat);
+            errors.push(loaded.error_at(
+                "settings.llm.default",
+                format!("`{default}` is not a provider of settings.llm"),
+                Some(format!("known providers: {}", known.join(", "))),
+            ));
+        }
+    } else if llm.provider.is_none() && llm.providers.len() > 1 {
+        errors.push(loaded.error_at(
+            "settings.llm.providers",
+            "several LLM providers are named, but none is the default",
+            Some("add `default: NAME` under settings.llm".into()),
+        ));
     }
 }

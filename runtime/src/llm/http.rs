@@ -1,0 +1,516 @@
+//! A provider reached over HTTP: its wire format, one pooled client (connections reused), a
+//! concurrency limit, timeouts, and retries with backoff. Every attempt is reported to the
+//! caller's observer, so that it shows on the call's span.
+
+use super::anthropic::AnthropicWire;
+use super::framing::{Deframer, Framing};
+use super::ollama::OllamaWire;
+use super::openai::OpenAiWire;
+use super::retry::{RetryPolicy, retry_after, retryable_status};
+use super::types::{ChatRequest, ChatResponse, LlmError, StreamItem};
+use super::wire::{StreamState, WireCall, status_error};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The wire formats Kettle speaks.
+#[derive(Debug, Clone)]
+pub enum Wire {
+    OpenAi(OpenAiWire),
+    Anthropic(AnthropicWire),
+    Ollama(OllamaWire),
+}
+
+impl Wire {
+    fn build(
+        &self,
+        base: &str,
+        key: Option<&str>,
+        request: &ChatRequest,
+        model: &str,
+        stream: bool,
+    ) -> Result<WireCall, LlmError> {
+        match self {
+            Wire::OpenAi(w) => w.build(base, key, request, model, stream),
+            Wire::Anthropic(w) => w.build(base, key, request, model, stream),
+            Wire::Ollama(w) => w.build(base, key, request, model, stream),
+        }
+    }
+
+    fn parse(&self, text: &str, model: &str) -> Result<ChatResponse, LlmError> {
+        match self {
+            Wire::OpenAi(w) => w.parse(text, model),
+            Wire::Anthropic(w) => w.parse(text, model),
+            Wire::Ollama(w) => w.parse(text, model),
+        }
+    }
+
+    fn on_event(&self, data: &str, state: &mut StreamState) -> Result<Option<String>, LlmError> {
+        match self {
+            Wire::OpenAi(w) => w.on_event(data, state),
+            Wire::Anthropic(w) => w.on_event(data, state),
+            Wire::Ollama(w) => w.on_event(data, state),
+        }
+    }
+
+    fn framing(&self) -> Framing {
+        match self {
+            Wire::Ollama(_) => Framing::NdJson,
+            _ => Framing::Sse,
+        }
+    }
+}
+
+/// One attempt, as the observer sees it.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// 1 for the first.
+    pub number: u32,
+    pub status: Option<u16>,
+    /// `None` when the attempt succeeded.
+    pub error: Option<LlmError>,
+    /// The wait before the next attempt, when there is one.
+    pub retry_in: Option<Duration>,
+}
+
+/// Told about every attempt as it ends.
+pub type Observer<'a> = &'a (dyn Fn(&Attempt) + Send + Sync);
+
+#[derive(Debug)]
+pub struct HttpProvider {
+    pub wire: Wire,
+    pub base_url: String,
+    api_key: Option<String>,
+    http: reqwest::Client,
+    policy: RetryPolicy,
+    timeout: Duration,
+    limit: Arc<Semaphore>,
+}
+
+/// An attempt that failed, and whether another is worth making.
+struct Failure {
+    error: LlmError,
+    status: Option<u16>,
+    retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+impl HttpProvider {
+    pub fn new(
+        wire: Wire,
+        base_url: String,
+        api_key: Option<String>,
+        policy: RetryPolicy,
+        timeout: Duration,
+        max_concurrency: usize,
+    ) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .pool_max_idle_per_host(max_concurrency)
+            .user_agent(concat!("kettle/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot create the HTTP client: {e}"))?;
+        // Fails now, not at the first call, on a URL that cannot work.
+        super::wire::endpoint(&base_url, "").map_err(|e| format!("base_url: {e}"))?;
+        Ok(Self {
+            wire,
+            base_url,
+            api_key,
+            http,
+            policy,
+            timeout,
+            limit: Arc::new(Semaphore::new(max_concurrency.max(1))),
+        })
+    }
+
+    /// The same provider at another address (TEA's per-call `api_base`), sharing the
+    /// connection pool and the concurrency limit.
+    pub fn at(&self, base_url: &str) -> Self {
+        Self {
+            wire: self.wire.clone(),
+            base_url: base_url.to_string(),
+            api_key: self.api_key.clone(),
+            http: self.http.clone(),
+            policy: self.policy,
+            timeout: self.timeout,
+            limit: self.limit.clone(),
+        }
+    }
+
+    /// Host and port of the server, for `server.address` / `server.port`.
+    pub fn server(&self) -> Option<(String, u16)> {
+        let url = reqwest::Url::parse(&self.base_url).ok()?;
+        Some((url.host_str()?.to_string(), url.port_or_known_default()?))
+    }
+
+    /// The HTTP request `request` becomes, secrets marked.
+    pub fn wire_call(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+        stream: bool,
+    ) -> Result<WireCall, LlmError> {
+        self.wire.build(
+            &self.base_url,
+            self.api_key.as_deref(),
+            request,
+            model,
+            stream,
+        )
+    }
+
+    pub async fn complete(
+        &self,
+        call: &WireCall,
+        model: &str,
+        traceparent: Option<&str>,
+        observer: Observer<'_>,
+    ) -> Result<ChatResponse, LlmError> {
+        let text = self
+            .with_retries(observer, || async move {
+                let _permit = self.permit().await?;
+                let response = self.send(call, traceparent).await?;
+                tokio::time::timeout(self.timeout, response.text())
+                    .await
+                    .map_err(|_| timeout_failure(self.timeout))?
+                    .map_err(transport_failure)
+            })
+            .await?;
+        self.wire.parse(&text, model)
+    }
+
+    /// Opens a stream: retried until the provider accepts the request; once text flows, a
+    /// failure ends the stream (the text already handed out cannot be taken back).
+    pub async fn stream(
+        &self,
+        call: &WireCall,
+        model: &str,
+        traceparent: Option<&str>,
+        observer: Observer<'_>,
+    ) -> Result<HttpStream, LlmError> {
+        let (response, permit) = self
+            .with_retries(observer, || async move {
+                let permit = self.permit().await?;
+                let response = self.send(call, traceparent).await?;
+                Ok((response, permit))
+            })
+            .await?;
+        Ok(HttpStream {
+            response,
+            _permit: permit,
+            deframer: Deframer::new(self.wire.framing()),
+            wire: self.wire.clone(),
+            state: Some(StreamState::default()),
+            model: model.to_string(),
+            timeout: self.timeout,
+            pending: VecDeque::new(),
+        })
+    }
+
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, Failure> {
+        self.limit
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Failure {
+                error: LlmError::Provider("the provider is shutting down".into()),
+                status: None,
+                retryable: false,
+                retry_after: None,
+            })
+    }
+
+    async fn send(
+        &self,
+        call: &WireCall,
+        traceparent: Option<&str>,
+    ) -> Result<reqwest::Response, Failure> {
+        let mut http = self.http.post(call.url.clone()).json(&call.body);
+        for (name, value, _) in &call.headers {
+            http = http.header(name, value);
+        }
+        if let Some(traceparent) = traceparent {
+            http = http.header("traceparent", traceparent);
+        }
+        let response = tokio::time::timeout(self.timeout, http.send())
+            .await
+            .map_err(|_| timeout_failure(self.timeout))?
+            .map_err(transport_failure)?;
+        let status = response.status().as_u16();
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let after = retry_after(response.headers());
+        let body = tokio::time::timeout(self.timeout, response.text())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        Err(Failure {
+            error: status_error(status, &body),
+            status: Some(status),
+            retryable: retryable_status(status),
+            retry_after: after,
+        })
+    }
+
+    async fn with_retries<T, F, Fut>(
+        &self,
+        observer: Observer<'_>,
+        mut attempt: F,
+    ) -> Result<T, LlmError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let mut number = 1;
+        loop {
+            match attempt().await {
+                Ok(value) => {
+                    observer(&Attempt {
+                        number,
+                        status: Some(200),
+                        error: None,
+                        retry_in: None,
+                    });
+                    return Ok(value);
+                }
+                Err(failure) => {
+                    let retry = failure.retryable && number <= self.policy.max_retries;
+                    let delay = retry.then(|| self.policy.delay(number, failure.retry_after));
+                    observer(&Attempt {
+                        number,
+                        status: failure.status,
+                        error: Some(failure.error.clone()),
+                        retry_in: delay,
+                    });
+                    let Some(delay) = delay else {
+                        return Err(failure.error);
+                    };
+                    tokio::time::sleep(delay).await;
+                    number += 1;
+                }
+            }
+        }
+    }
+}
+
+fn timeout_failure(timeout: Duration) -> Failure {
+    Failure {
+        error: LlmError::Timeout(format!(
+            "no answer from the provider within {} ms (timeout_ms)",
+            timeout.as_millis()
+        )),
+        status: None,
+        retryable: true,
+        retry_after: None,
+    }
+}
+
+fn transport_failure(error: reqwest::Error) -> Failure {
+    let error = if error.is_timeout() {
+        LlmError::Timeout(format!("no answer from the provider in time: {error}"))
+    } else {
+        LlmError::Provider(format!("cannot reach the provider: {}", chain(&error)))
+    };
+    Failure {
+        error,
+        status: None,
+        retryable: true,
+        retry_after: None,
+    }
+}
+
+/// An error and its causes on one line (reqwest's own message hides the cause).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A streamed answer being read; holds its slot of the concurrency limit until it ends.
+#[derive(Debug)]
+pub struct HttpStream {
+    response: reqwest::Response,
+    _permit: OwnedSemaphorePermit,
+    deframer: Deframer,
+    wire: Wire,
+    /// `None` once the end was handed out.
+    state: Option<StreamState>,
+    model: String,
+    timeout: Duration,
+    pending: VecDeque<String>,
+}
+
+impl HttpStream {
+    /// The next text delta, then the whole answer, then `None`.
+    pub async fn next(&mut self) -> Result<Option<StreamItem>, LlmError> {
+        loop {
+            if let Some(text) = self.pending.pop_front() {
+                return Ok(Some(StreamItem::Delta(text)));
+            }
+            let Some(state) = self.state.as_mut() else {
+                return Ok(None);
+            };
+            if state.done {
+                let state = self.state.take().unwrap_or_default();
+                return Ok(Some(StreamItem::End(state.into_response(&self.model))));
+            }
+            let chunk = tokio::time::timeout(self.timeout, self.response.chunk())
+                .await
+                .map_err(|_| {
+                    LlmError::Timeout(format!(
+                        "the stream stalled for {} ms (timeout_ms)",
+                        self.timeout.as_millis()
+                    ))
+                })?
+                .map_err(|e| LlmError::Provider(format!("the stream broke off: {}", chain(&e))))?;
+            let frames = match &chunk {
+                Some(bytes) => self.deframer.push(bytes),
+                None => self.deframer.finish(),
+            };
+            for frame in frames {
+                if let Some(text) = self.wire.on_event(&frame.data, state)? {
+                    self.pending.push_back(text);
+                }
+            }
+            if chunk.is_none() && !state.done {
+                // Some compatible servers end without `[DONE]` once they gave a finish reason.
+                if state.finish_reason.is_some() {
+                    state.done = true;
+                } else {
+                    return Err(LlmError::Provider(
+                        "the stream ended before the answer was complete".into(),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::openai::Flavor;
+    use crate::llm::{ChatMessage, Role};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Counts connections and requests in flight; answers each request after a pause.
+    async fn counting_server(
+        in_flight: Arc<AtomicUsize>,
+        peak: Arc<AtomicUsize>,
+        connections: Arc<AtomicUsize>,
+    ) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                connections.fetch_add(1, Ordering::SeqCst);
+                let (in_flight, peak) = (in_flight.clone(), peak.clone());
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    loop {
+                        // One request: headers, then Content-Length bytes of body.
+                        let head_end = loop {
+                            if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break i + 4;
+                            }
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buffer[..head_end]).to_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        while buffer.len() < head_end + length {
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buffer.drain(..head_end + length);
+                        let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        let body =
+                            r#"{"choices":[{"message":{"content":"ok"},"finish_reason":"stop"}]}"#;
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if socket.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_wait_for_the_concurrency_limit_and_reuse_connections() {
+        let (in_flight, peak, connections) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let addr = counting_server(in_flight, peak.clone(), connections.clone()).await;
+        let provider = HttpProvider::new(
+            Wire::OpenAi(OpenAiWire {
+                flavor: Flavor::OpenAi,
+                max_completion_tokens: false,
+            }),
+            format!("http://{addr}/v1"),
+            None,
+            RetryPolicy {
+                max_retries: 0,
+                backoff: Duration::from_millis(1),
+            },
+            Duration::from_secs(10),
+            2,
+        )
+        .expect("provider");
+        let request = ChatRequest {
+            messages: vec![ChatMessage::new(Role::User, "hi")],
+            ..ChatRequest::default()
+        };
+        let call = provider.wire_call(&request, "m", false).expect("call");
+        let observer = |_: &Attempt| {};
+        let answers = futures::future::join_all(
+            (0..8).map(|_| provider.complete(&call, "m", None, &observer)),
+        )
+        .await;
+        assert!(
+            answers
+                .iter()
+                .all(|a| a.as_ref().is_ok_and(|r| r.content == "ok"))
+        );
+        assert_eq!(
+            peak.load(Ordering::SeqCst),
+            2,
+            "never more than max_concurrency"
+        );
+        assert!(
+            connections.load(Ordering::SeqCst) <= 2,
+            "8 calls over {} connections",
+            connections.load(Ordering::SeqCst)
+        );
+    }
+}
