@@ -6,7 +6,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use kettle::capabilities::{LlmUsage, NodeLlm, NodeTrace};
 use kettle::llm::LlmClient;
 use kettle::sandbox::{CompileCache, NodeInvocation, Sandbox, SandboxConfig, build_rust_node};
-use kettle::telemetry::{ExporterKind, SpanHandle, Telemetry, TelemetryConfig};
+use kettle::telemetry::{ContentPolicy, SpanHandle, Telemetry, TelemetryConfig};
 use opentelemetry::trace::SpanKind;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -34,12 +34,16 @@ fn node_overhead(c: &mut Criterion) {
     let component = sandbox
         .prepare(&built.wasm)
         .expect("the echo node compiles");
-    let telemetry = Telemetry::new(&TelemetryConfig {
-        exporter: ExporterKind::None,
-        ..TelemetryConfig::default()
-    });
+    let telemetry =
+        Telemetry::new(&TelemetryConfig::with_exporters(Vec::new())).expect("telemetry");
     let tracer = telemetry.tracer().clone();
-    let root = SpanHandle::root(&tracer, "invoke_agent bench".into(), Vec::new(), None);
+    let root = SpanHandle::root(
+        &tracer,
+        "invoke_agent bench".into(),
+        "bench",
+        Vec::new(),
+        None,
+    );
     let client = Arc::new(LlmClient::mock());
     let usage = Arc::new(LlmUsage::default());
 
@@ -64,6 +68,7 @@ fn node_overhead(c: &mut Criterion) {
                         llm: NodeLlm {
                             client: client.clone(),
                             usage: usage.clone(),
+                            content: ContentPolicy::default(),
                         },
                     };
                     let output = runtime

@@ -4,7 +4,9 @@
 use crate::bindings::llm::{self as wit};
 use crate::capabilities::trace::NodeTrace;
 use crate::llm::{ChatMessage, ChatRequest, ChatResponse, LlmClient, LlmError, Role};
-use crate::telemetry::{SpanGuard, SpanHandle};
+use crate::telemetry::{
+    ContentPolicy, SpanGuard, SpanHandle, chat_request_attributes, chat_response_attributes,
+};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::trace::SdkTracer;
@@ -43,6 +45,8 @@ impl LlmUsage {
 pub struct NodeLlm {
     pub client: Arc<LlmClient>,
     pub usage: Arc<LlmUsage>,
+    /// Whether prompts and answers go on the `chat` spans.
+    pub content: ContentPolicy,
 }
 
 /// What the `llm` import sees of the store: its own state and, read-only, the node's trace.
@@ -73,6 +77,7 @@ impl wit::Host for LlmCtx<'_> {
             self.trace.tracer(),
             &parent,
             &self.llm.usage,
+            self.llm.content,
             request,
         )
         .await;
@@ -86,26 +91,17 @@ pub async fn traced_call(
     tracer: &SdkTracer,
     parent: &SpanHandle,
     usage: &LlmUsage,
+    content: ContentPolicy,
     request: ChatRequest,
 ) -> Result<ChatResponse, LlmError> {
     let model = client.model_for(&request).to_string();
-    let provider = client.provider_name();
-    let mut attributes = vec![
-        KeyValue::new("gen_ai.operation.name", "chat"),
-        KeyValue::new("gen_ai.provider.name", provider),
-        KeyValue::new("gen_ai.system", provider),
-        KeyValue::new("gen_ai.request.model", model.clone()),
-    ];
-    if let Some(t) = request.temperature {
-        attributes.push(KeyValue::new("gen_ai.request.temperature", f64::from(t)));
-    }
-    if let Some(max) = request.max_tokens {
-        attributes.push(KeyValue::new("gen_ai.request.max_tokens", i64::from(max)));
-    }
-    if let Some((host, port)) = client.server() {
-        attributes.push(KeyValue::new("server.address", host));
-        attributes.push(KeyValue::new("server.port", i64::from(port)));
-    }
+    let attributes = chat_request_attributes(
+        client.provider_name(),
+        &model,
+        &request,
+        client.server(),
+        content,
+    );
     // Guarded: if the call is abandoned (run interrupted), the span still ends, marked cancelled.
     let guard = SpanGuard::new(parent.child(
         tracer,
@@ -118,38 +114,15 @@ pub async fn traced_call(
     usage.record(&outcome);
     match &outcome {
         Ok(response) => {
-            span.set_attribute(KeyValue::new(
-                "gen_ai.response.model",
-                response.model.clone(),
-            ));
-            if let Some(id) = &response.id {
-                span.set_attribute(KeyValue::new("gen_ai.response.id", id.clone()));
+            for attribute in chat_response_attributes(response, content) {
+                span.set_attribute(attribute);
             }
-            span.set_attribute(KeyValue::new(
-                "gen_ai.response.finish_reasons",
-                opentelemetry::Value::Array(
-                    vec![opentelemetry::StringValue::from(
-                        response.finish_reason.clone(),
-                    )]
-                    .into(),
-                ),
-            ));
-            span.set_attribute(KeyValue::new(
-                "gen_ai.usage.input_tokens",
-                i64::from(response.usage.input_tokens),
-            ));
-            span.set_attribute(KeyValue::new(
-                "gen_ai.usage.output_tokens",
-                i64::from(response.usage.output_tokens),
-            ));
+            guard.finish_unset();
         }
         Err(error) => {
             span.set_attribute(KeyValue::new("error.type", error.kind()));
+            guard.finish_error(error.to_string());
         }
-    }
-    match &outcome {
-        Ok(_) => guard.finish_unset(),
-        Err(error) => guard.finish_error(error.to_string()),
     }
     outcome
 }

@@ -6,7 +6,7 @@ use crate::llm::{LlmClient, LlmConfigError};
 use crate::sandbox::{
     BuildError, LoadOutcome, PreparedComponent, Sandbox, SandboxError, build_rust_node,
 };
-use crate::spec::{self, SpecErrors, TracingSettings};
+use crate::spec::{self, LangfuseSettings, OpikSettings, SpecErrors, TracingSettings};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,8 @@ pub struct Agent {
     pub variables: Map<String, Value>,
     pub max_steps: Option<u32>,
     pub tracing: Option<TracingSettings>,
+    pub opik: Option<OpikSettings>,
+    pub langfuse: Option<LangfuseSettings>,
     pub llm: Arc<LlmClient>,
     components: HashMap<usize, Arc<PreparedComponent>>,
 }
@@ -133,6 +135,8 @@ pub async fn load_agent(
         variables: loaded.spec.variables.clone(),
         max_steps: loaded.spec.settings.max_steps,
         tracing: loaded.spec.settings.tracing.clone(),
+        opik: loaded.spec.settings.opik.clone(),
+        langfuse: loaded.spec.settings.langfuse.clone(),
         llm: Arc::new(llm),
         components,
     })

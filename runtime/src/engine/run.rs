@@ -9,9 +9,9 @@ use super::state::merge_update;
 use crate::capabilities::{LlmUsage, NodeLlm, NodeTrace, traced_call};
 use crate::graph::{Next, NodeKind, template};
 use crate::sandbox::{NodeInvocation, Sandbox};
-use crate::telemetry::{SpanGuard, SpanHandle, Telemetry};
+use crate::telemetry::{SpanGuard, SpanHandle, Telemetry, root_attributes, root_output};
 use opentelemetry::KeyValue;
-use opentelemetry::trace::SpanKind;
+use opentelemetry::trace::{SpanContext, SpanKind};
 use serde_json::{Map, Value, json};
 use std::future::Future;
 use std::sync::Arc;
@@ -23,6 +23,8 @@ pub const DEFAULT_MAX_STEPS: u32 = 1000;
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub max_steps: Option<u32>,
+    /// The caller's span (from `traceparent`): the run's root becomes its child.
+    pub parent: Option<SpanContext>,
 }
 
 /// Runs agents: the sandbox their components run in and the telemetry their traces go to.
@@ -64,18 +66,16 @@ impl Runtime {
         let started = Instant::now();
         let run_id = new_run_id();
         let tracer = self.telemetry.tracer();
+        let content = self.telemetry.content();
+        let trace_file = self.telemetry.register_run(&run_id);
         let root = SpanHandle::root(
             tracer,
             format!("invoke_agent {}", agent.name),
-            vec![
-                KeyValue::new("gen_ai.operation.name", "invoke_agent"),
-                KeyValue::new("gen_ai.agent.name", agent.name.clone()),
-                KeyValue::new("kettle.run.id", run_id.clone()),
-            ],
-            None,
+            &run_id,
+            root_attributes(&agent.name, &run_id, &input, content),
+            options.parent.clone(),
         );
         let trace_id = root.trace_id();
-        let trace_file = self.telemetry.register_run(trace_id, &run_id);
         let root_guard = SpanGuard::new(root.clone());
         let usage = Arc::new(LlmUsage::default());
         let scope = RunScope {
@@ -96,13 +96,17 @@ impl Runtime {
             reason = interrupt => Err(RunError::Interrupted(reason)),
         };
 
+        for attribute in root_output(&state, content) {
+            root.set_attribute(attribute);
+        }
         match &outcome {
             Ok(()) => root_guard.finish_ok(),
             Err(e) => root_guard.finish_error(e.to_string()),
         }
         let telemetry = self.telemetry.clone();
+        let finished = run_id.clone();
         let trace_error =
-            match tokio::task::spawn_blocking(move || telemetry.finish_run(trace_id)).await {
+            match tokio::task::spawn_blocking(move || telemetry.finish_run(&finished)).await {
                 Ok(Ok(())) => None,
                 Ok(Err(e)) => Some(e.to_string()),
                 Err(e) => Some(format!("the trace flush did not complete: {e}")),
@@ -213,10 +217,15 @@ impl Runtime {
             attempt: 1,
             config: config.to_string(),
             state: Value::Object(state.clone()).to_string(),
-            trace: NodeTrace::new(self.telemetry.tracer().clone(), span.clone()),
+            trace: NodeTrace::with_caps(
+                self.telemetry.tracer().clone(),
+                span.clone(),
+                self.telemetry.caps(),
+            ),
             llm: NodeLlm {
                 client: scope.agent.llm.clone(),
                 usage: scope.usage.clone(),
+                content: self.telemetry.content(),
             },
         };
         let output = self
@@ -272,6 +281,7 @@ impl Runtime {
             self.telemetry.tracer(),
             span,
             scope.usage,
+            self.telemetry.content(),
             request,
         )
         .await

@@ -4,6 +4,7 @@ mod error;
 mod load;
 mod locate;
 mod model;
+mod tracing_settings;
 mod validate;
 
 pub use error::{SpecError, SpecErrors};
@@ -11,3 +12,4 @@ pub use load::{LoadedSpec, load_file, parse_file, parse_str, validate};
 pub use model::{
     AgentSpec, END, EdgeSpec, LlmSettings, NodeSpec, START, Settings, TracingSettings,
 };
+pub use tracing_settings::{EXPORTERS, ExporterList, LangfuseSettings, OpikSettings};

@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
+pub use super::tracing_settings::{LangfuseSettings, OpikSettings, TracingSettings};
 
 /// The virtual node before the first one.
 pub const START: &str = "__start__";
@@ -36,6 +37,10 @@ pub struct Settings {
     pub llm: Option<LlmSettings>,
     #[serde(default)]
     pub tracing: Option<TracingSettings>,
+    #[serde(default)]
+    pub opik: Option<OpikSettings>,
+    #[serde(default)]
+    pub langfuse: Option<LangfuseSettings>,
     /// How many node executions one run may make before it is stopped.
     #[serde(default)]
     pub max_steps: Option<u32>,
@@ -59,18 +64,6 @@ pub struct LlmSettings {
     pub temperature: Option<f32>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
-}
-
-/// `settings.tracing:`: where the run's trace goes.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TracingSettings {
-    /// `file` (default) or `none`.
-    #[serde(default)]
-    pub exporter: Option<String>,
-    /// Folder of the `file` exporter, relative to the current directory.
-    #[serde(default)]
-    pub dir: Option<String>,
 }
 
 /// One entry of `nodes:`.

@@ -52,16 +52,7 @@ pub fn validate(loaded: &LoadedSpec) -> Vec<SpecError> {
             Some("use `openai` (any OpenAI-compatible server, with base_url) or `mock`".into()),
         ));
     }
-    if let Some(tracing) = &spec.settings.tracing
-        && let Some(exporter) = &tracing.exporter
-        && !["file", "none"].contains(&exporter.as_str())
-    {
-        errors.push(loaded.error_at(
-            "settings.tracing.exporter",
-            format!("unknown trace exporter `{exporter}`"),
-            Some("use `file` (JSON lines under .kettle/traces) or `none`".into()),
-        ));
-    }
+    errors.extend(super::tracing_settings::validate(loaded));
 
     let mut unconditional_from: HashMap<&str, usize> = HashMap::new();
     for (index, edge) in spec.edges.iter().enumerate() {
