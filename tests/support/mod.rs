@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod openai_server;
+pub mod otlp_receiver;
 
 use kettle::telemetry::{SpanRecord, read_trace_file};
 use std::collections::HashSet;

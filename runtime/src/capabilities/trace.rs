@@ -63,6 +63,13 @@ impl NodeTrace {
             handle.set_error(format!("span left open by the node: {why}"));
             handle.end();
         }
+        if leaked > 0 {
+            // On the node span whatever the outcome: a trap loses the node's output.
+            self.node_span.set_attribute(KeyValue::new(
+                "kettle.node.leaked_spans",
+                leaked as i64,
+            ));
+        }
         if !self.reported {
             self.reported = true;
             if self.budget.dropped_spans > 0 {

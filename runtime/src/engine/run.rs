@@ -233,12 +233,6 @@ impl Runtime {
             .execute(component, invocation)
             .await
             .map_err(|failure| RunError::node(node, failure.kind(), failure.to_string()))?;
-        if output.leaked_spans > 0 {
-            span.set_attribute(KeyValue::new(
-                "kettle.node.leaked_spans",
-                output.leaked_spans as i64,
-            ));
-        }
         match serde_json::from_str::<Value>(&output.update) {
             Ok(Value::Object(update)) => Ok(update),
             Ok(other) => Err(RunError::node(

@@ -25,7 +25,7 @@ pub use genai::{chat_request_attributes, chat_response_attributes, root_attribut
 pub use jsonl::JsonlExporter;
 pub use propagation::parse_traceparent;
 pub use provider::{Telemetry, TelemetryError};
-pub use record::{SpanRecord, StatusRecord, read_trace_file};
+pub use record::{EventRecord, SpanRecord, StatusRecord, read_trace_file};
 pub use resolve::{ConfigError, TraceOverrides, TraceSettings, parse_headers, process_env, resolve};
 pub use span::{RUN_ID_KEY, SpanGuard, SpanHandle};
 pub use tree::render_tree;

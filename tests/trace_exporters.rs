@@ -1,0 +1,320 @@
+//! The exporters and their configuration end to end: the Opik preset's path and headers, a
+//! collector that is down or hangs, `--traceparent` / `TRACEPARENT` joining a caller's trace
+//! (also with two runs sharing it), the console tree, and captured content.
+
+mod support;
+
+use kettle::telemetry::{SpanRecord, read_trace_file};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use support::otlp_receiver::{Mode, OtlpReceiver};
+use support::{Scratch, assert_whole_trace, children, final_state, names, repo, span, stderr};
+
+const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+fn shapes_agent(scratch: &Scratch, settings: &str, config: &str) -> PathBuf {
+    let shapes = repo().join("tests/nodes/trace-shapes");
+    scratch.agent(
+        "agent.yaml",
+        &format!(
+            "name: shapes\n{settings}nodes:\n  - name: shapes\n    component: {}\n    config: {config}\n",
+            shapes.display()
+        ),
+    )
+}
+
+/// The warnings kettle printed.
+fn warnings(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.contains("warning:")).collect()
+}
+
+#[test]
+fn opik_preset_sends_to_its_path_with_its_headers_and_the_yaml_project_wins() {
+    let scratch = Scratch::new();
+    let receiver = OtlpReceiver::start(Mode::Accept);
+    let settings = format!(
+        "settings:\n  opik:\n    project_name: yaml-project\n    workspace: team-ws\n    url: {}\n",
+        receiver.base_url()
+    );
+    let agent = shapes_agent(&scratch, &settings, "{calls: 2}");
+    let output = scratch
+        .kettle()
+        .arg("run")
+        .arg(&agent)
+        .arg("--trace-dir")
+        .arg(scratch.traces())
+        .env("OPIK_PROJECT_NAME", "env-project")
+        .env("OPIK_API_KEY", "opik-key-123")
+        .env_remove("OPIK_WORKSPACE")
+        .output()
+        .expect("kettle runs");
+    final_state(&output);
+
+    let file = scratch.only_trace();
+    assert_whole_trace(&file);
+    let exports = receiver.exports();
+    assert!(!exports.is_empty(), "Opik received the trace");
+    for export in &exports {
+        assert_eq!(export.path, "/api/v1/private/otel/v1/traces");
+        assert_eq!(export.content_type, "application/x-protobuf");
+        assert_eq!(export.headers["projectname"], "yaml-project");
+        assert_eq!(export.headers["comet-workspace"], "team-ws");
+        assert_eq!(export.headers["authorization"], "opik-key-123");
+    }
+    let otlp = receiver.spans();
+    let root = assert_whole_trace(&otlp);
+    assert_eq!(root.name, "invoke_agent shapes");
+    assert_eq!(ids(&otlp), ids(&file));
+    assert_eq!(
+        names(&children(&otlp, span(&otlp, "node shapes"))),
+        ["chat mock-1", "chat mock-1"]
+    );
+}
+
+#[test]
+fn opik_project_comes_from_the_environment_when_the_yaml_has_none() {
+    let scratch = Scratch::new();
+    let receiver = OtlpReceiver::start(Mode::Accept);
+    let settings = format!("settings:\n  opik:\n    url: {}\n", receiver.base_url());
+    let agent = shapes_agent(&scratch, &settings, "{calls: 1}");
+    let output = scratch
+        .kettle()
+        .args(["run", "--no-trace"])
+        .arg(&agent)
+        .args(["--trace-exporter", "opik"])
+        .env("OPIK_PROJECT_NAME", "env-project")
+        .env_remove("OPIK_API_KEY")
+        .output()
+        .expect("kettle runs");
+    assert_eq!(output.status.code(), Some(2), "--no-trace conflicts with --trace-exporter");
+
+    let output = scratch
+        .kettle()
+        .arg("run")
+        .arg(&agent)
+        .args(["--trace-exporter", "opik"])
+        .env("OPIK_PROJECT_NAME", "env-project")
+        .env_remove("OPIK_API_KEY")
+        .output()
+        .expect("kettle runs");
+    final_state(&output);
+    let exports = receiver.exports();
+    assert!(!exports.is_empty());
+    assert_eq!(exports[0].headers["projectname"], "env-project");
+    assert!(!exports[0].headers.contains_key("authorization"));
+    assert!(
+        !scratch.path().join(".kettle/traces").exists(),
+        "only the exporters asked for run"
+    );
+    assert_whole_trace(&receiver.spans());
+}
+
+#[test]
+fn a_collector_that_is_down_costs_one_warning_and_the_file_trace_is_whole() {
+    let scratch = Scratch::new();
+    let agent = shapes_agent(&scratch, "", "{calls: 3}");
+    let output = scratch.run(
+        &agent,
+        &[
+            "--trace-exporter",
+            "file,otlp",
+            "--trace-endpoint",
+            &OtlpReceiver::down_endpoint(),
+        ],
+    );
+    final_state(&output);
+    let spans = scratch.only_trace();
+    assert_whole_trace(&spans);
+    let text = stderr(&output);
+    let warnings = warnings(&text);
+    assert_eq!(warnings.len(), 1, "one warning:\n{text}");
+    assert!(
+        warnings[0].contains(&format!(
+            "{n} of {n} spans were dropped: not delivered to otlp at http://127.0.0.1:",
+            n = spans.len()
+        )),
+        "{}",
+        warnings[0]
+    );
+}
+
+#[test]
+fn a_collector_that_hangs_is_given_up_after_the_flush_timeout() {
+    let scratch = Scratch::new();
+    let receiver = OtlpReceiver::start(Mode::Hang);
+    let agent = shapes_agent(
+        &scratch,
+        "settings:\n  tracing:\n    flush_timeout_ms: 300\n",
+        "{calls: 2}",
+    );
+    let output = scratch.run(
+        &agent,
+        &[
+            "--trace-exporter",
+            "file,otlp",
+            "--trace-endpoint",
+            &receiver.endpoint(),
+        ],
+    );
+    final_state(&output);
+    let spans = scratch.only_trace();
+    assert_whole_trace(&spans);
+    let text = stderr(&output);
+    let warnings = warnings(&text);
+    assert_eq!(warnings.len(), 1, "one warning:\n{text}");
+    assert!(
+        warnings[0].contains(&format!("{n} of {n} spans were dropped", n = spans.len()))
+            && warnings[0].contains("flush timeout (0.3 s)"),
+        "{}",
+        warnings[0]
+    );
+}
+
+#[test]
+fn traceparent_joins_the_callers_trace_and_runs_sharing_it_keep_their_own_files() {
+    let scratch = Scratch::new();
+    let receiver = OtlpReceiver::start(Mode::Accept);
+    let agent = shapes_agent(&scratch, "", "{depth: 1, calls: 2}");
+    let traceparent = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
+    let flag = scratch.run(
+        &agent,
+        &[
+            "--traceparent",
+            &traceparent,
+            "--trace-exporter",
+            "file,otlp",
+            "--trace-endpoint",
+            &receiver.endpoint(),
+        ],
+    );
+    final_state(&flag);
+    let mut env_run = scratch.kettle();
+    env_run
+        .arg("run")
+        .arg(&agent)
+        .arg("--trace-dir")
+        .arg(scratch.traces())
+        .args(["--trace-exporter", "file,otlp", "--trace-endpoint"])
+        .arg(receiver.endpoint())
+        .env("TRACEPARENT", &traceparent);
+    final_state(&env_run.output().expect("kettle runs"));
+
+    let files: Vec<PathBuf> = std::fs::read_dir(scratch.traces())
+        .expect("trace folder")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(files.len(), 2, "one file per run: {files:?}");
+    let mut run_ids = BTreeSet::new();
+    for file in &files {
+        let spans = read_trace_file(file).expect("readable");
+        assert_joined(&spans);
+        let run_id = run_of(&spans);
+        assert!(
+            spans.iter().all(|s| s.attributes["kettle.run.id"] == run_id.as_str()),
+            "{} holds only its own run's spans",
+            file.display()
+        );
+        assert_eq!(spans.len(), 5);
+        let otlp = receiver.run(&run_id);
+        assert_eq!(ids(&otlp), ids(&spans));
+        assert_joined(&otlp);
+        run_ids.insert(run_id);
+    }
+    assert_eq!(run_ids.len(), 2);
+    assert_eq!(receiver.trace(CALLER_TRACE).len(), 10, "both runs in the caller's trace");
+
+    let bad = scratch.run(&agent, &["--traceparent", "00-nope"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("is not a traceparent"), "{}", stderr(&bad));
+}
+
+/// The spans of a run that joined the caller's trace: the caller's trace id, the root a child
+/// of the caller's span, every other parent inside the run.
+fn assert_joined(spans: &[SpanRecord]) {
+    let ids = ids(spans);
+    assert!(spans.iter().all(|s| s.trace_id == CALLER_TRACE));
+    let roots: Vec<&SpanRecord> = spans
+        .iter()
+        .filter(|s| !ids.contains(s.parent_span_id.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(roots.len(), 1);
+    assert_eq!(roots[0].name, "invoke_agent shapes");
+    assert_eq!(roots[0].parent_span_id.as_deref(), Some(CALLER_SPAN));
+}
+
+fn run_of(spans: &[SpanRecord]) -> String {
+    spans[0].attributes["kettle.run.id"]
+        .as_str()
+        .expect("run id")
+        .to_string()
+}
+
+fn ids(spans: &[SpanRecord]) -> BTreeSet<String> {
+    spans.iter().map(|s| s.span_id.clone()).collect()
+}
+
+#[test]
+fn the_console_exporter_prints_the_tree_on_stderr() {
+    let scratch = Scratch::new();
+    let agent = shapes_agent(&scratch, "", "{depth: 1, calls: 1}");
+    let output = scratch
+        .kettle()
+        .arg("run")
+        .arg(&agent)
+        .args(["--trace-exporter", "console", "--quiet"])
+        .output()
+        .expect("kettle runs");
+    final_state(&output);
+    let text = stderr(&output);
+    let tree: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("trace "))
+        .collect();
+    assert!(tree[0].ends_with("(4 spans)"), "{text}");
+    assert!(tree[1].starts_with("invoke_agent shapes  "), "{text}");
+    assert!(tree[2].starts_with("└─ node shapes  "), "{text}");
+    assert!(tree[3].starts_with("   └─ level 1  "), "{text}");
+    assert!(tree[4].starts_with("      └─ chat mock-1  "), "{text}");
+    assert!(tree[4].contains("tokens"), "{text}");
+    assert!(!scratch.path().join(".kettle/traces").exists());
+}
+
+#[test]
+fn captured_content_conversation_id_and_truncated_run_input() {
+    let scratch = Scratch::new();
+    let agent = shapes_agent(
+        &scratch,
+        "settings:\n  tracing:\n    capture_content: true\n    max_content_chars: 40\n",
+        "{calls: 1}",
+    );
+    let input = serde_json::json!({"thread_id": "thread-42", "notes": "n".repeat(100)}).to_string();
+    let output = scratch.run(&agent, &["--input", &input]);
+    final_state(&output);
+    let spans = scratch.only_trace();
+    let root = assert_whole_trace(&spans);
+    assert_eq!(root.attributes["gen_ai.conversation.id"], "thread-42");
+    let shown = root.attributes["input.value"].as_str().expect("text");
+    assert_eq!(shown, format!("{}…[{} more characters]", &input[..40], input.len() - 40));
+    assert!(root.attributes["output.value"].as_str().expect("text").contains("shapes_answers"));
+
+    let chat = span(&spans, "chat mock-1");
+    let sent: serde_json::Value =
+        serde_json::from_str(chat.attributes["gen_ai.input.messages"].as_str().expect("JSON text"))
+            .expect("input messages are JSON");
+    assert_eq!(
+        sent,
+        serde_json::json!([{"role": "user", "parts": [{"type": "text", "content": "question 0 from shapes"}]}])
+    );
+    let answered: serde_json::Value =
+        serde_json::from_str(chat.attributes["gen_ai.output.messages"].as_str().expect("JSON text"))
+            .expect("output messages are JSON");
+    assert_eq!(
+        answered,
+        serde_json::json!([{
+            "role": "assistant",
+            "parts": [{"type": "text", "content": "[mock] question 0 from shapes"}],
+            "finish_reason": "stop",
+        }])
+    );
+}
