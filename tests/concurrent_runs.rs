@@ -5,9 +5,7 @@ mod support;
 
 use kettle::engine::{RunOptions, Runtime, load_agent};
 use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
-use kettle::telemetry::{
-    ExporterKind, OtlpTarget, Telemetry, TelemetryConfig, read_trace_file,
-};
+use kettle::telemetry::{ExporterKind, OtlpTarget, Telemetry, TelemetryConfig, read_trace_file};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +27,11 @@ async fn twenty_concurrent_runs_keep_their_traces_apart() {
         ),
     );
     let sandbox = Arc::new(
-        Sandbox::new(&SandboxConfig::default(), CompileCache::new(&scratch.cache()))
-            .expect("sandbox"),
+        Sandbox::new(
+            &SandboxConfig::default(),
+            CompileCache::new(scratch.cache()),
+        )
+        .expect("sandbox"),
     );
     let agent = load_agent(&agent_file, &sandbox, &scratch.cache(), &|_| {})
         .await
@@ -53,12 +54,7 @@ async fn twenty_concurrent_runs_keep_their_traces_apart() {
     let runs = (0..RUNS).map(|i| {
         let mut input = serde_json::Map::new();
         input.insert("i".into(), i.into());
-        runtime.run(
-            &agent,
-            input,
-            &options,
-            std::future::pending::<String>(),
-        )
+        runtime.run(&agent, input, &options, std::future::pending::<String>())
     });
     let reports = futures::future::join_all(runs).await;
     let warnings = tokio::task::spawn_blocking(move || telemetry.shutdown())
@@ -67,27 +63,35 @@ async fn twenty_concurrent_runs_keep_their_traces_apart() {
     assert!(warnings.is_empty(), "{warnings:?}");
 
     let otlp = receiver.spans();
-    assert_eq!(otlp.len(), RUNS * 7, "every span of every run reached OTLP once");
+    assert_eq!(
+        otlp.len(),
+        RUNS * 7,
+        "every span of every run reached OTLP once"
+    );
     let mut by_trace: HashMap<String, Vec<_>> = HashMap::new();
     for span in otlp {
-        by_trace.entry(span.trace_id.clone()).or_default().push(span);
+        by_trace
+            .entry(span.trace_id.clone())
+            .or_default()
+            .push(span);
     }
     assert_eq!(by_trace.len(), RUNS, "one trace per run");
 
     let mut trace_ids = BTreeSet::new();
     for report in &reports {
         assert!(report.outcome.is_ok(), "{:?}", report.outcome);
-        assert!(trace_ids.insert(report.trace_id.clone()), "trace ids are unique");
+        assert!(
+            trace_ids.insert(report.trace_id.clone()),
+            "trace ids are unique"
+        );
         let file = read_trace_file(report.trace_file.as_ref().expect("a trace file"))
             .expect("readable trace");
         for spans in [&file, &by_trace[&report.trace_id]] {
             let root = assert_whole_trace(spans);
             assert_eq!(spans.len(), 7);
             assert!(
-                spans
-                    .iter()
-                    .all(|s| s.trace_id == report.trace_id
-                        && s.attributes["kettle.run.id"] == report.run_id.as_str()),
+                spans.iter().all(|s| s.trace_id == report.trace_id
+                    && s.attributes["kettle.run.id"] == report.run_id.as_str()),
                 "no span of another run"
             );
             assert_eq!(names(&children(spans, root)), ["node first", "node second"]);

@@ -87,7 +87,11 @@ fn opik_project_comes_from_the_environment_when_the_yaml_has_none() {
         .env_remove("OPIK_API_KEY")
         .output()
         .expect("kettle runs");
-    assert_eq!(output.status.code(), Some(2), "--no-trace conflicts with --trace-exporter");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "--no-trace conflicts with --trace-exporter"
+    );
 
     let output = scratch
         .kettle()
@@ -211,7 +215,9 @@ fn traceparent_joins_the_callers_trace_and_runs_sharing_it_keep_their_own_files(
         assert_joined(&spans);
         let run_id = run_of(&spans);
         assert!(
-            spans.iter().all(|s| s.attributes["kettle.run.id"] == run_id.as_str()),
+            spans
+                .iter()
+                .all(|s| s.attributes["kettle.run.id"] == run_id.as_str()),
             "{} holds only its own run's spans",
             file.display()
         );
@@ -222,11 +228,19 @@ fn traceparent_joins_the_callers_trace_and_runs_sharing_it_keep_their_own_files(
         run_ids.insert(run_id);
     }
     assert_eq!(run_ids.len(), 2);
-    assert_eq!(receiver.trace(CALLER_TRACE).len(), 10, "both runs in the caller's trace");
+    assert_eq!(
+        receiver.trace(CALLER_TRACE).len(),
+        10,
+        "both runs in the caller's trace"
+    );
 
     let bad = scratch.run(&agent, &["--traceparent", "00-nope"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(stderr(&bad).contains("is not a traceparent"), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("is not a traceparent"),
+        "{}",
+        stderr(&bad)
+    );
 }
 
 /// The spans of a run that joined the caller's trace: the caller's trace id, the root a child
@@ -295,23 +309,36 @@ fn captured_content_conversation_id_and_truncated_run_input() {
     let root = assert_whole_trace(&spans);
     assert_eq!(root.attributes["gen_ai.conversation.id"], "thread-42");
     let shown = root.attributes["input.value"].as_str().expect("text");
-    assert_eq!(shown, format!("{}…[{} more characters]", &input[..40], input.len() - 40));
+    assert_eq!(
+        shown,
+        format!("{}…[{} more characters]", &input[..40], input.len() - 40)
+    );
     assert_eq!(
         root.attributes["output.value"],
-        format!("{}…[{} more characters]", &state[..40], state.chars().count() - 40)
+        format!(
+            "{}…[{} more characters]",
+            &state[..40],
+            state.chars().count() - 40
+        )
     );
 
     let chat = span(&spans, "chat mock-1");
-    let sent: serde_json::Value =
-        serde_json::from_str(chat.attributes["gen_ai.input.messages"].as_str().expect("JSON text"))
-            .expect("input messages are JSON");
+    let sent: serde_json::Value = serde_json::from_str(
+        chat.attributes["gen_ai.input.messages"]
+            .as_str()
+            .expect("JSON text"),
+    )
+    .expect("input messages are JSON");
     assert_eq!(
         sent,
         serde_json::json!([{"role": "user", "parts": [{"type": "text", "content": "question 0 from shapes"}]}])
     );
-    let answered: serde_json::Value =
-        serde_json::from_str(chat.attributes["gen_ai.output.messages"].as_str().expect("JSON text"))
-            .expect("output messages are JSON");
+    let answered: serde_json::Value = serde_json::from_str(
+        chat.attributes["gen_ai.output.messages"]
+            .as_str()
+            .expect("JSON text"),
+    )
+    .expect("output messages are JSON");
     assert_eq!(
         answered,
         serde_json::json!([{

@@ -54,7 +54,9 @@ fn run_case(case: &Case) {
     let scratch = Scratch::new();
     let receiver = OtlpReceiver::start(Mode::Accept);
     let shapes = repo().join("tests/nodes/trace-shapes");
-    let yaml = case.agent.replace("{shapes}", &shapes.display().to_string());
+    let yaml = case
+        .agent
+        .replace("{shapes}", &shapes.display().to_string());
     let agent = scratch.agent("agent.yaml", &yaml);
     let output = scratch.run(
         &agent,
@@ -86,7 +88,11 @@ fn run_case(case: &Case) {
         .to_string();
     let otlp = receiver.run(&run_id);
     // The same spans reached both exporters, and only this run's spans reached the receiver.
-    assert_eq!(span_ids(&otlp), span_ids(&file), "OTLP and file copies differ");
+    assert_eq!(
+        span_ids(&otlp),
+        span_ids(&file),
+        "OTLP and file copies differ"
+    );
     assert_eq!(receiver.spans().len(), file.len());
     for export in receiver.exports() {
         assert_eq!(export.path, "/v1/traces");
@@ -131,7 +137,10 @@ fn span_ids(spans: &[SpanRecord]) -> BTreeSet<String> {
 /// GenAI attributes of a successful `chat` span, with their OpenTelemetry types.
 fn assert_chat_types(source: &str, chat: &SpanRecord) {
     let a = &chat.attributes;
-    assert_eq!(chat.kind, "client", "[{source}] chat spans are CLIENT spans");
+    assert_eq!(
+        chat.kind, "client",
+        "[{source}] chat spans are CLIENT spans"
+    );
     assert_eq!(a["gen_ai.operation.name"], "chat");
     assert_eq!(a["gen_ai.provider.name"], "mock");
     assert_eq!(a["gen_ai.system"], "mock");
@@ -144,9 +153,16 @@ fn assert_chat_types(source: &str, chat: &SpanRecord) {
         "[{source}] response id: {:?}",
         a.get("gen_ai.response.id")
     );
-    assert_eq!(a["gen_ai.response.finish_reasons"], serde_json::json!(["stop"]));
+    assert_eq!(
+        a["gen_ai.response.finish_reasons"],
+        serde_json::json!(["stop"])
+    );
     for key in ["gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"] {
-        assert!(a[key].is_i64(), "[{source}] {key} is an integer: {:?}", a[key]);
+        assert!(
+            a[key].is_i64(),
+            "[{source}] {key} is an integer: {:?}",
+            a[key]
+        );
     }
     // The trace-shapes node sets these; the built-in llm.call node of `across` does not.
     if a.contains_key("gen_ai.request.temperature") {
@@ -365,7 +381,12 @@ nodes:
         succeeds: true,
         check: |t| {
             let node = t.one("node shapes");
-            assert_eq!(t.count("flood"), 100, "[{}] spans past the cap are not exported", t.source);
+            assert_eq!(
+                t.count("flood"),
+                100,
+                "[{}] spans past the cap are not exported",
+                t.source
+            );
             assert_eq!(node.attributes["kettle.node.dropped_spans"], 999_900);
             // 100 span names (5 bytes each), then 12 attributes of 4096 + key bytes fit.
             let big: Vec<_> = node

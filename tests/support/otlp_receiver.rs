@@ -151,7 +151,9 @@ async fn handle(
     let Ok(decoded) = ExportTraceServiceRequest::decode(body) else {
         return Ok(Response::builder()
             .status(400)
-            .body(Full::new(Bytes::from_static(b"not an ExportTraceServiceRequest")))
+            .body(Full::new(Bytes::from_static(
+                b"not an ExportTraceServiceRequest",
+            )))
             .expect("response"));
     };
     let mut service_names = Vec::new();
@@ -189,7 +191,8 @@ fn record(span: &Span) -> SpanRecord {
     SpanRecord {
         trace_id: hex::encode(&span.trace_id),
         span_id: hex::encode(&span.span_id),
-        parent_span_id: (!span.parent_span_id.is_empty()).then(|| hex::encode(&span.parent_span_id)),
+        parent_span_id: (!span.parent_span_id.is_empty())
+            .then(|| hex::encode(&span.parent_span_id)),
         name: span.name.clone(),
         kind: match span.kind {
             1 => "internal",

@@ -65,10 +65,8 @@ impl NodeTrace {
         }
         if leaked > 0 {
             // On the node span whatever the outcome: a trap loses the node's output.
-            self.node_span.set_attribute(KeyValue::new(
-                "kettle.node.leaked_spans",
-                leaked as i64,
-            ));
+            self.node_span
+                .set_attribute(KeyValue::new("kettle.node.leaked_spans", leaked as i64));
         }
         if !self.reported {
             self.reported = true;

@@ -10,9 +10,9 @@ use crate::telemetry::{
     process_env, resolve,
 };
 use futures::FutureExt;
-use std::panic::AssertUnwindSafe;
 use serde_json::{Map, Value};
 use std::io::Read;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 pub fn run(args: RunArgs) -> u8 {

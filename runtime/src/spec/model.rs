@@ -1,8 +1,8 @@
 //! The typed shape of an agent file. Unknown keys are errors, so typos never pass silently.
 
+pub use super::tracing_settings::{LangfuseSettings, OpikSettings, TracingSettings};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-pub use super::tracing_settings::{LangfuseSettings, OpikSettings, TracingSettings};
 
 /// The virtual node before the first one.
 pub const START: &str = "__start__";

@@ -28,11 +28,13 @@ pub fn root_attributes(
             truncate_chars(&Value::Object(input.clone()).to_string(), content.max_chars),
         ),
     ];
-    let conversation = CONVERSATION_KEYS.iter().find_map(|key| match input.get(*key) {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    });
+    let conversation = CONVERSATION_KEYS
+        .iter()
+        .find_map(|key| match input.get(*key) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        });
     if let Some(id) = conversation {
         attributes.push(KeyValue::new("gen_ai.conversation.id", id));
     }
@@ -135,10 +137,7 @@ pub fn chat_response_attributes(response: &ChatResponse, content: ContentPolicy)
             "parts": [{"type": "text", "content": truncate_chars(&response.content, content.max_chars)}],
             "finish_reason": response.finish_reason,
         }]);
-        attributes.push(KeyValue::new(
-            "gen_ai.output.messages",
-            message.to_string(),
-        ));
+        attributes.push(KeyValue::new("gen_ai.output.messages", message.to_string()));
     }
     attributes
 }

@@ -96,8 +96,7 @@ pub struct Lane {
 impl Lane {
     pub fn new<E: SpanExporter + 'static>(name: String, per_run: bool, exporter: E) -> Self {
         let counts = Arc::new(LaneCounts::default());
-        let processor =
-            BatchSpanProcessor::builder(Counted::new(exporter, counts.clone())).build();
+        let processor = BatchSpanProcessor::builder(Counted::new(exporter, counts.clone())).build();
         Self {
             name,
             per_run,

@@ -19,7 +19,9 @@ pub fn exporter(target: &OtlpTarget) -> Result<SpanExporter, TelemetryError> {
             TelemetryError::Config(format!("OTLP header name `{key}` is not valid: {e}"))
         })?;
         let value = HeaderValue::from_str(value).map_err(|e| {
-            TelemetryError::Config(format!("OTLP header `{key}` has a value that is not valid: {e}"))
+            TelemetryError::Config(format!(
+                "OTLP header `{key}` has a value that is not valid: {e}"
+            ))
         })?;
         headers.insert(name, value);
     }
@@ -39,10 +41,7 @@ pub fn exporter(target: &OtlpTarget) -> Result<SpanExporter, TelemetryError> {
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(target.endpoint.clone())
         .with_timeout(timeout)
-        .with_http_client(FixedHeaders {
-            client,
-            headers,
-        })
+        .with_http_client(FixedHeaders { client, headers })
         .build()
         .map_err(|e| {
             TelemetryError::Config(format!(

@@ -30,11 +30,7 @@ pub fn opik(
         .or_else(|| env("OPIK_PROJECT_NAME"))
         .unwrap_or_else(|| OPIK_DEFAULT_PROJECT.into());
     headers.insert("projectName".into(), project);
-    if let Some(workspace) = settings
-        .workspace
-        .clone()
-        .or_else(|| env("OPIK_WORKSPACE"))
-    {
+    if let Some(workspace) = settings.workspace.clone().or_else(|| env("OPIK_WORKSPACE")) {
         headers.insert("Comet-Workspace".into(), workspace);
     }
     if let Some(key) = env("OPIK_API_KEY") {
@@ -80,7 +76,8 @@ pub fn langfuse(
         &settings.secret_key_env,
         "LANGFUSE_SECRET_KEY",
     )?;
-    let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{public}:{secret}"));
+    let credentials =
+        base64::engine::general_purpose::STANDARD.encode(format!("{public}:{secret}"));
     let mut headers = BTreeMap::new();
     headers.insert("Authorization".into(), format!("Basic {credentials}"));
     Ok(OtlpTarget {

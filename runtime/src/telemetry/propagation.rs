@@ -9,7 +9,11 @@ pub fn parse_traceparent(text: &str) -> Result<SpanContext, String> {
     let [version, trace, span, flags] = parts[..] else {
         return Err(format!("`{text}` is not a traceparent: {hint}"));
     };
-    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
     if !hex(version, 2) || version == "ff" || !hex(trace, 32) || !hex(span, 16) || !hex(flags, 2) {
         return Err(format!("`{text}` is not a traceparent: {hint}"));
     }
@@ -41,7 +45,10 @@ mod tests {
     fn reads_a_valid_header() {
         let sc = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
             .expect("valid");
-        assert_eq!(sc.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
         assert!(sc.is_sampled());
         assert!(sc.is_remote());

@@ -11,9 +11,7 @@ use super::record::SpanRecord;
 use super::span::kettle_tracer;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{
-    SdkTracer, SdkTracerProvider, Sampler, SpanExporter as _,
-};
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider, SpanExporter as _};
 use std::path::PathBuf;
 use std::time::Duration;
 

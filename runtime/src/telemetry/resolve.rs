@@ -80,7 +80,8 @@ pub fn resolve(
             ),
             "console" => ExporterKind::Console,
             "otlp" => {
-                let mut headers = parse_headers(&env("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or_default());
+                let mut headers =
+                    parse_headers(&env("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or_default());
                 headers.extend(parse_headers(
                     &env("OTEL_EXPORTER_OTLP_TRACES_HEADERS").unwrap_or_default(),
                 ));
@@ -262,8 +263,12 @@ mod tests {
 
     #[test]
     fn default_is_the_file_exporter() {
-        let config = resolve(&TraceOverrides::default(), TraceSettings::default(), &env_of(&[]))
-            .expect("resolves");
+        let config = resolve(
+            &TraceOverrides::default(),
+            TraceSettings::default(),
+            &env_of(&[]),
+        )
+        .expect("resolves");
         assert_eq!(
             config.exporters,
             [ExporterKind::File(PathBuf::from(".kettle/traces"))]
@@ -279,8 +284,8 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_HEADERS", "a=1,b=two%20words"),
             ("OTEL_SERVICE_NAME", "svc"),
         ]);
-        let config = resolve(&TraceOverrides::default(), TraceSettings::default(), &env)
-            .expect("resolves");
+        let config =
+            resolve(&TraceOverrides::default(), TraceSettings::default(), &env).expect("resolves");
         let targets = otlp(&config);
         assert_eq!(targets.len(), 1);
         assert_eq!(targets[0].endpoint, "http://collector:4318/v1/traces");
@@ -328,8 +333,8 @@ mod tests {
     #[test]
     fn sdk_disabled_turns_tracing_off_unless_the_file_or_flags_say_otherwise() {
         let env = env_of(&[("OTEL_SDK_DISABLED", "true")]);
-        let config = resolve(&TraceOverrides::default(), TraceSettings::default(), &env)
-            .expect("resolves");
+        let config =
+            resolve(&TraceOverrides::default(), TraceSettings::default(), &env).expect("resolves");
         assert!(config.exporters.is_empty());
         let cli = TraceOverrides {
             exporters: vec!["file".into()],

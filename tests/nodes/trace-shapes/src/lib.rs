@@ -37,7 +37,10 @@ fn run(ctx: Context, _state: Value) -> Result<Value, NodeError> {
     }
     if config.get("trap").and_then(Value::as_bool) == Some(true) {
         // A guest crash (wasm trap) with every `level` span still open.
-        panic!("trap requested by the test, inside {} open spans", open.len());
+        panic!(
+            "trap requested by the test, inside {} open spans",
+            open.len()
+        );
     }
     // Innermost first, as a well-behaved guest closes them.
     while let Some(span) = open.pop() {
