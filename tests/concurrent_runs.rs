@@ -103,3 +103,72 @@ async fn twenty_concurrent_runs_keep_their_traces_apart() {
             == Some(&serde_json::Value::String(format!("{{\"i\":{i}}}")))));
     }
 }
+
+/// With the collector hanging, runs are not held up by it (the OTLP lane drops what its bounded
+/// queue cannot hold), the file copies stay whole, and shutdown reports every undelivered span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runs_finish_while_the_collector_hangs_and_the_drop_is_counted() {
+    let scratch = Scratch::new();
+    let receiver = OtlpReceiver::start(Mode::Hang);
+    let shapes = repo().join("tests/nodes/trace-shapes");
+    let agent_file = scratch.agent(
+        "agent.yaml",
+        &format!(
+            "name: flood\nnodes:\n  - name: shapes\n    component: {}\n    config: {{flood: 200, calls: 1}}\n",
+            shapes.display()
+        ),
+    );
+    let sandbox = Arc::new(
+        Sandbox::new(
+            &SandboxConfig::default(),
+            CompileCache::new(scratch.cache()),
+        )
+        .expect("sandbox"),
+    );
+    let agent = load_agent(&agent_file, &sandbox, &scratch.cache(), &|_| {})
+        .await
+        .expect("the agent loads");
+    let mut config = TelemetryConfig::with_exporters(vec![
+        ExporterKind::File(scratch.traces()),
+        ExporterKind::Otlp(OtlpTarget {
+            label: "otlp".into(),
+            endpoint: receiver.endpoint(),
+            headers: Default::default(),
+            timeout: Duration::from_secs(2),
+        }),
+    ]);
+    config.flush_timeout = Duration::from_millis(300);
+    let telemetry = Arc::new(Telemetry::new(&config).expect("telemetry"));
+    let runtime = Runtime::new(sandbox, telemetry.clone());
+    let options = RunOptions::default();
+    let runs = (0..RUNS).map(|_| {
+        runtime.run(
+            &agent,
+            serde_json::Map::new(),
+            &options,
+            std::future::pending::<String>(),
+        )
+    });
+    let reports = futures::future::join_all(runs).await;
+    let per_run = 1 + 1 + 200 + 1;
+    for report in &reports {
+        assert!(report.outcome.is_ok(), "{:?}", report.outcome);
+        assert_eq!(report.trace_error, None);
+        let file = read_trace_file(report.trace_file.as_ref().expect("a trace file"))
+            .expect("readable trace");
+        assert_eq!(file.len(), per_run, "the file lane is not affected");
+        assert_whole_trace(&file);
+    }
+    let warnings = tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .expect("shutdown");
+    let total = RUNS * per_run;
+    assert_eq!(
+        warnings,
+        [format!(
+            "{total} of {total} spans were dropped: not delivered to otlp at {} (it did not finish within the flush timeout (0.3 s))",
+            receiver.endpoint()
+        )]
+    );
+    assert!(receiver.spans().is_empty());
+}

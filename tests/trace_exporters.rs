@@ -348,3 +348,98 @@ fn captured_content_conversation_id_and_truncated_run_input() {
         }])
     );
 }
+
+#[test]
+fn langfuse_preset_sends_basic_auth_to_its_path() {
+    let scratch = Scratch::new();
+    let receiver = OtlpReceiver::start(Mode::Accept);
+    let settings = format!(
+        "settings:\n  langfuse:\n    host: {}\n    public_key_env: TEST_LF_PUBLIC\n",
+        receiver.base_url()
+    );
+    let agent = shapes_agent(&scratch, &settings, "{calls: 1}");
+    let output = scratch
+        .kettle()
+        .arg("run")
+        .arg(&agent)
+        .arg("--trace-dir")
+        .arg(scratch.traces())
+        .env("TEST_LF_PUBLIC", "pk-lf-1")
+        .env("LANGFUSE_SECRET_KEY", "sk-lf-2")
+        .output()
+        .expect("kettle runs");
+    final_state(&output);
+    assert!(
+        stderr(&output).contains(&format!(
+            "sent to langfuse at {}/api/public/otel/v1/traces",
+            receiver.base_url()
+        )),
+        "{}",
+        stderr(&output)
+    );
+    let exports = receiver.exports();
+    assert!(!exports.is_empty());
+    for export in &exports {
+        assert_eq!(export.path, "/api/public/otel/v1/traces");
+        // base64("pk-lf-1:sk-lf-2")
+        assert_eq!(
+            export.headers["authorization"],
+            "Basic cGstbGYtMTpzay1sZi0y"
+        );
+    }
+    assert_eq!(ids(&receiver.spans()), ids(&scratch.only_trace()));
+
+    let missing = scratch
+        .kettle()
+        .arg("run")
+        .arg(&agent)
+        .env_remove("TEST_LF_PUBLIC")
+        .output()
+        .expect("kettle runs");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("settings.langfuse.public_key_env names `TEST_LF_PUBLIC`"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn sample_ratio_zero_records_nothing_unless_a_sampled_caller_says_otherwise() {
+    let scratch = Scratch::new();
+    let agent = shapes_agent(
+        &scratch,
+        "settings:\n  tracing:\n    sample_ratio: 0\n",
+        "{calls: 1}",
+    );
+    final_state(&scratch.run(&agent, &[]));
+    assert!(
+        std::fs::read_dir(scratch.traces()).map_or(true, |mut d| d.next().is_none()),
+        "an unsampled run writes no span"
+    );
+    let traceparent = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
+    final_state(&scratch.run(&agent, &["--traceparent", &traceparent]));
+    let spans = scratch.only_trace();
+    assert_joined(&spans);
+    assert_eq!(spans.len(), 3);
+}
+
+#[test]
+fn an_unknown_exporter_in_the_yaml_is_located() {
+    let scratch = Scratch::new();
+    let agent = shapes_agent(
+        &scratch,
+        "settings:\n  tracing:\n    exporter: [file, jaeger]\n    sample_ratio: 2\n",
+        "{calls: 1}",
+    );
+    let output = scratch.run(&agent, &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(text.contains("agent.yaml:4:"), "{text}");
+    assert!(text.contains("unknown trace exporter `jaeger`"), "{text}");
+    assert!(text.contains("agent.yaml:5:"), "{text}");
+    assert!(
+        text.contains("sample_ratio 2 is not between 0 and 1"),
+        "{text}"
+    );
+}

@@ -112,7 +112,10 @@ async fn run_async(args: RunArgs) -> u8 {
         eprintln!("kettle: run failed: {e}");
     }
     if !quiet {
-        eprint!("{}", summary::run_summary(&report));
+        eprint!(
+            "{}",
+            summary::run_summary(&report, &telemetry.remote_destinations())
+        );
     }
     flush_telemetry(telemetry).await;
     if report.outcome.is_ok() {

@@ -3,10 +3,15 @@
 
 use opentelemetry::Context;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor,
+};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+/// Queue of the file and console lanes; remote lanes keep the SDK's (2048, `OTEL_BSP_MAX_QUEUE_SIZE`).
+const LOCAL_QUEUE_SIZE: usize = 16 * 1024;
 
 #[derive(Debug, Default)]
 pub struct LaneCounts {

@@ -35,6 +35,8 @@ pub struct Telemetry {
     lanes: Vec<Lane>,
     file: Option<JsonlExporter>,
     console: Option<ConsoleExporter>,
+    /// Names of the exporters other than the file.
+    remote: Vec<String>,
     content: ContentPolicy,
     caps: SpanCaps,
     flush_timeout: Duration,
@@ -54,6 +56,7 @@ impl Telemetry {
         let mut lanes = Vec::new();
         let mut file = None;
         let mut console = None;
+        let mut remote = Vec::new();
         for exporter in &config.exporters {
             match exporter {
                 ExporterKind::File(dir) => {
@@ -69,16 +72,15 @@ impl Telemetry {
                     let exporter = ConsoleExporter::default();
                     console = Some(exporter.clone());
                     lanes.push(Lane::new("the console".into(), true, exporter));
+                    remote.push("the console".into());
                 }
                 ExporterKind::Otlp(target) => {
                     let mut exporter = otlp::exporter(target)?;
                     // Set here: the lane does not forward the provider's resource.
                     exporter.set_resource(&resource);
-                    lanes.push(Lane::new(
-                        format!("{} at {}", target.label, target.endpoint),
-                        false,
-                        exporter,
-                    ));
+                    let name = format!("{} at {}", target.label, target.endpoint);
+                    remote.push(name.clone());
+                    lanes.push(Lane::new(name, false, exporter));
                 }
             }
         }
@@ -96,6 +98,7 @@ impl Telemetry {
             lanes,
             file,
             console,
+            remote,
             content: config.content,
             caps: config.caps,
             flush_timeout: config.flush_timeout,
@@ -112,6 +115,11 @@ impl Telemetry {
 
     pub fn caps(&self) -> SpanCaps {
         self.caps
+    }
+
+    /// The exporters other than the file, for a person: `otlp at http://…`, `the console`.
+    pub fn remote_destinations(&self) -> Vec<String> {
+        self.remote.clone()
     }
 
     /// Registers a run; returns the file its trace will be written to, if any.
