@@ -99,9 +99,17 @@ pub struct Lane {
 }
 
 impl Lane {
+    /// `per_run` lanes are local (a file, the console): they get a deeper queue, since they
+    /// are drained at disk speed and a burst of guest spans must not be dropped from them.
     pub fn new<E: SpanExporter + 'static>(name: String, per_run: bool, exporter: E) -> Self {
         let counts = Arc::new(LaneCounts::default());
-        let processor = BatchSpanProcessor::builder(Counted::new(exporter, counts.clone())).build();
+        let mut config = BatchConfigBuilder::default();
+        if per_run {
+            config = config.with_max_queue_size(LOCAL_QUEUE_SIZE);
+        }
+        let processor = BatchSpanProcessor::builder(Counted::new(exporter, counts.clone()))
+            .with_batch_config(config.build())
+            .build();
         Self {
             name,
             per_run,
