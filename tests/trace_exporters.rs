@@ -7,6 +7,7 @@ mod support;
 use kettle::telemetry::{SpanRecord, read_trace_file};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use support::openai_server::{Behaviour, FakeOpenAi};
 use support::otlp_receiver::{Mode, OtlpReceiver};
 use support::{Scratch, assert_whole_trace, children, final_state, names, repo, span, stderr};
 
@@ -442,4 +443,124 @@ fn an_unknown_exporter_in_the_yaml_is_located() {
         text.contains("sample_ratio 2 is not between 0 and 1"),
         "{text}"
     );
+}
+
+#[test]
+fn otel_environment_is_honoured_and_the_yaml_beats_it() {
+    let scratch = Scratch::new();
+    let receiver = OtlpReceiver::start(Mode::Accept);
+    let agent = shapes_agent(&scratch, "", "{calls: 1}");
+    let output = scratch
+        .kettle()
+        .arg("run")
+        .arg(&agent)
+        .arg("--trace-dir")
+        .arg(scratch.traces())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.base_url())
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-team=tea%20room,x-other=1")
+        .env("OTEL_SERVICE_NAME", "kettle-from-env")
+        .output()
+        .expect("kettle runs");
+    final_state(&output);
+    let exports = receiver.exports();
+    assert!(!exports.is_empty());
+    for export in &exports {
+        assert_eq!(export.path, "/v1/traces");
+        assert_eq!(export.headers["x-team"], "tea room");
+        assert_eq!(export.service_names, ["kettle-from-env"]);
+    }
+    assert_eq!(ids(&receiver.spans()), ids(&scratch.only_trace()));
+
+    // The agent's endpoint, headers and service name beat the environment's.
+    let yaml_receiver = OtlpReceiver::start(Mode::Accept);
+    let yaml_scratch = Scratch::new();
+    let agent = shapes_agent(
+        &yaml_scratch,
+        &format!(
+            "settings:\n  tracing:\n    endpoint: {}\n    headers: {{x-team: yaml}}\n    service_name: kettle-from-yaml\n",
+            yaml_receiver.endpoint()
+        ),
+        "{calls: 1}",
+    );
+    let output = yaml_scratch
+        .kettle()
+        .arg("run")
+        .arg(&agent)
+        .arg("--trace-dir")
+        .arg(yaml_scratch.traces())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", OtlpReceiver::down_endpoint())
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-team=env,x-other=1")
+        .env("OTEL_SERVICE_NAME", "kettle-from-env")
+        .output()
+        .expect("kettle runs");
+    final_state(&output);
+    assert!(warnings(&stderr(&output)).is_empty(), "{}", stderr(&output));
+    let exports = yaml_receiver.exports();
+    assert!(!exports.is_empty());
+    for export in &exports {
+        assert_eq!(export.headers["x-team"], "yaml");
+        assert_eq!(export.headers["x-other"], "1");
+        assert_eq!(export.service_names, ["kettle-from-yaml"]);
+    }
+    assert_eq!(ids(&yaml_receiver.spans()), ids(&yaml_scratch.only_trace()));
+}
+
+#[test]
+fn sigterm_during_an_llm_call_still_delivers_the_trace_to_the_collector() {
+    let server = FakeOpenAi::start(Behaviour::Hang);
+    let receiver = OtlpReceiver::start(Mode::Accept);
+    let scratch = Scratch::new();
+    let shapes = repo().join("tests/nodes/trace-shapes");
+    let agent = scratch.agent(
+        "agent.yaml",
+        &format!(
+            "name: term\nsettings:\n  llm: {{provider: openai, model: gpt-4o-mini, base_url: {}}}\nnodes:\n  - name: shapes\n    component: {}\n    config: {{depth: 1, calls: 1}}\n",
+            server.base_url(),
+            shapes.display()
+        ),
+    );
+    let child = scratch
+        .kettle()
+        .arg("run")
+        .arg(&agent)
+        .arg("--trace-dir")
+        .arg(scratch.traces())
+        .args(["--trace-exporter", "file,otlp", "--trace-endpoint"])
+        .arg(receiver.endpoint())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kettle starts");
+    server.wait_for_requests(1);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("kettle exits");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("SIGTERM"), "{}", stderr(&output));
+
+    let file = scratch.only_trace();
+    let otlp = receiver.spans();
+    assert_eq!(ids(&otlp), ids(&file));
+    for spans in [&file, &otlp] {
+        let root = assert_whole_trace(spans);
+        assert_eq!(root.status.code, "error");
+        assert_eq!(spans.len(), 4, "root, node, guest span, pending call");
+        let call = span(spans, "chat gpt-4o-mini");
+        assert_eq!(call.status.code, "error");
+        assert_eq!(call.attributes["kettle.cancelled"], true);
+        assert_eq!(call.attributes["server.address"], "127.0.0.1");
+        assert!(call.attributes["server.port"].is_i64());
+        assert_eq!(
+            call.parent_span_id.as_deref(),
+            Some(span(spans, "level 1").span_id.as_str())
+        );
+        // The outbound request named this very span as its parent.
+        assert_eq!(
+            server.requests()[0].headers["traceparent"],
+            format!("00-{}-{}-01", call.trace_id, call.span_id)
+        );
+    }
 }
