@@ -123,7 +123,11 @@ fn run_case(case: &Case) {
             );
             assert!(span.end_time_unix_nano >= span.start_time_unix_nano);
         }
-        for chat in trace.spans.iter().filter(|s| s.name.starts_with("chat ")) {
+        for chat in trace
+            .spans
+            .iter()
+            .filter(|s| s.name.starts_with("chat ") && s.status.code != "error")
+        {
             assert_chat_types(trace.source, chat);
         }
         (case.check)(&trace);
@@ -274,6 +278,34 @@ edges:
             assert_calls_under(t, t.one("node ask"), 1);
             assert_calls_under(t, t.one("node last"), 1);
             assert_eq!(t.spans.len(), 1 + 3 + 4);
+        },
+    });
+}
+
+#[test]
+fn failed_llm_calls_are_error_spans_with_their_type() {
+    run_case(&Case {
+        agent: "name: failing\nnodes:\n  - name: shapes\n    component: {shapes}\n    config: {calls: 1, failing_calls: 2}\n",
+        succeeds: true,
+        check: |t| {
+            let node = t.one("node shapes");
+            assert_calls_under(t, node, 3);
+            let failed: Vec<_> = t
+                .spans
+                .iter()
+                .filter(|s| s.status.code == "error")
+                .collect();
+            assert_eq!(failed.len(), 2, "[{}]", t.source);
+            for span in failed {
+                assert_eq!(span.name, "chat mock-1");
+                assert_eq!(span.attributes["error.type"], "invalid_request");
+                assert_eq!(
+                    span.status.message.as_deref(),
+                    Some("invalid request: the request has no messages")
+                );
+                assert!(!span.attributes.contains_key("gen_ai.usage.input_tokens"));
+            }
+            assert_eq!(node.status.code, "ok");
         },
     });
 }

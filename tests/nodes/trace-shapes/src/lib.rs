@@ -1,6 +1,6 @@
 //! A node whose trace shape its config chooses, for the trace-integrity matrix:
 //! `depth` nested guest spans (closed properly), `calls` LLM calls made inside the innermost
-//! one, `trap` to crash with those spans still open, `flood` spans opened and dropped one by
+//! one, `failing_calls` calls the host refuses, `trap` to crash with those spans still open, `flood` spans opened and dropped one by
 //! one, and `big_attribute` bytes written `attribute_repeats` times on the node span.
 
 use kettle_guest::llm::{self, Request};
@@ -35,6 +35,13 @@ fn run(ctx: Context, _state: Value) -> Result<Value, NodeError> {
         let answer = llm::call(request)?;
         answers.push(Value::String(answer.content));
     }
+    let mut failures = 0;
+    for _ in 0..number(config, "failing_calls") {
+        // No messages: the host refuses the request, and the node carries on.
+        if llm::call(Request::new(Vec::new())).is_err() {
+            failures += 1;
+        }
+    }
     if config.get("trap").and_then(Value::as_bool) == Some(true) {
         // A guest crash (wasm trap) with every `level` span still open.
         panic!(
@@ -46,7 +53,10 @@ fn run(ctx: Context, _state: Value) -> Result<Value, NodeError> {
     while let Some(span) = open.pop() {
         span.end();
     }
-    Ok(json!({ format!("{}_answers", ctx.node_name): answers }))
+    Ok(json!({
+        format!("{}_answers", ctx.node_name): answers,
+        format!("{}_failures", ctx.node_name): failures,
+    }))
 }
 
 kettle_guest::export_node!(run);
