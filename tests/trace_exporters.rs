@@ -47,7 +47,6 @@ fn opik_preset_sends_to_its_path_with_its_headers_and_the_yaml_project_wins() {
         .arg(scratch.traces())
         .env("OPIK_PROJECT_NAME", "env-project")
         .env("OPIK_API_KEY", "opik-key-123")
-        .env_remove("OPIK_WORKSPACE")
         .output()
         .expect("kettle runs");
     final_state(&output);
@@ -85,7 +84,6 @@ fn opik_project_comes_from_the_environment_when_the_yaml_has_none() {
         .arg(&agent)
         .args(["--trace-exporter", "opik"])
         .env("OPIK_PROJECT_NAME", "env-project")
-        .env_remove("OPIK_API_KEY")
         .output()
         .expect("kettle runs");
     assert_eq!(
@@ -100,7 +98,6 @@ fn opik_project_comes_from_the_environment_when_the_yaml_has_none() {
         .arg(&agent)
         .args(["--trace-exporter", "opik"])
         .env("OPIK_PROJECT_NAME", "env-project")
-        .env_remove("OPIK_API_KEY")
         .output()
         .expect("kettle runs");
     final_state(&output);
