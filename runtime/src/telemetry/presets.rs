@@ -58,11 +58,15 @@ pub fn langfuse(
         .clone()
         .or_else(|| env("LANGFUSE_HOST"))
         .unwrap_or_else(|| LANGFUSE_CLOUD_HOST.into());
-    let key = |field: &str, var: &Option<String>, default: &str| {
-        let var = var.clone().unwrap_or_else(|| default.to_string());
+    let key = |field: &str, named: &Option<String>, default: &str| {
+        let var = named.clone().unwrap_or_else(|| default.to_string());
         env(&var).ok_or_else(|| {
+            let whose = match named {
+                Some(_) => format!("settings.langfuse.{field} names `{var}`"),
+                None => format!("Langfuse reads its key from `{var}` (settings.langfuse.{field})"),
+            };
             ConfigError(format!(
-                "settings.langfuse.{field} names `{var}`, but that environment variable is not set; export it (Langfuse → Settings → API keys)"
+                "{whose}, but that environment variable is not set; export it (Langfuse → Settings → API keys)"
             ))
         })
     };
