@@ -410,7 +410,13 @@ fn sample_ratio_zero_records_nothing_unless_a_sampled_caller_says_otherwise() {
         "settings:\n  tracing:\n    sample_ratio: 0\n",
         "{calls: 1}",
     );
-    final_state(&scratch.run(&agent, &[]));
+    let unsampled = scratch.run(&agent, &[]);
+    final_state(&unsampled);
+    assert!(
+        stderr(&unsampled).contains(" (not exported)"),
+        "{}",
+        stderr(&unsampled)
+    );
     assert!(
         std::fs::read_dir(scratch.traces()).map_or(true, |mut d| d.next().is_none()),
         "an unsampled run writes no span"

@@ -76,6 +76,8 @@ impl Runtime {
             options.parent.clone(),
         );
         let trace_id = root.trace_id();
+        // An unsampled run (settings.tracing.sample_ratio) writes no file.
+        let trace_file = trace_file.filter(|_| root.is_recording());
         let root_guard = SpanGuard::new(root.clone());
         let usage = Arc::new(LlmUsage::default());
         let scope = RunScope {
