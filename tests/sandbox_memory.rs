@@ -5,7 +5,7 @@ mod support;
 
 use kettle::engine::{RunOptions, Runtime, load_agent};
 use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
-use kettle::telemetry::{ExporterKind, Telemetry, TelemetryConfig};
+use kettle::telemetry::{Telemetry, TelemetryConfig};
 use std::sync::Arc;
 use support::{Scratch, repo};
 
@@ -40,10 +40,8 @@ async fn memory_bombs_and_huge_outputs_leave_no_residue() {
     let agent = load_agent(&agent_path, &sandbox, &scratch.cache(), &|_| {})
         .await
         .expect("agent loads");
-    let telemetry = Arc::new(Telemetry::new(&TelemetryConfig {
-        exporter: ExporterKind::None,
-        ..TelemetryConfig::default()
-    }));
+    let telemetry =
+        Arc::new(Telemetry::new(&TelemetryConfig::with_exporters(Vec::new())).expect("telemetry"));
     let runtime = Runtime::new(sandbox, telemetry);
     let run = || async {
         let report = runtime

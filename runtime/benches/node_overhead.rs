@@ -8,7 +8,7 @@ use kettle::llm::LlmClient;
 use kettle::sandbox::{
     CompileCache, NodeInvocation, NodeLimits, Sandbox, SandboxConfig, build_rust_node,
 };
-use kettle::telemetry::{ExporterKind, SpanHandle, Telemetry, TelemetryConfig};
+use kettle::telemetry::{ContentPolicy, SpanHandle, Telemetry, TelemetryConfig};
 use opentelemetry::trace::SpanKind;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -36,12 +36,16 @@ fn node_overhead(c: &mut Criterion) {
     let component = sandbox
         .prepare(&built.wasm)
         .expect("the echo node compiles");
-    let telemetry = Telemetry::new(&TelemetryConfig {
-        exporter: ExporterKind::None,
-        ..TelemetryConfig::default()
-    });
+    let telemetry =
+        Telemetry::new(&TelemetryConfig::with_exporters(Vec::new())).expect("telemetry");
     let tracer = telemetry.tracer().clone();
-    let root = SpanHandle::root(&tracer, "invoke_agent bench".into(), Vec::new(), None);
+    let root = SpanHandle::root(
+        &tracer,
+        "invoke_agent bench".into(),
+        "bench",
+        Vec::new(),
+        None,
+    );
     let client = Arc::new(LlmClient::mock());
     let usage = Arc::new(LlmUsage::default());
 
@@ -67,6 +71,7 @@ fn node_overhead(c: &mut Criterion) {
                             client: client.clone(),
                             usage: usage.clone(),
                             quota: LlmQuota::default(),
+                            content: ContentPolicy::default(),
                         },
                         limits: NodeLimits::default(),
                         grants: Arc::default(),

@@ -4,6 +4,7 @@
 
 pub mod llm_server;
 pub mod openai_server;
+pub mod otlp_receiver;
 pub mod provider_shapes;
 pub mod tiny_server;
 
@@ -11,6 +12,24 @@ use kettle::telemetry::{SpanRecord, read_trace_file};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+/// Environment variables that change where traces go.
+const TRACE_ENV: &[&str] = &[
+    "TRACEPARENT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_SERVICE_NAME",
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+    "OPIK_API_KEY",
+    "OPIK_PROJECT_NAME",
+    "OPIK_WORKSPACE",
+    "OPIK_URL",
+    "LANGFUSE_HOST",
+    "LANGFUSE_PUBLIC_KEY",
+    "LANGFUSE_SECRET_KEY",
+];
 
 /// The repository's root folder.
 pub fn repo() -> PathBuf {
@@ -59,6 +78,10 @@ impl Scratch {
             .env("KETTLE_CACHE_DIR", self.cache())
             .env_remove("OTEL_SDK_DISABLED")
             .env_remove("OPENAI_API_KEY");
+        // The trace configuration of the machine running the tests must not leak into them.
+        for var in TRACE_ENV {
+            command.env_remove(var);
+        }
         command
     }
 

@@ -10,7 +10,9 @@ use crate::llm::{
     Attempt, ChatMessage, ChatRequest, ChatResponse, LlmClient, LlmError, Resolved, Role, Tool,
     ToolCall,
 };
-use crate::telemetry::{SpanGuard, SpanHandle};
+use crate::telemetry::{
+    ContentPolicy, SpanGuard, SpanHandle, chat_request_attributes, chat_response_attributes,
+};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::trace::SdkTracer;
@@ -51,6 +53,8 @@ pub struct NodeLlm {
     pub client: Arc<LlmClient>,
     pub usage: Arc<LlmUsage>,
     pub quota: LlmQuota,
+    /// Whether prompts and answers go on the `chat` spans.
+    pub content: ContentPolicy,
 }
 
 /// What the `llm` import sees of the store: its own state, the resource table (streams) and,
@@ -114,6 +118,7 @@ impl wit::Host for LlmCtx<'_> {
             self.trace.tracer(),
             &parent,
             &self.llm.usage,
+            self.llm.content,
             request,
         )
         .await;
@@ -148,7 +153,15 @@ async fn traced(
 ) -> Result<ChatResponse, LlmError> {
     llm.quota.admit(&llm.client, &request, &llm.usage)?;
     let parent = trace.innermost().clone();
-    let outcome = traced_call(&llm.client, trace.tracer(), &parent, &llm.usage, request).await;
+    let outcome = traced_call(
+        &llm.client,
+        trace.tracer(),
+        &parent,
+        &llm.usage,
+        llm.content,
+        request,
+    )
+    .await;
     llm.quota.record(&outcome);
     outcome
 }
@@ -159,10 +172,18 @@ pub async fn traced_call(
     tracer: &SdkTracer,
     parent: &SpanHandle,
     usage: &LlmUsage,
+    content: ContentPolicy,
     request: ChatRequest,
 ) -> Result<ChatResponse, LlmError> {
     let resolved = client.resolve(request.clone());
-    let span = ChatSpan::start(client, tracer, parent, &request, resolved.as_ref().ok());
+    let span = ChatSpan::start(
+        client,
+        tracer,
+        parent,
+        &request,
+        resolved.as_ref().ok(),
+        content,
+    );
     let outcome = match &resolved {
         Ok(call) => {
             client
@@ -183,10 +204,18 @@ pub async fn traced_stream(
     tracer: &SdkTracer,
     parent: &SpanHandle,
     usage: &Arc<LlmUsage>,
+    content: ContentPolicy,
     request: ChatRequest,
 ) -> Result<TracedStream, LlmError> {
     let resolved = client.resolve(request.clone());
-    let span = ChatSpan::start(client, tracer, parent, &request, resolved.as_ref().ok());
+    let span = ChatSpan::start(
+        client,
+        tracer,
+        parent,
+        &request,
+        resolved.as_ref().ok(),
+        content,
+    );
     span.handle()
         .set_attribute(KeyValue::new("gen_ai.request.stream", true));
     let opened = match &resolved {
@@ -212,6 +241,7 @@ pub async fn traced_stream(
 pub(crate) struct ChatSpan {
     guard: SpanGuard,
     attempts: Arc<AtomicU32>,
+    content: ContentPolicy,
 }
 
 impl ChatSpan {
@@ -221,29 +251,28 @@ impl ChatSpan {
         parent: &SpanHandle,
         request: &ChatRequest,
         resolved: Option<&Resolved>,
+        content: ContentPolicy,
     ) -> Self {
         let model = resolved
             .map(|r| r.model.clone())
             .or_else(|| request.model.clone())
-            .unwrap_or_else(|| "unknown".into());
-        let system = resolved.map_or("unknown", |r| r.provider.system);
-        let mut attributes = vec![
-            KeyValue::new("gen_ai.operation.name", "chat"),
-            KeyValue::new("gen_ai.provider.name", system),
-            KeyValue::new("gen_ai.system", system),
-            KeyValue::new("gen_ai.request.model", model.clone()),
-        ];
+            .unwrap_or_else(|| client.default_model().to_string());
+        // A request that did not resolve is named after where it would have gone.
+        let system = resolved.map_or_else(|| client.provider_name(), |r| r.provider.system);
+        // The resolved request has the provider's defaults filled in (temperature, ...).
+        let sent = resolved.map_or(request, |r| &r.request);
+        let mut attributes = chat_request_attributes(
+            system,
+            &model,
+            sent,
+            resolved.and_then(Resolved::server),
+            content,
+        );
         if let Some(r) = resolved {
             attributes.push(KeyValue::new(
                 "kettle.llm.provider",
                 r.provider.name.clone(),
             ));
-            if let Some(t) = r.request.temperature {
-                attributes.push(KeyValue::new("gen_ai.request.temperature", f64::from(t)));
-            }
-            if let Some(max) = r.request.max_tokens {
-                attributes.push(KeyValue::new("gen_ai.request.max_tokens", i64::from(max)));
-            }
             if let Some(seed) = r.request.seed {
                 attributes.push(KeyValue::new("gen_ai.request.seed", seed));
             }
@@ -252,10 +281,6 @@ impl ChatSpan {
                     "kettle.llm.tools",
                     r.request.tools.len() as i64,
                 ));
-            }
-            if let Some((host, port)) = r.server() {
-                attributes.push(KeyValue::new("server.address", host));
-                attributes.push(KeyValue::new("server.port", i64::from(port)));
             }
         }
         if client.is_replay() {
@@ -270,6 +295,7 @@ impl ChatSpan {
                 attributes,
             )),
             attempts: Arc::new(AtomicU32::new(0)),
+            content,
         }
     }
 
@@ -316,30 +342,9 @@ impl ChatSpan {
         }
         match outcome {
             Ok(response) => {
-                span.set_attribute(KeyValue::new(
-                    "gen_ai.response.model",
-                    response.model.clone(),
-                ));
-                if let Some(id) = &response.id {
-                    span.set_attribute(KeyValue::new("gen_ai.response.id", id.clone()));
+                for attribute in chat_response_attributes(response, self.content) {
+                    span.set_attribute(attribute);
                 }
-                span.set_attribute(KeyValue::new(
-                    "gen_ai.response.finish_reasons",
-                    opentelemetry::Value::Array(
-                        vec![opentelemetry::StringValue::from(
-                            response.finish_reason.clone(),
-                        )]
-                        .into(),
-                    ),
-                ));
-                span.set_attribute(KeyValue::new(
-                    "gen_ai.usage.input_tokens",
-                    i64::from(response.usage.input_tokens),
-                ));
-                span.set_attribute(KeyValue::new(
-                    "gen_ai.usage.output_tokens",
-                    i64::from(response.usage.output_tokens),
-                ));
                 if !response.tool_calls.is_empty() {
                     span.set_attribute(KeyValue::new(
                         "kettle.llm.tool_calls",

@@ -72,7 +72,7 @@ impl wit::Host for LogCtx<'_> {
             "log",
             vec![
                 KeyValue::new("log.severity", level_name(level)),
-                KeyValue::new("log.message", message),
+                KeyValue::new("log.message", crate::telemetry::cap_value(message)),
             ],
         );
         Ok(())

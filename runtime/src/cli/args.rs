@@ -14,7 +14,10 @@ Examples:
   kettle graph agent.yaml --format dot | dot -Tsvg > agent.svg
 
 Exit codes: 0 the run succeeded, 1 the run failed, 2 bad input (agent file, input, flags).
-Environment: KETTLE_CACHE_DIR (compiled components), KETTLE_LOG (log filter, e.g. debug).";
+Environment: KETTLE_CACHE_DIR (compiled components), KETTLE_LOG (log filter, e.g. debug),
+  TRACEPARENT (join a trace), OTEL_EXPORTER_OTLP_ENDPOINT / _TRACES_ENDPOINT / _HEADERS,
+  OTEL_SERVICE_NAME, OTEL_SDK_DISABLED, OPIK_API_KEY / OPIK_PROJECT_NAME / OPIK_WORKSPACE.
+Trace settings: flags beat settings.tracing in the agent file, which beats the environment.";
 
 /// Run LLM agent graphs whose nodes are sandboxed WebAssembly components, with a complete
 /// trace of every node and LLM call.
@@ -29,7 +32,7 @@ pub struct Cli {
 pub enum Command {
     /// Run an agent: prints the final state as JSON on stdout and a summary on stderr.
     #[command(after_help = EXAMPLES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check an agent file without running it: every problem at once, each with
     /// file:line:column and a hint (exit 0 valid, 2 invalid).
     Validate(ValidateArgs),
@@ -60,8 +63,22 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub trace_dir: Option<PathBuf>,
     /// Do not write a trace.
-    #[arg(long, conflicts_with = "trace_dir")]
+    #[arg(long, conflicts_with_all = ["trace_dir", "trace_exporter", "trace_endpoint"])]
     pub no_trace: bool,
+    /// Where spans go: file, otlp, console, opik, langfuse or none; repeat or separate with
+    /// commas for several [default: settings.tracing.exporter, else file, plus otlp when an
+    /// endpoint is configured, plus opik/langfuse when settings.opik/langfuse are present].
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub trace_exporter: Vec<String>,
+    /// OTLP/HTTP traces URL, such as http://localhost:4318/v1/traces [default:
+    /// settings.tracing.endpoint, else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else
+    /// OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces]; implies the otlp exporter.
+    #[arg(long, value_name = "URL")]
+    pub trace_endpoint: Option<String>,
+    /// Join the caller's trace: the run's root span becomes a child of this W3C traceparent
+    /// (00-<trace id>-<span id>-<flags>).
+    #[arg(long, value_name = "TRACEPARENT", env = "TRACEPARENT")]
+    pub traceparent: Option<String>,
     /// Stop the run after this many node executions [default: settings.max_steps, else 1000].
     #[arg(long, value_name = "N")]
     pub max_steps: Option<u32>,

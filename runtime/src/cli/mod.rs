@@ -23,7 +23,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let code = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Validate(args) => validate::validate(args),
         Command::Graph(args) => graph::graph(args),
         Command::Trace {

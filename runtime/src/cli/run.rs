@@ -3,13 +3,17 @@
 use super::args::RunArgs;
 use super::summary;
 use super::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, cache_dir};
-use crate::engine::{ComponentEvent, EventSink, RunOptions, Runtime, load_agent};
+use crate::engine::{Agent, ComponentEvent, EventSink, RunOptions, Runtime, load_agent};
 use crate::sandbox::{CompileCache, Sandbox, SandboxConfig};
-use crate::spec::{LimitsSpec, TracingSettings};
-use crate::telemetry::{ExporterKind, Telemetry, TelemetryConfig};
+use crate::spec::LimitsSpec;
+use crate::telemetry::{
+    ExporterKind, Telemetry, TelemetryConfig, TraceOverrides, TraceSettings, parse_traceparent,
+    process_env, resolve,
+};
+use futures::FutureExt;
 use serde_json::{Map, Value};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 pub fn run(args: RunArgs) -> u8 {
@@ -71,24 +75,45 @@ async fn run_async(args: RunArgs) -> u8 {
         eprintln!("kettle: {e}");
         return EXIT_BAD_INPUT;
     }
-    let exporter = trace_exporter(
-        args.no_trace,
-        args.trace_dir.as_deref(),
-        agent.tracing.as_ref(),
-    );
-    let telemetry = Arc::new(Telemetry::new(&TelemetryConfig {
-        exporter,
-        ..TelemetryConfig::default()
-    }));
+    let parent = match args.traceparent.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => match parse_traceparent(text) {
+            Ok(parent) => Some(parent),
+            Err(message) => {
+                eprintln!("kettle: --traceparent (or TRACEPARENT): {message}");
+                return EXIT_BAD_INPUT;
+            }
+        },
+    };
+    let telemetry = match telemetry_for(&args, &agent) {
+        Ok(telemetry) => Arc::new(telemetry),
+        Err(message) => {
+            eprintln!("kettle: {message}");
+            return EXIT_BAD_INPUT;
+        }
+    };
     let runtime = Runtime::new(sandbox, telemetry.clone());
     let options = RunOptions {
         max_steps: args.max_steps,
+        parent,
         limits,
         events: args
             .events
             .then(|| EventSink::new(|line| eprintln!("{line}"))),
     };
-    let report = runtime.run(&agent, input, &options, interrupted()).await;
+    // A panic inside the run still lets the trace be flushed below; the span guards it
+    // unwinds through end their spans as cancelled.
+    let report = match AssertUnwindSafe(runtime.run(&agent, input, &options, interrupted()))
+        .catch_unwind()
+        .await
+    {
+        Ok(report) => report,
+        Err(_) => {
+            eprintln!("kettle: internal error: the run panicked; flushing its trace");
+            flush_telemetry(telemetry).await;
+            return EXIT_RUN_FAILED;
+        }
+    };
 
     let state =
         serde_json::to_string_pretty(&Value::Object(report.state.clone())).unwrap_or_default();
@@ -108,11 +133,12 @@ async fn run_async(args: RunArgs) -> u8 {
         eprintln!("kettle: run failed: {e}");
     }
     if !quiet {
-        eprint!("{}", summary::run_summary(&report));
+        eprint!(
+            "{}",
+            summary::run_summary(&report, &telemetry.remote_destinations())
+        );
     }
-    if let Err(e) = tokio::task::spawn_blocking(move || telemetry.shutdown()).await {
-        eprintln!("kettle: the trace exporter did not stop cleanly: {e}");
-    }
+    flush_telemetry(telemetry).await;
     if report.outcome.is_ok() {
         EXIT_OK
     } else {
@@ -162,29 +188,59 @@ async fn interrupted() -> String {
     "Ctrl-C".to_string()
 }
 
-/// The exporter: CLI flags beat `settings.tracing`, which beats the environment.
-fn trace_exporter(
-    no_trace: bool,
-    dir: Option<&Path>,
-    settings: Option<&TracingSettings>,
-) -> ExporterKind {
-    if no_trace {
-        return ExporterKind::None;
+/// The telemetry: CLI flags beat the agent's settings, which beat the environment.
+fn telemetry_for(args: &RunArgs, agent: &Agent) -> Result<Telemetry, String> {
+    let overrides = TraceOverrides {
+        exporters: args.trace_exporter.clone(),
+        endpoint: args.trace_endpoint.clone(),
+        dir: args.trace_dir.clone(),
+        no_trace: args.no_trace,
+    };
+    let settings = TraceSettings {
+        tracing: agent.tracing.as_ref(),
+        opik: agent.opik.as_ref(),
+        langfuse: agent.langfuse.as_ref(),
+    };
+    let mut config = resolve(&overrides, settings, &process_env).map_err(|e| e.to_string())?;
+    // `--trace-endpoint` alone adds OTLP to whatever exporters were chosen.
+    if args.trace_endpoint.is_some() && args.trace_exporter.is_empty() {
+        let with_otlp = TraceOverrides {
+            exporters: exporter_names(&config, "otlp"),
+            ..overrides
+        };
+        config = resolve(&with_otlp, settings, &process_env).map_err(|e| e.to_string())?;
     }
-    if let Some(dir) = dir {
-        return ExporterKind::File(dir.to_path_buf());
+    Telemetry::new(&config).map_err(|e| e.to_string())
+}
+
+/// The names of `config`'s exporters, with `extra` added.
+fn exporter_names(config: &TelemetryConfig, extra: &str) -> Vec<String> {
+    let mut names: Vec<String> = config
+        .exporters
+        .iter()
+        .map(|e| match e {
+            ExporterKind::File(_) => "file".to_string(),
+            ExporterKind::Console => "console".to_string(),
+            ExporterKind::Otlp(target) => target.label.clone(),
+        })
+        .collect();
+    if !names.iter().any(|n| n == extra) {
+        names.push(extra.to_string());
     }
-    let exporter = settings.and_then(|s| s.exporter.as_deref());
-    let sdk_disabled =
-        std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-    if exporter == Some("none") || (exporter.is_none() && sdk_disabled) {
-        return ExporterKind::None;
+    names
+}
+
+/// Flushes and stops the exporters (bounded by the flush timeout) and prints what they
+/// could not deliver.
+async fn flush_telemetry(telemetry: Arc<Telemetry>) {
+    match tokio::task::spawn_blocking(move || telemetry.shutdown()).await {
+        Ok(warnings) => {
+            for warning in warnings {
+                eprintln!("kettle: warning: {warning}");
+            }
+        }
+        Err(e) => eprintln!("kettle: the trace exporters did not stop cleanly: {e}"),
     }
-    let dir = settings
-        .and_then(|s| s.dir.as_deref())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(".kettle/traces"));
-    ExporterKind::File(dir)
 }
 
 /// `--limit KEY=VALUE` flags as one limits layer.

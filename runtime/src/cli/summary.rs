@@ -31,7 +31,8 @@ pub fn component_event(event: &ComponentEvent) -> String {
     }
 }
 
-pub fn run_summary(report: &RunReport) -> String {
+/// `remote` names the exporters the trace is sent to besides the file (OTLP, console).
+pub fn run_summary(report: &RunReport, remote: &[String]) -> String {
     let mut out = String::new();
     let verdict = if report.outcome.is_ok() {
         "finished"
@@ -62,9 +63,15 @@ pub fn run_summary(report: &RunReport) -> String {
                 report.run_id
             );
         }
-        None => {
+        None if remote.is_empty() => {
             let _ = writeln!(out, "  trace   {} (not exported)", report.trace_id);
         }
+        None => {
+            let _ = writeln!(out, "  trace   {}", report.trace_id);
+        }
+    }
+    for destination in remote {
+        let _ = writeln!(out, "          sent to {destination}");
     }
     if let Some(error) = &report.trace_error {
         let _ = writeln!(out, "  warning: {error}");

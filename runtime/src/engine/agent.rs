@@ -8,7 +8,7 @@ use crate::llm::LlmClient;
 use crate::sandbox::{
     BuildError, LoadOutcome, PreparedComponent, Sandbox, SandboxError, build_rust_node,
 };
-use crate::spec::{self, LimitsSpec, SpecErrors, TracingSettings};
+use crate::spec::{self, LangfuseSettings, LimitsSpec, OpikSettings, SpecErrors, TracingSettings};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +29,8 @@ pub struct Agent {
     pub variables: Map<String, Value>,
     pub max_steps: Option<u32>,
     pub tracing: Option<TracingSettings>,
+    pub opik: Option<OpikSettings>,
+    pub langfuse: Option<LangfuseSettings>,
     pub llm: Arc<LlmClient>,
     components: HashMap<usize, Arc<PreparedComponent>>,
 }
@@ -158,6 +160,8 @@ pub async fn load_agent(
         variables: loaded.spec.variables.clone(),
         max_steps: loaded.spec.settings.max_steps,
         tracing: loaded.spec.settings.tracing.clone(),
+        opik: loaded.spec.settings.opik.clone(),
+        langfuse: loaded.spec.settings.langfuse.clone(),
         llm: Arc::new(llm),
         components,
     })

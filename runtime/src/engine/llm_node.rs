@@ -7,7 +7,7 @@ use crate::graph::LlmAction;
 use crate::llm::{
     ChatMessage, ChatRequest, ChatResponse, LlmClient, LlmError, Role, StreamItem, Tool,
 };
-use crate::telemetry::SpanHandle;
+use crate::telemetry::{ContentPolicy, SpanHandle};
 use opentelemetry_sdk::trace::SdkTracer;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -19,14 +19,15 @@ pub async fn perform(
     tracer: &SdkTracer,
     parent: &SpanHandle,
     usage: &Arc<LlmUsage>,
+    content: ContentPolicy,
     request: ChatRequest,
 ) -> Result<ChatResponse, LlmError> {
     match action {
         LlmAction::Call | LlmAction::Tools => {
-            traced_call(client, tracer, parent, usage, request).await
+            traced_call(client, tracer, parent, usage, content, request).await
         }
         LlmAction::Stream => {
-            let mut stream = traced_stream(client, tracer, parent, usage, request).await?;
+            let mut stream = traced_stream(client, tracer, parent, usage, content, request).await?;
             loop {
                 match stream.next().await? {
                     Some(StreamItem::Delta(_)) => {}

@@ -11,9 +11,9 @@ use crate::capabilities::{LlmQuota, LlmUsage, NodeLlm, NodeTrace};
 use crate::graph::{Action, LlmAction, NodeKind, template};
 use crate::sandbox::{NodeInvocation, NodeLimits, Sandbox, raise_hint};
 use crate::spec::LimitsSpec;
-use crate::telemetry::{SpanGuard, SpanHandle, Telemetry};
+use crate::telemetry::{SpanGuard, SpanHandle, Telemetry, root_attributes, root_output};
 use opentelemetry::KeyValue;
-use opentelemetry::trace::SpanKind;
+use opentelemetry::trace::{SpanContext, SpanKind};
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::sync::Arc;
@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub events: Option<EventSink>,
     /// Limits that beat every node's own and `settings.limits` (`--limit`).
     pub limits: LimitsSpec,
+    /// The caller's span (from `traceparent`): the run's root becomes its child.
+    pub parent: Option<SpanContext>,
 }
 
 /// Component executions alive at once across the runs of one [`Runtime`], below the pooling
@@ -87,18 +89,18 @@ impl Runtime {
         let started = Instant::now();
         let run_id = new_run_id();
         let tracer = self.telemetry.tracer();
+        let content = self.telemetry.content();
+        let trace_file = self.telemetry.register_run(&run_id);
         let root = SpanHandle::root(
             tracer,
             format!("invoke_agent {}", agent.name),
-            vec![
-                KeyValue::new("gen_ai.operation.name", "invoke_agent"),
-                KeyValue::new("gen_ai.agent.name", agent.name.clone()),
-                KeyValue::new("kettle.run.id", run_id.clone()),
-            ],
-            None,
+            &run_id,
+            root_attributes(&agent.name, &run_id, &input, content),
+            options.parent.clone(),
         );
         let trace_id = root.trace_id();
-        let trace_file = self.telemetry.register_run(trace_id, &run_id);
+        // An unsampled run (settings.tracing.sample_ratio) writes no file.
+        let trace_file = trace_file.filter(|_| root.is_recording());
         let root_guard = SpanGuard::new(root.clone());
         let usage = Arc::new(LlmUsage::default());
         let scope = RunScope {
@@ -122,13 +124,17 @@ impl Runtime {
         };
         let nodes_run = scope.steps.load(Ordering::Relaxed);
 
+        for attribute in root_output(&state, content) {
+            root.set_attribute(attribute);
+        }
         match &outcome {
             Ok(()) => root_guard.finish_ok(),
             Err(e) => root_guard.finish_error(e.to_string()),
         }
         let telemetry = self.telemetry.clone();
+        let finished = run_id.clone();
         let trace_error =
-            match tokio::task::spawn_blocking(move || telemetry.finish_run(trace_id)).await {
+            match tokio::task::spawn_blocking(move || telemetry.finish_run(&finished)).await {
                 Ok(Ok(())) => None,
                 Ok(Err(e)) => Some(e.to_string()),
                 Err(e) => Some(format!("the trace flush did not complete: {e}")),
@@ -314,11 +320,16 @@ impl Runtime {
             attempt,
             config: config.to_string(),
             state: Value::Object(state.clone()).to_string(),
-            trace: NodeTrace::new(self.telemetry.tracer().clone(), span.clone()),
+            trace: NodeTrace::with_caps(
+                self.telemetry.tracer().clone(),
+                span.clone(),
+                self.telemetry.caps(),
+            ),
             llm: NodeLlm {
                 client: scope.agent.llm.clone(),
                 usage: scope.usage.clone(),
                 quota: self.quota_of(scope, node, &limits),
+                content: self.telemetry.content(),
             },
             grants: scope.agent.policy(node).grants.clone(),
             limits,
@@ -330,12 +341,6 @@ impl Runtime {
             .execute(component, invocation)
             .await
             .map_err(|failure| RunError::node(node, &failure.kind(), failure.to_string()))?;
-        if output.leaked_spans > 0 {
-            span.set_attribute(KeyValue::new(
-                "kettle.node.leaked_spans",
-                output.leaked_spans as i64,
-            ));
-        }
         match serde_json::from_str::<Value>(&output.update) {
             Ok(Value::Object(update)) => Ok(update),
             Ok(other) => Err(RunError::node(
@@ -388,6 +393,7 @@ impl Runtime {
             self.telemetry.tracer(),
             span,
             scope.usage,
+            self.telemetry.content(),
             request,
         );
         let response = match tokio::time::timeout(limits.timeout(), call).await {

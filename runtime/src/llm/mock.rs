@@ -70,7 +70,7 @@ impl MockProvider {
             .map(|m| count_tokens(&m.content))
             .sum();
         Ok(ChatResponse {
-            id: None,
+            id: Some(response_id(request, &content)),
             usage: Usage {
                 input_tokens,
                 output_tokens: count_tokens(&content),
@@ -175,6 +175,16 @@ fn echo(text: &str) -> String {
         content.push_str(&echoed);
     }
     content
+}
+
+/// A stable id derived from the request and answer (FNV-1a), like a provider's `chatcmpl-…`.
+fn response_id(request: &ChatRequest, content: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let texts = request.messages.iter().map(|m| m.content.as_str());
+    for byte in texts.chain([content]).flat_map(str::bytes) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("mock-{hash:016x}")
 }
 
 /// One token per whitespace-separated word: crude, but stable and easy to check by hand.

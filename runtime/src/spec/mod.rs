@@ -6,6 +6,7 @@ mod llm_settings;
 mod load;
 mod locate;
 mod model;
+mod tracing_settings;
 mod validate;
 mod validate_flow;
 
@@ -17,3 +18,4 @@ pub use model::{
     AgentSpec, BudgetSpec, END, EdgeSpec, FsAccess, FsGrantSpec, LimitsSpec, LlmGrantSpec,
     LlmSettings, NodeSpec, PermissionsSpec, RetrySpec, START, Settings, TracingSettings,
 };
+pub use tracing_settings::{EXPORTERS, ExporterList, LangfuseSettings, OpikSettings};

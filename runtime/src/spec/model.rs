@@ -2,6 +2,7 @@
 
 use super::flow::{EdgeCondition, FanIn, Goto, StepSpec, When};
 use super::llm_settings::ProviderSettings;
+pub use super::tracing_settings::{LangfuseSettings, OpikSettings, TracingSettings};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -39,6 +40,10 @@ pub struct Settings {
     pub llm: Option<LlmSettings>,
     #[serde(default)]
     pub tracing: Option<TracingSettings>,
+    #[serde(default)]
+    pub opik: Option<OpikSettings>,
+    #[serde(default)]
+    pub langfuse: Option<LangfuseSettings>,
     /// How many node executions one run may make before it is stopped.
     #[serde(default)]
     pub max_steps: Option<u32>,
@@ -182,18 +187,6 @@ pub struct LlmSettings {
     /// The provider a call that names none goes to.
     #[serde(default)]
     pub default: Option<String>,
-}
-
-/// `settings.tracing:`: where the run's trace goes.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TracingSettings {
-    /// `file` (default) or `none`.
-    #[serde(default)]
-    pub exporter: Option<String>,
-    /// Folder of the `file` exporter, relative to the current directory.
-    #[serde(default)]
-    pub dir: Option<String>,
 }
 
 /// One entry of `nodes:`.

@@ -63,16 +63,7 @@ pub fn validate(loaded: &LoadedSpec) -> Vec<SpecError> {
     if let Some(llm) = &spec.settings.llm {
         validate_llm(loaded, llm, &mut errors);
     }
-    if let Some(tracing) = &spec.settings.tracing
-        && let Some(exporter) = &tracing.exporter
-        && !["file", "none"].contains(&exporter.as_str())
-    {
-        errors.push(loaded.error_at(
-            "settings.tracing.exporter",
-            format!("unknown trace exporter `{exporter}`"),
-            Some("use `file` (JSON lines under .kettle/traces) or `none`".into()),
-        ));
-    }
+    errors.extend(super::tracing_settings::validate(loaded));
 
     for (index, edge) in spec.edges.iter().enumerate() {
         let at = format!("edges[{index}]");

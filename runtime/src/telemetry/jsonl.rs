@@ -1,7 +1,7 @@
 //! The embedded default exporter: each run's spans appended as JSON lines to its own file.
 
 use super::record::SpanRecord;
-use opentelemetry::trace::TraceId;
+use opentelemetry::Value;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use std::collections::HashMap;
@@ -10,14 +10,16 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Writes spans to `{dir}/{file}.jsonl`, one file per registered trace.
+/// Writes spans to `{dir}/{run-id}.jsonl`, one file per registered run.
 ///
-/// Several runs share one exporter; a run registers its trace id and the file it wants before
-/// its first span ends, and closes it after the final flush.
+/// Several runs share one exporter, and several runs can share one trace id (each joined the
+/// same caller's trace with `--traceparent`), so spans are routed by the `kettle.run.id`
+/// attribute every span of a run carries, not by trace id. A run registers before its first
+/// span ends and closes its file after the final flush.
 #[derive(Debug, Clone)]
 pub struct JsonlExporter {
     dir: PathBuf,
-    routes: Arc<Mutex<HashMap<TraceId, Sink>>>,
+    routes: Arc<Mutex<HashMap<String, Sink>>>,
 }
 
 #[derive(Debug)]
@@ -38,11 +40,11 @@ impl JsonlExporter {
         &self.dir
     }
 
-    /// Sends the spans of `trace_id` to `{dir}/{name}.jsonl` and returns that path.
-    pub fn register(&self, trace_id: TraceId, name: &str) -> PathBuf {
-        let path = self.dir.join(format!("{name}.jsonl"));
+    /// Sends the spans of `run_id` to `{dir}/{run_id}.jsonl` and returns that path.
+    pub fn register(&self, run_id: &str) -> PathBuf {
+        let path = self.dir.join(format!("{run_id}.jsonl"));
         self.lock().insert(
-            trace_id,
+            run_id.to_string(),
             Sink {
                 path: path.clone(),
                 writer: None,
@@ -51,9 +53,9 @@ impl JsonlExporter {
         path
     }
 
-    /// Flushes and forgets the file of `trace_id`.
-    pub fn close(&self, trace_id: TraceId) -> std::io::Result<()> {
-        match self.lock().remove(&trace_id) {
+    /// Flushes and forgets the file of `run_id`.
+    pub fn close(&self, run_id: &str) -> std::io::Result<()> {
+        match self.lock().remove(run_id) {
             Some(Sink {
                 writer: Some(mut w),
                 ..
@@ -62,19 +64,22 @@ impl JsonlExporter {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TraceId, Sink>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Sink>> {
         self.routes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self, batch: &[SpanData]) -> std::io::Result<()> {
         let mut routes = self.lock();
         for span in batch {
-            let trace_id = span.span_context.trace_id();
-            let sink = routes.entry(trace_id).or_insert_with(|| {
-                // A span of a trace nobody registered: keep it rather than lose it.
-                tracing::warn!(%trace_id, "span of an unregistered trace written to its own file");
+            let key = match run_of(span) {
+                Some(run) => run.to_string(),
+                None => span.span_context.trace_id().to_string(),
+            };
+            let sink = routes.entry(key).or_insert_with_key(|key| {
+                // A span of a run nobody registered (or of none): keep it rather than lose it.
+                tracing::warn!(key, "span of an unregistered run written to its own file");
                 Sink {
-                    path: self.dir.join(format!("{trace_id}.jsonl")),
+                    path: self.dir.join(format!("{key}.jsonl")),
                     writer: None,
                 }
             });
@@ -112,4 +117,15 @@ impl SpanExporter for JsonlExporter {
             .map_err(|e| OTelSdkError::InternalFailure(format!("cannot write trace file: {e}")));
         std::future::ready(result)
     }
+}
+
+/// The run a span belongs to: its `kettle.run.id` attribute.
+pub(crate) fn run_of(span: &SpanData) -> Option<&str> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == super::span::RUN_ID_KEY)
+        .and_then(|kv| match &kv.value {
+            Value::String(s) => Some(s.as_str()),
+            _ => None,
+        })
 }

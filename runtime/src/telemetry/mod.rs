@@ -1,13 +1,33 @@
-//! The run's trace: tracer provider, exporters, and helpers that keep span parents explicit.
+//! The run's trace: configuration and its sources, the tracer provider and its exporters
+//! (file, OTLP, console), and helpers that keep span parents explicit.
 
+mod caps;
+mod config;
+mod console;
+mod genai;
 mod jsonl;
+mod lane;
+mod otlp;
+mod presets;
+mod propagation;
 mod provider;
 mod record;
+mod resolve;
 mod span;
 mod tree;
 
+pub use caps::{NodeBudget, cap_value, truncate_chars};
+pub use config::{
+    ContentPolicy, DEFAULT_FLUSH_TIMEOUT, DEFAULT_TRACE_DIR, ExporterKind,
+    MAX_ATTRIBUTE_VALUE_BYTES, OtlpTarget, SpanCaps, TelemetryConfig,
+};
+pub use genai::{chat_request_attributes, chat_response_attributes, root_attributes, root_output};
 pub use jsonl::JsonlExporter;
-pub use provider::{ExporterKind, Telemetry, TelemetryConfig, TelemetryError};
-pub use record::{SpanRecord, StatusRecord, read_trace_file};
-pub use span::{SpanGuard, SpanHandle};
+pub use propagation::parse_traceparent;
+pub use provider::{Telemetry, TelemetryError};
+pub use record::{EventRecord, SpanRecord, StatusRecord, read_trace_file};
+pub use resolve::{
+    ConfigError, TraceOverrides, TraceSettings, parse_headers, process_env, resolve,
+};
+pub use span::{RUN_ID_KEY, SpanGuard, SpanHandle};
 pub use tree::render_tree;

@@ -6,11 +6,17 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use std::sync::Arc;
+
+/// The attribute every span of a run carries: it routes the span to its run's file even when
+/// several runs share a trace id.
+pub const RUN_ID_KEY: &str = "kettle.run.id";
 
 /// A started span (or, for a remote parent, only its context). Clones refer to the same span.
 #[derive(Clone, Debug)]
 pub struct SpanHandle {
     cx: Context,
+    run_id: Arc<str>,
 }
 
 impl SpanHandle {
@@ -19,6 +25,7 @@ impl SpanHandle {
     pub fn root(
         tracer: &SdkTracer,
         name: String,
+        run_id: &str,
         attributes: Vec<KeyValue>,
         remote_parent: Option<SpanContext>,
     ) -> Self {
@@ -26,7 +33,14 @@ impl SpanHandle {
             Some(sc) => Context::new().with_remote_span_context(sc),
             None => Context::new(),
         };
-        Self::start(tracer, &parent, name, SpanKind::Internal, attributes)
+        Self::start(
+            tracer,
+            &parent,
+            Arc::from(run_id),
+            name,
+            SpanKind::Internal,
+            attributes,
+        )
     }
 
     /// Starts a child span of this one.
@@ -37,16 +51,27 @@ impl SpanHandle {
         kind: SpanKind,
         attributes: Vec<KeyValue>,
     ) -> Self {
-        Self::start(tracer, &self.cx, name, kind, attributes)
+        Self::start(
+            tracer,
+            &self.cx,
+            self.run_id.clone(),
+            name,
+            kind,
+            attributes,
+        )
     }
 
     fn start(
         tracer: &SdkTracer,
         parent: &Context,
+        run_id: Arc<str>,
         name: String,
         kind: SpanKind,
-        attributes: Vec<KeyValue>,
+        mut attributes: Vec<KeyValue>,
     ) -> Self {
+        if !attributes.iter().any(|kv| kv.key.as_str() == RUN_ID_KEY) {
+            attributes.push(KeyValue::new(RUN_ID_KEY, run_id.to_string()));
+        }
         let span = tracer
             .span_builder(name)
             .with_kind(kind)
@@ -54,7 +79,18 @@ impl SpanHandle {
             .start_with_context(tracer, parent);
         Self {
             cx: Context::new().with_span(span),
+            run_id,
         }
+    }
+
+    /// The run this span belongs to.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Whether the span records (it was sampled).
+    pub fn is_recording(&self) -> bool {
+        self.cx.span().is_recording()
     }
 
     pub fn set_attribute(&self, attribute: KeyValue) {
