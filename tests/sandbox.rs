@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 use support::tiny_server::{Answer, TinyServer};
 use support::{Scratch, assert_whole_trace, final_state, repo, span, stderr};
 
-/// Runs the hostile node configured by `node_yaml` (extra keys of the node), then the echo node.
+/// Runs the hostile node (configured by `config` and the extra node keys `node_yaml`) in a
+/// parallel group beside a well-behaved sibling. The hostile node's failure is routed to a
+/// handler inside its branch, so the group always completes. Returns the hostile branch's
+/// final state, and the trace.
 fn run_hostile(
     scratch: &Scratch,
     config: Value,
@@ -19,24 +22,61 @@ fn run_hostile(
     let agent = scratch.agent(
         "hostile.yaml",
         &format!(
-            "name: hostile\nnodes:\n  - name: hostile\n    component: {}\n    config: {config}\n    on_error: sibling\n{node_yaml}  - name: sibling\n    component: {}\n",
-            hostile.display(),
-            echo.display()
+            "name: hostile
+nodes:
+  - name: fork
+    run: {{type: expression, value: \"1\", output_key: forked}}
+  - name: hostile
+    component: {hostile}
+    config: {config}
+    on_error: recover
+{node_yaml}  - name: recover
+    run: {{type: expression, value: \"state.error.kind\", output_key: recovered}}
+  - name: sibling
+    component: {echo}
+  - name: join
+    fan_in: true
+    run: {{type: expression, value: \"parallel_results\", output_key: branches}}
+edges:
+  - {{from: fork, to: hostile, type: parallel, fan_in: join}}
+  - {{from: fork, to: sibling, type: parallel, fan_in: join}}
+  - {{from: hostile, to: join}}
+  - {{from: recover, to: join}}
+  - {{from: sibling, to: join}}
+  - {{from: join, to: __end__}}
+",
+            hostile = hostile.display(),
+            echo = echo.display()
         ),
     );
     // One trace file per run: drop those of the scratch folder's earlier runs.
     let _ = std::fs::remove_dir_all(scratch.traces());
     let output = scratch.run(&agent, &["--input", r#"{"keep": "me"}"#]);
     let state = final_state(&output);
-    // The well-behaved node ran after the hostile one and saw the state intact.
+    // The well-behaved sibling ran in parallel and its result is intact.
+    let sibling = &state["branches"][1];
     assert_eq!(
-        state["echo"]["keep"], "me",
+        sibling["echo"]["keep"], "me",
         "the sibling's result is intact: {state}"
     );
+    assert_eq!(sibling["echo"]["forked"], 1);
     let spans = scratch.only_trace();
     assert_whole_trace(&spans);
-    span(&spans, "node sibling");
-    (state, spans)
+    let sibling_span = span(&spans, "node sibling");
+    assert_eq!(sibling_span.status.code, "ok", "the sibling succeeded");
+    let group = span(&spans, "parallel fork");
+    assert_eq!(
+        sibling_span.parent_span_id.as_deref(),
+        Some(group.span_id.as_str())
+    );
+    let hostile_branch = state["branches"][0].clone();
+    if let Some(kind) = hostile_branch["error"]["kind"].as_str() {
+        assert_eq!(
+            hostile_branch["recovered"], kind,
+            "the handler saw the error"
+        );
+    }
+    (hostile_branch, spans)
 }
 
 fn error_kind(state: &Value) -> &str {
@@ -409,5 +449,64 @@ fn the_time_limit_covers_an_llm_call_to_a_server_that_never_answers() {
     assert_eq!(
         call.status.code, "error",
         "the abandoned call is closed too"
+    );
+}
+
+#[test]
+fn a_failing_branch_cancels_its_siblings_promptly_and_corrupts_nothing() {
+    let scratch = Scratch::new();
+    let hostile = repo().join("tests/nodes/hostile");
+    let agent = scratch.agent(
+        "failfast.yaml",
+        &format!(
+            "name: failfast
+nodes:
+  - name: fork
+    run: {{type: expression, value: \"1\", output_key: forked}}
+  - name: crash
+    component: {h}
+    config: {{mode: panic}}
+  - name: slow
+    component: {h}
+    config: {{mode: spin}}
+    limits: {{timeout_ms: 30000}}
+  - name: join
+    fan_in: true
+    run: {{type: expression, value: \"parallel_results | length\", output_key: n}}
+edges:
+  - {{from: fork, to: crash, type: parallel, fan_in: join}}
+  - {{from: fork, to: slow, type: parallel, fan_in: join}}
+  - {{from: crash, to: join}}
+  - {{from: slow, to: join}}
+",
+            h = hostile.display()
+        ),
+    );
+    let output = scratch.run(&agent, &["--input", r#"{"keep": "me"}"#]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("node `crash` failed (trap)"),
+        "{}",
+        stderr(&output)
+    );
+    let state: Value = serde_json::from_slice(&output.stdout).expect("the state so far");
+    assert_eq!(
+        state,
+        json!({"keep": "me", "forked": 1}),
+        "no branch state leaked into the run's"
+    );
+
+    let spans = scratch.only_trace();
+    assert_whole_trace(&spans);
+    let slow = span(&spans, "node slow");
+    assert_eq!(slow.status.code, "error");
+    assert_eq!(
+        slow.attributes["kettle.cancelled"], true,
+        "the sibling was cancelled, not left running"
+    );
+    assert!(
+        slow.duration_ms() < 30_000.0,
+        "cancelled long before its own limit: {} ms",
+        slow.duration_ms()
     );
 }

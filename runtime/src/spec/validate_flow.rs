@@ -203,6 +203,10 @@ fn unreachable(loaded: &LoadedSpec, known: &HashMap<&str, usize>, errors: &mut V
         if let Some(FanIn::Node(target)) = &node.fan_in {
             stack.extend(index(target));
         }
+        // A failure routes to the error handler.
+        if let Some(handler) = &node.on_error {
+            stack.extend(index(handler));
+        }
         match &node.goto {
             Some(Goto::To(to)) => stack.extend(index(to)),
             Some(Goto::Rules(rules)) => stack.extend(rules.iter().filter_map(|r| index(&r.to))),
