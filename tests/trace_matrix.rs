@@ -3,9 +3,6 @@
 //! both copies of the trace: one trace id, every parent present, the expected span names and
 //! counts under the right parents, and GenAI attributes of the right types.
 //!
-//! Still missing, waiting for other issues: parallel and dynamic_parallel fan-outs (graph
-//! issue) and a node killed by its time limit during an LLM call (sandbox issue). Each is one
-//! more [`Case`] here once the feature exists.
 
 mod support;
 
@@ -437,6 +434,105 @@ nodes:
             assert_eq!(kids.iter().filter(|s| s.name == "flood").count(), 100);
             assert_eq!(kids.last().map(|s| s.name.as_str()), Some("chat mock-1"));
             assert_eq!(t.spans.len(), 2 + 100 + 1);
+        },
+    });
+}
+
+#[test]
+fn a_parallel_fan_out() {
+    run_case(&Case {
+        agent: "name: fanout
+nodes:
+  - name: fork
+    run: {type: expression, value: \"1\", output_key: forked}
+  - name: a
+    component: {shapes}
+    config: {calls: 2}
+  - name: b
+    component: {shapes}
+    config: {calls: 2}
+  - name: join
+    fan_in: true
+    run: {type: expression, value: \"parallel_results | length\", output_key: n}
+edges:
+  - {from: fork, to: a, type: parallel, fan_in: join}
+  - {from: fork, to: b, type: parallel, fan_in: join}
+  - {from: a, to: join}
+  - {from: b, to: join}
+",
+        succeeds: true,
+        check: |t| {
+            let group = t.one("parallel fork");
+            let mut branches = names(&t.children_of(group));
+            branches.sort();
+            assert_eq!(branches, ["node a", "node b"], "[{}]", t.source);
+            assert_calls_under(t, t.one("node a"), 2);
+            assert_calls_under(t, t.one("node b"), 2);
+            // root, fork, the group, two branches, four calls, the fan-in node.
+            assert_eq!(t.spans.len(), 10, "[{}]", t.source);
+        },
+    });
+}
+
+#[test]
+fn a_dynamic_parallel_fan_out() {
+    run_case(&Case {
+        agent: "name: dynamic
+nodes:
+  - name: each
+    type: dynamic_parallel
+    items: \"{{ [1, 2, 3] }}\"
+    component: {shapes}
+    config: {calls: 1}
+    output: results
+",
+        succeeds: true,
+        check: |t| {
+            let node = t.one("node each");
+            let mut items = names(&t.children_of(node));
+            items.sort();
+            assert_eq!(items, ["item 0", "item 1", "item 2"], "[{}]", t.source);
+            for item in t.children_of(node) {
+                assert_calls_under(t, item, 1);
+            }
+            assert_eq!(t.spans.len(), 1 + 1 + 3 + 3, "[{}]", t.source);
+        },
+    });
+}
+
+#[test]
+fn a_node_killed_by_its_time_limit_during_an_llm_call() {
+    use support::openai_server::{Behaviour, FakeOpenAi};
+    let server = FakeOpenAi::start(Behaviour::Hang);
+    let agent = format!(
+        "name: killed
+settings:
+  llm: {{provider: openai, model: mock-1, base_url: '{}'}}
+nodes:
+  - name: shapes
+    component: {{shapes}}
+    config: {{depth: 1, calls: 1}}
+    limits: {{timeout_ms: 1000}}
+",
+        server.base_url()
+    );
+    run_case(&Case {
+        agent: &agent,
+        succeeds: false,
+        check: |t| {
+            let node = t.one("node shapes");
+            assert_eq!(node.status.code, "error", "[{}]", t.source);
+            assert_eq!(node.attributes["error.type"], "limit.timeout_ms");
+            let level = t.one("level 1");
+            assert_eq!(
+                level.attributes["kettle.span.leaked"], true,
+                "[{}] closed by the host",
+                t.source
+            );
+            let calls = t.children_of(level);
+            assert_eq!(names(&calls), ["chat mock-1"], "[{}]", t.source);
+            assert_eq!(calls[0].status.code, "error");
+            assert_eq!(calls[0].attributes["kettle.cancelled"], true);
         },
     });
 }
