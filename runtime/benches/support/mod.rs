@@ -1,0 +1,89 @@
+//! What the runtime benchmarks share: a local OpenAI-compatible server with a fixed latency, a
+//! sink for OTLP exports, and agents written to a scratch folder and loaded once.
+#![allow(dead_code)]
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use kettle::engine::{Agent, load_agent};
+use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The comparison agent's node: one LLM call on a prompt built from the state.
+pub fn ask_node() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/compare/kettle/ask")
+}
+
+/// Serves on 127.0.0.1: chat completions answered after `latency` (an echo of the last
+/// message), and anything else (OTLP exports) accepted at once.
+pub async fn serve(latency: Duration) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service =
+                    service_fn(move |request: Request<Incoming>| answer(request, latency));
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+async fn answer(
+    request: Request<Incoming>,
+    latency: Duration,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let chat = request.uri().path().ends_with("/chat/completions");
+    let body = request.into_body().collect().await?.to_bytes();
+    if !chat {
+        return Ok(Response::new(Full::new(Bytes::new())));
+    }
+    tokio::time::sleep(latency).await;
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let last = request["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("");
+    let answer = json!({
+        "id": "chatcmpl-bench",
+        "model": request["model"],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("re: {last}")}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2}
+    });
+    Ok(Response::builder()
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(answer.to_string())))
+        .expect("response"))
+}
+
+/// Writes `yaml` to a scratch folder and loads it; the folder lives as long as the returned guard.
+pub async fn agent(yaml: &str, sandbox: &Sandbox, cache: &Path) -> (Agent, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("scratch folder");
+    let path = dir.path().join("agent.yaml");
+    std::fs::write(&path, yaml).expect("write agent");
+    let agent = load_agent(&path, sandbox, cache, &|_| {})
+        .await
+        .expect("the agent loads");
+    (agent, dir)
+}
+
+pub fn sandbox(cache: &Path) -> Arc<Sandbox> {
+    Arc::new(Sandbox::new(&SandboxConfig::default(), CompileCache::new(cache)).expect("sandbox"))
+}
