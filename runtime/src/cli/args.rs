@@ -9,9 +9,12 @@ Examples:
   kettle run agent.yaml --input '{\"topic\": \"tea\"}' --output final.json
   kettle trace show                 # the latest run's trace, as a tree
   kettle trace show 018f3c2a1b4-9e1d2c3f
+  kettle build examples/polyglot/agent.yaml   # build every node folder of an agent
+  kettle doctor                     # which node toolchains are installed, and where
 
 Exit codes: 0 the run succeeded, 1 the run failed, 2 bad input (agent file, input, flags).
-Environment: KETTLE_CACHE_DIR (compiled components), KETTLE_LOG (log filter, e.g. debug).";
+Environment: KETTLE_CACHE_DIR (built and compiled components), KETTLE_TOOLCHAINS_DIR (node\n\
+toolchains, default CACHE/toolchains), KETTLE_LOG (log filter, e.g. debug).";
 
 /// Run LLM agent graphs whose nodes are sandboxed WebAssembly components, with a complete
 /// trace of every node and LLM call.
@@ -27,6 +30,10 @@ pub enum Command {
     /// Run an agent: prints the final state as JSON on stdout and a summary on stderr.
     #[command(after_help = EXAMPLES)]
     Run(RunArgs),
+    /// Build node folders into components (Rust, Python, JavaScript); `run` does it too.
+    Build(BuildArgs),
+    /// Show which toolchains for building nodes are installed, where, and what is missing.
+    Doctor(DoctorArgs),
     /// Look at the traces of past runs.
     Trace {
         #[command(subcommand)]
@@ -74,4 +81,24 @@ pub struct TraceShowArgs {
     /// Where trace files are.
     #[arg(long, value_name = "DIR", default_value = ".kettle/traces")]
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+A node folder is built by its language:
+  Cargo.toml                 Rust: cargo build --release --target wasm32-wasip2
+  app.py / pyproject.toml    Python: componentize-py, with the `kettle` SDK
+  package.json / *.js        JavaScript: rolldown + componentize-js, with the `kettle` SDK
+Toolchains are installed on first use into Kettle's cache (see `kettle doctor`).
+A build is skipped when the sources, the WIT and the toolchain are unchanged.")]
+pub struct BuildArgs {
+    /// A node folder, or an agent file (every node folder it references is built).
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Install Kettle's own toolchains now (componentize-py, componentize-js, the Rust target).
+    #[arg(long)]
+    pub install: bool,
 }

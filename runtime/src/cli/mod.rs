@@ -1,6 +1,8 @@
 //! The command line: argument parsing and dispatch; each subcommand in its own module.
 
 mod args;
+mod build;
+mod doctor;
 mod run;
 mod summary;
 mod trace;
@@ -22,6 +24,8 @@ pub fn main() -> ExitCode {
     init_logging();
     let code = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Build(args) => build::build(args),
+        Command::Doctor(args) => doctor::doctor(args),
         Command::Trace {
             command: TraceCommand::Show(args),
         } => trace::show(args),

@@ -4,7 +4,8 @@
 use crate::graph::{self, ComponentSource, Graph};
 use crate::llm::{LlmClient, LlmConfigError};
 use crate::sandbox::{
-    BuildError, LoadOutcome, PreparedComponent, Sandbox, SandboxError, build_rust_node,
+    BuildError, BuildOptions, Language, LoadOutcome, PreparedComponent, Sandbox, SandboxError,
+    build_node,
 };
 use crate::spec::{self, SpecErrors, TracingSettings};
 use serde_json::{Map, Value};
@@ -37,7 +38,11 @@ pub enum ComponentEvent {
     /// A line a person waits on (a build, a toolchain install).
     Progress(String),
     /// A node folder was built.
-    Built { node: String, took: Duration },
+    Built {
+        node: String,
+        language: Language,
+        took: Duration,
+    },
     /// A component was compiled, or loaded from the compile cache.
     Loaded { node: String, outcome: LoadOutcome },
 }
@@ -89,8 +94,11 @@ pub async fn load_agent(
         let node = graph.nodes[index].name.clone();
         let wasm = match source {
             ComponentSource::Wasm(wasm) => wasm.clone(),
-            ComponentSource::RustFolder(dir) => {
-                let built = build_rust_node(dir, cache_dir, &progress)
+            ComponentSource::Folder(dir) => {
+                // No node is granted `http` yet (the spec has no grant for it): JavaScript
+                // nodes are built without fetch, so that they import no `wasi:http`.
+                let options = BuildOptions::default();
+                let built = build_node(dir, cache_dir, &options, &progress)
                     .await
                     .map_err(|source| AgentLoadError::Build {
                         node: node.clone(),
@@ -99,6 +107,7 @@ pub async fn load_agent(
                 if built.built {
                     events(ComponentEvent::Built {
                         node: node.clone(),
+                        language: built.language,
                         took: built.took,
                     });
                 }

@@ -40,7 +40,7 @@ pub fn compile(loaded: &LoadedSpec) -> Result<Graph, SpecErrors> {
         let kind = if let Some(component) = &node.component {
             let path = loaded.resolve(component);
             let source = if path.is_dir() {
-                ComponentSource::RustFolder(path)
+                ComponentSource::Folder(path)
             } else {
                 ComponentSource::Wasm(path)
             };
