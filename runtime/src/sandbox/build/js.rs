@@ -40,10 +40,18 @@ pub async fn build(
     let support = toolchains.support_dir();
     let wit = materialize(&support, "wit", WIT).map_err(io)?;
     let sdk = materialize(&support, "js-sdk", JS_SDK).map_err(io)?;
+    let json = |p: &Path| serde_json::Value::from(p.to_string_lossy()).to_string();
     std::fs::create_dir_all(work).map_err(io)?;
+    // The bundle's entry: the SDK's fetch refusal (without `http`) first, then the node.
+    let main = work.join("main.js");
+    let mut text = String::from("// Written by kettle build.\n");
+    if !options.http {
+        text.push_str(&format!("import {};\n", json(&sdk.join("no-fetch.js"))));
+    }
+    text.push_str(&format!("export * from {};\n", json(&entry)));
+    std::fs::write(&main, text).map_err(io)?;
     let bundle = work.join("bundle.js");
     let config = work.join("rolldown.config.mjs");
-    let json = |p: &Path| serde_json::Value::from(p.to_string_lossy()).to_string();
     std::fs::write(
         &config,
         format!(
@@ -52,7 +60,7 @@ pub async fn build(
              export default {{\n  input: {},\n  external: [/^kettle:/, /^wasi:/],\n  \
              resolve: {{ alias: {{ kettle: {} }} }},\n  \
              output: {{ file: {}, format: \"esm\", inlineDynamicImports: true }},\n  logLevel: \"warn\",\n}};\n",
-            json(&entry),
+            json(&main),
             json(&sdk.join("kettle.js")),
             json(&bundle),
         ),

@@ -26,10 +26,10 @@ pub const PYTHON_SDK: &[(&str, &str)] = &[
 ];
 
 /// The JavaScript SDK: the module `kettle`, imported by the node's code.
-pub const JS_SDK: &[(&str, &str)] = &[(
-    "kettle.js",
-    include_str!("../../../../guest-sdk/js/kettle.js"),
-)];
+pub const JS_SDK: &[(&str, &str)] = &[
+    ("kettle.js", include_str!("../../../../guest-sdk/js/kettle.js")),
+    ("no-fetch.js", include_str!("../../../../guest-sdk/js/no-fetch.js")),
+];
 
 /// Hash of a set of embedded files.
 pub fn digest(files: &[(&str, &str)]) -> String {
