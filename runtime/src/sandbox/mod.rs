@@ -10,6 +10,7 @@ mod prepare;
 
 pub use build::{
     BuildError, BuildOptions, BuildOutcome, Language, ToolStatus, Toolchains, build_node,
+    build_rust_node,
 };
 pub use cache::{CompileCache, LoadOutcome};
 pub use engine::{SandboxConfig, new_engine};

@@ -211,3 +211,12 @@ fn shell_line(program: &Path, args: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// Builds the Rust node in `dir` (see [`build_node`], which builds any language).
+pub async fn build_rust_node(
+    dir: &Path,
+    cache_dir: &Path,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<BuildOutcome, BuildError> {
+    build_node(dir, cache_dir, &BuildOptions::default(), progress).await
+}
