@@ -159,7 +159,10 @@ fn kettle_build_builds_stale_nodes_only() {
     let source = std::fs::read_to_string(&app).expect("app.py");
     std::fs::write(&app, format!("{source}\n# changed\n")).expect("write app.py");
     let third = build();
-    assert!(third.contains("kettle: built"), "a changed source rebuilds: {third}");
+    assert!(
+        third.contains("kettle: built"),
+        "a changed source rebuilds: {third}"
+    );
 }
 
 #[test]
@@ -244,5 +247,49 @@ fn the_polyglot_example_runs_its_three_languages_in_one_trace() {
         let chats = children(&spans, guest_spans[0]);
         assert_eq!(chats.len(), calls, "LLM calls under `{guest}`");
         assert!(chats.iter().all(|c| c.name == "chat mock-1"));
+    }
+}
+
+#[test]
+fn the_python_stubs_are_generated_from_this_wit() {
+    let scratch = Scratch::new();
+    // Kettle's own installer puts componentize-py where the builds find it.
+    let install = scratch
+        .kettle()
+        .args(["doctor", "--install"])
+        .output()
+        .expect("kettle runs");
+    assert!(install.status.success(), "{}", stderr(&install));
+    let doctor = support::stdout(&install);
+    assert!(doctor.contains("ok       componentize-py  0.25.1"), "{doctor}");
+    assert!(doctor.contains("ok       componentize-js  0.19.3"), "{doctor}");
+
+    let out = scratch.path().join("stubs");
+    let generated = std::process::Command::new(
+        support::toolchains_dir().join("python/bin/componentize-py"),
+    )
+    .arg("-d")
+    .arg(repo().join("wit"))
+    .args(["-w", "node", "bindings"])
+    .arg(&out)
+    .output()
+    .expect("componentize-py runs");
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    let committed = repo().join("guest-sdk/python/stubs");
+    for file in [
+        "componentize_py_types.py",
+        "wit_world/__init__.py",
+        "wit_world/imports/__init__.py",
+        "wit_world/imports/llm.py",
+        "wit_world/imports/log.py",
+        "wit_world/imports/trace.py",
+        "wit_world/imports/types.py",
+    ] {
+        let fresh = std::fs::read_to_string(out.join(file)).expect("generated file");
+        let kept = std::fs::read_to_string(committed.join(file)).expect("committed stub");
+        assert_eq!(
+            kept, fresh,
+            "guest-sdk/python/stubs/{file} is out of date: regenerate it (see guest-sdk/python/README.md)"
+        );
     }
 }

@@ -132,12 +132,17 @@ fn cold_start(c: &mut Criterion) {
                 &|line| eprintln!("{line}"),
             ))
             .expect("the node builds");
-        let sandbox = Sandbox::new(&SandboxConfig::default(), CompileCache::new(&cache))
-            .expect("sandbox");
+        let sandbox =
+            Sandbox::new(&SandboxConfig::default(), CompileCache::new(&cache)).expect("sandbox");
         let component = sandbox.prepare(&built.wasm).expect("the node compiles");
         group.bench_function(format!("instantiate_call/{language}"), |b| {
             b.iter(|| {
-                let span = root.child(&tracer, "node mirror".into(), SpanKind::Internal, Vec::new());
+                let span = root.child(
+                    &tracer,
+                    "node mirror".into(),
+                    SpanKind::Internal,
+                    Vec::new(),
+                );
                 let invocation = NodeInvocation {
                     run_id: "bench".into(),
                     node_name: "mirror".into(),

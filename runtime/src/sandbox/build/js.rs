@@ -119,10 +119,12 @@ async fn run(dir: &Path, program: &Path, args: &[String]) -> Result<(), BuildErr
 
 /// package.json's `main`, else the first of [`ENTRIES`], else the folder's only `.js` file.
 fn entry_file(dir: &Path) -> Result<PathBuf, BuildError> {
-    let no_entry = |message: String| BuildError::NoEntry {
+    let no_entry = |message: String| {
+        BuildError::NoEntry {
         dir: dir.to_path_buf(),
         message,
         hint: "name the module that exports `run` in package.json (`\"main\": \"app.js\"`), or call it app.js".into(),
+    }
     };
     if let Ok(text) = std::fs::read_to_string(dir.join("package.json")) {
         let manifest: serde_json::Value = serde_json::from_str(&text)

@@ -115,8 +115,9 @@ pub async fn build_node(
         Language::detect(&dir).ok_or_else(|| BuildError::UnknownLanguage { dir: dir.clone() })?;
     let toolchains = Toolchains::for_cache(cache_dir);
     let slot = BuildSlot::new(cache_dir, &dir);
-    let fingerprint =
-        fingerprint::fingerprint(&dir, language, options, &toolchains).await.map_err(io)?;
+    let fingerprint = fingerprint::fingerprint(&dir, language, options, &toolchains)
+        .await
+        .map_err(io)?;
     if slot.is_fresh(&fingerprint) {
         return Ok(BuildOutcome {
             wasm: slot.wasm,
@@ -128,9 +129,7 @@ pub async fn build_node(
     let built = match language {
         Language::Rust => rust::build(&dir, &toolchains, progress).await?,
         Language::Python => python::build(&dir, &slot.work, &toolchains, progress).await?,
-        Language::JavaScript => {
-            js::build(&dir, &slot.work, options, &toolchains, progress).await?
-        }
+        Language::JavaScript => js::build(&dir, &slot.work, options, &toolchains, progress).await?,
     };
     slot.store(&built, &fingerprint).map_err(io)?;
     Ok(BuildOutcome {
@@ -202,7 +201,9 @@ fn shell_line(program: &Path, args: &[String]) -> String {
     std::iter::once(program.to_string_lossy().into_owned())
         .chain(args.iter().cloned())
         .map(|word| {
-            if word.is_empty() || word.contains(|c: char| c.is_whitespace() || "'\"$`\\*?".contains(c)) {
+            if word.is_empty()
+                || word.contains(|c: char| c.is_whitespace() || "'\"$`\\*?".contains(c))
+            {
                 format!("'{}'", word.replace('\'', r"'\''"))
             } else {
                 word

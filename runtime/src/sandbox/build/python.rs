@@ -103,17 +103,18 @@ fn kettle_module(pyproject: &str) -> Option<String> {
     for line in pyproject.lines().map(str::trim) {
         if line.starts_with('[') {
             in_table = line == "[tool.kettle]";
-        } else if in_table {
-            if let Some(value) = line.strip_prefix("module").map(str::trim_start) {
-                let value = value.strip_prefix('=')?.trim();
-                let name = value.trim_matches(|c| c == '"' || c == '\'');
-                let valid = !name.is_empty()
-                    && name.split('.').all(|part| {
-                        part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                            && !part.is_empty()
-                    });
-                return valid.then(|| name.to_string());
-            }
+        } else if let Some(value) = line
+            .strip_prefix("module")
+            .filter(|_| in_table)
+            .map(str::trim_start)
+        {
+            let value = value.strip_prefix('=')?.trim();
+            let name = value.trim_matches(|c| c == '"' || c == '\'');
+            let valid = !name.is_empty()
+                && name.split('.').all(|part| {
+                    part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !part.is_empty()
+                });
+            return valid.then(|| name.to_string());
         }
     }
     None
@@ -125,7 +126,8 @@ mod tests {
 
     #[test]
     fn reads_the_module_of_tool_kettle() {
-        let text = "[project]\nname = \"x\"\nmodule = \"no\"\n\n[tool.kettle]\nmodule = \"my_node\"\n";
+        let text =
+            "[project]\nname = \"x\"\nmodule = \"no\"\n\n[tool.kettle]\nmodule = \"my_node\"\n";
         assert_eq!(kettle_module(text).as_deref(), Some("my_node"));
         assert_eq!(kettle_module("[project]\nname = \"x\"\n"), None);
         assert_eq!(kettle_module("[tool.kettle]\nmodule = \"a; rm\"\n"), None);

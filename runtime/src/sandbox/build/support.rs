@@ -16,19 +16,46 @@ pub const WIT: &[(&str, &str)] = &[
 
 /// The Python SDK: the package `kettle`, imported by `app.py`.
 pub const PYTHON_SDK: &[(&str, &str)] = &[
-    ("kettle/__init__.py", include_str!("../../../../guest-sdk/python/kettle/__init__.py")),
-    ("kettle/_world.py", include_str!("../../../../guest-sdk/python/kettle/_world.py")),
-    ("kettle/errors.py", include_str!("../../../../guest-sdk/python/kettle/errors.py")),
-    ("kettle/llm.py", include_str!("../../../../guest-sdk/python/kettle/llm.py")),
-    ("kettle/log.py", include_str!("../../../../guest-sdk/python/kettle/log.py")),
-    ("kettle/node.py", include_str!("../../../../guest-sdk/python/kettle/node.py")),
-    ("kettle/trace.py", include_str!("../../../../guest-sdk/python/kettle/trace.py")),
+    (
+        "kettle/__init__.py",
+        include_str!("../../../../guest-sdk/python/kettle/__init__.py"),
+    ),
+    (
+        "kettle/_world.py",
+        include_str!("../../../../guest-sdk/python/kettle/_world.py"),
+    ),
+    (
+        "kettle/errors.py",
+        include_str!("../../../../guest-sdk/python/kettle/errors.py"),
+    ),
+    (
+        "kettle/llm.py",
+        include_str!("../../../../guest-sdk/python/kettle/llm.py"),
+    ),
+    (
+        "kettle/log.py",
+        include_str!("../../../../guest-sdk/python/kettle/log.py"),
+    ),
+    (
+        "kettle/node.py",
+        include_str!("../../../../guest-sdk/python/kettle/node.py"),
+    ),
+    (
+        "kettle/trace.py",
+        include_str!("../../../../guest-sdk/python/kettle/trace.py"),
+    ),
 ];
 
 /// The JavaScript SDK: the module `kettle`, imported by the node's code.
 pub const JS_SDK: &[(&str, &str)] = &[
-    ("kettle.js", include_str!("../../../../guest-sdk/js/kettle.js")),
-    ("no-fetch.js", include_str!("../../../../guest-sdk/js/no-fetch.js")),
+    (
+        "kettle.js",
+        include_str!("../../../../guest-sdk/js/kettle.js"),
+    ),
+    (
+        "no-fetch.js",
+        include_str!("../../../../guest-sdk/js/no-fetch.js"),
+    ),
 ];
 
 /// Hash of a set of embedded files.

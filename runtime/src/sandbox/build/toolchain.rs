@@ -61,8 +61,7 @@ impl Toolchains {
     }
 
     pub fn componentize_js(&self) -> PathBuf {
-        self.npm_prefix()
-            .join("node_modules/.bin/componentize-js")
+        self.npm_prefix().join("node_modules/.bin/componentize-js")
     }
 
     pub fn rolldown(&self) -> PathBuf {
@@ -78,7 +77,11 @@ impl Toolchains {
     pub async fn rustc_version(&self) -> String {
         static VERSION: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
         VERSION
-            .get_or_init(|| async { version_of("rustc", &["--version"]).await.unwrap_or_else(|| "unknown".into()) })
+            .get_or_init(|| async {
+                version_of("rustc", &["--version"])
+                    .await
+                    .unwrap_or_else(|| "unknown".into())
+            })
             .await
             .clone()
     }
@@ -133,7 +136,11 @@ impl Toolchains {
         let steps = vec![
             (
                 PathBuf::from("python3"),
-                vec!["-m".into(), "venv".into(), venv.to_string_lossy().into_owned()],
+                vec![
+                    "-m".into(),
+                    "venv".into(),
+                    venv.to_string_lossy().into_owned(),
+                ],
             ),
             (
                 python,
@@ -241,15 +248,16 @@ impl Toolchains {
 
     /// What is installed, where, and what is missing.
     pub async fn status(&self) -> Vec<ToolStatus> {
-        let on_path = |name: &'static str, version: Option<String>, when_missing: &str| ToolStatus {
-            name,
-            location: version.as_ref().and_then(|_| which(name)),
-            installed: version,
-            when_missing: when_missing.to_string(),
-        };
+        let on_path =
+            |name: &'static str, version: Option<String>, when_missing: &str| ToolStatus {
+                name,
+                location: version.as_ref().and_then(|_| which(name)),
+                installed: version,
+                when_missing: when_missing.to_string(),
+            };
         let target = rust_target_installed()
             .await
-            .then(|| RUST_TARGET.to_string());
+            .then(|| "installed".to_string());
         let py_version = installed_version(&self.venv());
         let js_version = installed_version(&self.npm_prefix());
         vec![

@@ -24,7 +24,8 @@ fn run(ctx: Context, state: Value) -> Result<Value, NodeError> {
 
     let outline_span = trace::span("outline");
     outline_span.set_attribute("mirror.items", items.len() as i64);
-    let outline = llm::call(Request::user(format!("Outline {topic} ({style})")).system("Be brief."))?;
+    let outline =
+        llm::call(Request::user(format!("Outline {topic} ({style})")).system("Be brief."))?;
     outline_span.end();
 
     let review_span = trace::span("review");

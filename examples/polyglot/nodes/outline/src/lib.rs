@@ -10,8 +10,10 @@ fn run(_ctx: Context, state: Value) -> Result<Value, NodeError> {
         .ok_or_else(|| NodeError::invalid_input("state.facts is missing: run `research` first"))?;
     let span = trace::span("structure");
     let outline = llm::call(
-        Request::user(format!("Turn these facts into a three-point outline: {facts}"))
-            .max_tokens(200),
+        Request::user(format!(
+            "Turn these facts into a three-point outline: {facts}"
+        ))
+        .max_tokens(200),
     )?;
     span.set_attribute("outline.chars", outline.content.len() as i64);
     span.end();
