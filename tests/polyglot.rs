@@ -106,7 +106,7 @@ fn the_same_node_in_rust_python_and_javascript_gives_the_same_state_and_trace() 
     assert_eq!(
         rust_shape,
         "invoke_agent mirror [] events=[] status=ok\n\
-         \x20 node mirror [mirror.topic=\"tea\"] events=[] status=ok\n\
+         \x20 node mirror [mirror.topic=\"tea\"] events=[\"log\"] status=ok\n\
          \x20   outline [mirror.items=2] events=[] status=unset\n\
          \x20     chat mock-1 [] events=[] status=unset\n\
          \x20   review [] events=[] status=unset\n\
@@ -261,19 +261,24 @@ fn the_python_stubs_are_generated_from_this_wit() {
         .expect("kettle runs");
     assert!(install.status.success(), "{}", stderr(&install));
     let doctor = support::stdout(&install);
-    assert!(doctor.contains("ok       componentize-py  0.25.1"), "{doctor}");
-    assert!(doctor.contains("ok       componentize-js  0.19.3"), "{doctor}");
+    assert!(
+        doctor.contains("ok       componentize-py  0.25.1"),
+        "{doctor}"
+    );
+    assert!(
+        doctor.contains("ok       componentize-js  0.19.3"),
+        "{doctor}"
+    );
 
     let out = scratch.path().join("stubs");
-    let generated = std::process::Command::new(
-        support::toolchains_dir().join("python/bin/componentize-py"),
-    )
-    .arg("-d")
-    .arg(repo().join("wit"))
-    .args(["-w", "node", "bindings"])
-    .arg(&out)
-    .output()
-    .expect("componentize-py runs");
+    let generated =
+        std::process::Command::new(support::toolchains_dir().join("python/bin/componentize-py"))
+            .arg("-d")
+            .arg(repo().join("wit"))
+            .args(["-w", "node", "bindings"])
+            .arg(&out)
+            .output()
+            .expect("componentize-py runs");
     assert!(generated.status.success(), "{}", stderr(&generated));
     let committed = repo().join("guest-sdk/python/stubs");
     for file in [
