@@ -118,13 +118,20 @@ pub async fn build_node(
     let fingerprint = fingerprint::fingerprint(&dir, language, options, &toolchains)
         .await
         .map_err(io)?;
+    let fresh = |slot: BuildSlot| BuildOutcome {
+        wasm: slot.wasm,
+        language,
+        built: false,
+        took: started.elapsed(),
+    };
     if slot.is_fresh(&fingerprint) {
-        return Ok(BuildOutcome {
-            wasm: slot.wasm,
-            language,
-            built: false,
-            took: started.elapsed(),
-        });
+        return Ok(fresh(slot));
+    }
+    // Two runs of the same agent build one node folder once: the second waits, then finds it
+    // fresh.
+    let _lock = slot.lock().await.map_err(io)?;
+    if slot.is_fresh(&fingerprint) {
+        return Ok(fresh(slot));
     }
     let built = match language {
         Language::Rust => rust::build(&dir, &toolchains, progress).await?,
@@ -146,6 +153,7 @@ struct BuildSlot {
     stamp: PathBuf,
     /// Scratch folder for the build's intermediate files.
     work: PathBuf,
+    lock: PathBuf,
 }
 
 impl BuildSlot {
@@ -157,12 +165,24 @@ impl BuildSlot {
             wasm: builds.join(format!("{}.wasm", &id[..32])),
             stamp: builds.join(format!("{}.fingerprint", &id[..32])),
             work: builds.join(format!("{}.work", &id[..32])),
+            lock: builds.join(format!("{}.lock", &id[..32])),
         }
     }
 
     fn is_fresh(&self, fingerprint: &str) -> bool {
         self.wasm.is_file()
             && std::fs::read_to_string(&self.stamp).ok().as_deref() == Some(fingerprint)
+    }
+
+    /// An exclusive lock on this slot, released when dropped.
+    async fn lock(&self) -> std::io::Result<std::fs::File> {
+        if let Some(parent) = self.lock.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = std::fs::File::create(&self.lock)?;
+        tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+            .await
+            .map_err(std::io::Error::other)?
     }
 
     fn store(&self, built: &Path, fingerprint: &str) -> std::io::Result<()> {
