@@ -46,12 +46,7 @@ fn main() {
     let started = Instant::now();
     let reports = runtime.block_on(futures::future::join_all((0..RUNS).map(|_| {
         let input = serde_json::from_str(r#"{"topic": "tea"}"#).expect("input");
-        engine.run(
-            &agent,
-            input,
-            &options,
-            std::future::pending(),
-        )
+        engine.run(&agent, input, &options, std::future::pending())
     })));
     let took = started.elapsed();
     let ok = reports.iter().filter(|r| r.outcome.is_ok()).count();

@@ -76,6 +76,8 @@ impl Scratch {
         command
             .current_dir(self.path())
             .env("KETTLE_CACHE_DIR", self.cache())
+            // Installed once per target folder (through Kettle's own installer), not per test.
+            .env("KETTLE_TOOLCHAINS_DIR", toolchains_dir())
             .env_remove("OTEL_SDK_DISABLED")
             .env_remove("OPENAI_API_KEY");
         // The trace configuration of the machine running the tests must not leak into them.
@@ -106,6 +108,11 @@ impl Scratch {
         assert_eq!(files.len(), 1, "expected one trace file, found {files:?}");
         read_trace_file(&files[0]).expect("readable trace")
     }
+}
+
+/// The node toolchains (componentize-py, componentize-js) shared by every test.
+pub fn toolchains_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("kettle-toolchains")
 }
 
 pub fn stdout(output: &Output) -> String {

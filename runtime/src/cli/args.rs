@@ -12,9 +12,12 @@ Examples:
   kettle trace show 018f3c2a1b4-9e1d2c3f
   kettle validate agent.yaml        # every problem of the file at once, no run
   kettle graph agent.yaml --format dot | dot -Tsvg > agent.svg
+  kettle build examples/polyglot/agent.yaml   # build every node folder of an agent
+  kettle doctor                     # which node toolchains are installed, and where
 
 Exit codes: 0 the run succeeded, 1 the run failed, 2 bad input (agent file, input, flags).
-Environment: KETTLE_CACHE_DIR (compiled components), KETTLE_LOG (log filter, e.g. debug),
+Environment: KETTLE_CACHE_DIR (built and compiled components), KETTLE_TOOLCHAINS_DIR (node
+  toolchains, default CACHE/toolchains), KETTLE_LOG (log filter, e.g. debug),
   TRACEPARENT (join a trace), OTEL_EXPORTER_OTLP_ENDPOINT / _TRACES_ENDPOINT / _HEADERS,
   OTEL_SERVICE_NAME, OTEL_SDK_DISABLED, OPIK_API_KEY / OPIK_PROJECT_NAME / OPIK_WORKSPACE.
 Trace settings: flags beat settings.tracing in the agent file, which beats the environment.";
@@ -39,6 +42,10 @@ pub enum Command {
     /// Print an agent's graph (Mermaid or Graphviz DOT): routes with their conditions,
     /// parallel groups as clusters.
     Graph(GraphArgs),
+    /// Build node folders into components (Rust, Python, JavaScript); `run` does it too.
+    Build(BuildArgs),
+    /// Show which toolchains for building nodes are installed, where, and what is missing.
+    Doctor(DoctorArgs),
     /// Look at the traces of past runs.
     Trace {
         #[command(subcommand)]
@@ -130,4 +137,24 @@ pub struct TraceShowArgs {
     /// Where trace files are.
     #[arg(long, value_name = "DIR", default_value = ".kettle/traces")]
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+A node folder is built by its language:
+  Cargo.toml                 Rust: cargo build --release --target wasm32-wasip2
+  app.py / pyproject.toml    Python: componentize-py, with the `kettle` SDK
+  package.json / *.js        JavaScript: rolldown + componentize-js, with the `kettle` SDK
+Toolchains are installed on first use into Kettle's cache (see `kettle doctor`).
+A build is skipped when the sources, the WIT and the toolchain are unchanged.")]
+pub struct BuildArgs {
+    /// A node folder, or an agent file (every node folder it references is built).
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Install Kettle's own toolchains now (componentize-py, componentize-js, the Rust target).
+    #[arg(long)]
+    pub install: bool,
 }

@@ -1,6 +1,8 @@
 //! The command line: argument parsing and dispatch; each subcommand in its own module.
 
 mod args;
+mod build;
+mod doctor;
 mod graph;
 mod run;
 mod summary;
@@ -26,6 +28,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(*args),
         Command::Validate(args) => validate::validate(args),
         Command::Graph(args) => graph::graph(args),
+        Command::Build(args) => build::build(args),
+        Command::Doctor(args) => doctor::doctor(args),
         Command::Trace {
             command: TraceCommand::Show(args),
         } => trace::show(args),

@@ -7,8 +7,16 @@ use std::fmt::Write;
 pub fn component_event(event: &ComponentEvent) -> String {
     match event {
         ComponentEvent::Progress(line) => format!("{line}…"),
-        ComponentEvent::Built { node, took } => {
-            format!("built node `{node}` in {:.1} s", took.as_secs_f64())
+        ComponentEvent::Built {
+            node,
+            language,
+            took,
+        } => {
+            format!(
+                "built node `{node}` ({}) in {:.1} s",
+                language.name(),
+                took.as_secs_f64()
+            )
         }
         ComponentEvent::Loaded {
             node,

@@ -6,7 +6,8 @@ use crate::capabilities::RunBudget;
 use crate::graph::{self, ComponentSource, Graph};
 use crate::llm::LlmClient;
 use crate::sandbox::{
-    BuildError, LoadOutcome, PreparedComponent, Sandbox, SandboxError, build_rust_node,
+    BuildError, BuildOptions, Language, LoadOutcome, PreparedComponent, Sandbox, SandboxError,
+    build_node,
 };
 use crate::spec::{self, LangfuseSettings, LimitsSpec, OpikSettings, SpecErrors, TracingSettings};
 use serde_json::{Map, Value};
@@ -55,7 +56,11 @@ pub enum ComponentEvent {
     /// A line a person waits on (a build, a toolchain install).
     Progress(String),
     /// A node folder was built.
-    Built { node: String, took: Duration },
+    Built {
+        node: String,
+        language: Language,
+        took: Duration,
+    },
     /// A component was compiled, or loaded from the compile cache.
     Loaded { node: String, outcome: LoadOutcome },
 }
@@ -92,14 +97,27 @@ pub async fn load_agent(
         .map_err(|e| SpecErrors(vec![loaded.error_at(&e.at, e.message, None)]))?;
 
     let progress = |line: &str| events(ComponentEvent::Progress(line.to_string()));
+    let policies: HashMap<String, NodePolicy> = loaded
+        .spec
+        .nodes
+        .iter()
+        .map(|node| (node.name.clone(), NodePolicy::from_spec(&loaded, node)))
+        .collect();
     let mut prepared: HashMap<PathBuf, Arc<PreparedComponent>> = HashMap::new();
     let mut components = HashMap::new();
     for (index, node, source) in graph.components() {
         let node = node.to_string();
         let wasm = match source {
             ComponentSource::Wasm(wasm) => wasm.clone(),
-            ComponentSource::RustFolder(dir) => {
-                let built = build_rust_node(dir, cache_dir, &progress)
+            ComponentSource::Folder(dir) => {
+                // A JavaScript node without an `http` grant is built without fetch, so that
+                // it imports no `wasi:http` and its `fetch` fails cleanly.
+                let options = BuildOptions {
+                    http: policies
+                        .get(&node)
+                        .is_some_and(|p| !p.grants.http.is_empty()),
+                };
+                let built = build_node(dir, cache_dir, &options, &progress)
                     .await
                     .map_err(|source| AgentLoadError::Build {
                         node: node.clone(),
@@ -108,6 +126,7 @@ pub async fn load_agent(
                 if built.built {
                     events(ComponentEvent::Built {
                         node: node.clone(),
+                        language: built.language,
                         took: built.took,
                     });
                 }
@@ -135,12 +154,6 @@ pub async fn load_agent(
         components.insert(index, component);
     }
 
-    let policies = loaded
-        .spec
-        .nodes
-        .iter()
-        .map(|node| (node.name.clone(), NodePolicy::from_spec(&loaded, node)))
-        .collect();
     let budget = loaded
         .spec
         .settings

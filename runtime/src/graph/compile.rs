@@ -154,7 +154,7 @@ impl Compiler<'_> {
         if let Some(component) = view.component {
             let path = self.loaded.resolve(component);
             let source = if path.is_dir() {
-                ComponentSource::RustFolder(path)
+                ComponentSource::Folder(path)
             } else {
                 ComponentSource::Wasm(path)
             };

@@ -23,8 +23,8 @@ pub enum Next {
 pub enum ComponentSource {
     /// A built component.
     Wasm(PathBuf),
-    /// A Rust node folder, built by Kettle when its sources change.
-    RustFolder(PathBuf),
+    /// A node folder (Rust, Python or JavaScript), built by Kettle when its sources change.
+    Folder(PathBuf),
 }
 
 /// A condition on a route: an expression, and the truth value it must have.

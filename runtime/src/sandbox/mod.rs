@@ -11,7 +11,10 @@ mod limits;
 mod permissions;
 mod prepare;
 
-pub use build::{BuildError, BuildOutcome, build_rust_node};
+pub use build::{
+    BuildError, BuildOptions, BuildOutcome, Language, ToolStatus, Toolchains, build_node,
+    build_rust_node,
+};
 pub use cache::{CompileCache, LoadOutcome};
 pub use engine::{SandboxConfig, new_engine};
 pub use execute::{NodeFailure, NodeInvocation, NodeOutput};

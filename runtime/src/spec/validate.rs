@@ -450,11 +450,11 @@ fn validate_action(
     }
     if let Some(component) = view.component {
         let path = loaded.resolve(component);
-        let usable = path.is_dir() && path.join("Cargo.toml").is_file()
+        let usable = path.is_dir() && crate::sandbox::Language::detect(&path).is_some()
             || path.is_file() && path.extension().is_some_and(|e| e == "wasm");
         if !usable {
             let what = if path.exists() {
-                "is neither a .wasm file nor a folder with a Cargo.toml"
+                "is neither a .wasm file nor a node folder (with a Cargo.toml, app.py, pyproject.toml, package.json or .js file)"
             } else {
                 "does not exist"
             };
@@ -463,7 +463,7 @@ fn validate_action(
                     &format!("{at}.component"),
                     format!("component of node `{name}`: {} {what}", path.display()),
                     Some(
-                        "give a .wasm component or a Rust node folder, relative to the agent file"
+                        "give a .wasm component or a node folder (Rust, Python or JavaScript), relative to the agent file"
                             .into(),
                     ),
                 ),
