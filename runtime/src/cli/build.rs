@@ -2,24 +2,14 @@
 //! one line per node.
 
 use super::args::BuildArgs;
-use super::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, cache_dir};
+use super::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, Threads, block_on, cache_dir};
 use crate::graph::{self, ComponentSource};
 use crate::sandbox::{BuildOptions, Language, build_node};
 use crate::spec;
 use std::path::{Path, PathBuf};
 
 pub fn build(args: BuildArgs) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kettle: cannot start the async runtime: {e}");
-            return EXIT_RUN_FAILED;
-        }
-    };
-    runtime.block_on(build_async(args))
+    block_on(Threads::One, build_async(args))
 }
 
 async fn build_async(args: BuildArgs) -> u8 {

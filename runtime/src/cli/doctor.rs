@@ -2,21 +2,11 @@
 //! `--install` installs Kettle's own (componentize-py, componentize-js, the Rust target) now.
 
 use super::args::DoctorArgs;
-use super::{EXIT_OK, EXIT_RUN_FAILED, cache_dir};
+use super::{EXIT_OK, Threads, block_on, cache_dir};
 use crate::sandbox::Toolchains;
 
 pub fn doctor(args: DoctorArgs) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kettle: cannot start the async runtime: {e}");
-            return EXIT_RUN_FAILED;
-        }
-    };
-    runtime.block_on(doctor_async(args))
+    block_on(Threads::One, doctor_async(args))
 }
 
 async fn doctor_async(args: DoctorArgs) -> u8 {

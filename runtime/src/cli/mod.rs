@@ -63,3 +63,30 @@ pub fn cache_dir() -> std::path::PathBuf {
     }
     PathBuf::from(".kettle/cache")
 }
+
+/// How many worker threads a command's async runtime gets.
+enum Threads {
+    /// One: builds and checks, which mostly wait on child processes.
+    One,
+    /// One per core: runs, whose nodes execute concurrently.
+    Many,
+}
+
+/// Runs a command's future to completion on a fresh async runtime; its exit code.
+fn block_on(threads: Threads, command: impl std::future::Future<Output = u8>) -> u8 {
+    let built = match threads {
+        Threads::One => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Threads::Many => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    match built {
+        Ok(runtime) => runtime.block_on(command),
+        Err(e) => {
+            eprintln!("kettle: cannot start the async runtime: {e}");
+            EXIT_RUN_FAILED
+        }
+    }
+}

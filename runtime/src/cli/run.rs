@@ -2,7 +2,7 @@
 
 use super::args::RunArgs;
 use super::summary;
-use super::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, cache_dir};
+use super::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, Threads, block_on, cache_dir};
 use crate::engine::{Agent, ComponentEvent, EventSink, RunOptions, Runtime, load_agent};
 use crate::sandbox::{CompileCache, Sandbox, SandboxConfig};
 use crate::spec::LimitsSpec;
@@ -17,17 +17,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 pub fn run(args: RunArgs) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kettle: cannot start the async runtime: {e}");
-            return EXIT_RUN_FAILED;
-        }
-    };
-    runtime.block_on(run_async(args))
+    block_on(Threads::Many, run_async(args))
 }
 
 async fn run_async(args: RunArgs) -> u8 {
