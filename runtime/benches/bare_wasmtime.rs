@@ -3,12 +3,11 @@
 //! nothing granted, Kettle's imports left as traps) and nothing else: no limits, no trace, no
 //! LLM capability.
 
+mod support;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kettle::bindings::NodePre;
 use kettle::bindings::types::NodeContext;
-use kettle::sandbox::build_rust_node;
-use serde_json::json;
-use std::path::Path;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -27,26 +26,14 @@ impl WasiView for Bare {
     }
 }
 
-fn state_of(bytes: usize) -> String {
-    let text = "x".repeat(bytes.saturating_sub(32));
-    json!({ "question": "how much does a node cost?", "padding": text }).to_string()
-}
-
 fn bare_wasmtime(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cache = tempfile::tempdir().expect("cache dir");
-    let built = runtime
-        .block_on(build_rust_node(
-            &repo.join("tests/nodes/echo"),
-            cache.path(),
-            &|line| eprintln!("{line}"),
-        ))
-        .expect("the echo node builds");
+    let echo = support::echo_component(&runtime, cache.path());
     let mut config = Config::new();
     config.wasm_component_model(true);
     let engine = Engine::new(&config).expect("engine");
-    let component = Component::from_file(&engine, &built.wasm).expect("the echo node compiles");
+    let component = Component::from_file(&engine, &echo).expect("the echo node compiles");
     let mut linker: Linker<Bare> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI");
     linker
@@ -56,7 +43,7 @@ fn bare_wasmtime(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("bare_wasmtime");
     for bytes in [1024usize, 100 * 1024] {
-        let state = state_of(bytes);
+        let state = support::state_of(bytes);
         group.throughput(Throughput::Elements(1));
         group.bench_with_input(
             BenchmarkId::new("rust_echo", format!("{}KB", bytes / 1024)),

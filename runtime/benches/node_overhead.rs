@@ -2,40 +2,24 @@
 //! component (tests/nodes/echo), the call with a 1 KB JSON state, and its span — measured on
 //! the same path the engine takes.
 
+mod support;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kettle::capabilities::{LlmQuota, LlmUsage, NodeLlm, NodeTrace};
 use kettle::llm::LlmClient;
-use kettle::sandbox::{
-    CompileCache, NodeInvocation, NodeLimits, Sandbox, SandboxConfig, build_rust_node,
-};
+use kettle::sandbox::{CompileCache, NodeInvocation, NodeLimits, Sandbox, SandboxConfig};
 use kettle::telemetry::{ContentPolicy, SpanHandle, Telemetry, TelemetryConfig};
 use opentelemetry::trace::SpanKind;
-use serde_json::{Value, json};
-use std::path::Path;
+use serde_json::Value;
 use std::sync::Arc;
-
-/// A JSON object of about `bytes` bytes.
-fn state_of(bytes: usize) -> String {
-    let text = "x".repeat(bytes.saturating_sub(32));
-    json!({ "question": "how much does a node cost?", "padding": text }).to_string()
-}
 
 fn node_overhead(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cache = tempfile::tempdir().expect("cache dir");
-    let built = runtime
-        .block_on(build_rust_node(
-            &repo.join("tests/nodes/echo"),
-            cache.path(),
-            &|line| eprintln!("{line}"),
-        ))
-        .expect("the echo node builds");
+    let echo = support::echo_component(&runtime, cache.path());
     let sandbox =
         Sandbox::new(&SandboxConfig::default(), CompileCache::new(cache.path())).expect("sandbox");
-    let component = sandbox
-        .prepare(&built.wasm)
-        .expect("the echo node compiles");
+    let component = sandbox.prepare(&echo).expect("the echo node compiles");
     let telemetry =
         Telemetry::new(&TelemetryConfig::with_exporters(Vec::new())).expect("telemetry");
     let tracer = telemetry.tracer().clone();
@@ -51,7 +35,7 @@ fn node_overhead(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("node_overhead");
     for bytes in [1024usize, 100 * 1024] {
-        let state = state_of(bytes);
+        let state = support::state_of(bytes);
         group.throughput(Throughput::Elements(1));
         group.bench_with_input(
             BenchmarkId::new("rust_echo", format!("{}KB", bytes / 1024)),

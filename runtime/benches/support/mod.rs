@@ -87,3 +87,20 @@ pub async fn agent(yaml: &str, sandbox: &Sandbox, cache: &Path) -> (Agent, tempf
 pub fn sandbox(cache: &Path) -> Arc<Sandbox> {
     Arc::new(Sandbox::new(&SandboxConfig::default(), CompileCache::new(cache)).expect("sandbox"))
 }
+
+/// A JSON object of about `bytes` bytes: the state handed to the echo node.
+pub fn state_of(bytes: usize) -> String {
+    let text = "x".repeat(bytes.saturating_sub(32));
+    json!({ "question": "how much does a node cost?", "padding": text }).to_string()
+}
+
+/// The echo test node (tests/nodes/echo), built into `cache`; returns its component.
+pub fn echo_component(runtime: &tokio::runtime::Runtime, cache: &Path) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/nodes/echo");
+    runtime
+        .block_on(kettle::sandbox::build_rust_node(&dir, cache, &|line| {
+            eprintln!("{line}")
+        }))
+        .expect("the echo node builds")
+        .wasm
+}
