@@ -63,15 +63,14 @@ impl LlmQuota {
         run: &LlmUsage,
     ) -> Result<(), LlmError> {
         // A request that does not resolve fails on its own, with the client's message.
-        if let Ok(resolved) = client.resolve(request.clone()) {
-            let model = resolved.model.as_str();
+        if let Ok((provider, model)) = client.target(request) {
+            let model = model.as_str();
             if !self.models.is_empty() && !self.models.iter().any(|m| m == model) {
                 return Err(LlmError::Denied(format!(
                     "model `{model}` is not granted to this node (permissions.llm.models: {})",
                     self.models.join(", ")
                 )));
             }
-            let provider = &resolved.provider;
             if !self.providers.is_empty()
                 && !self
                     .providers

@@ -206,13 +206,10 @@ impl LlmClient {
             .unwrap_or(MockProvider::default_model())
     }
 
-    /// Picks the provider and fills in the defaults.
-    pub fn resolve(&self, mut request: ChatRequest) -> Result<Resolved, LlmError> {
-        let name = request
-            .provider
-            .clone()
-            .unwrap_or_else(|| self.default.clone());
-        let provider = self.providers.get(&name).cloned().ok_or_else(|| {
+    /// The provider and model `request` goes to, without preparing the call.
+    pub fn target(&self, request: &ChatRequest) -> Result<(Arc<Provider>, String), LlmError> {
+        let name = request.provider.as_deref().unwrap_or(&self.default);
+        let provider = self.providers.get(name).cloned().ok_or_else(|| {
             LlmError::InvalidRequest(format!(
                 "no LLM provider is named `{name}`; settings.llm has: {}",
                 self.providers
@@ -230,6 +227,13 @@ impl LlmClient {
                 )));
             }
         };
+        Ok((provider, model))
+    }
+
+    /// Picks the provider and fills in the defaults.
+    pub fn resolve(&self, mut request: ChatRequest) -> Result<Resolved, LlmError> {
+        let (provider, model) = self.target(&request)?;
+        let name = provider.name.clone();
         if request.messages.is_empty() {
             return Err(LlmError::InvalidRequest(
                 "the request has no messages".into(),
