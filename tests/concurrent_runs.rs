@@ -3,8 +3,7 @@
 
 mod support;
 
-use kettle::engine::{RunOptions, Runtime, load_agent};
-use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
+use kettle::engine::{RunOptions, Runtime};
 use kettle::telemetry::{ExporterKind, OtlpTarget, Telemetry, TelemetryConfig, read_trace_file};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -26,16 +25,7 @@ async fn twenty_concurrent_runs_keep_their_traces_apart() {
             shapes.display()
         ),
     );
-    let sandbox = Arc::new(
-        Sandbox::new(
-            &SandboxConfig::default(),
-            CompileCache::new(scratch.cache()),
-        )
-        .expect("sandbox"),
-    );
-    let agent = load_agent(&agent_file, &sandbox, &scratch.cache(), &|_| {})
-        .await
-        .expect("the agent loads");
+    let (sandbox, agent) = scratch.load(&agent_file).await;
     let telemetry = Arc::new(
         Telemetry::new(&TelemetryConfig::with_exporters(vec![
             ExporterKind::File(scratch.traces()),
@@ -118,16 +108,7 @@ async fn runs_finish_while_the_collector_hangs_and_the_drop_is_counted() {
             shapes.display()
         ),
     );
-    let sandbox = Arc::new(
-        Sandbox::new(
-            &SandboxConfig::default(),
-            CompileCache::new(scratch.cache()),
-        )
-        .expect("sandbox"),
-    );
-    let agent = load_agent(&agent_file, &sandbox, &scratch.cache(), &|_| {})
-        .await
-        .expect("the agent loads");
+    let (sandbox, agent) = scratch.load(&agent_file).await;
     let mut config = TelemetryConfig::with_exporters(vec![
         ExporterKind::File(scratch.traces()),
         ExporterKind::Otlp(OtlpTarget {

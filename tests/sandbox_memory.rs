@@ -3,8 +3,7 @@
 
 mod support;
 
-use kettle::engine::{RunOptions, Runtime, load_agent};
-use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
+use kettle::engine::{RunOptions, Runtime};
 use kettle::telemetry::{Telemetry, TelemetryConfig};
 use std::sync::Arc;
 use support::{Scratch, repo};
@@ -30,16 +29,7 @@ async fn memory_bombs_and_huge_outputs_leave_no_residue() {
             h = hostile.display()
         ),
     );
-    let sandbox = Arc::new(
-        Sandbox::new(
-            &SandboxConfig::default(),
-            CompileCache::new(scratch.cache()),
-        )
-        .expect("sandbox"),
-    );
-    let agent = load_agent(&agent_path, &sandbox, &scratch.cache(), &|_| {})
-        .await
-        .expect("agent loads");
+    let (sandbox, agent) = scratch.load(&agent_path).await;
     let telemetry =
         Arc::new(Telemetry::new(&TelemetryConfig::with_exporters(Vec::new())).expect("telemetry"));
     let runtime = Runtime::new(sandbox, telemetry);

@@ -70,6 +70,25 @@ impl Scratch {
         path
     }
 
+    /// Loads `agent` through the library, with a sandbox caching into this folder.
+    pub async fn load(
+        &self,
+        agent: &Path,
+    ) -> (
+        std::sync::Arc<kettle::sandbox::Sandbox>,
+        kettle::engine::Agent,
+    ) {
+        use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
+        let sandbox = std::sync::Arc::new(
+            Sandbox::new(&SandboxConfig::default(), CompileCache::new(self.cache()))
+                .expect("sandbox"),
+        );
+        let agent = kettle::engine::load_agent(agent, &sandbox, &self.cache(), &|_| {})
+            .await
+            .expect("the agent loads");
+        (sandbox, agent)
+    }
+
     /// `kettle ARGS` with this folder's cache and traces.
     pub fn kettle(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kettle"));
