@@ -2,7 +2,7 @@
 # Kettle vs LangGraph on the same agent: one command, from a fresh clone.
 #   bench/compare/run.sh [--runs N] [--latency-ms MS]
 # Builds Kettle (release), installs LangGraph and openai (pinned) into a private venv, runs the
-# comparison and writes bench/RESULTS.md.
+# comparison and writes the "compare" section of bench/RESULTS.md.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -16,4 +16,5 @@ fi
 echo "bench: building kettle (release)" >&2
 (cd "$repo" && cargo build --release -p kettle --quiet)
 target="${CARGO_TARGET_DIR:-$repo/target}"
-exec python3 "$here/compare.py" --kettle "$target/release/kettle" --python "$venv/bin/python" "$@"
+exec python3 "$here/compare.py" --kettle "$target/release/kettle" --python "$venv/bin/python" \
+  --command "bench/compare/run.sh${*:+ $*}" "$@"

@@ -1,5 +1,5 @@
 //! `bare_wasmtime`: the floor Kettle's `node_overhead` is measured against — the same echo
-//! component instantiated and called with plain wasmtime (default configuration, WASI with
+//! components (Rust, Python, JS) instantiated and called with plain wasmtime (default configuration, WASI with
 //! nothing granted, Kettle's imports left as traps) and nothing else: no limits, no trace, no
 //! LLM capability.
 
@@ -8,7 +8,8 @@ mod support;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kettle::bindings::NodePre;
 use kettle::bindings::types::NodeContext;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Linker, ResourceTable, ResourceType};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -26,56 +27,86 @@ impl WasiView for Bare {
     }
 }
 
+/// Links Kettle's own imports as traps (the echo node never calls them). Only those:
+/// wasmtime's `define_unknown_imports_as_traps` would also shadow WASI imports of a newer
+/// minor version (Python's `wasi:cli/environment@0.2.9`) that the linker otherwise satisfies.
+fn stub_kettle_imports(linker: &mut Linker<Bare>, engine: &Engine, component: &Component) {
+    for (name, item) in component.component_type().imports(engine) {
+        let ComponentItem::ComponentInstance(interface) = item.ty else {
+            continue;
+        };
+        if !name.starts_with("kettle:") {
+            continue;
+        }
+        let mut instance = linker.instance(name).expect("a new instance");
+        for (export, item) in interface.exports(engine) {
+            match item.ty {
+                ComponentItem::ComponentFunc(_) => instance
+                    .func_new(export, |_, _, _, _| {
+                        Err(wasmtime::Error::msg("a Kettle import in bare wasmtime"))
+                    })
+                    .expect("trap function"),
+                ComponentItem::Resource(_) => instance
+                    .resource(export, ResourceType::host::<()>(), |_, _| Ok(()))
+                    .expect("resource"),
+                _ => {}
+            }
+        }
+    }
+}
+
 fn bare_wasmtime(c: &mut Criterion) {
+    support::use_shared_toolchains();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let cache = tempfile::tempdir().expect("cache dir");
-    let echo = support::echo_component(&runtime, cache.path());
     let mut config = Config::new();
     config.wasm_component_model(true);
     let engine = Engine::new(&config).expect("engine");
-    let component = Component::from_file(&engine, &echo).expect("the echo node compiles");
-    let mut linker: Linker<Bare> = Linker::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI");
-    linker
-        .define_unknown_imports_as_traps(&component)
-        .expect("trap imports");
-    let pre = NodePre::new(linker.instantiate_pre(&component).expect("links")).expect("node world");
 
     let mut group = c.benchmark_group("bare_wasmtime");
-    for bytes in [1024usize, 100 * 1024] {
-        let state = support::state_of(bytes);
-        group.throughput(Throughput::Elements(1));
-        group.bench_with_input(
-            BenchmarkId::new("rust_echo", format!("{}KB", bytes / 1024)),
-            &state,
-            |b, state| {
-                b.iter(|| {
-                    runtime.block_on(async {
-                        let mut store = Store::new(
-                            &engine,
-                            Bare {
-                                wasi: WasiCtx::builder().build(),
-                                table: ResourceTable::new(),
-                            },
-                        );
-                        let node = pre
-                            .instantiate_async(&mut store)
-                            .await
-                            .expect("instantiates");
-                        let context = NodeContext {
-                            run_id: "bench".into(),
-                            node_name: "echo".into(),
-                            attempt: 1,
-                            config: "{}".into(),
-                        };
-                        node.call_run(&mut store, &context, state)
-                            .await
-                            .expect("no trap")
-                            .expect("no error")
-                    })
-                });
-            },
-        );
+    for (language, folder) in support::ECHO_NODES {
+        let echo = support::echo_component(&runtime, cache.path(), folder);
+        let component = Component::from_file(&engine, &echo).expect("the echo node compiles");
+        let mut linker: Linker<Bare> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI");
+        stub_kettle_imports(&mut linker, &engine, &component);
+        let pre =
+            NodePre::new(linker.instantiate_pre(&component).expect("links")).expect("node world");
+        for bytes in [1024usize, 100 * 1024] {
+            let state = support::state_of(bytes);
+            group.throughput(Throughput::Elements(1));
+            group.bench_with_input(
+                BenchmarkId::new(format!("{language}_echo"), format!("{}KB", bytes / 1024)),
+                &state,
+                |b, state| {
+                    b.iter(|| {
+                        runtime.block_on(async {
+                            let mut store = Store::new(
+                                &engine,
+                                Bare {
+                                    wasi: WasiCtx::builder().build(),
+                                    table: ResourceTable::new(),
+                                },
+                            );
+                            let node = pre
+                                .instantiate_async(&mut store)
+                                .await
+                                .expect("instantiates");
+                            let context = NodeContext {
+                                run_id: "bench".into(),
+                                node_name: "echo".into(),
+                                attempt: 1,
+                                config: "{}".into(),
+                            };
+                            node.call_run(&mut store, &context, state)
+                                .await
+                                .expect("no trap")
+                                .expect("no error")
+                        })
+                    });
+                },
+            );
+        }
     }
     group.finish();
 }

@@ -20,6 +20,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+// The allocator of the `kettle` binary, so that `instantiate_call` measures what users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const STATE: &str = r#"{"topic": "tea", "items": ["cups"]}"#;
 
 struct Node {

@@ -1,6 +1,7 @@
 //! `memory`: peak resident memory of one process running 1,000 runs of a small agent at once
 //! (one component node making one LLM call to a local server that answers in 50 ms). Not a
-//! criterion benchmark: it prints the peak (VmHWM) before and after.
+//! criterion benchmark: it prints the peak (VmHWM) before and after, and leaves them in
+//! `target/tmp/kettle-bench-memory.json` for bench/RESULTS.md.
 
 mod support;
 
@@ -57,4 +58,15 @@ fn main() {
         (after - before) * 1024.0 / RUNS as f64
     );
     assert_eq!(ok, RUNS, "every run succeeds");
+    // For bench/runtime_report.py, which puts it into bench/RESULTS.md.
+    let summary = serde_json::json!({
+        "runs": RUNS,
+        "ok": ok,
+        "seconds": took.as_secs_f64(),
+        "before_mib": before,
+        "after_mib": after,
+        "kib_per_run": (after - before) * 1024.0 / RUNS as f64,
+    });
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kettle-bench-memory.json");
+    std::fs::write(&path, summary.to_string()).expect("write the memory summary");
 }

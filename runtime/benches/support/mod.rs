@@ -16,6 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+// The allocator of the `kettle` binary, so that benchmarks measure what users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The comparison agent's node: one LLM call on a prompt built from the state.
 pub fn ask_node() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/compare/kettle/ask")
@@ -94,13 +98,33 @@ pub fn state_of(bytes: usize) -> String {
     json!({ "question": "how much does a node cost?", "padding": text }).to_string()
 }
 
-/// The echo test node (tests/nodes/echo), built into `cache`; returns its component.
-pub fn echo_component(runtime: &tokio::runtime::Runtime, cache: &Path) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/nodes/echo");
+/// The echo node's languages, each with its folder: the same logic in Rust, Python and JS.
+pub const ECHO_NODES: [(&str, &str); 3] = [
+    ("rust", "tests/nodes/echo"),
+    ("python", "tests/polyglot-nodes/echo-py"),
+    ("js", "tests/polyglot-nodes/echo-js"),
+];
+
+/// Where the Python and JS toolchains are installed (once per target folder, as the tests do).
+/// Call before any thread starts: it sets `KETTLE_TOOLCHAINS_DIR` for this process.
+pub fn use_shared_toolchains() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kettle-toolchains");
+    // SAFETY: called first thing in the benchmark, before any other thread exists.
+    unsafe { std::env::set_var("KETTLE_TOOLCHAINS_DIR", dir) };
+}
+
+/// The echo node in `language`, built into `cache`; returns its component.
+pub fn echo_component(runtime: &tokio::runtime::Runtime, cache: &Path, folder: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(folder);
     runtime
-        .block_on(kettle::sandbox::build_rust_node(&dir, cache, &|line| {
-            eprintln!("{line}")
-        }))
-        .expect("the echo node builds")
+        .block_on(kettle::sandbox::build_node(
+            &dir,
+            cache,
+            &kettle::sandbox::BuildOptions::default(),
+            &|line| eprintln!("{line}"),
+        ))
+        .unwrap_or_else(|error| panic!("the echo node in {folder} builds: {error}"))
         .wasm
 }

@@ -18,5 +18,5 @@ pub use events::EventSink;
 pub use flow::PARALLEL_RESULTS;
 pub use policy::NodePolicy;
 pub use report::{RunReport, UsageSnapshot};
-pub use run::{DEFAULT_MAX_STEPS, MAX_CONCURRENT_EXECUTIONS, RunOptions, Runtime};
+pub use run::{DEFAULT_MAX_STEPS, RunOptions, Runtime};
 pub use state::merge_update;

@@ -19,7 +19,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
-use tokio::sync::Semaphore;
 
 pub const DEFAULT_MAX_STEPS: u32 = 1000;
 
@@ -35,16 +34,10 @@ pub struct RunOptions {
     pub parent: Option<SpanContext>,
 }
 
-/// Component executions alive at once across the runs of one [`Runtime`], below the pooling
-/// allocator's 1000 instances so that wide fan-outs wait for a slot instead of failing to
-/// instantiate.
-pub const MAX_CONCURRENT_EXECUTIONS: usize = 512;
-
 /// Runs agents: the sandbox their components run in and the telemetry their traces go to.
 pub struct Runtime {
     sandbox: Arc<Sandbox>,
     telemetry: Arc<Telemetry>,
-    executions: Semaphore,
 }
 
 /// What one run shares with its nodes and branches.
@@ -62,11 +55,7 @@ pub(super) struct RunScope<'a> {
 
 impl Runtime {
     pub fn new(sandbox: Arc<Sandbox>, telemetry: Arc<Telemetry>) -> Self {
-        Self {
-            sandbox,
-            telemetry,
-            executions: Semaphore::new(MAX_CONCURRENT_EXECUTIONS),
-        }
+        Self { sandbox, telemetry }
     }
 
     pub fn sandbox(&self) -> &Sandbox {
@@ -334,8 +323,6 @@ impl Runtime {
             grants: scope.agent.policy(node).grants.clone(),
             limits,
         };
-        // The semaphore is never closed; a closed one would only lift the limit.
-        let _slot = self.executions.acquire().await.ok();
         let output = self
             .sandbox
             .execute(component, invocation)

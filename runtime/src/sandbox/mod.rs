@@ -10,6 +10,7 @@ mod http;
 mod limits;
 mod permissions;
 mod prepare;
+mod slots;
 
 pub use build::{
     BuildError, BuildOptions, BuildOutcome, Language, ToolStatus, Toolchains, build_node,
@@ -22,3 +23,4 @@ pub use host::NodeHost;
 pub use limits::{NodeLimits, raise_hint};
 pub use permissions::{FsGrant, Grants, HostPattern};
 pub use prepare::{PreparedComponent, Sandbox, SandboxError};
+pub use slots::PoolShape;

@@ -5,6 +5,7 @@ use super::cache::{CompileCache, LoadOutcome};
 use super::engine::{SandboxConfig, new_engine};
 use super::execute::{NodeFailure, NodeInvocation, NodeOutput};
 use super::host::NodeHost;
+use super::slots::{ExecutionSlots, PoolShape};
 use crate::bindings::{NodePre, llm, log, trace};
 use crate::capabilities::{LlmCapability, LogCapability, TraceCapability};
 use std::path::{Path, PathBuf};
@@ -30,6 +31,8 @@ pub enum SandboxError {
 pub struct PreparedComponent {
     pub path: PathBuf,
     pub load: LoadOutcome,
+    /// What one instance takes from the pool.
+    pub shape: PoolShape,
     pre: NodePre<NodeHost>,
 }
 
@@ -38,6 +41,7 @@ pub struct Sandbox {
     engine: Engine,
     linker: Linker<NodeHost>,
     cache: CompileCache,
+    slots: ExecutionSlots,
 }
 
 impl Sandbox {
@@ -60,6 +64,7 @@ impl Sandbox {
             engine,
             linker,
             cache,
+            slots: ExecutionSlots::new(config.max_concurrent_instances),
         })
     }
 
@@ -90,19 +95,27 @@ impl Sandbox {
         };
         let pre =
             NodePre::new(self.linker.instantiate_pre(&component).map_err(link)?).map_err(link)?;
+        // wasmtime has just parsed it, so this cannot fail for a component that got here.
+        let shape = PoolShape::of(&wasm).map_err(|e| SandboxError::Compile {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
         Ok(PreparedComponent {
             path: path.into(),
             load,
+            shape,
             pre,
         })
     }
 
-    /// Runs one execution of `component` in a fresh instance.
+    /// Runs one execution of `component` in a fresh instance, once the pool has room for it
+    /// (the wait is not part of the node's time limit).
     pub async fn execute(
         &self,
         component: &PreparedComponent,
         invocation: NodeInvocation,
     ) -> Result<NodeOutput, NodeFailure> {
+        let _slots = self.slots.acquire(component.shape).await;
         super::execute::execute(&self.engine, &component.pre, invocation).await
     }
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The runtime's own costs: every criterion benchmark of the kettle crate (release), then the
+# "runtime" section of bench/RESULTS.md. One command, from a fresh clone:
+#   bench/runtime.sh [criterion filter]
+# Installs the Python and JS toolchains the polyglot benchmarks need on first use.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+target="${CARGO_TARGET_DIR:-$repo/target}"
+# Results of earlier runs (or of benchmarks since removed) must not reach the report.
+rm -rf "$target/criterion" "$target/tmp/kettle-bench-memory.json"
+(cd "$repo" && cargo bench -p kettle --benches -- "$@")
+exec python3 "$here/runtime_report.py" "$target"
