@@ -7,22 +7,13 @@
 //!
 //! Toolchains are installed (once) into the target folder, as the tests do.
 
+mod support;
+
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use kettle::capabilities::{LlmQuota, LlmUsage, NodeLlm, NodeTrace};
-use kettle::llm::LlmClient;
-use kettle::sandbox::{
-    BuildOptions, CompileCache, NodeInvocation, NodeLimits, Sandbox, SandboxConfig, build_node,
-};
-use kettle::telemetry::{ContentPolicy, SpanHandle, Telemetry, TelemetryConfig};
-use opentelemetry::trace::SpanKind;
+use kettle::sandbox::{BuildOptions, CompileCache, Sandbox, SandboxConfig, build_node};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
-
-// The allocator of the `kettle` binary, so that `instantiate_call` measures what users run.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const STATE: &str = r#"{"topic": "tea", "items": ["cups"]}"#;
 
@@ -49,10 +40,6 @@ fn nodes() -> Vec<Node> {
     ]
 }
 
-fn toolchains() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("kettle-toolchains")
-}
-
 /// `kettle run AGENT` with `cache` as its cache; asserts success.
 fn kettle_run(agent: &Path, cache: &Path) {
     let output = Command::new(env!("CARGO_BIN_EXE_kettle"))
@@ -60,7 +47,7 @@ fn kettle_run(agent: &Path, cache: &Path) {
         .arg(agent)
         .args(["--no-trace", "--quiet", "--input", STATE])
         .env("KETTLE_CACHE_DIR", cache)
-        .env("KETTLE_TOOLCHAINS_DIR", toolchains())
+        .env("KETTLE_TOOLCHAINS_DIR", support::toolchains_dir())
         .output()
         .expect("kettle runs");
     assert!(
@@ -85,22 +72,10 @@ fn built_only(from: &Path) -> tempfile::TempDir {
 }
 
 fn cold_start(c: &mut Criterion) {
-    // SAFETY: set before any thread of this process reads the environment.
-    unsafe { std::env::set_var("KETTLE_TOOLCHAINS_DIR", toolchains()) };
+    support::use_shared_toolchains();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let work = tempfile::tempdir().expect("work dir");
-    let telemetry =
-        Telemetry::new(&TelemetryConfig::with_exporters(Vec::new())).expect("telemetry");
-    let tracer = telemetry.tracer().clone();
-    let root = SpanHandle::root(
-        &tracer,
-        "invoke_agent bench".into(),
-        "bench",
-        Vec::new(),
-        None,
-    );
-    let client = Arc::new(LlmClient::mock());
-    let usage = Arc::new(LlmUsage::default());
+    let run = support::NodeRun::new();
 
     let mut group = c.benchmark_group("cold_start");
     group.sample_size(10);
@@ -145,34 +120,9 @@ fn cold_start(c: &mut Criterion) {
         let component = sandbox.prepare(&built.wasm).expect("the node compiles");
         group.bench_function(format!("instantiate_call/{language}"), |b| {
             b.iter(|| {
-                let span = root.child(
-                    &tracer,
-                    "node mirror".into(),
-                    SpanKind::Internal,
-                    Vec::new(),
-                );
-                let invocation = NodeInvocation {
-                    run_id: "bench".into(),
-                    node_name: "mirror".into(),
-                    attempt: 1,
-                    config: "{}".into(),
-                    state: STATE.into(),
-                    trace: NodeTrace::new(tracer.clone(), span.clone()),
-                    llm: NodeLlm {
-                        client: client.clone(),
-                        usage: usage.clone(),
-                        quota: LlmQuota::default(),
-                        content: ContentPolicy::default(),
-                    },
-                    limits: NodeLimits::default(),
-                    grants: Arc::default(),
-                };
-                let output = runtime
-                    .block_on(sandbox.execute(&component, invocation))
-                    .expect("the node runs");
-                span.end();
-                assert!(output.update.contains("[mock] Review cups"));
-                output
+                let update = run.execute(&runtime, &sandbox, &component, "mirror", STATE.into());
+                assert!(update.contains("[mock] Review cups"));
+                update
             });
         });
     }

@@ -6,13 +6,8 @@
 mod support;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kettle::capabilities::{LlmQuota, LlmUsage, NodeLlm, NodeTrace};
-use kettle::llm::LlmClient;
-use kettle::sandbox::{CompileCache, NodeInvocation, NodeLimits, Sandbox, SandboxConfig};
-use kettle::telemetry::{ContentPolicy, SpanHandle, Telemetry, TelemetryConfig};
-use opentelemetry::trace::SpanKind;
+use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
 use serde_json::Value;
-use std::sync::Arc;
 
 fn node_overhead(c: &mut Criterion) {
     support::use_shared_toolchains();
@@ -20,18 +15,7 @@ fn node_overhead(c: &mut Criterion) {
     let cache = tempfile::tempdir().expect("cache dir");
     let sandbox =
         Sandbox::new(&SandboxConfig::default(), CompileCache::new(cache.path())).expect("sandbox");
-    let telemetry =
-        Telemetry::new(&TelemetryConfig::with_exporters(Vec::new())).expect("telemetry");
-    let tracer = telemetry.tracer().clone();
-    let root = SpanHandle::root(
-        &tracer,
-        "invoke_agent bench".into(),
-        "bench",
-        Vec::new(),
-        None,
-    );
-    let client = Arc::new(LlmClient::mock());
-    let usage = Arc::new(LlmUsage::default());
+    let run = support::NodeRun::new();
 
     let mut group = c.benchmark_group("node_overhead");
     for (language, folder) in support::ECHO_NODES {
@@ -45,30 +29,9 @@ fn node_overhead(c: &mut Criterion) {
                 &state,
                 |b, state| {
                     b.iter(|| {
-                        let span =
-                            root.child(&tracer, "node echo".into(), SpanKind::Internal, Vec::new());
-                        let invocation = NodeInvocation {
-                            run_id: "bench".into(),
-                            node_name: "echo".into(),
-                            attempt: 1,
-                            config: "{}".into(),
-                            state: state.clone(),
-                            trace: NodeTrace::new(tracer.clone(), span.clone()),
-                            llm: NodeLlm {
-                                client: client.clone(),
-                                usage: usage.clone(),
-                                quota: LlmQuota::default(),
-                                content: ContentPolicy::default(),
-                            },
-                            limits: NodeLimits::default(),
-                            grants: Arc::default(),
-                        };
-                        let output = runtime
-                            .block_on(sandbox.execute(&component, invocation))
-                            .expect("the node runs");
-                        span.end();
-                        let update: Value =
-                            serde_json::from_str(&output.update).expect("JSON update");
+                        let update =
+                            run.execute(&runtime, &sandbox, &component, "echo", state.clone());
+                        let update: Value = serde_json::from_str(&update).expect("JSON update");
                         assert!(update.get("echo").is_some());
                         update
                     });

@@ -8,8 +8,15 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use kettle::capabilities::{LlmQuota, LlmUsage, NodeLlm, NodeTrace};
 use kettle::engine::{Agent, load_agent};
-use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
+use kettle::llm::LlmClient;
+use kettle::sandbox::{
+    CompileCache, NodeInvocation, NodeLimits, PreparedComponent, Sandbox, SandboxConfig,
+};
+use kettle::telemetry::{ContentPolicy, SpanHandle, Telemetry, TelemetryConfig};
+use opentelemetry::trace::SpanKind;
+use opentelemetry_sdk::trace::SdkTracer;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -106,11 +113,85 @@ pub const ECHO_NODES: [(&str, &str); 3] = [
 ];
 
 /// Where the Python and JS toolchains are installed (once per target folder, as the tests do).
-/// Call before any thread starts: it sets `KETTLE_TOOLCHAINS_DIR` for this process.
+pub fn toolchains_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("kettle-toolchains")
+}
+
+/// Call before any thread starts: sets `KETTLE_TOOLCHAINS_DIR` for this process.
 pub fn use_shared_toolchains() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kettle-toolchains");
     // SAFETY: called first thing in the benchmark, before any other thread exists.
-    unsafe { std::env::set_var("KETTLE_TOOLCHAINS_DIR", dir) };
+    unsafe { std::env::set_var("KETTLE_TOOLCHAINS_DIR", toolchains_dir()) };
+}
+
+/// What one node execution gets from its run, as the engine hands it over: a node span under
+/// a run's root, the mock LLM client, the run's usage counters.
+pub struct NodeRun {
+    _telemetry: Telemetry,
+    tracer: SdkTracer,
+    root: SpanHandle,
+    client: Arc<LlmClient>,
+    usage: Arc<LlmUsage>,
+}
+
+impl NodeRun {
+    pub fn new() -> Self {
+        let telemetry =
+            Telemetry::new(&TelemetryConfig::with_exporters(Vec::new())).expect("telemetry");
+        let tracer = telemetry.tracer().clone();
+        let root = SpanHandle::root(
+            &tracer,
+            "invoke_agent bench".into(),
+            "bench",
+            Vec::new(),
+            None,
+        );
+        Self {
+            _telemetry: telemetry,
+            tracer,
+            root,
+            client: Arc::new(LlmClient::mock()),
+            usage: Arc::new(LlmUsage::default()),
+        }
+    }
+
+    /// One execution of `component` in a fresh instance, under its own node span, on the
+    /// engine's path; returns the state update.
+    pub fn execute(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        sandbox: &Sandbox,
+        component: &PreparedComponent,
+        node: &str,
+        state: String,
+    ) -> String {
+        let span = self.root.child(
+            &self.tracer,
+            format!("node {node}"),
+            SpanKind::Internal,
+            Vec::new(),
+        );
+        let invocation = NodeInvocation {
+            run_id: "bench".into(),
+            node_name: node.into(),
+            attempt: 1,
+            config: "{}".into(),
+            state,
+            trace: NodeTrace::new(self.tracer.clone(), span.clone()),
+            llm: NodeLlm {
+                client: self.client.clone(),
+                usage: self.usage.clone(),
+                quota: LlmQuota::default(),
+                content: ContentPolicy::default(),
+            },
+            limits: NodeLimits::default(),
+            grants: Arc::default(),
+        };
+        let output = runtime
+            .block_on(sandbox.execute(component, invocation))
+            .expect("the node runs");
+        span.end();
+        output.update
+    }
 }
 
 /// The echo node in `language`, built into `cache`; returns its component.
