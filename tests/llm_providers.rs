@@ -22,12 +22,8 @@ fn no_fallback(r: &Recorded) -> Reply {
 fn run(scratch: &Scratch, yaml: &str, input: &str) -> std::process::Output {
     let agent = scratch.agent("agent.yaml", yaml);
     scratch
-        .kettle()
+        .run_command(&agent)
         .env("KETTLE_TEST_KEY", KEY)
-        .arg("run")
-        .arg(&agent)
-        .arg("--trace-dir")
-        .arg(scratch.traces())
         .args(["--input", input])
         .output()
         .expect("kettle runs")

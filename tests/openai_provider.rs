@@ -42,12 +42,8 @@ fn requests_and_responses_follow_the_openai_wire_format() {
     let scratch = Scratch::new();
     let agent = agent_for(&scratch, &server);
     let output = scratch
-        .kettle()
+        .run_command(&agent)
         .env("KETTLE_TEST_KEY", "sk-test-123")
-        .arg("run")
-        .arg(&agent)
-        .arg("--trace-dir")
-        .arg(scratch.traces())
         .args(["--input", r#"{"topic": "tea"}"#])
         .output()
         .expect("kettle runs");
@@ -142,12 +138,8 @@ fn ctrl_c_during_an_llm_call_flushes_every_span() {
     let scratch = Scratch::new();
     let agent = agent_for(&scratch, &server);
     let child = scratch
-        .kettle()
+        .run_command(&agent)
         .env("KETTLE_TEST_KEY", "sk-test-123")
-        .arg("run")
-        .arg(&agent)
-        .arg("--trace-dir")
-        .arg(scratch.traces())
         .args(["--input", r#"{"topic": "tea"}"#])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

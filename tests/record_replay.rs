@@ -33,12 +33,8 @@ fn run(
     tape: (&str, &std::path::Path),
 ) -> std::process::Output {
     scratch
-        .kettle()
+        .run_command(agent)
         .env("KETTLE_TEST_KEY", KEY)
-        .arg("run")
-        .arg(agent)
-        .arg("--trace-dir")
-        .arg(scratch.traces())
         .args(["--input", input, tape.0])
         .arg(tape.1)
         .output()

@@ -40,11 +40,7 @@ fn opik_preset_sends_to_its_path_with_its_headers_and_the_yaml_project_wins() {
     );
     let agent = shapes_agent(&scratch, &settings, "{calls: 2}");
     let output = scratch
-        .kettle()
-        .arg("run")
-        .arg(&agent)
-        .arg("--trace-dir")
-        .arg(scratch.traces())
+        .run_command(&agent)
         .env("OPIK_PROJECT_NAME", "env-project")
         .env("OPIK_API_KEY", "opik-key-123")
         .output()
@@ -357,11 +353,7 @@ fn langfuse_preset_sends_basic_auth_to_its_path() {
     );
     let agent = shapes_agent(&scratch, &settings, "{calls: 1}");
     let output = scratch
-        .kettle()
-        .arg("run")
-        .arg(&agent)
-        .arg("--trace-dir")
-        .arg(scratch.traces())
+        .run_command(&agent)
         .env("TEST_LF_PUBLIC", "pk-lf-1")
         .env("LANGFUSE_SECRET_KEY", "sk-lf-2")
         .output()
@@ -454,11 +446,7 @@ fn otel_environment_is_honoured_and_the_yaml_beats_it() {
     let receiver = OtlpReceiver::start(Mode::Accept);
     let agent = shapes_agent(&scratch, "", "{calls: 1}");
     let output = scratch
-        .kettle()
-        .arg("run")
-        .arg(&agent)
-        .arg("--trace-dir")
-        .arg(scratch.traces())
+        .run_command(&agent)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.base_url())
         .env("OTEL_EXPORTER_OTLP_HEADERS", "x-team=tea%20room,x-other=1")
         .env("OTEL_SERVICE_NAME", "kettle-from-env")
@@ -486,11 +474,7 @@ fn otel_environment_is_honoured_and_the_yaml_beats_it() {
         "{calls: 1}",
     );
     let output = yaml_scratch
-        .kettle()
-        .arg("run")
-        .arg(&agent)
-        .arg("--trace-dir")
-        .arg(yaml_scratch.traces())
+        .run_command(&agent)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", OtlpReceiver::down_endpoint())
         .env("OTEL_EXPORTER_OTLP_HEADERS", "x-team=env,x-other=1")
         .env("OTEL_SERVICE_NAME", "kettle-from-env")
@@ -523,11 +507,7 @@ fn sigterm_during_an_llm_call_still_delivers_the_trace_to_the_collector() {
         ),
     );
     let child = scratch
-        .kettle()
-        .arg("run")
-        .arg(&agent)
-        .arg("--trace-dir")
-        .arg(scratch.traces())
+        .run_command(&agent)
         .args(["--trace-exporter", "file,otlp", "--trace-endpoint"])
         .arg(receiver.endpoint())
         .stdout(std::process::Stdio::piped())

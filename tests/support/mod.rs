@@ -108,14 +108,21 @@ impl Scratch {
 
     /// Runs `kettle run AGENT --trace-dir traces EXTRA…`.
     pub fn run(&self, agent: &Path, extra: &[&str]) -> Output {
+        self.run_command(agent)
+            .args(extra)
+            .output()
+            .expect("kettle runs")
+    }
+
+    /// `kettle run AGENT --trace-dir traces`, for a caller that adds arguments or variables.
+    pub fn run_command(&self, agent: &Path) -> Command {
         let mut command = self.kettle();
         command
             .arg("run")
             .arg(agent)
             .arg("--trace-dir")
-            .arg(self.traces())
-            .args(extra);
-        command.output().expect("kettle runs")
+            .arg(self.traces());
+        command
     }
 
     /// The only trace file written so far.
