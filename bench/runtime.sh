@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The runtime's own costs: every criterion benchmark of the kettle crate (release), then the
+# The runtime's own costs: every criterion benchmark of the kettle and kettle-cli crates (release), then the
 # "runtime" section of bench/RESULTS.md. One command, from a fresh clone:
 #   bench/runtime.sh [criterion filter]
 # Installs the Python and JS toolchains the polyglot benchmarks need on first use.
@@ -9,5 +9,5 @@ repo="$(cd "$here/.." && pwd)"
 target="${CARGO_TARGET_DIR:-$repo/target}"
 # Results of earlier runs (or of benchmarks since removed) must not reach the report.
 rm -rf "$target/criterion" "$target/tmp/kettle-bench-memory.json"
-(cd "$repo" && cargo bench -p kettle --benches -- "$@")
+(cd "$repo" && cargo bench -p kettle -p kettle-cli --benches -- "$@")
 exec python3 "$here/runtime_report.py" "$target"

@@ -1,6 +1,7 @@
 //! The host's memory returns to its baseline after hostile runs: runs in one process, through
 //! the library, with resident memory read from /proc.
 
+#[path = "e2e/support/mod.rs"]
 mod support;
 
 use kettle::engine::{RunOptions, Runtime};

@@ -14,7 +14,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import langgraph, ope
   "$venv/bin/pip" install --quiet "langgraph==1.2.22" "openai==3.51.0"
 fi
 echo "bench: building kettle (release)" >&2
-(cd "$repo" && cargo build --release -p kettle --quiet)
+(cd "$repo" && cargo build --release -p kettle-cli --quiet)
 target="${CARGO_TARGET_DIR:-$repo/target}"
 exec python3 "$here/compare.py" --kettle "$target/release/kettle" --python "$venv/bin/python" \
   --command "bench/compare/run.sh${*:+ $*}" "$@"

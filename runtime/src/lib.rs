@@ -8,7 +8,6 @@
 
 pub mod bindings;
 pub mod capabilities;
-pub mod cli;
 pub mod engine;
 pub mod graph;
 pub mod llm;

@@ -200,10 +200,10 @@ pub fn echo_component(runtime: &tokio::runtime::Runtime, cache: &Path, folder: &
         .join("..")
         .join(folder);
     runtime
-        .block_on(kettle::sandbox::build_node(
+        .block_on(kettle_build::build_node(
             &dir,
             cache,
-            &kettle::sandbox::BuildOptions::default(),
+            &kettle_build::BuildOptions::default(),
             &|line| eprintln!("{line}"),
         ))
         .unwrap_or_else(|error| panic!("the echo node in {folder} builds: {error}"))

@@ -5,11 +5,9 @@ use super::policy::NodePolicy;
 use crate::capabilities::RunBudget;
 use crate::graph::{self, ComponentSource, Graph};
 use crate::llm::LlmClient;
-use crate::sandbox::{
-    BuildError, BuildOptions, Language, LoadOutcome, PreparedComponent, Sandbox, SandboxError,
-    build_node,
-};
+use crate::sandbox::{LoadOutcome, PreparedComponent, Sandbox, SandboxError};
 use crate::spec::{self, LangfuseSettings, LimitsSpec, OpikSettings, SpecErrors, TracingSettings};
+use kettle_build::{BuildError, BuildOptions, Language, build_node};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@ use super::{Condition, Graph, Next, NodeKind, Route};
 use crate::spec::{END, START};
 use std::fmt::Write;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GraphFormat {
     Mermaid,
     Dot,

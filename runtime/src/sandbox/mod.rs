@@ -1,7 +1,6 @@
 //! Where node components run: the wasmtime engine, the on-disk compile cache, `InstancePre`s,
 //! per-node stores with their limits and (deny-by-default) WASI context.
 
-mod build;
 mod cache;
 mod engine;
 mod execute;
@@ -12,10 +11,6 @@ mod permissions;
 mod prepare;
 mod slots;
 
-pub use build::{
-    BuildError, BuildOptions, BuildOutcome, Language, ToolStatus, Toolchains, build_node,
-    build_rust_node,
-};
 pub use cache::{CompileCache, LoadOutcome};
 pub use engine::{SandboxConfig, new_engine};
 pub use execute::{NodeFailure, NodeInvocation, NodeOutput};

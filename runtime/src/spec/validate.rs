@@ -450,7 +450,7 @@ fn validate_action(
     }
     if let Some(component) = view.component {
         let path = loaded.resolve(component);
-        let usable = path.is_dir() && crate::sandbox::Language::detect(&path).is_some()
+        let usable = path.is_dir() && kettle_build::Language::detect(&path).is_some()
             || path.is_file() && path.extension().is_some_and(|e| e == "wasm");
         if !usable {
             let what = if path.exists() {

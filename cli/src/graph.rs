@@ -1,0 +1,28 @@
+//! `kettle graph`: the agent's graph as Mermaid or Graphviz DOT on stdout.
+
+use super::args::GraphArgs;
+use super::{EXIT_BAD_INPUT, EXIT_OK};
+use kettle::graph;
+
+pub fn graph(args: GraphArgs) -> u8 {
+    let loaded = match kettle::spec::load_file(&args.agent) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprintln!("kettle: cannot read the agent:\n{errors}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    match graph::compile(&loaded) {
+        Ok(compiled) => {
+            print!(
+                "{}",
+                graph::render(&compiled, &loaded.spec.name, args.format.into())
+            );
+            EXIT_OK
+        }
+        Err(errors) => {
+            eprintln!("kettle: cannot read the agent:\n{errors}");
+            EXIT_BAD_INPUT
+        }
+    }
+}

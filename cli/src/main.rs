@@ -1,0 +1,96 @@
+//! The `kettle` command: argument parsing and dispatch, each subcommand in its own module, over
+//! the `kettle` library, which knows nothing of the command line.
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod args;
+mod build;
+mod doctor;
+mod graph;
+mod run;
+mod summary;
+mod trace;
+mod validate;
+
+use args::{Cli, Command, TraceCommand};
+use clap::Parser;
+use std::process::ExitCode;
+
+/// The run succeeded.
+const EXIT_OK: u8 = 0;
+/// The run started but failed (a node failed, a limit was hit, it was interrupted).
+const EXIT_RUN_FAILED: u8 = 1;
+/// The input was wrong: agent file, input state, component, flags.
+const EXIT_BAD_INPUT: u8 = 2;
+
+/// Parses the command line, runs the command, and returns its exit code.
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let code = match cli.command {
+        Command::Run(args) => run::run(*args),
+        Command::Validate(args) => validate::validate(args),
+        Command::Graph(args) => graph::graph(args),
+        Command::Build(args) => build::build(args),
+        Command::Doctor(args) => doctor::doctor(args),
+        Command::Trace {
+            command: TraceCommand::Show(args),
+        } => trace::show(args),
+    };
+    ExitCode::from(code)
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("KETTLE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("warn,kettle::node=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Where Kettle keeps built and compiled components: `$KETTLE_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/kettle`, else `~/.cache/kettle`, else `.kettle/cache`.
+fn cache_dir() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    if let Some(dir) = std::env::var_os("KETTLE_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("kettle");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(home).join(".cache/kettle");
+    }
+    PathBuf::from(".kettle/cache")
+}
+
+/// How many worker threads a command's async runtime gets.
+enum Threads {
+    /// One: builds and checks, which mostly wait on child processes.
+    One,
+    /// One per core: runs, whose nodes execute concurrently.
+    Many,
+}
+
+/// Runs a command's future to completion on a fresh async runtime; its exit code.
+fn block_on(threads: Threads, command: impl std::future::Future<Output = u8>) -> u8 {
+    let built = match threads {
+        Threads::One => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Threads::Many => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    match built {
+        Ok(runtime) => runtime.block_on(command),
+        Err(e) => {
+            eprintln!("kettle: cannot start the async runtime: {e}");
+            EXIT_RUN_FAILED
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The end-to-end tests, one module per area, in one test binary so that wasmtime is linked once.
+//! They drive the `kettle` binary (and, where they measure the library, the `kettle` crate) with
+//! real components, real local servers and a real OTLP receiver.
+
+mod support;
+
+mod concurrent_runs;
+mod graph_semantics;
+mod hello;
+mod hostile_polyglot;
+mod llm_faults;
+mod llm_providers;
+mod llm_settings_errors;
+mod openai_provider;
+mod parallel_traces;
+mod polyglot;
+mod pool_slots;
+mod record_replay;
+mod sandbox;
+mod spec_errors;
+mod tea_examples;
+mod trace_exporters;
+mod trace_integrity;
+mod trace_matrix;
+mod validate_cmd;
