@@ -17,71 +17,70 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 pub fn run(args: RunArgs) -> u8 {
-    block_on(Threads::Many, run_async(args))
+    block_on(Threads::Many, async move {
+        match run_async(args).await {
+            Ok(code) => code,
+            Err(stop) => {
+                eprintln!("kettle: {}", stop.message);
+                stop.code
+            }
+        }
+    })
 }
 
-async fn run_async(args: RunArgs) -> u8 {
-    let limits = match parse_limits(&args.limits) {
-        Ok(limits) => limits,
-        Err(message) => {
-            eprintln!("kettle: {message}");
-            return EXIT_BAD_INPUT;
+/// Why `kettle run` stopped before its run ended: what to say and the exit code.
+struct Stop {
+    message: String,
+    code: u8,
+}
+
+impl Stop {
+    fn bad_input(message: impl ToString) -> Self {
+        Self {
+            message: message.to_string(),
+            code: EXIT_BAD_INPUT,
         }
-    };
-    let input = match read_input(&args) {
-        Ok(input) => input,
-        Err(message) => {
-            eprintln!("kettle: {message}");
-            return EXIT_BAD_INPUT;
+    }
+
+    fn failed(message: impl ToString) -> Self {
+        Self {
+            message: message.to_string(),
+            code: EXIT_RUN_FAILED,
         }
-    };
+    }
+}
+
+async fn run_async(args: RunArgs) -> Result<u8, Stop> {
+    let limits = parse_limits(&args.limits).map_err(Stop::bad_input)?;
+    let input = read_input(&args).map_err(Stop::bad_input)?;
     let cache = cache_dir();
-    let sandbox = match Sandbox::new(&SandboxConfig::default(), CompileCache::new(&cache)) {
-        Ok(sandbox) => Arc::new(sandbox),
-        Err(e) => {
-            eprintln!("kettle: {e}");
-            return EXIT_RUN_FAILED;
-        }
-    };
+    let sandbox = Sandbox::new(&SandboxConfig::default(), CompileCache::new(&cache))
+        .map(Arc::new)
+        .map_err(Stop::failed)?;
     let quiet = args.quiet;
     let events = move |event: ComponentEvent| {
         if !quiet {
             eprintln!("kettle: {}", summary::component_event(&event));
         }
     };
-    let agent = match load_agent(&args.agent, &sandbox, &cache, &events).await {
-        Ok(agent) => agent,
-        Err(e) => {
-            eprintln!("kettle: cannot load the agent:\n{e}");
-            return EXIT_BAD_INPUT;
-        }
-    };
-    let tape = match (&args.record, &args.replay) {
+    let agent = load_agent(&args.agent, &sandbox, &cache, &events)
+        .await
+        .map_err(|e| Stop::bad_input(format!("cannot load the agent:\n{e}")))?;
+    match (&args.record, &args.replay) {
         (Some(path), _) => agent.llm.record_to(path),
         (None, Some(path)) => agent.llm.replay_from(path),
         (None, None) => Ok(()),
-    };
-    if let Err(e) = tape {
-        eprintln!("kettle: {e}");
-        return EXIT_BAD_INPUT;
     }
+    .map_err(Stop::bad_input)?;
     let parent = match args.traceparent.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(text) => match parse_traceparent(text) {
-            Ok(parent) => Some(parent),
-            Err(message) => {
-                eprintln!("kettle: --traceparent (or TRACEPARENT): {message}");
-                return EXIT_BAD_INPUT;
-            }
-        },
+        Some(text) => Some(parse_traceparent(text).map_err(|message| {
+            Stop::bad_input(format!("--traceparent (or TRACEPARENT): {message}"))
+        })?),
     };
-    let telemetry = match telemetry_for(&args, &agent) {
-        Ok(telemetry) => Arc::new(telemetry),
-        Err(message) => {
-            eprintln!("kettle: {message}");
-            return EXIT_BAD_INPUT;
-        }
-    };
+    let telemetry = telemetry_for(&args, &agent)
+        .map(Arc::new)
+        .map_err(Stop::bad_input)?;
     let runtime = Runtime::new(sandbox, telemetry.clone());
     let options = RunOptions {
         max_steps: args.max_steps,
@@ -93,32 +92,15 @@ async fn run_async(args: RunArgs) -> u8 {
     };
     // A panic inside the run still lets the trace be flushed below; the span guards it
     // unwinds through end their spans as cancelled.
-    let report = match AssertUnwindSafe(runtime.run(&agent, input, &options, interrupted()))
+    let Ok(report) = AssertUnwindSafe(runtime.run(&agent, input, &options, interrupted()))
         .catch_unwind()
         .await
-    {
-        Ok(report) => report,
-        Err(_) => {
-            eprintln!("kettle: internal error: the run panicked; flushing its trace");
-            flush_telemetry(telemetry).await;
-            return EXIT_RUN_FAILED;
-        }
+    else {
+        eprintln!("kettle: internal error: the run panicked; flushing its trace");
+        flush_telemetry(telemetry).await;
+        return Ok(EXIT_RUN_FAILED);
     };
-
-    let state =
-        serde_json::to_string_pretty(&Value::Object(report.state.clone())).unwrap_or_default();
-    match &args.output {
-        Some(path) => {
-            if let Err(e) = std::fs::write(path, format!("{state}\n")) {
-                eprintln!(
-                    "kettle: cannot write {}: {e}; the final state follows",
-                    path.display()
-                );
-                println!("{state}");
-            }
-        }
-        None => println!("{state}"),
-    }
+    write_state(&report.state, args.output.as_deref());
     if let Err(e) = &report.outcome {
         eprintln!("kettle: run failed: {e}");
     }
@@ -129,11 +111,27 @@ async fn run_async(args: RunArgs) -> u8 {
         );
     }
     flush_telemetry(telemetry).await;
-    if report.outcome.is_ok() {
+    Ok(if report.outcome.is_ok() {
         EXIT_OK
     } else {
         EXIT_RUN_FAILED
+    })
+}
+
+/// The final state as JSON: to `output` when given (to stdout if it cannot be written), else
+/// to stdout.
+fn write_state(state: &Map<String, Value>, output: Option<&std::path::Path>) {
+    let state = serde_json::to_string_pretty(state).unwrap_or_default();
+    if let Some(path) = output {
+        match std::fs::write(path, format!("{state}\n")) {
+            Ok(()) => return,
+            Err(e) => eprintln!(
+                "kettle: cannot write {}: {e}; the final state follows",
+                path.display()
+            ),
+        }
     }
+    println!("{state}");
 }
 
 fn read_input(args: &RunArgs) -> Result<Map<String, Value>, String> {

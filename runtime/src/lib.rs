@@ -1,15 +1,19 @@
 //! Kettle runs LLM agent graphs described in YAML whose nodes are WebAssembly components,
 //! sandboxed by wasmtime, with a host-owned OpenTelemetry trace of every node and LLM call.
 //!
-//! The layers, in the order a run goes through them:
-//! [`spec`] (YAML → validated spec) → [`graph`] (compiled graph) → [`sandbox`] (components
-//! built, compiled, cached, instantiated) → [`engine`] (the run loop) → [`capabilities`] (what a
-//! node may call: `llm`, `trace`, `log`) → [`llm`] (providers) and [`telemetry`] (the trace).
+//! The layers, bottom first; each uses only those below it (checked by a test, see
+//! `layering.rs`): [`spec`] (YAML → typed, validated spec; pure) → [`graph`] (the compiled
+//! graph, routes, templates) → [`llm`] (providers) → [`telemetry`] (the run's trace and its
+//! exporters) → [`capabilities`] (the host imports a node may call: `llm`, `trace`, `log`) →
+//! [`sandbox`] (engine, pool, compile cache, per-node stores) → [`engine`] (the run loop).
+//! Node folders are built by the `kettle-build` crate; the command line is `kettle-cli`.
 
 pub mod bindings;
 pub mod capabilities;
 pub mod engine;
 pub mod graph;
+#[cfg(test)]
+mod layering;
 pub mod llm;
 pub mod sandbox;
 pub mod spec;

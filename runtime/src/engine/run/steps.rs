@@ -1,8 +1,8 @@
 //! Actions inside nodes: one action (component, `llm.call`, expression), `steps:` run in order
 //! with a span each, and `while_loop` iterations with a span each and the exit reason recorded.
 
-use super::error::RunError;
-use super::run::{RunScope, Runtime};
+use super::Run;
+use crate::engine::error::RunError;
 use crate::graph::{Action, Step, template};
 use crate::telemetry::{SpanGuard, SpanHandle};
 use opentelemetry::KeyValue;
@@ -12,21 +12,19 @@ use serde_json::{Map, Value};
 /// What templates and expressions see: `state`, `variables`, and `extras` (a
 /// `dynamic_parallel` item and its index) at the top level; in a fan-in node, also
 /// `parallel_results` (as in TEA).
-pub(super) fn context(
-    scope: &RunScope<'_>,
-    state: &Map<String, Value>,
-    extras: &Map<String, Value>,
-) -> Value {
-    let mut context = extras.clone();
-    if let Some(results) = state.get(super::flow::PARALLEL_RESULTS) {
-        context.insert(super::flow::PARALLEL_RESULTS.into(), results.clone());
+impl Run<'_> {
+    pub(super) fn context(&self, state: &Map<String, Value>, extras: &Map<String, Value>) -> Value {
+        let mut context = extras.clone();
+        if let Some(results) = state.get(super::flow::PARALLEL_RESULTS) {
+            context.insert(super::flow::PARALLEL_RESULTS.into(), results.clone());
+        }
+        context.insert("state".into(), Value::Object(state.clone()));
+        context.insert(
+            "variables".into(),
+            Value::Object(self.agent.variables.clone()),
+        );
+        Value::Object(context)
     }
-    context.insert("state".into(), Value::Object(state.clone()));
-    context.insert(
-        "variables".into(),
-        Value::Object(scope.agent.variables.clone()),
-    );
-    Value::Object(context)
 }
 
 /// Merges `update` into both the working state and the accumulated update.
@@ -41,12 +39,11 @@ fn absorb(
     }
 }
 
-impl Runtime {
+impl Run<'_> {
     /// Runs one action of node `node` against `state`; LLM calls and guest spans are children
     /// of `span`.
     pub(super) async fn run_action(
         &self,
-        scope: &RunScope<'_>,
         node: &str,
         action: &Action,
         state: &Map<String, Value>,
@@ -55,7 +52,7 @@ impl Runtime {
     ) -> Result<Map<String, Value>, RunError> {
         match action {
             Action::Component { component, config } => {
-                self.run_component(scope, node, *component, config, state, span, 1)
+                self.run_component(node, *component, config, state, span, 1)
                     .await
             }
             Action::LlmCall {
@@ -63,12 +60,12 @@ impl Runtime {
                 with,
                 output,
             } => {
-                let context = context(scope, state, extras);
-                self.run_llm_call(scope, node, *action, with, output, &context, span)
+                let context = self.context(state, extras);
+                self.run_llm_call(node, *action, with, output, &context, span)
                     .await
             }
             Action::Expression { expression, output } => {
-                let context = context(scope, state, extras);
+                let context = self.context(state, extras);
                 let value = template::eval_expression(expression, &context).map_err(|e| {
                     RunError::node(
                         node,
@@ -87,7 +84,6 @@ impl Runtime {
     /// span (a child of `parent`). Returns everything they updated.
     pub(super) async fn run_steps(
         &self,
-        scope: &RunScope<'_>,
         node: &str,
         steps: &[Step],
         state: &Map<String, Value>,
@@ -98,7 +94,7 @@ impl Runtime {
         let mut total = Map::new();
         for step in steps {
             let span = SpanGuard::new(parent.child(
-                self.telemetry().tracer(),
+                self.telemetry.tracer(),
                 format!("step {}", step.name),
                 SpanKind::Internal,
                 vec![
@@ -108,7 +104,7 @@ impl Runtime {
                 ],
             ));
             let result = self
-                .run_action(scope, node, &step.action, &working, extras, span.handle())
+                .run_action(node, &step.action, &working, extras, span.handle())
                 .await;
             match result {
                 Ok(update) => {
@@ -130,7 +126,6 @@ impl Runtime {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn run_while_loop(
         &self,
-        scope: &RunScope<'_>,
         node: &str,
         condition: &str,
         max_iterations: u32,
@@ -146,7 +141,7 @@ impl Runtime {
             if iterations >= max_iterations {
                 break "max_iterations_reached";
             }
-            let holds = template::eval_condition(condition, &context(scope, &working, &no_extras))
+            let holds = template::eval_condition(condition, &self.context(&working, &no_extras))
                 .map_err(|e| {
                     RunError::node(
                         node,
@@ -159,7 +154,7 @@ impl Runtime {
             }
             iterations += 1;
             let iteration = SpanGuard::new(span.child(
-                self.telemetry().tracer(),
+                self.telemetry.tracer(),
                 format!("iteration {iterations}"),
                 SpanKind::Internal,
                 vec![
@@ -168,7 +163,7 @@ impl Runtime {
                 ],
             ));
             match self
-                .run_steps(scope, node, body, &working, &no_extras, iteration.handle())
+                .run_steps(node, body, &working, &no_extras, iteration.handle())
                 .await
             {
                 Ok(update) => {

@@ -2,9 +2,8 @@
 //! `max_concurrency` at a time), each item under its own span with its index; results in item
 //! order, each with its index, item, and final state or error.
 
-use super::error::RunError;
-use super::run::{RunScope, Runtime};
-use super::steps::context;
+use super::Run;
+use crate::engine::error::RunError;
 use crate::graph::{DynamicParallel, template};
 use crate::telemetry::{SpanGuard, SpanHandle};
 use futures::StreamExt;
@@ -12,16 +11,15 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
 use serde_json::{Map, Value, json};
 
-impl Runtime {
+impl Run<'_> {
     pub(super) async fn run_dynamic_parallel(
         &self,
-        scope: &RunScope<'_>,
         node: &str,
         dp: &DynamicParallel,
         state: &Map<String, Value>,
         span: &SpanHandle,
     ) -> Result<Map<String, Value>, RunError> {
-        let items = items(scope, node, dp, state)?;
+        let items = self.items(node, dp, state)?;
         let count = items.len();
         span.set_attribute(KeyValue::new("kettle.parallel.items", count as i64));
         let limit = dp
@@ -32,7 +30,7 @@ impl Runtime {
             items
                 .into_iter()
                 .enumerate()
-                .map(|(index, item)| self.run_item(scope, node, dp, state, index, item, span)),
+                .map(|(index, item)| self.run_item(node, dp, state, index, item, span)),
         )
         .buffer_unordered(limit);
         let mut results = vec![Value::Null; count];
@@ -61,7 +59,6 @@ impl Runtime {
     #[allow(clippy::too_many_arguments)]
     async fn run_item(
         &self,
-        scope: &RunScope<'_>,
         node: &str,
         dp: &DynamicParallel,
         state: &Map<String, Value>,
@@ -70,7 +67,7 @@ impl Runtime {
         parent: &SpanHandle,
     ) -> (usize, Value, Result<Map<String, Value>, RunError>) {
         let span = SpanGuard::new(parent.child(
-            self.telemetry().tracer(),
+            self.telemetry.tracer(),
             format!("item {index}"),
             SpanKind::Internal,
             vec![
@@ -85,11 +82,11 @@ impl Runtime {
         branch.extend(extras.clone());
         let result = match (&dp.body[..], dp.body_is_steps) {
             ([only], false) => {
-                self.run_action(scope, node, &only.action, &branch, &extras, span.handle())
+                self.run_action(node, &only.action, &branch, &extras, span.handle())
                     .await
             }
             (steps, _) => {
-                self.run_steps(scope, node, steps, &branch, &extras, span.handle())
+                self.run_steps(node, steps, &branch, &extras, span.handle())
                     .await
             }
         };
@@ -105,28 +102,30 @@ impl Runtime {
     }
 }
 
-/// The list `items:` yields.
-fn items(
-    scope: &RunScope<'_>,
-    node: &str,
-    dp: &DynamicParallel,
-    state: &Map<String, Value>,
-) -> Result<Vec<Value>, RunError> {
-    let context = context(scope, state, &Map::new());
-    let value = template::render_value(&Value::String(dp.items.clone()), &context)
-        .map_err(|e| RunError::node(node, "template", format!("field `items`: {e}")))?;
-    let value = match value {
-        // A template with text around the expression renders to text; JSON text is accepted.
-        Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        other => other,
-    };
-    match value {
-        Value::Array(items) => Ok(items),
-        other => Err(RunError::node(
-            node,
-            "items",
-            format!("`items` must yield a list, but `{}` gave {other}", dp.items),
-        )),
+impl Run<'_> {
+    /// The list `items:` yields.
+    fn items(
+        &self,
+        node: &str,
+        dp: &DynamicParallel,
+        state: &Map<String, Value>,
+    ) -> Result<Vec<Value>, RunError> {
+        let context = self.context(state, &Map::new());
+        let value = template::render_value(&Value::String(dp.items.clone()), &context)
+            .map_err(|e| RunError::node(node, "template", format!("field `items`: {e}")))?;
+        let value = match value {
+            // A template with text around the expression renders to text; JSON text is accepted.
+            Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            other => other,
+        };
+        match value {
+            Value::Array(items) => Ok(items),
+            other => Err(RunError::node(
+                node,
+                "items",
+                format!("`items` must yield a list, but `{}` gave {other}", dp.items),
+            )),
+        }
     }
 }
 

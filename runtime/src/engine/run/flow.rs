@@ -2,10 +2,10 @@
 //! copy of the state and a `parallel {node}` span as the branches' parent, fan-in with
 //! `parallel_results`, and the run-wide step limit.
 
-use super::error::RunError;
-use super::run::{RunScope, Runtime, error_route};
-use super::state::merge_update;
-use super::steps::context;
+use super::Run;
+use super::node::error_route;
+use crate::engine::error::RunError;
+use crate::engine::state::merge_update;
 use crate::graph::{Next, NodeKind, Route, Rule, template};
 use crate::spec::START;
 use crate::telemetry::{SpanGuard, SpanHandle};
@@ -21,19 +21,15 @@ pub const PARALLEL_RESULTS: &str = "parallel_results";
 /// How many recent nodes a path remembers, to name the loop when the step limit is hit.
 const TRAIL: usize = 64;
 
-impl Runtime {
+impl Run<'_> {
     /// Runs the agent's graph from `__start__` to `__end__`, on `state`.
-    pub(super) async fn run_graph(
-        &self,
-        scope: &RunScope<'_>,
-        state: &mut Map<String, Value>,
-    ) -> Result<(), RunError> {
-        let first = match &scope.agent.graph.entry {
-            Route::Rules(rules) => self.choose(scope, START, rules, state, Map::new())?,
+    pub(super) async fn run_graph(&self, state: &mut Map<String, Value>) -> Result<(), RunError> {
+        let first = match &self.agent.graph.entry {
+            Route::Rules(rules) => self.choose(START, rules, state, Map::new())?,
             Route::Parallel { .. } => Next::End,
         };
         let mut trail = Vec::new();
-        self.run_path(scope, scope.root, first, state, None, &mut trail)
+        self.run_path(self.root, first, state, None, &mut trail)
             .await
     }
 
@@ -41,7 +37,6 @@ impl Runtime {
     /// node of the group this path is a branch of). Node spans are children of `parent`.
     fn run_path<'a, 'b: 'a>(
         &'a self,
-        scope: &'a RunScope<'b>,
         parent: &'a SpanHandle,
         first: Next,
         state: &'a mut Map<String, Value>,
@@ -49,17 +44,17 @@ impl Runtime {
         trail: &'a mut Vec<usize>,
     ) -> BoxFuture<'a, Result<(), RunError>> {
         Box::pin(async move {
-            let graph = &scope.agent.graph;
+            let graph = &self.agent.graph;
             let mut next = first;
             while let Next::Node(index) = next {
                 if Some(index) == stop {
                     break;
                 }
-                count_step(scope, index, trail)?;
-                let update = match self.run_node(scope, parent, index, state).await {
+                self.count_step(index, trail)?;
+                let update = match self.run_node(parent, index, state).await {
                     Ok(update) => update,
                     // With `on_error:`, the handler runs next and finds the failure in `state.error`.
-                    Err(error) => match error_route(scope.agent, index, &error) {
+                    Err(error) => match error_route(self.agent, index, &error) {
                         Some((handler, record)) => {
                             state.insert("error".into(), record);
                             next = Next::Node(handler);
@@ -87,10 +82,10 @@ impl Runtime {
                     continue;
                 }
                 next = match graph.route(index) {
-                    Route::Rules(rules) => self.choose(scope, &node.name, rules, state, result)?,
+                    Route::Rules(rules) => self.choose(&node.name, rules, state, result)?,
                     Route::Parallel { branches, fan_in } => {
                         let results = self
-                            .fan_out(scope, parent, index, branches, *fan_in, state, trail)
+                            .fan_out(parent, index, branches, *fan_in, state, trail)
                             .await?;
                         state.insert(PARALLEL_RESULTS.into(), Value::Array(results));
                         Next::Node(*fan_in)
@@ -107,7 +102,6 @@ impl Runtime {
     #[allow(clippy::too_many_arguments)]
     async fn fan_out(
         &self,
-        scope: &RunScope<'_>,
         parent: &SpanHandle,
         fork: usize,
         branches: &[usize],
@@ -115,17 +109,17 @@ impl Runtime {
         state: &Map<String, Value>,
         trail: &[usize],
     ) -> Result<Vec<Value>, RunError> {
-        let graph = &scope.agent.graph;
+        let graph = &self.agent.graph;
         let fork_name = &graph.nodes[fork].name;
         let span = SpanGuard::new(parent.child(
-            self.telemetry().tracer(),
+            self.telemetry.tracer(),
             format!("parallel {fork_name}"),
             SpanKind::Internal,
             vec![
                 KeyValue::new("kettle.node.name", fork_name.clone()),
                 KeyValue::new("kettle.parallel.branches", branches.len() as i64),
                 KeyValue::new("kettle.parallel.fan_in", graph.nodes[fan_in].name.clone()),
-                KeyValue::new("kettle.run.id", scope.run_id.to_string()),
+                KeyValue::new("kettle.run.id", self.run_id.to_string()),
             ],
         ));
         let group = span.handle().clone();
@@ -135,7 +129,6 @@ impl Runtime {
             let group = group.clone();
             async move {
                 self.run_path(
-                    scope,
                     &group,
                     Next::Node(branch),
                     &mut branch_state,
@@ -158,7 +151,6 @@ impl Runtime {
     /// TEA) `result`: the update the node just returned.
     fn choose(
         &self,
-        scope: &RunScope<'_>,
         from: &str,
         rules: &[Rule],
         state: &Map<String, Value>,
@@ -169,7 +161,7 @@ impl Runtime {
         }
         let mut extras = Map::new();
         extras.insert("result".into(), Value::Object(result));
-        let context = context(scope, state, &extras);
+        let context = self.context(state, &extras);
         for rule in rules {
             let Some(condition) = &rule.when else {
                 return Ok(rule.to);
@@ -201,27 +193,29 @@ impl Runtime {
     }
 }
 
-/// Counts one node execution against the run's limit.
-fn count_step(scope: &RunScope<'_>, index: usize, trail: &mut Vec<usize>) -> Result<(), RunError> {
-    let limit = scope.max_steps;
-    let counted = scope
-        .steps
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-            (n < limit).then_some(n + 1)
-        });
-    if counted.is_err() {
-        let graph = &scope.agent.graph;
-        return Err(RunError::StepLimit {
-            limit,
-            node: graph.nodes[index].name.clone(),
-            cycle: describe_cycle(trail, index, |i| graph.nodes[i].name.as_str()),
-        });
+impl Run<'_> {
+    /// Counts one node execution against the run's limit.
+    fn count_step(&self, index: usize, trail: &mut Vec<usize>) -> Result<(), RunError> {
+        let limit = self.max_steps;
+        let counted = self
+            .steps
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < limit).then_some(n + 1)
+            });
+        if counted.is_err() {
+            let graph = &self.agent.graph;
+            return Err(RunError::StepLimit {
+                limit,
+                node: graph.nodes[index].name.clone(),
+                cycle: describe_cycle(trail, index, |i| graph.nodes[i].name.as_str()),
+            });
+        }
+        trail.push(index);
+        if trail.len() > TRAIL {
+            trail.remove(0);
+        }
+        Ok(())
     }
-    trail.push(index);
-    if trail.len() > TRAIL {
-        trail.remove(0);
-    }
-    Ok(())
 }
 
 /// The loop that leads back to `next`, from the path's recent nodes: `` `a` → `b` → `a` ``.

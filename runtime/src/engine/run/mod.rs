@@ -1,0 +1,165 @@
+//! A run: one root span owned by the host, the graph walked from it (`flow.rs`: routing and
+//! parallel groups; `node.rs`: one node's attempts and executions; `steps.rs`: actions, steps
+//! and loops inside a node; `dynamic.rs`: `dynamic_parallel`), and the trace flushed on every
+//! way out. [`Run`] is what one run shares with its nodes and branches; its fields are private
+//! to this module and the submodules that make up the run.
+
+mod dynamic;
+mod flow;
+mod llm_node;
+mod node;
+mod steps;
+
+pub use flow::PARALLEL_RESULTS;
+
+use super::agent::Agent;
+use super::error::RunError;
+use super::events::EventSink;
+use super::report::{RunReport, UsageSnapshot};
+use crate::capabilities::LlmUsage;
+use crate::sandbox::Sandbox;
+use crate::spec::LimitsSpec;
+use crate::telemetry::{SpanGuard, SpanHandle, Telemetry, root_attributes, root_output};
+use opentelemetry::trace::SpanContext;
+use serde_json::{Map, Value};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+pub const DEFAULT_MAX_STEPS: u32 = 1000;
+
+/// Per-run options that override the agent's settings.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub max_steps: Option<u32>,
+    /// Receives one event per node start and finish (`kettle run --events`).
+    pub events: Option<EventSink>,
+    /// Limits that beat every node's own and `settings.limits` (`--limit`).
+    pub limits: LimitsSpec,
+    /// The caller's span (from `traceparent`): the run's root becomes its child.
+    pub parent: Option<SpanContext>,
+}
+
+/// Runs agents: the sandbox their components run in and the telemetry their traces go to.
+pub struct Runtime {
+    sandbox: Arc<Sandbox>,
+    telemetry: Arc<Telemetry>,
+}
+
+/// What one run shares with its nodes and branches.
+struct Run<'a> {
+    sandbox: &'a Sandbox,
+    telemetry: &'a Telemetry,
+    agent: &'a Agent,
+    options: &'a RunOptions,
+    run_id: &'a str,
+    root: &'a SpanHandle,
+    usage: &'a Arc<LlmUsage>,
+    /// Node executions so far, across all branches.
+    steps: AtomicU32,
+    max_steps: u32,
+    events: Option<&'a EventSink>,
+}
+
+impl Runtime {
+    pub fn new(sandbox: Arc<Sandbox>, telemetry: Arc<Telemetry>) -> Self {
+        Self { sandbox, telemetry }
+    }
+
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    /// Runs `agent` from `input` until it ends, fails, or `interrupt` resolves (with a reason).
+    /// The trace is flushed before this returns, whichever happened.
+    pub async fn run(
+        &self,
+        agent: &Agent,
+        input: Map<String, Value>,
+        options: &RunOptions,
+        interrupt: impl Future<Output = String>,
+    ) -> RunReport {
+        let started = Instant::now();
+        let run_id = new_run_id();
+        let tracer = self.telemetry.tracer();
+        let content = self.telemetry.content();
+        let trace_file = self.telemetry.register_run(&run_id);
+        let root = SpanHandle::root(
+            tracer,
+            format!("invoke_agent {}", agent.name),
+            &run_id,
+            root_attributes(&agent.name, &run_id, &input, content),
+            options.parent.clone(),
+        );
+        let trace_id = root.trace_id();
+        // An unsampled run (settings.tracing.sample_ratio) writes no file.
+        let trace_file = trace_file.filter(|_| root.is_recording());
+        let root_guard = SpanGuard::new(root.clone());
+        let usage = Arc::new(LlmUsage::default());
+        let run = Run {
+            sandbox: &self.sandbox,
+            telemetry: &self.telemetry,
+            agent,
+            options,
+            run_id: &run_id,
+            root: &root,
+            usage: &usage,
+            steps: AtomicU32::new(0),
+            max_steps: options
+                .max_steps
+                .or(agent.max_steps)
+                .unwrap_or(DEFAULT_MAX_STEPS),
+            events: options.events.as_ref(),
+        };
+
+        let mut state = input;
+        let outcome = tokio::select! {
+            outcome = run.run_graph(&mut state) => outcome,
+            reason = interrupt => Err(RunError::Interrupted(reason)),
+        };
+        let nodes_run = run.steps.load(Ordering::Relaxed);
+
+        for attribute in root_output(&state, content) {
+            root.set_attribute(attribute);
+        }
+        match &outcome {
+            Ok(()) => root_guard.finish_ok(),
+            Err(e) => root_guard.finish_error(e.to_string()),
+        }
+        let telemetry = self.telemetry.clone();
+        let finished = run_id.clone();
+        let trace_error =
+            match tokio::task::spawn_blocking(move || telemetry.finish_run(&finished)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(format!("the trace flush did not complete: {e}")),
+            };
+        RunReport {
+            run_id,
+            agent: agent.name.clone(),
+            trace_id: trace_id.to_string(),
+            trace_file,
+            trace_error,
+            outcome,
+            state,
+            nodes_run,
+            llm: UsageSnapshot::from(usage.as_ref()),
+            llm_provider: agent.llm.provider_name(),
+            llm_is_mock: agent.llm.is_mock(),
+            duration: started.elapsed(),
+        }
+    }
+}
+
+/// A run id: sortable by start time, unique enough to name a file.
+fn new_run_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{millis:013x}-{:08x}", rand::random::<u32>())
+}
