@@ -67,7 +67,7 @@ async fn run_async(args: RunArgs) -> u8 {
     }
     let parent = match args.traceparent.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(text) => match parse_traceparent(text) {
+        Some(text) => match parse_traceparent(text, args.tracestate.as_deref()) {
             Ok(parent) => Some(parent),
             Err(message) => {
                 eprintln!("kettle: --traceparent (or TRACEPARENT): {message}");
