@@ -29,7 +29,16 @@ pub fn parse_traceparent(
     tracestate: Option<&str>,
 ) -> Result<SpanContext, TraceparentError> {
     let text = traceparent.trim();
-    let mut carrier = HashMap::from([(TRACEPARENT.to_string(), text.to_string())]);
+    let refused = |problem: String| TraceparentError {
+        text: text.to_string(),
+        problem,
+    };
+    // The propagator says only whether it accepted the header, and it lets shortened ids
+    // through; `problem` checks the header's form first and says what is wrong.
+    if let Some(problem) = problem(text) {
+        return Err(refused(problem));
+    }
+    let mut carrier = HashMap::from([(TRACEPARENT.to_string(), sampled_bit_only(text))]);
     if let Some(state) = tracestate.map(str::trim).filter(|s| !s.is_empty()) {
         if TraceState::from_str(state).is_err() {
             tracing::warn!(
@@ -41,15 +50,23 @@ pub fn parse_traceparent(
     }
     let cx = TraceContextPropagator::new().extract_with_context(&Context::new(), &carrier);
     let parent = cx.span().span_context().clone();
-    // The propagator says only whether it accepted the header, and it lets shortened ids
-    // through; `problem` checks the header's form and says what is wrong.
-    match problem(text) {
-        None if parent.is_valid() => Ok(parent),
-        found => Err(TraceparentError {
-            text: text.to_string(),
-            problem: found.unwrap_or_else(|| "OpenTelemetry's W3C parser refused it".into()),
-        }),
+    if parent.is_valid() {
+        Ok(parent)
+    } else {
+        Err(refused("OpenTelemetry's W3C parser refused it".into()))
     }
+}
+
+/// `text` (of a valid form) with its flags reduced to the sampled bit, the only one a span
+/// context keeps. OpenTelemetry 0.31 refuses version-00 flags above 02, though W3C Trace
+/// Context says flags it does not know are to be ignored (and Level 2 defines 02, random).
+fn sampled_bit_only(text: &str) -> String {
+    let mut fields: Vec<String> = text.split('-').map(str::to_string).collect();
+    if let Some(flags) = fields.get_mut(3) {
+        let sampled = u8::from_str_radix(flags, 16).unwrap_or(0) & 1;
+        *flags = format!("{sampled:02x}");
+    }
+    fields.join("-")
 }
 
 /// What is wrong with the form of a `traceparent`, if anything.
@@ -133,6 +150,15 @@ mod tests {
         assert!(sc.is_sampled());
         assert!(sc.is_remote());
         assert_eq!(sc.trace_state().header(), "");
+    }
+
+    #[test]
+    fn keeps_the_sampled_bit_of_any_flags() {
+        for (flags, sampled) in [("00", false), ("01", true), ("02", false), ("03", true)] {
+            let text = format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}");
+            let sc = parse_traceparent(&text, None).expect("valid");
+            assert_eq!(sc.is_sampled(), sampled, "{flags}");
+        }
     }
 
     #[test]
