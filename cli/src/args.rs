@@ -86,6 +86,9 @@ pub struct RunArgs {
     /// (00-<trace id>-<span id>-<flags>).
     #[arg(long, value_name = "TRACEPARENT", env = "TRACEPARENT")]
     pub traceparent: Option<String>,
+    /// The caller's W3C tracestate, carried with --traceparent to the LLM providers.
+    #[arg(long, value_name = "TRACESTATE", env = "TRACESTATE")]
+    pub tracestate: Option<String>,
     /// Stop the run after this many node executions [default: settings.max_steps, else 1000].
     #[arg(long, value_name = "N")]
     pub max_steps: Option<u32>,

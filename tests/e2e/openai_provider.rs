@@ -73,6 +73,10 @@ fn requests_and_responses_follow_the_openai_wire_format() {
         assert_eq!(request.method, "POST");
         assert_eq!(request.path, "/v1/chat/completions");
         assert_eq!(request.headers["authorization"], "Bearer sk-test-123");
+        assert!(
+            !request.headers.contains_key("tracestate"),
+            "no tracestate to pass on"
+        );
         assert_eq!(request.headers["content-type"], "application/json");
         assert_eq!(request.body["model"], "gpt-4o-mini");
         assert!((request.body["temperature"].as_f64().unwrap_or_default() - 0.2).abs() < 1e-6);
@@ -114,6 +118,36 @@ fn requests_and_responses_follow_the_openai_wire_format() {
             requests[i].headers["traceparent"],
             format!("00-{}-{}-01", root.trace_id, call.span_id)
         );
+    }
+}
+
+#[test]
+fn the_callers_trace_context_goes_on_to_the_provider() {
+    let server = FakeOpenAi::start(Behaviour::Answer);
+    let scratch = Scratch::new();
+    let agent = agent_for(&scratch, &server);
+    let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let output = scratch
+        .run_command(&agent)
+        .env("KETTLE_TEST_KEY", "sk-test-123")
+        .env(
+            "TRACEPARENT",
+            format!("00-{caller_trace}-00f067aa0ba902b7-01"),
+        )
+        .env("TRACESTATE", "congo=t61rcWkgMzE")
+        .args(["--input", r#"{"topic": "tea"}"#])
+        .output()
+        .expect("kettle runs");
+    final_state(&output);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    for request in &requests {
+        let traceparent = &request.headers["traceparent"];
+        assert!(
+            traceparent.starts_with(&format!("00-{caller_trace}-")),
+            "{traceparent}"
+        );
+        assert_eq!(request.headers["tracestate"], "congo=t61rcWkgMzE");
     }
 }
 

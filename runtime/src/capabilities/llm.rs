@@ -12,6 +12,7 @@ use crate::llm::{
 };
 use crate::telemetry::{
     ContentPolicy, SpanGuard, SpanHandle, chat_request_attributes, chat_response_attributes,
+    semconv,
 };
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
@@ -187,7 +188,7 @@ pub async fn traced_call(
     let outcome = match &resolved {
         Ok(call) => {
             client
-                .complete(call, Some(&span.handle().traceparent()), &span.observer())
+                .complete(call, &span.handle().trace_headers(), &span.observer())
                 .await
         }
         Err(e) => Err(e.clone()),
@@ -217,11 +218,11 @@ pub async fn traced_stream(
         content,
     );
     span.handle()
-        .set_attribute(KeyValue::new("gen_ai.request.stream", true));
+        .set_attribute(KeyValue::new(semconv::GEN_AI_REQUEST_STREAM, true));
     let opened = match &resolved {
         Ok(call) => {
             client
-                .stream(call, Some(&span.handle().traceparent()), &span.observer())
+                .stream(call, &span.handle().trace_headers(), &span.observer())
                 .await
         }
         Err(e) => Err(e.clone()),
@@ -274,7 +275,7 @@ impl ChatSpan {
                 r.provider.name.clone(),
             ));
             if let Some(seed) = r.request.seed {
-                attributes.push(KeyValue::new("gen_ai.request.seed", seed));
+                attributes.push(KeyValue::new(semconv::GEN_AI_REQUEST_SEED, seed));
             }
             if !r.request.tools.is_empty() {
                 attributes.push(KeyValue::new(
@@ -315,12 +316,12 @@ impl ChatSpan {
             )];
             if let Some(status) = attempt.status {
                 attributes.push(KeyValue::new(
-                    "http.response.status_code",
+                    semconv::HTTP_RESPONSE_STATUS_CODE,
                     i64::from(status),
                 ));
             }
             if let Some(error) = &attempt.error {
-                attributes.push(KeyValue::new("error.type", error.kind()));
+                attributes.push(KeyValue::new(semconv::ERROR_TYPE, error.kind()));
                 attributes.push(KeyValue::new("kettle.llm.error", error.to_string()));
             }
             if let Some(wait) = attempt.retry_in {
@@ -354,7 +355,7 @@ impl ChatSpan {
                 self.guard.finish_unset();
             }
             Err(error) => {
-                span.set_attribute(KeyValue::new("error.type", error.kind()));
+                span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error.kind()));
                 self.guard.finish_error(error.to_string());
             }
         }

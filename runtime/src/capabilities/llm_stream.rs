@@ -6,6 +6,7 @@
 use super::llm::{ChatSpan, LlmCtx, LlmUsage, guest_result, to_wit_chat_response};
 use crate::bindings::llm as wit;
 use crate::llm::{ChatStream, LlmError, StreamItem};
+use crate::telemetry::semconv;
 use opentelemetry::KeyValue;
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,7 +43,7 @@ impl TracedStream {
         if !self.first_chunk_seen && matches!(item, Ok(Some(_))) {
             self.first_chunk_seen = true;
             span.handle().set_attribute(KeyValue::new(
-                "gen_ai.response.time_to_first_chunk",
+                semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
                 self.started.elapsed().as_secs_f64(),
             ));
         }

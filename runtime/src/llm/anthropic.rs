@@ -1,8 +1,10 @@
 //! Anthropic's Messages API (`POST …/v1/messages`): the system prompt apart, `max_tokens`
 //! required, content blocks, tool use, `x-api-key` and `anthropic-version` headers.
 
+use super::http::{Wire, WireSetup};
 use super::types::{ChatMessage, ChatRequest, ChatResponse, LlmError, Role, ToolCall, Usage};
 use super::wire::{StreamState, WireCall, arguments_value, endpoint, parse_json};
+use crate::spec::ProviderSettings;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -16,6 +18,26 @@ pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 pub struct AnthropicWire {
     pub version: String,
     pub default_max_tokens: u32,
+}
+
+/// `type: anthropic`.
+pub fn from_settings(p: &ProviderSettings) -> WireSetup {
+    WireSetup {
+        wire: Wire::Anthropic(AnthropicWire {
+            version: p
+                .anthropic_version
+                .clone()
+                .unwrap_or_else(|| DEFAULT_VERSION.into()),
+            default_max_tokens: p.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        }),
+        system: "anthropic",
+        base_url: p
+            .base_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_BASE_URL.into()),
+        standard_key_env: Some("ANTHROPIC_API_KEY"),
+        example_model: "claude-sonnet-4-5",
+    }
 }
 
 impl AnthropicWire {

@@ -2,11 +2,11 @@
 //! record/replay tape. Every call goes through [`LlmClient::resolve`] (which provider, which
 //! model, which defaults) and then [`LlmClient::complete`] or [`LlmClient::stream`].
 
-use super::anthropic::{self, AnthropicWire};
-use super::http::{HttpProvider, Observer, Wire};
-use super::mock::{MockProvider, script_from};
-use super::ollama::{self, OllamaWire};
-use super::openai::{self, Flavor, OpenAiWire};
+use super::anthropic;
+use super::http::{HttpProvider, Observer, WireSetup};
+use super::mock::MockProvider;
+use super::ollama;
+use super::openai;
 use super::retry::{DEFAULT_BACKOFF_MS, DEFAULT_MAX_RETRIES, RetryPolicy};
 use super::stream::ChatStream;
 use super::tape::{Recorder, Replayer, Tape, TapeEntry, TapeError};
@@ -29,8 +29,14 @@ pub struct LlmConfigError {
     pub message: String,
 }
 
+impl LlmConfigError {
+    pub(super) fn new(at: String, message: String) -> Self {
+        Self { at, message }
+    }
+}
+
 fn config_error(at: String, message: String) -> LlmConfigError {
-    LlmConfigError { at, message }
+    LlmConfigError::new(at, message)
 }
 
 #[derive(Debug)]
@@ -262,11 +268,12 @@ impl LlmClient {
         })
     }
 
-    /// Performs one completion; `traceparent` is sent along so the provider can join the trace.
+    /// Performs one completion; `trace_headers` (W3C Trace Context) are sent along so that
+    /// the provider can join the trace.
     pub async fn complete(
         &self,
         call: &Resolved,
-        traceparent: Option<&str>,
+        trace_headers: &[(String, String)],
         observer: Observer<'_>,
     ) -> Result<ChatResponse, LlmError> {
         let name = &call.provider.name;
@@ -277,7 +284,7 @@ impl LlmClient {
             (_, Some(provider)) => match provider.wire_call(&call.request, &call.model, false) {
                 Ok(wire) => (
                     provider
-                        .complete(&wire, &call.model, traceparent, observer)
+                        .complete(&wire, &call.model, trace_headers, observer)
                         .await,
                     Some(wire.redacted()),
                 ),
@@ -304,7 +311,7 @@ impl LlmClient {
     pub async fn stream(
         &self,
         call: &Resolved,
-        traceparent: Option<&str>,
+        trace_headers: &[(String, String)],
         observer: Observer<'_>,
     ) -> Result<ChatStream, LlmError> {
         let name = &call.provider.name;
@@ -327,7 +334,7 @@ impl LlmClient {
                 Ok(wire) => {
                     entry.http = Some(wire.redacted());
                     provider
-                        .stream(&wire, &call.model, traceparent, observer)
+                        .stream(&wire, &call.model, trace_headers, observer)
                         .await
                         .map(ChatStream::http)
                 }
@@ -370,6 +377,7 @@ fn mock_provider(name: &str) -> Provider {
 }
 
 /// One provider from its settings; the flat keys of `settings.llm` fill what it leaves out.
+/// Each wire module reads the settings of its own provider types.
 fn build(
     name: &str,
     p: &ProviderSettings,
@@ -377,80 +385,12 @@ fn build(
     at: &str,
     secrets: &mut Vec<String>,
 ) -> Result<Provider, LlmConfigError> {
-    // Model, address and key belong to one provider; behaviour settings are shared.
-    let model = p.model.clone();
-    let temperature = p.temperature.or(shared.temperature);
-    if p.kind == "mock" {
-        let mut provider = mock_provider(name);
-        if let Some(model) = model {
-            provider.default_model = Some(model);
-        }
-        provider.default_temperature = temperature;
-        if let Some(responses) = &p.responses {
-            let script = script_from(responses)
-                .map_err(|e| config_error(format!("{at}.responses"), format!("{at}.{e}")))?;
-            provider.backend = Backend::Mock(MockProvider::scripted(script));
-        }
-        return Ok(provider);
-    }
-    let (wire, system, default_base, standard_key) = match p.kind.as_str() {
-        "openai" => (
-            Wire::OpenAi(OpenAiWire {
-                flavor: Flavor::OpenAi,
-                max_completion_tokens: max_tokens_field(p, at)?,
-            }),
-            "openai",
-            Some(openai::DEFAULT_BASE_URL.to_string()),
-            Some("OPENAI_API_KEY"),
-        ),
-        "azure_openai" => {
-            let bearer = match p.auth.as_deref() {
-                None | Some("api_key") => false,
-                Some("bearer") => true,
-                Some(other) => {
-                    return Err(config_error(
-                        format!("{at}.auth"),
-                        format!(
-                            "{at}.auth is `{other}`; use `api_key` (the api-key header) or `bearer` (an Entra ID token)"
-                        ),
-                    ));
-                }
-            };
-            (
-                Wire::OpenAi(OpenAiWire {
-                    flavor: Flavor::Azure {
-                        deployment: p.deployment.clone(),
-                        api_version: p
-                            .api_version
-                            .clone()
-                            .unwrap_or_else(|| openai::DEFAULT_AZURE_API_VERSION.into()),
-                        bearer,
-                    },
-                    max_completion_tokens: max_tokens_field(p, at)?,
-                }),
-                "azure.ai.openai",
-                std::env::var("AZURE_OPENAI_ENDPOINT").ok(),
-                Some("AZURE_OPENAI_API_KEY"),
-            )
-        }
-        "ollama" => (
-            Wire::Ollama(OllamaWire),
-            "ollama",
-            Some(ollama::DEFAULT_BASE_URL.to_string()),
-            None,
-        ),
-        "anthropic" => (
-            Wire::Anthropic(AnthropicWire {
-                version: p
-                    .anthropic_version
-                    .clone()
-                    .unwrap_or_else(|| anthropic::DEFAULT_VERSION.into()),
-                default_max_tokens: p.max_tokens.unwrap_or(anthropic::DEFAULT_MAX_TOKENS),
-            }),
-            "anthropic",
-            Some(anthropic::DEFAULT_BASE_URL.to_string()),
-            Some("ANTHROPIC_API_KEY"),
-        ),
+    let setup = match p.kind.as_str() {
+        "mock" => return mock_from_settings(name, p, shared, at),
+        "openai" => openai::from_settings(p, at)?,
+        "azure_openai" => openai::azure_from_settings(p, at)?,
+        "ollama" => ollama::from_settings(p),
+        "anthropic" => anthropic::from_settings(p),
         other => {
             return Err(config_error(
                 format!("{at}.type"),
@@ -460,26 +400,44 @@ fn build(
             ));
         }
     };
-    let base_url = p.base_url.clone().or(default_base).ok_or_else(|| {
-        config_error(format!("{at}.base_url"), format!(
-            "{at}.base_url is required for Azure OpenAI (https://RESOURCE.openai.azure.com), or set AZURE_OPENAI_ENDPOINT"
-        ))
-    })?;
-    let api_key = api_key(p.api_key_env.as_deref(), standard_key, at)?;
+    http_provider(name, p, shared, at, setup, secrets)
+}
+
+fn mock_from_settings(
+    name: &str,
+    p: &ProviderSettings,
+    shared: &LlmSettings,
+    at: &str,
+) -> Result<Provider, LlmConfigError> {
+    let mut provider = mock_provider(name);
+    if let Some(model) = &p.model {
+        provider.default_model = Some(model.clone());
+    }
+    provider.default_temperature = p.temperature.or(shared.temperature);
+    provider.backend = Backend::Mock(MockProvider::from_settings(p, at)?);
+    Ok(provider)
+}
+
+/// The settings every HTTP provider shares: key, model, retries, timeout, concurrency.
+fn http_provider(
+    name: &str,
+    p: &ProviderSettings,
+    shared: &LlmSettings,
+    at: &str,
+    setup: WireSetup,
+    secrets: &mut Vec<String>,
+) -> Result<Provider, LlmConfigError> {
+    // Model, address and key belong to one provider; behaviour settings are shared.
+    let api_key = api_key(p.api_key_env.as_deref(), setup.standard_key_env, at)?;
     if let Some(key) = &api_key {
         secrets.push(key.clone());
     }
-    if model.is_none() && p.deployment.is_none() {
+    if p.model.is_none() && p.deployment.is_none() {
         return Err(config_error(
             format!("{at}.model"),
             format!(
                 "{at}.model is required with provider type `{}` (for example `{}`)",
-                p.kind,
-                match p.kind.as_str() {
-                    "anthropic" => "claude-sonnet-4-5",
-                    "ollama" => "llama3.2",
-                    _ => "gpt-4o-mini",
-                }
+                p.kind, setup.example_model
             ),
         ));
     }
@@ -504,8 +462,8 @@ fn build(
         .or(shared.max_concurrency)
         .unwrap_or(DEFAULT_MAX_CONCURRENCY);
     let http = HttpProvider::new(
-        wire,
-        base_url,
+        setup.wire,
+        setup.base_url,
         api_key,
         policy,
         timeout,
@@ -514,24 +472,11 @@ fn build(
     .map_err(|e| config_error(format!("{at}.base_url"), format!("{at}: {e}")))?;
     Ok(Provider {
         name: name.into(),
-        system,
-        default_model: model.or_else(|| p.deployment.clone()),
-        default_temperature: temperature,
+        system: setup.system,
+        default_model: p.model.clone().or_else(|| p.deployment.clone()),
+        default_temperature: p.temperature.or(shared.temperature),
         backend: Backend::Http(http),
     })
-}
-
-fn max_tokens_field(p: &ProviderSettings, at: &str) -> Result<bool, LlmConfigError> {
-    match p.max_tokens_field.as_deref() {
-        None | Some("max_tokens") => Ok(false),
-        Some("max_completion_tokens") => Ok(true),
-        Some(other) => Err(config_error(
-            format!("{at}.max_tokens_field"),
-            format!(
-                "{at}.max_tokens_field is `{other}`; use `max_tokens` or `max_completion_tokens`"
-            ),
-        )),
-    }
 }
 
 /// The key from the variable the YAML names (which must be set), else from the provider's

@@ -3,13 +3,12 @@
 //! caller's observer, so that it shows on the call's span.
 
 use super::anthropic::AnthropicWire;
-use super::framing::{Deframer, Framing};
+use super::framing::{Body, Frames, Framing};
 use super::ollama::OllamaWire;
 use super::openai::OpenAiWire;
 use super::retry::{RetryPolicy, retry_after, retryable_status};
 use super::types::{ChatRequest, ChatResponse, LlmError, StreamItem};
 use super::wire::{StreamState, WireCall, status_error};
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -60,6 +59,20 @@ impl Wire {
             _ => Framing::Sse,
         }
     }
+}
+
+/// What a provider type brings to its HTTP provider; each wire module makes its own from the
+/// provider's settings.
+#[derive(Debug)]
+pub struct WireSetup {
+    pub wire: Wire,
+    /// `gen_ai.provider.name`.
+    pub system: &'static str,
+    pub base_url: String,
+    /// The variable the key is read from when `api_key_env` is not set.
+    pub standard_key_env: Option<&'static str>,
+    /// A model name, for the error that says one is required.
+    pub example_model: &'static str,
 }
 
 /// One attempt, as the observer sees it.
@@ -164,13 +177,13 @@ impl HttpProvider {
         &self,
         call: &WireCall,
         model: &str,
-        traceparent: Option<&str>,
+        trace_headers: &[(String, String)],
         observer: Observer<'_>,
     ) -> Result<ChatResponse, LlmError> {
         let text = self
             .with_retries(observer, || async move {
                 let _permit = self.permit().await?;
-                let response = self.send(call, traceparent).await?;
+                let response = self.send(call, trace_headers).await?;
                 tokio::time::timeout(self.timeout, response.text())
                     .await
                     .map_err(|_| timeout_failure(self.timeout))?
@@ -186,25 +199,22 @@ impl HttpProvider {
         &self,
         call: &WireCall,
         model: &str,
-        traceparent: Option<&str>,
+        trace_headers: &[(String, String)],
         observer: Observer<'_>,
     ) -> Result<HttpStream, LlmError> {
         let (response, permit) = self
             .with_retries(observer, || async move {
                 let permit = self.permit().await?;
-                let response = self.send(call, traceparent).await?;
+                let response = self.send(call, trace_headers).await?;
                 Ok((response, permit))
             })
             .await?;
         Ok(HttpStream {
-            response,
+            frames: Frames::new(self.wire.framing(), body(response, self.timeout)),
             _permit: permit,
-            deframer: Deframer::new(self.wire.framing()),
             wire: self.wire.clone(),
             state: Some(StreamState::default()),
             model: model.to_string(),
-            timeout: self.timeout,
-            pending: VecDeque::new(),
         })
     }
 
@@ -224,14 +234,14 @@ impl HttpProvider {
     async fn send(
         &self,
         call: &WireCall,
-        traceparent: Option<&str>,
+        trace_headers: &[(String, String)],
     ) -> Result<reqwest::Response, Failure> {
         let mut http = self.http.post(call.url.clone()).json(&call.body);
         for (name, value, _) in &call.headers {
             http = http.header(name, value);
         }
-        if let Some(traceparent) = traceparent {
-            http = http.header("traceparent", traceparent);
+        for (name, value) in trace_headers {
+            http = http.header(name, value);
         }
         let response = tokio::time::timeout(self.timeout, http.send())
             .await
@@ -334,27 +344,39 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// The bytes of a streamed answer as they arrive; a stall longer than `timeout` between two
+/// pieces ends the body with an error.
+fn body(response: reqwest::Response, timeout: Duration) -> Body {
+    let pieces = futures::stream::try_unfold(response, move |mut response| async move {
+        let piece = tokio::time::timeout(timeout, response.chunk())
+            .await
+            .map_err(|_| {
+                LlmError::Timeout(format!(
+                    "the stream stalled for {} ms (timeout_ms)",
+                    timeout.as_millis()
+                ))
+            })?
+            .map_err(|e| LlmError::Provider(format!("the stream broke off: {}", chain(&e))))?;
+        Ok(piece.map(|bytes| (bytes, response)))
+    });
+    Box::pin(pieces)
+}
+
 /// A streamed answer being read; holds its slot of the concurrency limit until it ends.
 #[derive(Debug)]
 pub struct HttpStream {
-    response: reqwest::Response,
+    frames: Frames,
     _permit: OwnedSemaphorePermit,
-    deframer: Deframer,
     wire: Wire,
     /// `None` once the end was handed out.
     state: Option<StreamState>,
     model: String,
-    timeout: Duration,
-    pending: VecDeque<String>,
 }
 
 impl HttpStream {
     /// The next text delta, then the whole answer, then `None`.
     pub async fn next(&mut self) -> Result<Option<StreamItem>, LlmError> {
         loop {
-            if let Some(text) = self.pending.pop_front() {
-                return Ok(Some(StreamItem::Delta(text)));
-            }
             let Some(state) = self.state.as_mut() else {
                 return Ok(None);
             };
@@ -362,29 +384,15 @@ impl HttpStream {
                 let state = self.state.take().unwrap_or_default();
                 return Ok(Some(StreamItem::End(state.into_response(&self.model))));
             }
-            let chunk = tokio::time::timeout(self.timeout, self.response.chunk())
-                .await
-                .map_err(|_| {
-                    LlmError::Timeout(format!(
-                        "the stream stalled for {} ms (timeout_ms)",
-                        self.timeout.as_millis()
-                    ))
-                })?
-                .map_err(|e| LlmError::Provider(format!("the stream broke off: {}", chain(&e))))?;
-            let frames = match &chunk {
-                Some(bytes) => self.deframer.push(bytes),
-                None => self.deframer.finish(),
-            };
-            for frame in frames {
-                if let Some(text) = self.wire.on_event(&frame.data, state)? {
-                    self.pending.push_back(text);
+            match self.frames.next().await? {
+                Some(frame) => {
+                    if let Some(text) = self.wire.on_event(&frame.data, state)? {
+                        return Ok(Some(StreamItem::Delta(text)));
+                    }
                 }
-            }
-            if chunk.is_none() && !state.done {
                 // Some compatible servers end without `[DONE]` once they gave a finish reason.
-                if state.finish_reason.is_some() {
-                    state.done = true;
-                } else {
+                None if state.finish_reason.is_some() => state.done = true,
+                None => {
                     return Err(LlmError::Provider(
                         "the stream ended before the answer was complete".into(),
                     ));
@@ -494,7 +502,7 @@ mod tests {
         let call = provider.wire_call(&request, "m", false).expect("call");
         let observer = |_: &Attempt| {};
         let answers = futures::future::join_all(
-            (0..8).map(|_| provider.complete(&call, "m", None, &observer)),
+            (0..8).map(|_| provider.complete(&call, "m", &[], &observer)),
         )
         .await;
         assert!(

@@ -2,7 +2,9 @@
 //! can assert exact states. By default it echoes the last user message; `responses:` scripts
 //! its answers (texts or tool calls), given in turn.
 
+use super::client::LlmConfigError;
 use super::types::{ChatRequest, ChatResponse, LlmError, Role, StreamItem, ToolCall, Usage};
+use crate::spec::ProviderSettings;
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -28,6 +30,16 @@ impl MockProvider {
     /// The echo rule.
     pub fn echo() -> Self {
         Self::default()
+    }
+
+    /// `type: mock`, settings at `at`: scripted when they give `responses`, else the echo.
+    pub fn from_settings(p: &ProviderSettings, at: &str) -> Result<Self, LlmConfigError> {
+        let Some(responses) = &p.responses else {
+            return Ok(Self::echo());
+        };
+        let script = script_from(responses)
+            .map_err(|e| LlmConfigError::new(format!("{at}.responses"), format!("{at}.{e}")))?;
+        Ok(Self::scripted(script))
     }
 
     /// Answers `script` in turn, starting over after the last.

@@ -1,8 +1,10 @@
 //! Ollama's native chat API (`POST …/api/chat`), for servers run without the OpenAI layer:
 //! options under `options`, JSON mode as `format`, streams as newline-delimited JSON.
 
+use super::http::{Wire, WireSetup};
 use super::types::{ChatMessage, ChatRequest, ChatResponse, LlmError, Role, Usage};
 use super::wire::{StreamState, WireCall, arguments_value, endpoint, parse_json};
+use crate::spec::ProviderSettings;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -10,6 +12,20 @@ pub const DEFAULT_BASE_URL: &str = "http://localhost:11434";
 
 #[derive(Debug, Clone)]
 pub struct OllamaWire;
+
+/// `type: ollama`: a local server, which needs no key.
+pub fn from_settings(p: &ProviderSettings) -> WireSetup {
+    WireSetup {
+        wire: Wire::Ollama(OllamaWire),
+        system: "ollama",
+        base_url: p
+            .base_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_BASE_URL.into()),
+        standard_key_env: None,
+        example_model: "llama3.2",
+    }
+}
 
 impl OllamaWire {
     pub fn build(

@@ -2,8 +2,11 @@
 //! compatible server (vLLM, LiteLLM, LM Studio, Ollama's `/v1`), and Azure OpenAI, which
 //! differs only in its URL (deployment, `api-version`) and its key header.
 
+use super::client::LlmConfigError;
+use super::http::{Wire, WireSetup};
 use super::types::{ChatMessage, ChatRequest, ChatResponse, LlmError, Role, ToolCall, Usage};
 use super::wire::{StreamState, WireCall, endpoint, parse_json};
+use crate::spec::ProviderSettings;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -28,6 +31,79 @@ pub struct OpenAiWire {
     pub flavor: Flavor,
     /// Send the token limit as `max_completion_tokens` instead of `max_tokens`.
     pub max_completion_tokens: bool,
+}
+
+/// `type: openai`, settings at `at`.
+pub fn from_settings(p: &ProviderSettings, at: &str) -> Result<WireSetup, LlmConfigError> {
+    Ok(WireSetup {
+        wire: Wire::OpenAi(OpenAiWire {
+            flavor: Flavor::OpenAi,
+            max_completion_tokens: max_tokens_field(p, at)?,
+        }),
+        system: "openai",
+        base_url: p
+            .base_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_BASE_URL.into()),
+        standard_key_env: Some("OPENAI_API_KEY"),
+        example_model: "gpt-4o-mini",
+    })
+}
+
+/// `type: azure_openai`, settings at `at`.
+pub fn azure_from_settings(p: &ProviderSettings, at: &str) -> Result<WireSetup, LlmConfigError> {
+    let bearer = match p.auth.as_deref() {
+        None | Some("api_key") => false,
+        Some("bearer") => true,
+        Some(other) => {
+            return Err(LlmConfigError::new(
+                format!("{at}.auth"),
+                format!(
+                    "{at}.auth is `{other}`; use `api_key` (the api-key header) or `bearer` (an Entra ID token)"
+                ),
+            ));
+        }
+    };
+    let wire = Wire::OpenAi(OpenAiWire {
+        flavor: Flavor::Azure {
+            deployment: p.deployment.clone(),
+            api_version: p
+                .api_version
+                .clone()
+                .unwrap_or_else(|| DEFAULT_AZURE_API_VERSION.into()),
+            bearer,
+        },
+        max_completion_tokens: max_tokens_field(p, at)?,
+    });
+    let base_url = p
+        .base_url
+        .clone()
+        .or_else(|| std::env::var("AZURE_OPENAI_ENDPOINT").ok())
+        .ok_or_else(|| {
+            LlmConfigError::new(format!("{at}.base_url"), format!(
+                "{at}.base_url is required for Azure OpenAI (https://RESOURCE.openai.azure.com), or set AZURE_OPENAI_ENDPOINT"
+            ))
+        })?;
+    Ok(WireSetup {
+        wire,
+        system: "azure.ai.openai",
+        base_url,
+        standard_key_env: Some("AZURE_OPENAI_API_KEY"),
+        example_model: "gpt-4o-mini",
+    })
+}
+
+fn max_tokens_field(p: &ProviderSettings, at: &str) -> Result<bool, LlmConfigError> {
+    match p.max_tokens_field.as_deref() {
+        None | Some("max_tokens") => Ok(false),
+        Some("max_completion_tokens") => Ok(true),
+        Some(other) => Err(LlmConfigError::new(
+            format!("{at}.max_tokens_field"),
+            format!(
+                "{at}.max_tokens_field is `{other}`; use `max_tokens` or `max_completion_tokens`"
+            ),
+        )),
+    }
 }
 
 impl OpenAiWire {

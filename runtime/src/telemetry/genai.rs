@@ -4,6 +4,7 @@
 
 use super::caps::truncate_chars;
 use super::config::ContentPolicy;
+use super::semconv::*;
 use crate::llm::{ChatRequest, ChatResponse};
 use opentelemetry::{KeyValue, StringValue, Value as OtelValue};
 use serde_json::{Map, Value, json};
@@ -19,12 +20,12 @@ pub fn root_attributes(
     content: ContentPolicy,
 ) -> Vec<KeyValue> {
     let mut attributes = vec![
-        KeyValue::new("gen_ai.operation.name", "invoke_agent"),
-        KeyValue::new("gen_ai.agent.name", agent.to_string()),
+        KeyValue::new(GEN_AI_OPERATION_NAME, "invoke_agent"),
+        KeyValue::new(GEN_AI_AGENT_NAME, agent.to_string()),
         KeyValue::new(super::RUN_ID_KEY, run_id.to_string()),
-        KeyValue::new("input.mime_type", "application/json"),
+        KeyValue::new(INPUT_MIME_TYPE, "application/json"),
         KeyValue::new(
-            "input.value",
+            INPUT_VALUE,
             truncate_chars(&Value::Object(input.clone()).to_string(), content.max_chars),
         ),
     ];
@@ -36,7 +37,7 @@ pub fn root_attributes(
             _ => None,
         });
     if let Some(id) = conversation {
-        attributes.push(KeyValue::new("gen_ai.conversation.id", id));
+        attributes.push(KeyValue::new(GEN_AI_CONVERSATION_ID, id));
     }
     attributes
 }
@@ -44,9 +45,9 @@ pub fn root_attributes(
 /// The run's final state, for the root span when it ends.
 pub fn root_output(state: &Map<String, Value>, content: ContentPolicy) -> Vec<KeyValue> {
     vec![
-        KeyValue::new("output.mime_type", "application/json"),
+        KeyValue::new(OUTPUT_MIME_TYPE, "application/json"),
         KeyValue::new(
-            "output.value",
+            OUTPUT_VALUE,
             truncate_chars(&Value::Object(state.clone()).to_string(), content.max_chars),
         ),
     ]
@@ -61,23 +62,23 @@ pub fn chat_request_attributes(
     content: ContentPolicy,
 ) -> Vec<KeyValue> {
     let mut attributes = vec![
-        KeyValue::new("gen_ai.operation.name", "chat"),
-        KeyValue::new("gen_ai.provider.name", provider),
-        KeyValue::new("gen_ai.system", provider),
-        KeyValue::new("gen_ai.request.model", model.to_string()),
+        KeyValue::new(GEN_AI_OPERATION_NAME, "chat"),
+        KeyValue::new(GEN_AI_PROVIDER_NAME, provider),
+        KeyValue::new(GEN_AI_SYSTEM, provider),
+        KeyValue::new(GEN_AI_REQUEST_MODEL, model.to_string()),
     ];
     if let Some(t) = request.temperature {
-        attributes.push(KeyValue::new("gen_ai.request.temperature", f64::from(t)));
+        attributes.push(KeyValue::new(GEN_AI_REQUEST_TEMPERATURE, f64::from(t)));
     }
     if let Some(max) = request.max_tokens {
-        attributes.push(KeyValue::new("gen_ai.request.max_tokens", i64::from(max)));
+        attributes.push(KeyValue::new(GEN_AI_REQUEST_MAX_TOKENS, i64::from(max)));
     }
     if let Some(top_p) = request.extra.get("top_p").and_then(Value::as_f64) {
-        attributes.push(KeyValue::new("gen_ai.request.top_p", top_p));
+        attributes.push(KeyValue::new(GEN_AI_REQUEST_TOP_P, top_p));
     }
     if !request.stop.is_empty() {
         attributes.push(KeyValue::new(
-            "gen_ai.request.stop_sequences",
+            GEN_AI_REQUEST_STOP_SEQUENCES,
             OtelValue::Array(
                 request
                     .stop
@@ -89,8 +90,8 @@ pub fn chat_request_attributes(
         ));
     }
     if let Some((host, port)) = server {
-        attributes.push(KeyValue::new("server.address", host));
-        attributes.push(KeyValue::new("server.port", i64::from(port)));
+        attributes.push(KeyValue::new(SERVER_ADDRESS, host));
+        attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
     }
     if content.capture {
         let messages: Vec<Value> = request
@@ -104,7 +105,7 @@ pub fn chat_request_attributes(
             })
             .collect();
         attributes.push(KeyValue::new(
-            "gen_ai.input.messages",
+            GEN_AI_INPUT_MESSAGES,
             Value::Array(messages).to_string(),
         ));
     }
@@ -114,22 +115,22 @@ pub fn chat_request_attributes(
 /// Response attributes of a `chat` span.
 pub fn chat_response_attributes(response: &ChatResponse, content: ContentPolicy) -> Vec<KeyValue> {
     let mut attributes = vec![
-        KeyValue::new("gen_ai.response.model", response.model.clone()),
+        KeyValue::new(GEN_AI_RESPONSE_MODEL, response.model.clone()),
         KeyValue::new(
-            "gen_ai.response.finish_reasons",
+            GEN_AI_RESPONSE_FINISH_REASONS,
             OtelValue::Array(vec![StringValue::from(response.finish_reason.clone())].into()),
         ),
         KeyValue::new(
-            "gen_ai.usage.input_tokens",
+            GEN_AI_USAGE_INPUT_TOKENS,
             i64::from(response.usage.input_tokens),
         ),
         KeyValue::new(
-            "gen_ai.usage.output_tokens",
+            GEN_AI_USAGE_OUTPUT_TOKENS,
             i64::from(response.usage.output_tokens),
         ),
     ];
     if let Some(id) = &response.id {
-        attributes.push(KeyValue::new("gen_ai.response.id", id.clone()));
+        attributes.push(KeyValue::new(GEN_AI_RESPONSE_ID, id.clone()));
     }
     if content.capture {
         let message = json!([{
@@ -137,7 +138,7 @@ pub fn chat_response_attributes(response: &ChatResponse, content: ContentPolicy)
             "parts": [{"type": "text", "content": truncate_chars(&response.content, content.max_chars)}],
             "finish_reason": response.finish_reason,
         }]);
-        attributes.push(KeyValue::new("gen_ai.output.messages", message.to_string()));
+        attributes.push(KeyValue::new(GEN_AI_OUTPUT_MESSAGES, message.to_string()));
     }
     attributes
 }

@@ -13,6 +13,7 @@ mod propagation;
 mod provider;
 mod record;
 mod resolve;
+pub mod semconv;
 mod span;
 mod tree;
 
@@ -23,7 +24,7 @@ pub use config::{
 };
 pub use genai::{chat_request_attributes, chat_response_attributes, root_attributes, root_output};
 pub use jsonl::JsonlExporter;
-pub use propagation::parse_traceparent;
+pub use propagation::{TraceparentError, parse_traceparent};
 pub use provider::{Telemetry, TelemetryError};
 pub use record::{EventRecord, SpanRecord, StatusRecord, read_trace_file};
 pub use resolve::{

@@ -122,15 +122,9 @@ impl SpanHandle {
         self.cx.span().span_context().trace_id()
     }
 
-    /// The W3C `traceparent` header value naming this span.
-    pub fn traceparent(&self) -> String {
-        let sc = self.cx.span().span_context().clone();
-        format!(
-            "00-{}-{}-{:02x}",
-            sc.trace_id(),
-            sc.span_id(),
-            sc.trace_flags().to_u8()
-        )
+    /// The W3C Trace Context headers (`traceparent`, `tracestate`) naming this span.
+    pub fn trace_headers(&self) -> Vec<(String, String)> {
+        super::propagation::trace_headers(&self.cx)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Renders a finished trace as an indented tree with durations and token counts.
 
 use super::record::SpanRecord;
+use super::semconv::{GEN_AI_USAGE_INPUT_TOKENS, GEN_AI_USAGE_OUTPUT_TOKENS};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
@@ -59,8 +60,8 @@ fn render(
         span.duration_ms()
     );
     if let (Some(i), Some(o)) = (
-        span.attribute_i64("gen_ai.usage.input_tokens"),
-        span.attribute_i64("gen_ai.usage.output_tokens"),
+        span.attribute_i64(GEN_AI_USAGE_INPUT_TOKENS),
+        span.attribute_i64(GEN_AI_USAGE_OUTPUT_TOKENS),
     ) {
         let _ = write!(out, "  tokens {i} in / {o} out");
     }
