@@ -6,7 +6,6 @@
 //! built, compiled, cached, instantiated) → [`engine`] (the run loop) → [`capabilities`] (what a
 //! node may call: `llm`, `trace`, `log`) → [`llm`] (providers) and [`telemetry`] (the trace).
 
-pub mod bindings;
 pub mod capabilities;
 pub mod cli;
 pub mod engine;

@@ -7,7 +7,7 @@ use super::error::RunError;
 use super::events::{EventSink, NodeEvent};
 use super::llm_node;
 use super::report::{RunReport, UsageSnapshot};
-use crate::capabilities::{LlmQuota, LlmUsage, NodeLlm, NodeTrace};
+use crate::capabilities::{LlmQuota, NodeSetup, RunCapabilities, RunSetup};
 use crate::graph::{Action, LlmAction, NodeKind, template};
 use crate::sandbox::{NodeInvocation, NodeLimits, Sandbox, raise_hint};
 use crate::spec::LimitsSpec;
@@ -46,7 +46,8 @@ pub(super) struct RunScope<'a> {
     pub options: &'a RunOptions,
     pub run_id: &'a str,
     pub root: &'a SpanHandle,
-    pub usage: &'a Arc<LlmUsage>,
+    /// The capabilities' run-wide state (the LLM client, budget and usage, ...).
+    pub capabilities: &'a RunCapabilities,
     /// Node executions so far, across all branches.
     pub steps: AtomicU32,
     pub max_steps: u32,
@@ -91,13 +92,20 @@ impl Runtime {
         // An unsampled run (settings.tracing.sample_ratio) writes no file.
         let trace_file = trace_file.filter(|_| root.is_recording());
         let root_guard = SpanGuard::new(root.clone());
-        let usage = Arc::new(LlmUsage::default());
+        let capabilities = RunCapabilities::configure(&RunSetup {
+            run_id: &run_id,
+            llm: &agent.llm,
+            budget: agent.budget,
+            tracer,
+            span_caps: self.telemetry.caps(),
+            content,
+        });
         let scope = RunScope {
             agent,
             options,
             run_id: &run_id,
             root: &root,
-            usage: &usage,
+            capabilities: &capabilities,
             steps: AtomicU32::new(0),
             max_steps: options
                 .max_steps
@@ -137,7 +145,7 @@ impl Runtime {
             outcome,
             state,
             nodes_run,
-            llm: UsageSnapshot::from(usage.as_ref()),
+            llm: UsageSnapshot::from(capabilities.llm.usage.as_ref()),
             llm_provider: agent.llm.provider_name(),
             llm_is_mock: agent.llm.is_mock(),
             duration: started.elapsed(),
@@ -275,16 +283,32 @@ impl Runtime {
         ])
     }
 
+    /// What the capabilities read to prepare an execution of node `node`.
+    fn node_setup<'a>(
+        &self,
+        scope: &'a RunScope<'_>,
+        node: &'a str,
+        span: &'a SpanHandle,
+        limits: &'a NodeLimits,
+    ) -> NodeSetup<'a> {
+        NodeSetup {
+            node,
+            span,
+            limits,
+            llm: &scope.agent.policy(node).llm,
+        }
+    }
+
     /// The LLM allowance of one execution of node `node`.
-    fn quota_of(&self, scope: &RunScope<'_>, node: &str, limits: &NodeLimits) -> LlmQuota {
-        let grants = &scope.agent.policy(node).grants;
-        LlmQuota::new(
-            limits.max_llm_calls,
-            limits.max_llm_tokens,
-            grants.llm_models.clone(),
-            grants.llm_providers.clone(),
-            scope.agent.budget,
-        )
+    fn quota_of(
+        &self,
+        scope: &RunScope<'_>,
+        node: &str,
+        span: &SpanHandle,
+        limits: &NodeLimits,
+    ) -> LlmQuota {
+        let setup = self.node_setup(scope, node, span, limits);
+        scope.capabilities.llm.quota(&setup)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -303,23 +327,16 @@ impl Runtime {
             .component(component)
             .ok_or_else(|| RunError::node(node, "internal", "the component was not prepared"))?;
         let limits = self.limits_of(scope, node);
+        let capabilities = scope
+            .capabilities
+            .prepare(&self.node_setup(scope, node, span, &limits));
         let invocation = NodeInvocation {
             run_id: scope.run_id.to_string(),
             node_name: node.to_string(),
             attempt,
             config: config.to_string(),
             state: Value::Object(state.clone()).to_string(),
-            trace: NodeTrace::with_caps(
-                self.telemetry.tracer().clone(),
-                span.clone(),
-                self.telemetry.caps(),
-            ),
-            llm: NodeLlm {
-                client: scope.agent.llm.clone(),
-                usage: scope.usage.clone(),
-                quota: self.quota_of(scope, node, &limits),
-                content: self.telemetry.content(),
-            },
+            capabilities,
             grants: scope.agent.policy(node).grants.clone(),
             limits,
         };
@@ -367,8 +384,9 @@ impl Runtime {
         let request = llm_node::request_from(action, &rendered)
             .map_err(|e| RunError::node(node, "invalid_request", e))?;
         let limits = self.limits_of(scope, node);
-        let mut quota = self.quota_of(scope, node, &limits);
-        if let Err(denied) = quota.admit(&scope.agent.llm, &request, scope.usage) {
+        let mut quota = self.quota_of(scope, node, span, &limits);
+        let usage = &scope.capabilities.llm.usage;
+        if let Err(denied) = quota.admit(&scope.agent.llm, &request, usage) {
             let kind = quota
                 .breach()
                 .map_or_else(|| "denied".to_string(), |b| format!("limit.{}", b.limit));
@@ -379,7 +397,7 @@ impl Runtime {
             &scope.agent.llm,
             self.telemetry.tracer(),
             span,
-            scope.usage,
+            usage,
             self.telemetry.content(),
             request,
         );

@@ -2,7 +2,7 @@
 //! execution, and the run's budget. A refused call gets `llm-error::denied`; a refusal caused by
 //! a limit is remembered so that the execution fails with that limit named.
 
-use super::llm::LlmUsage;
+use super::usage::LlmUsage;
 use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError};
 use std::sync::atomic::Ordering;
 
@@ -11,6 +11,15 @@ use std::sync::atomic::Ordering;
 pub struct RunBudget {
     pub max_llm_calls: Option<u64>,
     pub max_llm_tokens: Option<u64>,
+}
+
+/// The node's `permissions.llm`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LlmGrant {
+    /// Granted models (empty: any).
+    pub models: Vec<String>,
+    /// Granted providers (empty: any).
+    pub providers: Vec<String>,
 }
 
 /// A limit the node ran into.
