@@ -145,3 +145,163 @@ impl LlmQuota {
         self.breach.as_ref()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::{ChatMessage, Role, Usage};
+
+    fn request(model: Option<&str>) -> ChatRequest {
+        ChatRequest {
+            messages: vec![ChatMessage::new(Role::User, "hi")],
+            model: model.map(str::to_string),
+            ..ChatRequest::default()
+        }
+    }
+
+    fn answer(input_tokens: u32, output_tokens: u32) -> Result<ChatResponse, LlmError> {
+        Ok(ChatResponse {
+            id: None,
+            content: "ok".into(),
+            model: "mock-1".into(),
+            finish_reason: "stop".into(),
+            usage: Usage {
+                input_tokens,
+                output_tokens,
+            },
+            tool_calls: Vec::new(),
+        })
+    }
+
+    fn quota(max_calls: Option<u64>, max_tokens: Option<u64>, budget: RunBudget) -> LlmQuota {
+        LlmQuota::new(max_calls, max_tokens, Vec::new(), Vec::new(), budget)
+    }
+
+    fn denial(outcome: Result<(), LlmError>) -> String {
+        match outcome {
+            Err(LlmError::Denied(message)) => message,
+            other => panic!("expected a denial, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn calls_past_max_llm_calls_are_denied_and_remembered() {
+        let (client, run) = (LlmClient::mock(), LlmUsage::default());
+        let mut quota = quota(Some(2), None, RunBudget::default());
+        for _ in 0..2 {
+            assert!(quota.admit(&client, &request(None), &run).is_ok());
+            quota.record(&answer(1, 1));
+        }
+        assert_eq!(quota.breach(), None);
+        let message = denial(quota.admit(&client, &request(None), &run));
+        assert_eq!(message, "max_llm_calls=2 is used up (2 used)");
+        assert_eq!(
+            quota.breach(),
+            Some(&LimitBreach {
+                limit: "max_llm_calls",
+                value: 2
+            })
+        );
+        assert_eq!(quota.last_error(), Some("denied"));
+    }
+
+    #[test]
+    fn tokens_count_input_and_output() {
+        let (client, run) = (LlmClient::mock(), LlmUsage::default());
+        let mut quota = quota(None, Some(10), RunBudget::default());
+        assert!(quota.admit(&client, &request(None), &run).is_ok());
+        quota.record(&answer(6, 5));
+        let message = denial(quota.admit(&client, &request(None), &run));
+        assert_eq!(message, "max_llm_tokens=10 is used up (11 used)");
+        assert_eq!(quota.breach().map(|b| b.limit), Some("max_llm_tokens"));
+    }
+
+    #[test]
+    fn the_run_budget_counts_every_node_of_the_run() {
+        let client = LlmClient::mock();
+        let run = LlmUsage::default();
+        let budget = RunBudget {
+            max_llm_calls: Some(3),
+            max_llm_tokens: Some(100),
+        };
+        // Other nodes already made three calls: this node's first call is over the budget.
+        run.calls.store(3, Ordering::Relaxed);
+        let mut fresh = quota(None, None, budget);
+        let message = denial(fresh.admit(&client, &request(None), &run));
+        assert_eq!(message, "budget.max_llm_calls=3 is used up (3 used)");
+
+        run.calls.store(0, Ordering::Relaxed);
+        run.input_tokens.store(60, Ordering::Relaxed);
+        run.output_tokens.store(40, Ordering::Relaxed);
+        let mut fresh = quota(None, None, budget);
+        let message = denial(fresh.admit(&client, &request(None), &run));
+        assert_eq!(message, "budget.max_llm_tokens=100 is used up (100 used)");
+        assert_eq!(
+            fresh.breach(),
+            Some(&LimitBreach {
+                limit: "budget.max_llm_tokens",
+                value: 100
+            })
+        );
+    }
+
+    #[test]
+    fn the_first_breach_is_the_one_reported() {
+        let (client, run) = (LlmClient::mock(), LlmUsage::default());
+        let mut quota = quota(Some(0), Some(0), RunBudget::default());
+        denial(quota.admit(&client, &request(None), &run));
+        quota.record(&answer(5, 5));
+        denial(quota.admit(&client, &request(None), &run));
+        assert_eq!(quota.breach().map(|b| b.limit), Some("max_llm_calls"));
+    }
+
+    #[test]
+    fn models_and_providers_not_granted_are_denied_without_a_breach() {
+        let (client, run) = (LlmClient::mock(), LlmUsage::default());
+        let mut models = LlmQuota::new(
+            None,
+            None,
+            vec!["mock-1".into()],
+            Vec::new(),
+            RunBudget::default(),
+        );
+        assert!(models.admit(&client, &request(None), &run).is_ok());
+        let message = denial(models.admit(&client, &request(Some("big-1")), &run));
+        assert_eq!(
+            message,
+            "model `big-1` is not granted to this node (permissions.llm.models: mock-1)"
+        );
+        assert_eq!(models.breach(), None);
+
+        let mut providers = LlmQuota::new(
+            None,
+            None,
+            Vec::new(),
+            vec!["openai".into()],
+            RunBudget::default(),
+        );
+        let message = denial(providers.admit(&client, &request(None), &run));
+        assert_eq!(
+            message,
+            "provider `mock` is not granted to this node (permissions.llm.providers: openai)"
+        );
+        // A provider may be granted by its system as well as by its name.
+        let mut by_system = LlmQuota::new(
+            None,
+            None,
+            Vec::new(),
+            vec!["mock".into()],
+            RunBudget::default(),
+        );
+        assert!(by_system.admit(&client, &request(None), &run).is_ok());
+    }
+
+    #[test]
+    fn the_last_error_is_the_last_calls() {
+        let mut quota = LlmQuota::default();
+        quota.record(&Err(LlmError::RateLimited("slow down".into())));
+        assert_eq!(quota.last_error(), Some("rate_limited"));
+        quota.record(&answer(1, 1));
+        assert_eq!(quota.last_error(), None);
+    }
+}
