@@ -109,6 +109,7 @@ struct Aftermath {
     breach: Option<LimitBreach>,
 }
 
+/// One execution: a fresh store, the call to `run`, the clean-up, the verdict.
 pub(super) async fn execute(
     engine: &Engine,
     pre: &NodePre<NodeHost>,
