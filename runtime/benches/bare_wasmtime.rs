@@ -6,8 +6,8 @@
 mod support;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kettle::bindings::NodePre;
-use kettle::bindings::types::NodeContext;
+use kettle::capabilities::bindings::NodePre;
+use kettle::capabilities::bindings::types::NodeContext;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceTable, ResourceType};
 use wasmtime::{Config, Engine, Store};

@@ -8,7 +8,6 @@
 //! [`sandbox`] (engine, pool, compile cache, per-node stores) → [`engine`] (the run loop).
 //! Node folders are built by the `kettle-build` crate; the command line is `kettle-cli`.
 
-pub mod bindings;
 pub mod capabilities;
 pub mod engine;
 pub mod graph;

@@ -8,13 +8,13 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use kettle::capabilities::{LlmQuota, LlmUsage, NodeLlm, NodeTrace};
+use kettle::capabilities::{LlmGrant, NodeSetup, RunBudget, RunCapabilities, RunSetup};
 use kettle::engine::{Agent, load_agent};
 use kettle::llm::LlmClient;
 use kettle::sandbox::{
     CompileCache, NodeInvocation, NodeLimits, PreparedComponent, Sandbox, SandboxConfig,
 };
-use kettle::telemetry::{ContentPolicy, SpanHandle, Telemetry, TelemetryConfig};
+use kettle::telemetry::{ContentPolicy, SpanCaps, SpanHandle, Telemetry, TelemetryConfig};
 use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::trace::SdkTracer;
 use serde_json::{Value, json};
@@ -124,13 +124,12 @@ pub fn use_shared_toolchains() {
 }
 
 /// What one node execution gets from its run, as the engine hands it over: a node span under
-/// a run's root, the mock LLM client, the run's usage counters.
+/// a run's root, the capabilities of a run with the mock LLM client and no budget.
 pub struct NodeRun {
     _telemetry: Telemetry,
     tracer: SdkTracer,
     root: SpanHandle,
-    client: Arc<LlmClient>,
-    usage: Arc<LlmUsage>,
+    capabilities: RunCapabilities,
 }
 
 impl NodeRun {
@@ -145,12 +144,19 @@ impl NodeRun {
             Vec::new(),
             None,
         );
+        let capabilities = RunCapabilities::configure(&RunSetup {
+            run_id: "bench",
+            llm: &Arc::new(LlmClient::mock()),
+            budget: RunBudget::default(),
+            tracer: &tracer,
+            span_caps: SpanCaps::default(),
+            content: ContentPolicy::default(),
+        });
         Self {
             _telemetry: telemetry,
             tracer,
             root,
-            client: Arc::new(LlmClient::mock()),
-            usage: Arc::new(LlmUsage::default()),
+            capabilities,
         }
     }
 
@@ -170,20 +176,20 @@ impl NodeRun {
             SpanKind::Internal,
             Vec::new(),
         );
+        let limits = NodeLimits::default();
         let invocation = NodeInvocation {
             run_id: "bench".into(),
             node_name: node.into(),
             attempt: 1,
             config: "{}".into(),
             state,
-            trace: NodeTrace::new(self.tracer.clone(), span.clone()),
-            llm: NodeLlm {
-                client: self.client.clone(),
-                usage: self.usage.clone(),
-                quota: LlmQuota::default(),
-                content: ContentPolicy::default(),
-            },
-            limits: NodeLimits::default(),
+            capabilities: self.capabilities.prepare(&NodeSetup {
+                node,
+                span: &span,
+                limits: &limits,
+                llm: &LlmGrant::default(),
+            }),
+            limits,
             grants: Arc::default(),
         };
         let output = runtime

@@ -1,14 +1,28 @@
-//! Host imports, one module per WIT interface: each owns its binding, its per-node state and
-//! its configuration. A node reaches the host only through these.
+//! Host imports, one module per WIT interface. Each is a [`Capability`]: configured once per
+//! run, prepared per node execution into the state its `Store` keeps, linked once into the
+//! sandbox. A node reaches the host only through these.
+//!
+//! Adding an import: write its module (its state, its `Capability` impl, its host functions,
+//! its tests) and add one line to the list below.
 
+pub mod bindings;
+mod capability;
 pub mod llm;
-pub mod llm_quota;
-pub mod llm_stream;
 pub mod log;
+#[cfg(test)]
+mod test_support;
 pub mod trace;
 
-pub use llm::{LlmCapability, LlmCtx, LlmUsage, NodeLlm, traced_call, traced_stream};
-pub use llm_quota::{LimitBreach, LlmQuota, RunBudget};
-pub use llm_stream::{GuestStream, TracedStream};
-pub use log::{LogBudget, LogCapability, LogCtx};
-pub use trace::{GuestSpan, NodeTrace, TraceCapability, TraceCtx};
+pub use capability::{CapabilitiesMut, Capability, CapabilityView, NodeSetup, RunSetup};
+pub use llm::{
+    GuestStream, LimitBreach, LlmCapability, LlmCtx, LlmGrant, LlmQuota, LlmUsage, NodeLlm,
+    RunBudget, RunLlm, TracedStream, traced_call, traced_stream,
+};
+pub use log::{LogBudget, LogCapability, LogCtx, NodeLog};
+pub use trace::{GuestSpan, NodeTrace, RunTrace, TraceCapability, TraceCtx};
+
+capability::capabilities! {
+    trace: TraceCapability,
+    llm: LlmCapability,
+    log: LogCapability,
+}

@@ -3,12 +3,13 @@
 //! and LLM calls, and so that whatever the guest leaks, the host closes. A per-node budget caps
 //! how many spans and attribute bytes a guest can add.
 
-use crate::bindings::trace::{self as wit, Attribute, Value};
+use super::bindings::trace::{self as wit, Attribute, Value};
+use super::capability::{Capability, CapabilityView, NodeSetup, RunSetup};
 use crate::telemetry::{MAX_ATTRIBUTE_VALUE_BYTES, NodeBudget, SpanCaps, SpanHandle, cap_value};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::trace::SdkTracer;
-use wasmtime::component::{HasData, Resource, ResourceTable};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 /// The host side of a guest's `span` resource.
 #[derive(Debug)]
@@ -122,11 +123,46 @@ pub struct TraceCtx<'a> {
     pub table: &'a mut ResourceTable,
 }
 
-/// Names [`TraceCtx`] for `add_to_linker`.
+/// The `trace` capability; also names [`TraceCtx`] for `add_to_linker`.
 pub struct TraceCapability;
 
 impl HasData for TraceCapability {
     type Data<'a> = TraceCtx<'a>;
+}
+
+/// The run's tracer and the caps every node execution gets.
+#[derive(Debug, Clone)]
+pub struct RunTrace {
+    pub tracer: SdkTracer,
+    pub caps: SpanCaps,
+}
+
+impl Capability for TraceCapability {
+    type RunState = RunTrace;
+    type NodeState = NodeTrace;
+
+    fn configure(run: &RunSetup<'_>) -> RunTrace {
+        RunTrace {
+            tracer: run.tracer.clone(),
+            caps: run.span_caps,
+        }
+    }
+
+    fn prepare(run: &RunTrace, node: &NodeSetup<'_>) -> NodeTrace {
+        NodeTrace::with_caps(run.tracer.clone(), node.span.clone(), run.caps)
+    }
+
+    fn link<T: CapabilityView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<T, TraceCapability>(linker, trace_ctx::<T>)
+    }
+}
+
+fn trace_ctx<T: CapabilityView>(host: &mut T) -> TraceCtx<'_> {
+    let view = host.capabilities();
+    TraceCtx {
+        state: &mut view.states.trace,
+        table: view.table,
+    }
 }
 
 impl wit::Host for TraceCtx<'_> {
@@ -255,5 +291,174 @@ impl Drop for NodeTrace {
     fn drop(&mut self) {
         // The execution was abandoned (run cancelled, future dropped) with spans still open.
         self.close_leaked("the node was stopped before it returned");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::test_support::{TestTrace, attribute};
+    use opentelemetry::trace::Status;
+    use wit::{Host as _, HostSpan as _};
+
+    fn borrow(span: &Resource<GuestSpan>) -> Resource<GuestSpan> {
+        Resource::new_borrow(span.rep())
+    }
+
+    #[test]
+    fn guest_spans_nest_under_the_innermost_open_span() {
+        let test = TestTrace::new();
+        let node_span = test.node_span();
+        let mut state = NodeTrace::new(test.tracer.clone(), node_span.clone());
+        let mut table = ResourceTable::new();
+        let mut ctx = TraceCtx {
+            state: &mut state,
+            table: &mut table,
+        };
+        let outer = ctx.start_span("outer".into()).unwrap();
+        let inner = ctx.start_span("inner".into()).unwrap();
+        wit::HostSpan::set_attribute(
+            &mut ctx,
+            borrow(&inner),
+            "answer".into(),
+            Value::Integer(42),
+        )
+        .unwrap();
+        ctx.drop(inner).unwrap();
+        assert_eq!(ctx.state.open.len(), 1, "only the outer span is open");
+        ctx.drop(outer).unwrap();
+        assert!(ctx.state.open.is_empty());
+        assert_eq!(state.close_leaked("the node returned"), 0);
+        node_span.end();
+
+        let (node, outer, inner) = (
+            test.span("node test"),
+            test.span("outer"),
+            test.span("inner"),
+        );
+        assert_eq!(outer.parent_span_id, node.span_context.span_id());
+        assert_eq!(inner.parent_span_id, outer.span_context.span_id());
+        assert_eq!(
+            attribute(&inner, "kettle.span.origin"),
+            Some("guest".into())
+        );
+        assert_eq!(attribute(&inner, "answer"), Some(42i64.into()));
+        assert_eq!(attribute(&node, "kettle.node.leaked_spans"), None);
+    }
+
+    #[test]
+    fn spans_the_guest_leaves_open_are_closed_and_marked() {
+        let test = TestTrace::new();
+        let node_span = test.node_span();
+        let mut state = NodeTrace::new(test.tracer.clone(), node_span.clone());
+        let mut table = ResourceTable::new();
+        let mut ctx = TraceCtx {
+            state: &mut state,
+            table: &mut table,
+        };
+        ctx.start_span("a".into()).unwrap();
+        ctx.start_span("b".into()).unwrap();
+        assert_eq!(state.close_leaked("the node crashed"), 2);
+        assert!(state.open.is_empty());
+        node_span.end();
+
+        let ended: Vec<String> = test.ended().iter().map(|s| s.name.to_string()).collect();
+        assert_eq!(ended, ["b", "a", "node test"], "innermost first");
+        for name in ["a", "b"] {
+            let span = test.span(name);
+            assert_eq!(attribute(&span, "kettle.span.leaked"), Some(true.into()));
+            assert_eq!(
+                span.status,
+                Status::error("span left open by the node: the node crashed")
+            );
+        }
+        assert_eq!(
+            attribute(&test.span("node test"), "kettle.node.leaked_spans"),
+            Some(2i64.into())
+        );
+    }
+
+    #[test]
+    fn dropping_the_state_closes_what_the_guest_left_open() {
+        let test = TestTrace::new();
+        let mut state = NodeTrace::new(test.tracer.clone(), test.node_span());
+        let mut table = ResourceTable::new();
+        TraceCtx {
+            state: &mut state,
+            table: &mut table,
+        }
+        .start_span("abandoned".into())
+        .unwrap();
+        drop(state);
+        let span = test.span("abandoned");
+        assert_eq!(
+            span.status,
+            Status::error("span left open by the node: the node was stopped before it returned")
+        );
+    }
+
+    #[test]
+    fn spans_past_the_cap_record_nothing_and_are_counted() {
+        let test = TestTrace::new();
+        let node_span = test.node_span();
+        let caps = SpanCaps {
+            max_spans: 1,
+            max_attribute_bytes: 1 << 20,
+        };
+        let mut state = NodeTrace::with_caps(test.tracer.clone(), node_span.clone(), caps);
+        let mut table = ResourceTable::new();
+        let mut ctx = TraceCtx {
+            state: &mut state,
+            table: &mut table,
+        };
+        let kept = ctx.start_span("kept".into()).unwrap();
+        let refused = ctx.start_span("refused".into()).unwrap();
+        assert!(ctx.table.get(&refused).unwrap().handle.is_none());
+        // Calls on a refused span are accepted and do nothing.
+        wit::HostSpan::set_attribute(&mut ctx, borrow(&refused), "k".into(), Value::Boolean(true))
+            .unwrap();
+        ctx.drop(refused).unwrap();
+        ctx.drop(kept).unwrap();
+        assert_eq!(state.dropped_spans(), 1);
+        state.close_leaked("the node returned");
+        node_span.end();
+
+        assert!(test.ended().iter().all(|s| s.name != "refused"));
+        assert_eq!(
+            attribute(&test.span("node test"), "kettle.node.dropped_spans"),
+            Some(1i64.into())
+        );
+    }
+
+    #[test]
+    fn attributes_past_the_byte_cap_are_dropped_and_counted() {
+        let test = TestTrace::new();
+        let node_span = test.node_span();
+        let caps = SpanCaps {
+            max_spans: 10,
+            max_attribute_bytes: 16,
+        };
+        let mut state = NodeTrace::with_caps(test.tracer.clone(), node_span.clone(), caps);
+        let mut table = ResourceTable::new();
+        let mut ctx = TraceCtx {
+            state: &mut state,
+            table: &mut table,
+        };
+        // 4 + 8 bytes fit; 4 + 10 more do not.
+        wit::Host::set_attribute(&mut ctx, "fits".into(), Value::Integer(1)).unwrap();
+        wit::Host::set_attribute(&mut ctx, "over".into(), Value::Text("0123456789".into()))
+            .unwrap();
+        wit::Host::add_event(&mut ctx, "too-late".into(), Vec::new()).unwrap();
+        state.close_leaked("the node returned");
+        node_span.end();
+
+        let node = test.span("node test");
+        assert_eq!(attribute(&node, "fits"), Some(1i64.into()));
+        assert_eq!(attribute(&node, "over"), None);
+        assert!(node.events.events.is_empty());
+        assert_eq!(
+            attribute(&node, "kettle.node.dropped_attributes"),
+            Some(2i64.into())
+        );
     }
 }

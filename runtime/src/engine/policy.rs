@@ -1,6 +1,7 @@
 //! A node's policy: its limits, what its sandbox grants, and what happens when it fails
 //! (retries with backoff, routing to an error handler).
 
+use crate::capabilities::LlmGrant;
 use crate::sandbox::{FsGrant, Grants, HostPattern};
 use crate::spec::{FsAccess, LimitsSpec, LoadedSpec, NodeSpec, RetrySpec};
 use std::sync::Arc;
@@ -16,6 +17,8 @@ pub struct NodePolicy {
     /// The node's own `limits:` (resolved against settings and CLI when it runs).
     pub limits: Option<LimitsSpec>,
     pub grants: Arc<Grants>,
+    /// The node's `permissions.llm`.
+    pub llm: LlmGrant,
     pub retry: Option<RetrySpec>,
     pub idempotent: bool,
     /// The node to route to when this one fails.
@@ -51,20 +54,19 @@ impl NodePolicy {
                     .filter_map(|p| HostPattern::parse(p).ok())
                     .collect(),
             ),
-            llm_models: permissions
-                .llm
-                .as_ref()
-                .map(|l| l.models.clone())
-                .unwrap_or_default(),
-            llm_providers: permissions
-                .llm
-                .as_ref()
-                .map(|l| l.providers.clone())
-                .unwrap_or_default(),
         };
+        let llm = permissions
+            .llm
+            .as_ref()
+            .map(|l| LlmGrant {
+                models: l.models.clone(),
+                providers: l.providers.clone(),
+            })
+            .unwrap_or_default();
         Self {
             limits: node.limits.clone(),
             grants: Arc::new(grants),
+            llm,
             retry: node.retry.clone(),
             idempotent: node.idempotent,
             on_error: node.on_error.clone(),

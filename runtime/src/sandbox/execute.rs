@@ -4,9 +4,9 @@
 use super::host::NodeHost;
 use super::limits::{NodeLimits, raise_hint};
 use super::permissions::Grants;
-use crate::bindings::NodePre;
-use crate::bindings::types::{NodeContext, NodeError};
-use crate::capabilities::{NodeLlm, NodeTrace};
+use crate::capabilities::bindings::NodePre;
+use crate::capabilities::bindings::types::{NodeContext, NodeError};
+use crate::capabilities::{LimitBreach, LogBudget, NodeCapabilities};
 use opentelemetry::KeyValue;
 use std::sync::Arc;
 use wasmtime::{Engine, Store, Trap};
@@ -20,8 +20,8 @@ pub struct NodeInvocation {
     pub config: String,
     /// The whole state as JSON.
     pub state: String,
-    pub trace: NodeTrace,
-    pub llm: NodeLlm,
+    /// Every capability's state for this execution.
+    pub capabilities: NodeCapabilities,
     pub limits: NodeLimits,
     pub grants: Arc<Grants>,
 }
@@ -88,6 +88,28 @@ enum Outcome {
     TimedOut,
 }
 
+impl Outcome {
+    /// Why the guest's leftover spans are being closed.
+    fn why(&self) -> &'static str {
+        match self {
+            Outcome::Called(Ok(Ok(_))) => "the node returned",
+            Outcome::Called(Ok(Err(_))) => "the node returned an error",
+            Outcome::Called(Err(_)) | Outcome::Instantiate(_) => "the node crashed",
+            Outcome::TimedOut => "the node was stopped at its time limit",
+        }
+    }
+}
+
+/// What the host learnt of the execution once it was over, beyond its outcome.
+struct Aftermath {
+    leaked_spans: usize,
+    stderr: bytes::Bytes,
+    last_llm_error: Option<String>,
+    memory_refused: bool,
+    breach: Option<LimitBreach>,
+}
+
+/// One execution: a fresh store, the call to `run`, the clean-up, the verdict.
 pub(super) async fn execute(
     engine: &Engine,
     pre: &NodePre<NodeHost>,
@@ -99,69 +121,95 @@ pub(super) async fn execute(
         attempt,
         config,
         state,
-        trace,
-        llm,
+        capabilities,
         limits,
         grants,
     } = invocation;
     let context = NodeContext {
-        run_id: run_id.clone(),
+        run_id,
         node_name: node_name.clone(),
         attempt,
         config,
     };
-    let host = match NodeHost::new(run_id, node_name, trace, llm, &limits, &grants) {
-        Ok(host) => host,
-        Err(message) => return Err(NodeFailure::Sandbox { message }),
-    };
+    let mut store = new_store(engine, node_name, capabilities, &limits, &grants)?;
+    let outcome = call_run(&mut store, pre, &context, &state, &limits).await;
+    let aftermath = clean_up(store.data_mut(), &context.node_name, &outcome);
+    judge(outcome, aftermath, &limits)
+}
+
+/// A fresh store for one execution, under the node's limits.
+fn new_store(
+    engine: &Engine,
+    node_name: String,
+    capabilities: NodeCapabilities,
+    limits: &NodeLimits,
+    grants: &Grants,
+) -> Result<Store<NodeHost>, NodeFailure> {
+    let host = NodeHost::new(node_name, capabilities, limits, grants)
+        .map_err(|message| NodeFailure::Sandbox { message })?;
     let mut store = Store::new(engine, host);
     store.limiter(|host| &mut host.limiter);
-    if let Err(e) = store.set_fuel(limits.fuel.unwrap_or(u64::MAX)) {
-        return Err(NodeFailure::Sandbox {
+    store
+        .set_fuel(limits.fuel.unwrap_or(u64::MAX))
+        .map_err(|e| NodeFailure::Sandbox {
             message: format!("{e:#}"),
-        });
-    }
+        })?;
     // Guest code yields to the async runtime at every epoch tick, so a node that never calls
-    // the host still lets the timeout below fire.
+    // the host still lets the timeout in `call_run` fire.
     store.epoch_deadline_async_yield_and_update(1);
+    Ok(store)
+}
 
+/// Instantiates the component and calls its `run`, within the node's time limit.
+async fn call_run(
+    store: &mut Store<NodeHost>,
+    pre: &NodePre<NodeHost>,
+    context: &NodeContext,
+    state: &str,
+    limits: &NodeLimits,
+) -> Outcome {
     let call = async {
-        match pre.instantiate_async(&mut store).await {
-            Ok(node) => Outcome::Called(node.call_run(&mut store, &context, &state).await),
+        match pre.instantiate_async(&mut *store).await {
+            Ok(node) => Outcome::Called(node.call_run(&mut *store, context, state).await),
             Err(e) => Outcome::Instantiate(e),
         }
     };
     // The deadline covers host calls too: an LLM call that never returns is dropped with it.
-    let outcome = tokio::time::timeout(limits.timeout(), call)
+    tokio::time::timeout(limits.timeout(), call)
         .await
-        .unwrap_or(Outcome::TimedOut);
+        .unwrap_or(Outcome::TimedOut)
+}
 
-    let host = store.data_mut();
-    let why = match &outcome {
-        Outcome::Called(Ok(Ok(_))) => "the node returned",
-        Outcome::Called(Ok(Err(_))) => "the node returned an error",
-        Outcome::Called(Err(_)) | Outcome::Instantiate(_) => "the node crashed",
-        Outcome::TimedOut => "the node was stopped at its time limit",
-    };
-    let leaked_spans = host.trace.close_leaked(why);
-    forward_output(
-        &context.node_name,
-        "stdout",
-        &host.stdout.contents(),
-        &mut host.log,
-    );
+/// Closes the spans the guest left open, forwards its captured output to the log, and
+/// collects what the verdict needs from the capabilities.
+fn clean_up(host: &mut NodeHost, node: &str, outcome: &Outcome) -> Aftermath {
+    let capabilities = &mut host.capabilities;
+    let leaked_spans = capabilities.trace.close_leaked(outcome.why());
+    let budget = &mut capabilities.log.budget;
+    forward_output(node, "stdout", &host.stdout.contents(), budget);
     let stderr = host.stderr.contents();
-    forward_output(&context.node_name, "stderr", &stderr, &mut host.log);
-    if host.log.dropped() > 0 {
-        host.trace.node_span().set_attribute(KeyValue::new(
+    forward_output(node, "stderr", &stderr, budget);
+    if budget.dropped() > 0 {
+        capabilities.trace.node_span().set_attribute(KeyValue::new(
             "kettle.log.dropped_lines",
-            host.log.dropped() as i64,
+            budget.dropped() as i64,
         ));
     }
-    let last_llm_error = host.llm.quota.last_error().map(str::to_string);
-    let memory_refused = host.limiter.memory_refused;
-    let breach = host.llm.quota.breach().cloned();
+    Aftermath {
+        leaked_spans,
+        stderr,
+        last_llm_error: capabilities.llm.quota.last_error().map(str::to_string),
+        memory_refused: host.limiter.memory_refused,
+        breach: capabilities.llm.quota.breach().cloned(),
+    }
+}
 
+/// The execution's result, from its outcome and what the host learnt.
+fn judge(
+    outcome: Outcome,
+    aftermath: Aftermath,
+    limits: &NodeLimits,
+) -> Result<NodeOutput, NodeFailure> {
     match outcome {
         Outcome::TimedOut => Err(NodeFailure::Limit {
             limit: "timeout_ms",
@@ -171,31 +219,43 @@ pub(super) async fn execute(
         Outcome::Instantiate(e) => Err(NodeFailure::Instantiate {
             message: format!("{e:#}"),
         }),
-        Outcome::Called(called) => {
-            // A refused LLM call caused by a limit fails the execution, whatever the node did next.
-            if let Some(breach) = breach {
-                return Err(NodeFailure::Limit {
-                    limit: breach.limit,
-                    value: breach.value,
-                    detail: "the node asked for more LLM use than it is allowed".into(),
-                });
-            }
-            match called {
-                Ok(Ok(update)) if update.len() as u64 > limits.max_output_bytes => {
-                    Err(NodeFailure::Limit {
-                        limit: "max_output_bytes",
-                        value: limits.max_output_bytes,
-                        detail: format!("the node returned {} bytes", update.len()),
-                    })
-                }
-                Ok(Ok(update)) => Ok(NodeOutput {
-                    update,
-                    leaked_spans,
-                }),
-                Ok(Err(error)) => Err(guest_failure(error, last_llm_error.as_deref())),
-                Err(trap) => Err(trap_failure(&trap, &limits, memory_refused, &stderr)),
-            }
+        Outcome::Called(called) => judge_call(called, aftermath, limits),
+    }
+}
+
+/// The result of a `run` call that completed (returned, failed or trapped).
+fn judge_call(
+    called: wasmtime::Result<Result<String, NodeError>>,
+    aftermath: Aftermath,
+    limits: &NodeLimits,
+) -> Result<NodeOutput, NodeFailure> {
+    // A refused LLM call caused by a limit fails the execution, whatever the node did next.
+    if let Some(breach) = aftermath.breach {
+        return Err(NodeFailure::Limit {
+            limit: breach.limit,
+            value: breach.value,
+            detail: "the node asked for more LLM use than it is allowed".into(),
+        });
+    }
+    match called {
+        Ok(Ok(update)) if update.len() as u64 > limits.max_output_bytes => {
+            Err(NodeFailure::Limit {
+                limit: "max_output_bytes",
+                value: limits.max_output_bytes,
+                detail: format!("the node returned {} bytes", update.len()),
+            })
         }
+        Ok(Ok(update)) => Ok(NodeOutput {
+            update,
+            leaked_spans: aftermath.leaked_spans,
+        }),
+        Ok(Err(error)) => Err(guest_failure(error, aftermath.last_llm_error.as_deref())),
+        Err(trap) => Err(trap_failure(
+            &trap,
+            limits,
+            aftermath.memory_refused,
+            &aftermath.stderr,
+        )),
     }
 }
 
@@ -254,12 +314,8 @@ fn trap_failure(
     }
 }
 
-fn forward_output(
-    node: &str,
-    stream: &str,
-    bytes: &[u8],
-    budget: &mut crate::capabilities::LogBudget,
-) {
+/// Forwards captured output to the host's log, line by line, within the node's log budget.
+fn forward_output(node: &str, stream: &str, bytes: &[u8], budget: &mut LogBudget) {
     for line in String::from_utf8_lossy(bytes).lines() {
         if budget.admit() {
             tracing::info!(target: "kettle::node", node, stream, "{line}");

@@ -1,10 +1,11 @@
 //! The data of one node execution's `Store`: the WASI context built from the node's grants
-//! (nothing by default), the resource table, limits, and each capability's per-node state.
+//! (nothing by default), the resource table, limits, and the capabilities' per-node states
+//! (which it holds without looking inside).
 
 use super::http::HttpPolicy;
 use super::limits::{NodeLimiter, NodeLimits};
 use super::permissions::Grants;
-use crate::capabilities::{LlmCtx, LogBudget, LogCtx, NodeLlm, NodeTrace, TraceCtx};
+use crate::capabilities::{CapabilitiesMut, CapabilityView, NodeCapabilities};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -18,11 +19,7 @@ pub struct NodeHost {
     table: ResourceTable,
     http: WasiHttpCtx,
     http_policy: HttpPolicy,
-    run_id: String,
-    node_name: String,
-    pub(crate) trace: NodeTrace,
-    pub(crate) llm: NodeLlm,
-    pub(crate) log: LogBudget,
+    pub(crate) capabilities: NodeCapabilities,
     pub(crate) limiter: NodeLimiter,
     pub(crate) stdout: MemoryOutputPipe,
     pub(crate) stderr: MemoryOutputPipe,
@@ -31,10 +28,8 @@ pub struct NodeHost {
 impl NodeHost {
     /// A host granting exactly `grants`. Fails when a granted folder cannot be opened.
     pub fn new(
-        run_id: String,
         node_name: String,
-        trace: NodeTrace,
-        llm: NodeLlm,
+        capabilities: NodeCapabilities,
         limits: &NodeLimits,
         grants: &Grants,
     ) -> Result<Self, String> {
@@ -70,41 +65,22 @@ impl NodeHost {
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             http_policy: HttpPolicy {
-                node: node_name.clone(),
+                node: node_name,
                 allowed: grants.http.clone(),
             },
-            run_id,
-            node_name,
-            trace,
-            llm,
-            log: LogBudget::new(limits.max_log_lines),
+            capabilities,
             limiter: NodeLimiter::new(limits.memory_bytes()),
             stdout,
             stderr,
         })
     }
+}
 
-    pub fn trace_ctx(&mut self) -> TraceCtx<'_> {
-        TraceCtx {
-            state: &mut self.trace,
+impl CapabilityView for NodeHost {
+    fn capabilities(&mut self) -> CapabilitiesMut<'_> {
+        CapabilitiesMut {
+            states: &mut self.capabilities,
             table: &mut self.table,
-        }
-    }
-
-    pub fn llm_ctx(&mut self) -> LlmCtx<'_> {
-        LlmCtx {
-            llm: &mut self.llm,
-            trace: &self.trace,
-            table: &mut self.table,
-        }
-    }
-
-    pub fn log_ctx(&mut self) -> LogCtx<'_> {
-        LogCtx {
-            run_id: &self.run_id,
-            node: &self.node_name,
-            trace: &self.trace,
-            budget: &mut self.log,
         }
     }
 }

@@ -87,10 +87,6 @@ pub struct Grants {
     /// Variables passed through, with the values read when the agent was loaded.
     pub env: Vec<(String, String)>,
     pub http: Arc<Vec<HostPattern>>,
-    /// Models the node may ask for (empty: any).
-    pub llm_models: Vec<String>,
-    /// Providers the node may use (empty: any).
-    pub llm_providers: Vec<String>,
 }
 
 #[cfg(test)]

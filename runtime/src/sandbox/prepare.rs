@@ -6,8 +6,8 @@ use super::engine::{SandboxConfig, new_engine};
 use super::execute::{NodeFailure, NodeInvocation, NodeOutput};
 use super::host::NodeHost;
 use super::slots::{ExecutionSlots, PoolShape};
-use crate::bindings::{NodePre, llm, log, trace};
-use crate::capabilities::{LlmCapability, LogCapability, TraceCapability};
+use crate::capabilities;
+use crate::capabilities::bindings::NodePre;
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Linker;
@@ -53,12 +53,7 @@ impl Sandbox {
         // wasi:http is always linked, so that components importing it load; every request is
         // checked against the node's permissions.http, which is empty unless granted.
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
-        llm::add_to_linker::<NodeHost, LlmCapability>(&mut linker, NodeHost::llm_ctx)
-            .map_err(link)?;
-        trace::add_to_linker::<NodeHost, TraceCapability>(&mut linker, NodeHost::trace_ctx)
-            .map_err(link)?;
-        log::add_to_linker::<NodeHost, LogCapability>(&mut linker, NodeHost::log_ctx)
-            .map_err(link)?;
+        capabilities::link(&mut linker).map_err(link)?;
         start_epoch_ticker(&engine);
         Ok(Self {
             engine,

@@ -16,7 +16,7 @@ use super::agent::Agent;
 use super::error::RunError;
 use super::events::EventSink;
 use super::report::{RunReport, UsageSnapshot};
-use crate::capabilities::LlmUsage;
+use crate::capabilities::{RunCapabilities, RunSetup};
 use crate::sandbox::Sandbox;
 use crate::spec::LimitsSpec;
 use crate::telemetry::{SpanGuard, SpanHandle, Telemetry, root_attributes, root_output};
@@ -55,7 +55,8 @@ struct Run<'a> {
     options: &'a RunOptions,
     run_id: &'a str,
     root: &'a SpanHandle,
-    usage: &'a Arc<LlmUsage>,
+    /// The capabilities' run-wide state (the LLM client, budget and usage, ...).
+    capabilities: &'a RunCapabilities,
     /// Node executions so far, across all branches.
     steps: AtomicU32,
     max_steps: u32,
@@ -100,7 +101,14 @@ impl Runtime {
         // An unsampled run (settings.tracing.sample_ratio) writes no file.
         let trace_file = trace_file.filter(|_| root.is_recording());
         let root_guard = SpanGuard::new(root.clone());
-        let usage = Arc::new(LlmUsage::default());
+        let capabilities = RunCapabilities::configure(&RunSetup {
+            run_id: &run_id,
+            llm: &agent.llm,
+            budget: agent.budget,
+            tracer,
+            span_caps: self.telemetry.caps(),
+            content,
+        });
         let run = Run {
             sandbox: &self.sandbox,
             telemetry: &self.telemetry,
@@ -108,7 +116,7 @@ impl Runtime {
             options,
             run_id: &run_id,
             root: &root,
-            usage: &usage,
+            capabilities: &capabilities,
             steps: AtomicU32::new(0),
             max_steps: options
                 .max_steps
@@ -148,7 +156,7 @@ impl Runtime {
             outcome,
             state,
             nodes_run,
-            llm: UsageSnapshot::from(usage.as_ref()),
+            llm: UsageSnapshot::from(capabilities.llm.usage.as_ref()),
             llm_provider: agent.llm.provider_name(),
             llm_is_mock: agent.llm.is_mock(),
             duration: started.elapsed(),

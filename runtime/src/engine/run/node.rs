@@ -4,7 +4,7 @@
 
 use super::Run;
 use super::llm_node;
-use crate::capabilities::{LlmQuota, NodeLlm, NodeTrace};
+use crate::capabilities::{LlmQuota, NodeSetup};
 use crate::engine::error::RunError;
 use crate::engine::events::NodeEvent;
 use crate::graph::{Action, LlmAction, NodeKind, template};
@@ -139,16 +139,26 @@ impl Run<'_> {
         ])
     }
 
+    /// What the capabilities read to prepare an execution of node `node`.
+    fn node_setup<'a>(
+        &'a self,
+        node: &'a str,
+        span: &'a SpanHandle,
+        limits: &'a NodeLimits,
+    ) -> NodeSetup<'a> {
+        NodeSetup {
+            node,
+            span,
+            limits,
+            llm: &self.agent.policy(node).llm,
+        }
+    }
+
     /// The LLM allowance of one execution of node `node`.
-    fn quota_of(&self, node: &str, limits: &NodeLimits) -> LlmQuota {
-        let grants = &self.agent.policy(node).grants;
-        LlmQuota::new(
-            limits.max_llm_calls,
-            limits.max_llm_tokens,
-            grants.llm_models.clone(),
-            grants.llm_providers.clone(),
-            self.agent.budget,
-        )
+    fn quota_of(&self, node: &str, span: &SpanHandle, limits: &NodeLimits) -> LlmQuota {
+        self.capabilities
+            .llm
+            .quota(&self.node_setup(node, span, limits))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -166,23 +176,16 @@ impl Run<'_> {
             .component(component)
             .ok_or_else(|| RunError::node(node, "internal", "the component was not prepared"))?;
         let limits = self.limits_of(node);
+        let capabilities = self
+            .capabilities
+            .prepare(&self.node_setup(node, span, &limits));
         let invocation = NodeInvocation {
             run_id: self.run_id.to_string(),
             node_name: node.to_string(),
             attempt,
             config: config.to_string(),
             state: Value::Object(state.clone()).to_string(),
-            trace: NodeTrace::with_caps(
-                self.telemetry.tracer().clone(),
-                span.clone(),
-                self.telemetry.caps(),
-            ),
-            llm: NodeLlm {
-                client: self.agent.llm.clone(),
-                usage: self.usage.clone(),
-                quota: self.quota_of(node, &limits),
-                content: self.telemetry.content(),
-            },
+            capabilities,
             grants: self.agent.policy(node).grants.clone(),
             limits,
         };
@@ -229,8 +232,9 @@ impl Run<'_> {
         let request = llm_node::request_from(action, &rendered)
             .map_err(|e| RunError::node(node, "invalid_request", e))?;
         let limits = self.limits_of(node);
-        let mut quota = self.quota_of(node, &limits);
-        if let Err(denied) = quota.admit(&self.agent.llm, &request, self.usage) {
+        let mut quota = self.quota_of(node, span, &limits);
+        let usage = &self.capabilities.llm.usage;
+        if let Err(denied) = quota.admit(&self.agent.llm, &request, usage) {
             let kind = quota
                 .breach()
                 .map_or_else(|| "denied".to_string(), |b| format!("limit.{}", b.limit));
@@ -241,7 +245,7 @@ impl Run<'_> {
             &self.agent.llm,
             self.telemetry.tracer(),
             span,
-            self.usage,
+            usage,
             self.telemetry.content(),
             request,
         );

@@ -13,7 +13,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
     with: {
         "kettle:node/trace.span": crate::capabilities::trace::GuestSpan,
-        "kettle:node/llm.chat-stream": crate::capabilities::llm_stream::GuestStream,
+        "kettle:node/llm.chat-stream": crate::capabilities::llm::GuestStream,
     },
 });
 

@@ -3,8 +3,12 @@
 //! `gen_ai.response.time_to_first_chunk` and ends with the stream; a stream dropped before
 //! its end ends its span as cancelled.
 
-use super::llm::{ChatSpan, LlmCtx, LlmUsage, guest_result, to_wit_chat_response};
-use crate::bindings::llm as wit;
+use super::super::bindings::llm as wit;
+use super::LlmCtx;
+use super::call::ChatSpan;
+use super::convert::to_wit_chat_response;
+use super::host::guest_result;
+use super::usage::LlmUsage;
 use crate::llm::{ChatStream, LlmError, StreamItem};
 use crate::telemetry::semconv;
 use opentelemetry::KeyValue;

@@ -1,0 +1,210 @@
+//! Traced LLM calls: each completion is a `chat {model}` CLIENT span parented explicitly
+//! (OpenTelemetry GenAI conventions). Every attempt the provider needed is an event on that
+//! span; the outcome is its status. Used by the `llm` import and by `uses: llm.*` nodes.
+
+use super::stream::TracedStream;
+use super::usage::LlmUsage;
+use crate::llm::{Attempt, ChatRequest, ChatResponse, LlmClient, LlmError, Resolved};
+use crate::telemetry::{semconv, 
+    ContentPolicy, SpanGuard, SpanHandle, chat_request_attributes, chat_response_attributes,
+};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
+use opentelemetry_sdk::trace::SdkTracer;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Performs one completion as a `chat {model}` CLIENT span, child of `parent`.
+pub async fn traced_call(
+    client: &LlmClient,
+    tracer: &SdkTracer,
+    parent: &SpanHandle,
+    usage: &LlmUsage,
+    content: ContentPolicy,
+    request: ChatRequest,
+) -> Result<ChatResponse, LlmError> {
+    let resolved = client.resolve(request.clone());
+    let span = ChatSpan::start(
+        client,
+        tracer,
+        parent,
+        &request,
+        resolved.as_ref().ok(),
+        content,
+    );
+    let outcome = match &resolved {
+        Ok(call) => {
+            client
+                .complete(call, &span.handle().trace_headers(), &span.observer())
+                .await
+        }
+        Err(e) => Err(e.clone()),
+    };
+    usage.record(outcome.as_ref());
+    span.finish(outcome.as_ref());
+    outcome
+}
+
+/// Opens a streamed completion as a `chat {model}` CLIENT span, child of `parent`; the span
+/// ends with the stream.
+pub async fn traced_stream(
+    client: &LlmClient,
+    tracer: &SdkTracer,
+    parent: &SpanHandle,
+    usage: &Arc<LlmUsage>,
+    content: ContentPolicy,
+    request: ChatRequest,
+) -> Result<TracedStream, LlmError> {
+    let resolved = client.resolve(request.clone());
+    let span = ChatSpan::start(
+        client,
+        tracer,
+        parent,
+        &request,
+        resolved.as_ref().ok(),
+        content,
+    );
+    span.handle()
+        .set_attribute(KeyValue::new(semconv::GEN_AI_REQUEST_STREAM, true));
+    let opened = match &resolved {
+        Ok(call) => {
+            client
+                .stream(call, &span.handle().trace_headers(), &span.observer())
+                .await
+        }
+        Err(e) => Err(e.clone()),
+    };
+    match opened {
+        Ok(stream) => Ok(TracedStream::new(stream, span, usage.clone())),
+        Err(e) => {
+            usage.record(Err(&e));
+            span.finish(Err(&e));
+            Err(e)
+        }
+    }
+}
+
+/// The `chat {model}` span of one call, and the attempts it took.
+#[derive(Debug)]
+pub(crate) struct ChatSpan {
+    guard: SpanGuard,
+    attempts: Arc<AtomicU32>,
+    content: ContentPolicy,
+}
+
+impl ChatSpan {
+    fn start(
+        client: &LlmClient,
+        tracer: &SdkTracer,
+        parent: &SpanHandle,
+        request: &ChatRequest,
+        resolved: Option<&Resolved>,
+        content: ContentPolicy,
+    ) -> Self {
+        let model = resolved
+            .map(|r| r.model.clone())
+            .or_else(|| request.model.clone())
+            .unwrap_or_else(|| client.default_model().to_string());
+        // A request that did not resolve is named after where it would have gone.
+        let system = resolved.map_or_else(|| client.provider_name(), |r| r.provider.system);
+        // The resolved request has the provider's defaults filled in (temperature, ...).
+        let sent = resolved.map_or(request, |r| &r.request);
+        let mut attributes = chat_request_attributes(
+            system,
+            &model,
+            sent,
+            resolved.and_then(Resolved::server),
+            content,
+        );
+        if let Some(r) = resolved {
+            attributes.push(KeyValue::new(
+                "kettle.llm.provider",
+                r.provider.name.clone(),
+            ));
+            if let Some(seed) = r.request.seed {
+                attributes.push(KeyValue::new(semconv::GEN_AI_REQUEST_SEED, seed));
+            }
+            if !r.request.tools.is_empty() {
+                attributes.push(KeyValue::new(
+                    "kettle.llm.tools",
+                    r.request.tools.len() as i64,
+                ));
+            }
+        }
+        if client.is_replay() {
+            attributes.push(KeyValue::new("kettle.llm.replayed", true));
+        }
+        // Guarded: if the call is abandoned (run interrupted), the span still ends, marked cancelled.
+        Self {
+            guard: SpanGuard::new(parent.child(
+                tracer,
+                format!("chat {model}"),
+                SpanKind::Client,
+                attributes,
+            )),
+            attempts: Arc::new(AtomicU32::new(0)),
+            content,
+        }
+    }
+
+    pub(crate) fn handle(&self) -> &SpanHandle {
+        self.guard.handle()
+    }
+
+    /// Records each attempt as a `kettle.llm.attempt` event.
+    fn observer(&self) -> impl Fn(&Attempt) + Send + Sync + use<> {
+        let span = self.guard.handle().clone();
+        let attempts = self.attempts.clone();
+        move |attempt: &Attempt| {
+            attempts.fetch_max(attempt.number, Ordering::Relaxed);
+            let mut attributes = vec![KeyValue::new(
+                "kettle.llm.attempt",
+                i64::from(attempt.number),
+            )];
+            if let Some(status) = attempt.status {
+                attributes.push(KeyValue::new(
+                    semconv::HTTP_RESPONSE_STATUS_CODE,
+                    i64::from(status),
+                ));
+            }
+            if let Some(error) = &attempt.error {
+                attributes.push(KeyValue::new(semconv::ERROR_TYPE, error.kind()));
+                attributes.push(KeyValue::new("kettle.llm.error", error.to_string()));
+            }
+            if let Some(wait) = attempt.retry_in {
+                attributes.push(KeyValue::new(
+                    "kettle.llm.retry_in_ms",
+                    i64::try_from(wait.as_millis()).unwrap_or(i64::MAX),
+                ));
+            }
+            span.add_event("kettle.llm.attempt", attributes);
+        }
+    }
+
+    /// Sets the outcome's attributes and status, and ends the span.
+    pub(crate) fn finish(self, outcome: Result<&ChatResponse, &LlmError>) {
+        let span = self.guard.handle();
+        let attempts = self.attempts.load(Ordering::Relaxed);
+        if attempts > 0 {
+            span.set_attribute(KeyValue::new("kettle.llm.attempts", i64::from(attempts)));
+        }
+        match outcome {
+            Ok(response) => {
+                for attribute in chat_response_attributes(response, self.content) {
+                    span.set_attribute(attribute);
+                }
+                if !response.tool_calls.is_empty() {
+                    span.set_attribute(KeyValue::new(
+                        "kettle.llm.tool_calls",
+                        response.tool_calls.len() as i64,
+                    ));
+                }
+                self.guard.finish_unset();
+            }
+            Err(error) => {
+                span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error.kind()));
+                self.guard.finish_error(error.to_string());
+            }
+        }
+    }
+}
