@@ -9,6 +9,7 @@ mod model;
 mod tracing_settings;
 mod validate;
 mod validate_flow;
+mod yaml;
 
 pub use error::{SpecError, SpecErrors};
 pub use flow::{ActionView, EdgeCondition, ExpressionRun, FanIn, Goto, GotoRule, StepSpec, When};
