@@ -5,7 +5,6 @@ use super::args::BuildArgs;
 use super::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, Threads, block_on, cache_dir};
 use crate::graph::{self, ComponentSource};
 use crate::sandbox::{BuildOptions, Language, build_node};
-use crate::spec;
 use std::path::{Path, PathBuf};
 
 pub fn build(args: BuildArgs) -> u8 {
@@ -69,7 +68,7 @@ fn node_folders(path: &Path) -> Result<Vec<(Option<String>, PathBuf)>, String> {
             path.display()
         ));
     }
-    let loaded = spec::load_file(path).map_err(|e| e.to_string())?;
+    let loaded = crate::engine::load_checked(path).map_err(|e| e.to_string())?;
     let graph = graph::compile(&loaded).map_err(|e| e.to_string())?;
     let mut seen = std::collections::HashSet::new();
     Ok(graph

@@ -1,6 +1,7 @@
 //! Running agents: the run loop, node execution, state merge, and the run's report.
 
 mod agent;
+mod component_check;
 mod dynamic;
 mod error;
 mod events;
@@ -13,6 +14,7 @@ mod state;
 mod steps;
 
 pub use agent::{Agent, AgentLoadError, ComponentEvent, load_agent};
+pub use component_check::{check_components, check_files, check_granted_folders, load_checked};
 pub use error::RunError;
 pub use events::EventSink;
 pub use flow::PARALLEL_RESULTS;

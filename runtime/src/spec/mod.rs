@@ -2,6 +2,7 @@
 
 mod error;
 mod flow;
+mod host_pattern;
 mod llm_settings;
 mod load;
 mod locate;
@@ -13,8 +14,9 @@ mod yaml;
 
 pub use error::{SpecError, SpecErrors};
 pub use flow::{ActionView, EdgeCondition, ExpressionRun, FanIn, Goto, GotoRule, StepSpec, When};
+pub use host_pattern::HostPattern;
 pub use llm_settings::{PROVIDER_TYPES, ProviderSettings};
-pub use load::{LoadedSpec, load_file, parse_file, parse_str, validate};
+pub use load::{LoadedSpec, PathRef, load_file, parse_file, parse_str, validate};
 pub use model::{
     AgentSpec, BudgetSpec, END, EdgeSpec, FsAccess, FsGrantSpec, LimitsSpec, LlmGrantSpec,
     LlmSettings, NodeSpec, PermissionsSpec, RetrySpec, START, Settings, TracingSettings,
