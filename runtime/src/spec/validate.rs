@@ -3,9 +3,10 @@
 use super::error::SpecError;
 use super::flow::{ActionView, ExpressionRun, FanIn, StepSpec};
 use super::host_pattern::HostPattern;
+use super::llm_settings::LlmSettings;
 use super::llm_settings::PROVIDER_TYPES;
 use super::load::LoadedSpec;
-use super::model::{END, LimitsSpec, LlmSettings, NodeSpec, START};
+use super::model::{END, LimitsSpec, NodeSpec, START};
 use std::collections::HashMap;
 
 /// Built-in actions a node may name in `uses:`.
