@@ -133,22 +133,8 @@ fn validate_node(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Findi
             return;
         }
     }
-    misplaced(
-        loaded,
-        at,
-        node,
-        &LOOP_KEYS,
-        "`type: while_loop` nodes",
-        out,
-    );
-    misplaced(
-        loaded,
-        at,
-        node,
-        &PARALLEL_KEYS,
-        "`type: dynamic_parallel` nodes",
-        out,
-    );
+    misplaced(loaded, at, node, &WHILE_LOOP, out);
+    misplaced(loaded, at, node, &DYNAMIC_PARALLEL, out);
     if matches!(node.fan_in, Some(FanIn::Node(_))) {
         out.errors.push(loaded.error_at(
             &format!("{at}.fan_in"),
@@ -177,15 +163,37 @@ fn validate_node(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Findi
     validate_action(loaded, at, name, node.action_view(), true, out);
 }
 
-const LOOP_KEYS: [&str; 3] = ["condition", "max_iterations", "body"];
-const PARALLEL_KEYS: [&str; 6] = [
-    "items",
-    "item_var",
-    "index_var",
-    "max_concurrency",
-    "fail_fast",
-    "action",
-];
+/// Keys that belong to one form of node, and how messages name that form.
+struct Form {
+    keys: &'static [&'static str],
+    owner: &'static str,
+}
+
+const WHILE_LOOP: Form = Form {
+    keys: &["condition", "max_iterations", "body"],
+    owner: "`type: while_loop` nodes",
+};
+const DYNAMIC_PARALLEL: Form = Form {
+    keys: &[
+        "items",
+        "item_var",
+        "index_var",
+        "max_concurrency",
+        "fail_fast",
+        "action",
+    ],
+    owner: "`type: dynamic_parallel` nodes",
+};
+/// What a loop may not have: it runs its `body:`.
+const PLAIN_NOT_LOOP: Form = Form {
+    keys: &["steps", "component", "uses", "with", "run"],
+    owner: "plain nodes (a loop runs its `body:`)",
+};
+/// What a `dynamic_parallel` node may not have: it runs `action:` (or steps, or a component).
+const PLAIN_NOT_PARALLEL: Form = Form {
+    keys: &["uses", "with", "run"],
+    owner: "plain nodes (per item, give `action:`)",
+};
 
 fn present(node: &NodeSpec, key: &str) -> bool {
     match key {
@@ -209,15 +217,9 @@ fn present(node: &NodeSpec, key: &str) -> bool {
 }
 
 /// Keys of another node form, each reported where it is written.
-fn misplaced(
-    loaded: &LoadedSpec,
-    at: &str,
-    node: &NodeSpec,
-    keys: &[&str],
-    owner: &str,
-    out: &mut Findings,
-) {
-    for key in keys {
+fn misplaced(loaded: &LoadedSpec, at: &str, node: &NodeSpec, form: &Form, out: &mut Findings) {
+    let owner = form.owner;
+    for key in form.keys {
         if present(node, key) {
             out.errors.push(loaded.error_at(
                 &format!("{at}.{key}"),
@@ -233,22 +235,8 @@ fn misplaced(
 
 fn validate_while_loop(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Findings) {
     let name = &node.name;
-    misplaced(
-        loaded,
-        at,
-        node,
-        &PARALLEL_KEYS,
-        "`type: dynamic_parallel` nodes",
-        out,
-    );
-    misplaced(
-        loaded,
-        at,
-        node,
-        &["steps", "component", "uses", "with", "run"],
-        "plain nodes (a loop runs its `body:`)",
-        out,
-    );
+    misplaced(loaded, at, node, &DYNAMIC_PARALLEL, out);
+    misplaced(loaded, at, node, &PLAIN_NOT_LOOP, out);
     if node.condition.is_none() {
         out.errors.push(loaded.error_at(
             at,
@@ -283,22 +271,8 @@ fn validate_while_loop(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut
 
 fn validate_dynamic_parallel(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Findings) {
     let name = &node.name;
-    misplaced(
-        loaded,
-        at,
-        node,
-        &LOOP_KEYS,
-        "`type: while_loop` nodes",
-        out,
-    );
-    misplaced(
-        loaded,
-        at,
-        node,
-        &["uses", "with", "run"],
-        "plain nodes (per item, give `action:`)",
-        out,
-    );
+    misplaced(loaded, at, node, &WHILE_LOOP, out);
+    misplaced(loaded, at, node, &PLAIN_NOT_PARALLEL, out);
     if node.items.is_none() {
         out.errors.push(loaded.error_at(
             at,
