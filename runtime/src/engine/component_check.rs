@@ -62,7 +62,8 @@ pub fn check_files(loaded: &LoadedSpec) -> Vec<SpecError> {
     errors
 }
 
-/// Loads the agent file at `path` with every check: [`crate::spec::load_file`] and the files.
+/// Loads the agent file at `path` with every check: [`crate::spec::load_file`]'s and the
+/// files', reported together in file order.
 pub fn load_checked(path: &Path) -> Result<LoadedSpec, SpecErrors> {
     let loaded = crate::spec::parse_file(path)?;
     let mut errors = crate::spec::validate(&loaded);
@@ -70,6 +71,7 @@ pub fn load_checked(path: &Path) -> Result<LoadedSpec, SpecErrors> {
     if errors.is_empty() {
         Ok(loaded)
     } else {
+        errors.sort_by_key(|e| (e.line, e.column));
         Err(SpecErrors(errors))
     }
 }
