@@ -4,7 +4,6 @@
 use super::args::BuildArgs;
 use super::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, Threads, block_on, cache_dir};
 use kettle::graph::{self, ComponentSource};
-use kettle::spec;
 use kettle_build::{BuildOptions, Language, build_node};
 use std::path::{Path, PathBuf};
 
@@ -69,7 +68,7 @@ fn node_folders(path: &Path) -> Result<Vec<(Option<String>, PathBuf)>, String> {
             path.display()
         ));
     }
-    let loaded = spec::load_file(path).map_err(|e| e.to_string())?;
+    let loaded = kettle::engine::load_checked(path).map_err(|e| e.to_string())?;
     let graph = graph::compile(&loaded).map_err(|e| e.to_string())?;
     let mut seen = std::collections::HashSet::new();
     Ok(graph

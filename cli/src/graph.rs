@@ -5,7 +5,7 @@ use super::{EXIT_BAD_INPUT, EXIT_OK};
 use kettle::graph;
 
 pub fn graph(args: GraphArgs) -> u8 {
-    let loaded = match kettle::spec::load_file(&args.agent) {
+    let loaded = match kettle::engine::load_checked(&args.agent) {
         Ok(loaded) => loaded,
         Err(errors) => {
             eprintln!("kettle: cannot read the agent:\n{errors}");

@@ -74,9 +74,9 @@ async fn run_async(args: RunArgs) -> Result<u8, Stop> {
     .map_err(Stop::bad_input)?;
     let parent = match args.traceparent.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(text) => Some(parse_traceparent(text, args.tracestate.as_deref()).map_err(|message| {
-            Stop::bad_input(format!("--traceparent (or TRACEPARENT): {message}"))
-        })?),
+        Some(text) => Some(parse_traceparent(text, args.tracestate.as_deref()).map_err(
+            |message| Stop::bad_input(format!("--traceparent (or TRACEPARENT): {message}")),
+        )?),
     };
     let telemetry = telemetry_for(&args, &agent)
         .map(Arc::new)

@@ -33,6 +33,7 @@ pub fn validate(args: ValidateArgs) -> u8 {
 pub fn check(path: &std::path::Path) -> Result<usize, SpecErrors> {
     let loaded = spec::parse_file(path)?;
     let mut errors = spec::validate(&loaded);
+    errors.extend(kettle::engine::check_files(&loaded));
     if let Err(more) = graph::compile(&loaded) {
         errors.extend(more.0);
     }

@@ -83,6 +83,7 @@ pub async fn load_agent(
     let loaded = spec::parse_file(path)?;
     // Structural and template errors are reported together, in file order.
     let mut errors = spec::validate(&loaded);
+    errors.extend(super::component_check::check_files(&loaded));
     let graph = graph::compile(&loaded).map_err(|more| errors.extend(more.0));
     let graph = match graph {
         Ok(graph) if errors.is_empty() => graph,

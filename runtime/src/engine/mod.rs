@@ -1,6 +1,7 @@
 //! Running agents: the run loop, node execution, state merge, and the run's report.
 
 mod agent;
+mod component_check;
 mod error;
 mod events;
 mod policy;
@@ -9,6 +10,7 @@ mod run;
 mod state;
 
 pub use agent::{Agent, AgentLoadError, ComponentEvent, load_agent};
+pub use component_check::{check_components, check_files, check_granted_folders, load_checked};
 pub use error::RunError;
 pub use events::EventSink;
 pub use policy::NodePolicy;

@@ -1,6 +1,7 @@
 //! What a node's sandbox grants: preopened folders, environment variables passed through, and
 //! the hosts its outbound HTTP requests may reach. Nothing is granted by default.
 
+pub use crate::spec::HostPattern;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,70 +13,24 @@ pub struct FsGrant {
     pub writable: bool,
 }
 
-/// One allowed HTTP destination: `host`, `*.suffix`, optionally with a scheme and a port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostPattern {
-    scheme: Option<String>,
-    host: String,
-    port: Option<u16>,
-}
-
+/// Matching a request against a grant parsed by the agent file's checks.
 impl HostPattern {
-    /// Parses `api.example.com`, `*.example.com`, `https://api.example.com`, `http://localhost:8080`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (scheme, rest) = match text.split_once("://") {
-            Some((scheme, rest)) if scheme == "http" || scheme == "https" => {
-                (Some(scheme.to_string()), rest)
-            }
-            Some((scheme, _)) => {
-                return Err(format!(
-                    "`{text}`: only http and https can be granted, not {scheme}"
-                ));
-            }
-            None => (None, text),
-        };
-        let rest = rest.trim_end_matches('/');
-        if rest.contains('/') {
-            return Err(format!("`{text}`: grant a host, not a path"));
-        }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) => {
-                let port = port
-                    .parse()
-                    .map_err(|_| format!("`{text}`: `{port}` is not a port"))?;
-                (host, Some(port))
-            }
-            None => (rest, None),
-        };
-        let bare = host.strip_prefix("*.").unwrap_or(host);
-        if bare.is_empty() || bare.contains('*') {
-            return Err(format!(
-                "`{text}`: a host is a name such as api.example.com, optionally `*.` in front"
-            ));
-        }
-        Ok(Self {
-            scheme,
-            host: host.to_ascii_lowercase(),
-            port,
-        })
-    }
-
     pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
-        if self.scheme.as_deref().is_some_and(|s| s != scheme) {
+        if self.scheme().is_some_and(|s| s != scheme) {
             return false;
         }
         let default_port = if scheme == "https" { 443 } else { 80 };
-        if self.port.unwrap_or(default_port) != port {
+        if self.port().unwrap_or(default_port) != port {
             return false;
         }
         let host = host.to_ascii_lowercase();
-        match self.host.strip_prefix("*.") {
+        match self.host().strip_prefix("*.") {
             Some(suffix) => {
                 host.len() > suffix.len()
                     && host.ends_with(suffix)
                     && host[..host.len() - suffix.len()].ends_with('.')
             }
-            None => host == self.host,
+            None => host == self.host(),
         }
     }
 }

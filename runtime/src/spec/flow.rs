@@ -52,33 +52,77 @@ pub enum When {
     Expression(String),
 }
 
-/// One step of `steps:`, `body:` or `action:`: a `uses:` action, a component, or an
-/// expression (`run: {type: expression, ...}`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StepSpec {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub component: Option<String>,
-    #[serde(default)]
-    pub config: Option<Value>,
-    #[serde(default)]
-    pub uses: Option<String>,
-    #[serde(default, rename = "with")]
-    pub with: Option<Map<String, Value>>,
-    #[serde(default)]
-    pub output: Option<String>,
-    /// An expression form, or TEA's inline code (refused).
-    #[serde(default)]
-    pub run: Option<Value>,
-    #[serde(default)]
-    pub script: Option<Value>,
-    #[serde(default)]
-    pub language: Option<String>,
-    /// Refused: loops do not nest.
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
+/// Declares a struct with the keys of a single action, shared by nodes and steps: its own
+/// leading keys, the action's keys (`component`, `config`, `uses`, `with`, `output`, `run`,
+/// `script`, `language`, `type`), then its own trailing keys; and its `action_view`. A macro
+/// and not `#[serde(flatten)]`, which would lose `deny_unknown_fields` and with it the located
+/// unknown-key errors.
+macro_rules! with_action_keys {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident { $($head:tt)* } then { $($tail:tt)* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, ::serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($head)*
+            /// A `.wasm` component, or a folder with its source, relative to the agent file.
+            #[serde(default)]
+            pub component: Option<String>,
+            /// Handed to the component as JSON.
+            #[serde(default)]
+            pub config: Option<::serde_json::Value>,
+            /// A built-in action, such as `llm.call`.
+            #[serde(default)]
+            pub uses: Option<String>,
+            /// Parameters of the action; strings are templates.
+            #[serde(default, rename = "with")]
+            pub with: Option<::serde_json::Map<String, ::serde_json::Value>>,
+            /// The state key the action's result is stored under.
+            #[serde(default)]
+            pub output: Option<String>,
+            /// An expression form, or TEA's inline code (refused: it cannot be sandboxed).
+            #[serde(default)]
+            pub run: Option<::serde_json::Value>,
+            /// TEA's inline script forms, refused the same way.
+            #[serde(default)]
+            pub script: Option<::serde_json::Value>,
+            /// TEA's runtime selector for inline code (`lua`, `prolog`), refused with it.
+            #[serde(default)]
+            pub language: Option<String>,
+            /// A node's form: `while_loop` or `dynamic_parallel`, absent for the others.
+            /// Refused on a step: loops do not nest.
+            #[serde(default, rename = "type")]
+            pub kind: Option<String>,
+            $($tail)*
+        }
+
+        impl $name {
+            /// The keys that make this a single action, for checks shared by nodes and steps.
+            pub fn action_view(&self) -> $crate::spec::ActionView<'_> {
+                $crate::spec::ActionView {
+                    component: self.component.as_ref(),
+                    config: self.config.as_ref(),
+                    uses: self.uses.as_ref(),
+                    with: self.with.as_ref(),
+                    output: self.output.as_ref(),
+                    run: self.run.as_ref(),
+                    script: self.script.as_ref(),
+                    language: self.language.as_ref(),
+                }
+            }
+        }
+    };
+}
+
+with_action_keys! {
+    /// One step of `steps:`, `body:` or `action:`: a `uses:` action, a component, or an
+    /// expression (`run: {type: expression, ...}`).
+    pub struct StepSpec {
+        #[serde(default)]
+        pub name: Option<String>,
+    } then {}
 }
 
 /// `run: {type: expression, value: EXPR, output_key: KEY}`.
@@ -114,35 +158,7 @@ pub struct ActionView<'a> {
     pub language: Option<&'a String>,
 }
 
-impl StepSpec {
-    pub fn action_view(&self) -> ActionView<'_> {
-        ActionView {
-            component: self.component.as_ref(),
-            config: self.config.as_ref(),
-            uses: self.uses.as_ref(),
-            with: self.with.as_ref(),
-            output: self.output.as_ref(),
-            run: self.run.as_ref(),
-            script: self.script.as_ref(),
-            language: self.language.as_ref(),
-        }
-    }
-}
-
 impl super::model::NodeSpec {
-    pub fn action_view(&self) -> ActionView<'_> {
-        ActionView {
-            component: self.component.as_ref(),
-            config: self.config.as_ref(),
-            uses: self.uses.as_ref(),
-            with: self.with.as_ref(),
-            output: self.output.as_ref(),
-            run: self.run.as_ref(),
-            script: self.script.as_ref(),
-            language: self.language.as_ref(),
-        }
-    }
-
     /// Whether parallel branches join at this node.
     pub fn is_fan_in(&self) -> bool {
         matches!(self.fan_in, Some(FanIn::Flag(true)))

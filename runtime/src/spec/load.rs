@@ -1,9 +1,10 @@
 //! Reading an agent file: parse, type, validate, and keep what is needed to locate later errors.
 
 use super::error::{SpecError, SpecErrors};
-use super::locate::Locator;
+use super::locate::{Locator, parent};
 use super::model::AgentSpec;
-pub use super::validate::validate;
+pub use super::validate::{PathRef, validate};
+use super::yaml::{self, Mistake};
 use std::path::{Path, PathBuf};
 
 /// A parsed and validated agent file.
@@ -33,6 +34,17 @@ impl LoadedSpec {
             message: message.into(),
             hint,
         }
+    }
+
+    /// Every `component:` of a well-formed action (of a node, a step, a loop body or a
+    /// `dynamic_parallel` node), with the YAML path it is written at.
+    pub fn component_refs(&self) -> Vec<PathRef> {
+        super::validate::findings(self).components
+    }
+
+    /// Every folder granted to a component node (`permissions.fs[].path`).
+    pub fn granted_folders(&self) -> Vec<PathRef> {
+        super::validate::findings(self).folders
     }
 
     /// Resolves a path written in the agent file.
@@ -68,10 +80,11 @@ pub fn parse_file(path: &Path) -> Result<LoadedSpec, SpecErrors> {
     parse_str(&source, path)
 }
 
-/// Parses and types agent YAML `source`, as if read from `path`.
+/// Parses and types agent YAML `source`, as if read from `path`. Touches no file.
 pub fn parse_str(source: &str, path: &Path) -> Result<LoadedSpec, SpecErrors> {
+    let locator = Locator::new(source);
     let spec: AgentSpec =
-        serde_yaml::from_str(source).map_err(|e| SpecErrors(vec![yaml_error(path, &e)]))?;
+        yaml::from_str(source).map_err(|e| SpecErrors(vec![yaml_error(path, &e, &locator)]))?;
     let base_dir = path
         .parent()
         .map(Path::to_path_buf)
@@ -81,30 +94,30 @@ pub fn parse_str(source: &str, path: &Path) -> Result<LoadedSpec, SpecErrors> {
         spec,
         path: path.to_path_buf(),
         base_dir,
-        locator: Locator::new(source),
+        locator,
     })
 }
 
-fn yaml_error(path: &Path, error: &serde_yaml::Error) -> SpecError {
-    let (line, column) = error
-        .location()
-        .map(|l| (l.line(), l.column()))
-        .unwrap_or((0, 0));
-    let mut message = error.to_string();
-    // serde_yaml appends the position to its message; it is already in front.
-    if let Some(cut) = message.rfind(" at line ") {
-        message.truncate(cut);
-    }
-    let hint = if message.contains("unknown field") {
-        Some(
+/// A parse error, prefixed with the path of the place it concerns (`nodes[0]: unknown field`).
+fn yaml_error(path: &Path, error: &serde_saphyr::Error, locator: &Locator) -> SpecError {
+    let problem = yaml::problem(error);
+    let place = problem.position.and_then(|at| match problem.mistake {
+        Mistake::UnknownKey => locator.key_at(at).map(parent),
+        _ => locator.value_at(at).or_else(|| locator.key_at(at)),
+    });
+    let message = match place {
+        Some(place) if !place.is_empty() => format!("{place}: {}", problem.message),
+        _ => problem.message,
+    };
+    let hint = match problem.mistake {
+        Mistake::UnknownKey => Some(
             "remove the key or fix its spelling; the keys this place accepts are listed above"
                 .into(),
-        )
-    } else if message.contains("missing field") {
-        Some("add the key named above".into())
-    } else {
-        None
+        ),
+        Mistake::MissingKey => Some("add the key named above".into()),
+        Mistake::Other => None,
     };
+    let (line, column) = problem.position.unwrap_or((0, 0));
     SpecError {
         file: path.to_path_buf(),
         line,

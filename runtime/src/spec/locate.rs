@@ -1,31 +1,35 @@
-//! Maps paths such as `nodes[1].component` to their line and column in the YAML source.
+//! Maps paths such as `nodes[1].component` to their line and column in the YAML source, and
+//! back: the path of the value or key a parse error points at.
 //!
-//! serde gives typed values without positions, so positions come from a second, event-level
-//! pass over the same text.
+//! The typed model carries no positions, so the same parser reads the text a second time into
+//! a tree of [`Spanned`] keys and values, and this walks it once.
 
+use super::yaml::{self, Position};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
 use std::collections::HashMap;
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
-
-/// 1-based line and column.
-pub type Position = (usize, usize);
+use std::fmt;
 
 /// Positions of every mapping key and sequence item of a YAML document.
 #[derive(Debug, Default)]
 pub struct Locator {
+    /// Path → where it is written: a key's own position; a mapping where its first key is.
     positions: HashMap<String, Position>,
+    /// A key's position → its path.
+    keys: HashMap<Position, String>,
+    /// A value's position → its path (the outermost one, when several start at one place).
+    values: HashMap<Position, String>,
 }
 
 impl Locator {
     pub fn new(source: &str) -> Self {
-        let mut walker = Walker::default();
-        let mut parser = Parser::new_from_str(source);
-        // A syntax error is reported by serde_yaml with its own position; what was
-        // walked before it is still useful.
-        let _ = parser.load(&mut walker, false);
-        Self {
-            positions: walker.positions,
+        let mut locator = Self::default();
+        // A syntax error is reported by the typed parse with its own position.
+        if let Ok(root) = yaml::from_str::<Spanned<Tree>>(source) {
+            locator.walk("", &root);
         }
+        locator
     }
 
     /// The position of `path` (`nodes[1].component`), else of its nearest located ancestor.
@@ -39,44 +43,54 @@ impl Locator {
             path = &path[..cut];
         }
     }
-}
 
-enum Frame {
-    Mapping {
-        path: String,
-        key: Option<String>,
-        seen_key: bool,
-    },
-    Sequence {
-        path: String,
-        index: usize,
-    },
-}
+    /// The path of the key written at `position`.
+    pub fn key_at(&self, position: Position) -> Option<&str> {
+        self.keys.get(&position).map(String::as_str)
+    }
 
-#[derive(Default)]
-struct Walker {
-    stack: Vec<Frame>,
-    positions: HashMap<String, Position>,
-}
+    /// The path of the value written at `position`.
+    pub fn value_at(&self, position: Position) -> Option<&str> {
+        self.values.get(&position).map(String::as_str)
+    }
 
-impl Walker {
-    /// Registers a value (scalar or collection start) and returns its path.
-    fn value_path(&mut self, mark: Marker) -> String {
-        let position = (mark.line(), mark.col() + 1);
-        match self.stack.last_mut() {
-            None => String::new(),
-            Some(Frame::Mapping { path, key, .. }) => {
-                let key = key.take().unwrap_or_default();
-                join(path, &key)
+    fn walk(&mut self, path: &str, node: &Spanned<Tree>) {
+        self.values
+            .entry(yaml::position(node.referenced))
+            .or_insert_with(|| path.to_string());
+        match &node.value {
+            Tree::Mapping(entries) => {
+                if let Some((first, _)) = entries.first() {
+                    // A block mapping starts where its first key does.
+                    let at = yaml::position(first.referenced);
+                    self.positions.insert(path.to_string(), at);
+                    self.values.entry(at).or_insert_with(|| path.to_string());
+                }
+                for (key, value) in entries {
+                    let full = join(path, &key.value.0);
+                    let at = yaml::position(key.referenced);
+                    self.positions.entry(full.clone()).or_insert(at);
+                    self.keys.entry(at).or_insert_with(|| full.clone());
+                    self.walk(&full, value);
+                }
             }
-            Some(Frame::Sequence { path, index }) => {
-                let item = format!("{path}[{index}]");
-                *index += 1;
-                self.positions.entry(item.clone()).or_insert(position);
-                item
+            Tree::Sequence(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    let full = format!("{path}[{index}]");
+                    self.positions
+                        .entry(full.clone())
+                        .or_insert(yaml::position(item.referenced));
+                    self.walk(&full, item);
+                }
             }
+            Tree::Scalar => {}
         }
     }
+}
+
+/// The parent of `nodes[0].wiht` (`nodes[0]`); empty at the top.
+pub fn parent(path: &str) -> &str {
+    path.rfind(['.', '[']).map_or("", |cut| &path[..cut])
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -87,50 +101,98 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-impl MarkedEventReceiver for Walker {
-    fn on_event(&mut self, event: Event, mark: Marker) {
-        let position = (mark.line(), mark.col() + 1);
-        match event {
-            Event::Scalar(value, ..) => {
-                if let Some(Frame::Mapping {
-                    path,
-                    key,
-                    seen_key,
-                }) = self.stack.last_mut()
-                    && key.is_none()
-                {
-                    if !*seen_key {
-                        // A block mapping starts where its first key does.
-                        *seen_key = true;
-                        self.positions.insert(path.clone(), position);
-                    }
-                    let full = join(path, &value);
-                    self.positions.entry(full).or_insert(position);
-                    *key = Some(value);
-                    return;
-                }
-                self.value_path(mark);
-            }
-            Event::Alias(_) => {
-                self.value_path(mark);
-            }
-            Event::MappingStart(..) => {
-                let path = self.value_path(mark);
-                self.stack.push(Frame::Mapping {
-                    path,
-                    key: None,
-                    seen_key: false,
-                });
-            }
-            Event::SequenceStart(..) => {
-                let path = self.value_path(mark);
-                self.stack.push(Frame::Sequence { path, index: 0 });
-            }
-            Event::MappingEnd | Event::SequenceEnd => {
-                self.stack.pop();
-            }
-            _ => {}
+/// A YAML value with the positions of its parts.
+enum Tree {
+    Mapping(Vec<(Spanned<Key>, Spanned<Tree>)>),
+    Sequence(Vec<Spanned<Tree>>),
+    Scalar,
+}
+
+/// A mapping key as text (`1` for the number 1).
+struct Key(String);
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Self(match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::String(text) => text,
+            other => other.to_string(),
+        }))
+    }
+}
+
+impl<'de> Deserialize<'de> for Tree {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TreeVisitor)
+    }
+}
+
+struct TreeVisitor;
+
+impl<'de> Visitor<'de> for TreeVisitor {
+    type Value = Tree;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tree, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<Key>>()? {
+            entries.push((key, map.next_value()?));
         }
+        Ok(Tree::Mapping(entries))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tree, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Tree::Sequence(items))
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Tree, D::Error> {
+        Tree::deserialize(deserializer)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Tree, E> {
+        Ok(Tree::Scalar)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Tree, E> {
+        Ok(Tree::Scalar)
+    }
+
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Tree, E> {
+        Ok(Tree::Scalar)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Tree, E> {
+        Ok(Tree::Scalar)
+    }
+
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Tree, E> {
+        Ok(Tree::Scalar)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Tree, E> {
+        Ok(Tree::Scalar)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Tree, E> {
+        Ok(Tree::Scalar)
+    }
+
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Tree, E> {
+        Ok(Tree::Scalar)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Tree, E> {
+        Ok(Tree::Scalar)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Tree, E> {
+        Ok(Tree::Scalar)
     }
 }
 
@@ -147,5 +209,25 @@ mod tests {
         assert_eq!(locator.find("nodes[1].name"), Some((5, 5)));
         // Unknown leaf: falls back to the enclosing item.
         assert_eq!(locator.find("nodes[1].uses"), Some((5, 5)));
+    }
+
+    #[test]
+    fn flow_mappings_start_at_their_first_key() {
+        let source = "edges:\n  - {from: a, to: b}\nwith: {prompt: hi}\n";
+        let locator = Locator::new(source);
+        assert_eq!(locator.find("edges[0]"), Some((2, 6)));
+        assert_eq!(locator.find("edges[0].to"), Some((2, 15)));
+        assert_eq!(locator.find("with.prompt"), Some((3, 8)));
+    }
+
+    #[test]
+    fn maps_positions_back_to_paths() {
+        let source = "name: a\nnodes:\n  - name: one\n    wiht: x\n";
+        let locator = Locator::new(source);
+        assert_eq!(locator.key_at((4, 5)), Some("nodes[0].wiht"));
+        assert_eq!(locator.value_at((3, 5)), Some("nodes[0]"));
+        assert_eq!(locator.value_at((1, 1)), Some(""));
+        assert_eq!(parent("nodes[0].wiht"), "nodes[0]");
+        assert_eq!(parent("name"), "");
     }
 }

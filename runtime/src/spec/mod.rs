@@ -1,7 +1,9 @@
 //! The agent file: YAML → typed, validated [`AgentSpec`], with errors that carry file, line and column.
 
 mod error;
+#[macro_use]
 mod flow;
+mod host_pattern;
 mod llm_settings;
 mod load;
 mod locate;
@@ -9,13 +11,15 @@ mod model;
 mod tracing_settings;
 mod validate;
 mod validate_flow;
+mod yaml;
 
 pub use error::{SpecError, SpecErrors};
 pub use flow::{ActionView, EdgeCondition, ExpressionRun, FanIn, Goto, GotoRule, StepSpec, When};
-pub use llm_settings::{PROVIDER_TYPES, ProviderSettings};
-pub use load::{LoadedSpec, load_file, parse_file, parse_str, validate};
+pub use host_pattern::HostPattern;
+pub use llm_settings::{LlmSettings, PROVIDER_TYPES, ProviderSettings};
+pub use load::{LoadedSpec, PathRef, load_file, parse_file, parse_str, validate};
 pub use model::{
     AgentSpec, BudgetSpec, END, EdgeSpec, FsAccess, FsGrantSpec, LimitsSpec, LlmGrantSpec,
-    LlmSettings, NodeSpec, PermissionsSpec, RetrySpec, START, Settings, TracingSettings,
+    NodeSpec, PermissionsSpec, RetrySpec, START, Settings, TracingSettings,
 };
 pub use tracing_settings::{EXPORTERS, ExporterList, LangfuseSettings, OpikSettings};

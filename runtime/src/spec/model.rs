@@ -1,11 +1,10 @@
 //! The typed shape of an agent file. Unknown keys are errors, so typos never pass silently.
 
 use super::flow::{EdgeCondition, FanIn, Goto, StepSpec, When};
-use super::llm_settings::ProviderSettings;
+use super::llm_settings::LlmSettings;
 pub use super::tracing_settings::{LangfuseSettings, OpikSettings, TracingSettings};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 
 /// The virtual node before the first one.
 pub const START: &str = "__start__";
@@ -153,121 +152,59 @@ pub struct RetrySpec {
     pub max_backoff_ms: Option<u64>,
 }
 
-/// `settings.llm:`: the providers LLM calls of the run go to. The flat keys describe one
-/// provider (named after its type); `providers:` names any number of them.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LlmSettings {
-    /// `openai` (any OpenAI-compatible server), `azure_openai`, `ollama`, `anthropic` or `mock`.
-    #[serde(default)]
-    pub provider: Option<String>,
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(default)]
-    pub base_url: Option<String>,
-    /// Name of the environment variable holding the API key (never the key itself).
-    #[serde(default)]
-    pub api_key_env: Option<String>,
-    #[serde(default)]
-    pub temperature: Option<f32>,
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-    #[serde(default)]
-    pub max_retries: Option<u32>,
-    #[serde(default)]
-    pub backoff_ms: Option<u64>,
-    #[serde(default)]
-    pub max_concurrency: Option<u32>,
-    /// Mock answers, given in turn.
-    #[serde(default)]
-    pub responses: Option<Vec<Value>>,
-    /// Named providers; a call picks one with `provider:`.
-    #[serde(default)]
-    pub providers: BTreeMap<String, ProviderSettings>,
-    /// The provider a call that names none goes to.
-    #[serde(default)]
-    pub default: Option<String>,
-}
-
-/// One entry of `nodes:`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeSpec {
-    pub name: String,
-    /// A `.wasm` component, or a folder with its source, relative to the agent file.
-    #[serde(default)]
-    pub component: Option<String>,
-    /// Handed to the component as JSON.
-    #[serde(default)]
-    pub config: Option<Value>,
-    /// A built-in action, such as `llm.call`.
-    #[serde(default)]
-    pub uses: Option<String>,
-    /// Parameters of the action; strings are templates.
-    #[serde(default, rename = "with")]
-    pub with: Option<Map<String, Value>>,
-    /// The state key the action's result is stored under.
-    #[serde(default)]
-    pub output: Option<String>,
-    /// Limits of this node's executions.
-    #[serde(default)]
-    pub limits: Option<LimitsSpec>,
-    /// What this node's sandbox grants.
-    #[serde(default)]
-    pub permissions: Option<PermissionsSpec>,
-    /// Retries of retryable failures.
-    #[serde(default)]
-    pub retry: Option<RetrySpec>,
-    /// Whether running the node twice is harmless, so that a crash may be retried too.
-    #[serde(default)]
-    pub idempotent: bool,
-    /// A node to route to when this one fails; it finds the failure in `state.error`.
-    #[serde(default)]
-    pub on_error: Option<String>,
-    /// TEA's inline code. Kettle refuses it with an explanation.
-    #[serde(default)]
-    pub run: Option<Value>,
-    /// TEA's inline script forms, refused the same way.
-    #[serde(default)]
-    pub script: Option<Value>,
-    /// TEA's runtime selector for inline code (`lua`, `prolog`), refused with it.
-    #[serde(default)]
-    pub language: Option<String>,
-    /// `while_loop` or `dynamic_parallel`; absent for the other node forms.
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-    /// Where to go next: a node, or `{if, to}` rules. Beats `edges:` and implicit chaining.
-    #[serde(default)]
-    pub goto: Option<Goto>,
-    /// `true` on the node parallel branches join at; a node name on `dynamic_parallel`.
-    #[serde(default)]
-    pub fan_in: Option<FanIn>,
-    /// Steps run in order inside this node.
-    #[serde(default)]
-    pub steps: Option<Vec<StepSpec>>,
-    /// `while_loop`: checked before every iteration.
-    #[serde(default)]
-    pub condition: Option<String>,
-    /// `while_loop`: required, 1 to 1000.
-    #[serde(default)]
-    pub max_iterations: Option<u32>,
-    /// `while_loop`: the steps of one iteration.
-    #[serde(default)]
-    pub body: Option<Vec<StepSpec>>,
-    /// `dynamic_parallel`: a template yielding the list to fan out over.
-    #[serde(default)]
-    pub items: Option<String>,
-    #[serde(default)]
-    pub item_var: Option<String>,
-    #[serde(default)]
-    pub index_var: Option<String>,
-    #[serde(default)]
-    pub max_concurrency: Option<u32>,
-    #[serde(default)]
-    pub fail_fast: Option<bool>,
-    /// `dynamic_parallel`: the one action run per item.
-    #[serde(default)]
-    pub action: Option<StepSpec>,
+with_action_keys! {
+    /// One entry of `nodes:`.
+    pub struct NodeSpec {
+        pub name: String,
+    } then {
+        /// Limits of this node's executions.
+        #[serde(default)]
+        pub limits: Option<LimitsSpec>,
+        /// What this node's sandbox grants.
+        #[serde(default)]
+        pub permissions: Option<PermissionsSpec>,
+        /// Retries of retryable failures.
+        #[serde(default)]
+        pub retry: Option<RetrySpec>,
+        /// Whether running the node twice is harmless, so that a crash may be retried too.
+        #[serde(default)]
+        pub idempotent: bool,
+        /// A node to route to when this one fails; it finds the failure in `state.error`.
+        #[serde(default)]
+        pub on_error: Option<String>,
+        /// Where to go next: a node, or `{if, to}` rules. Beats `edges:` and implicit chaining.
+        #[serde(default)]
+        pub goto: Option<Goto>,
+        /// `true` on the node parallel branches join at; a node name on `dynamic_parallel`.
+        #[serde(default)]
+        pub fan_in: Option<FanIn>,
+        /// Steps run in order inside this node.
+        #[serde(default)]
+        pub steps: Option<Vec<StepSpec>>,
+        /// `while_loop`: checked before every iteration.
+        #[serde(default)]
+        pub condition: Option<String>,
+        /// `while_loop`: required, 1 to 1000.
+        #[serde(default)]
+        pub max_iterations: Option<u32>,
+        /// `while_loop`: the steps of one iteration.
+        #[serde(default)]
+        pub body: Option<Vec<StepSpec>>,
+        /// `dynamic_parallel`: a template yielding the list to fan out over.
+        #[serde(default)]
+        pub items: Option<String>,
+        #[serde(default)]
+        pub item_var: Option<String>,
+        #[serde(default)]
+        pub index_var: Option<String>,
+        #[serde(default)]
+        pub max_concurrency: Option<u32>,
+        #[serde(default)]
+        pub fail_fast: Option<bool>,
+        /// `dynamic_parallel`: the one action run per item.
+        #[serde(default)]
+        pub action: Option<StepSpec>,
+    }
 }
 
 /// One entry of `edges:`.

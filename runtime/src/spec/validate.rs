@@ -2,19 +2,48 @@
 
 use super::error::SpecError;
 use super::flow::{ActionView, ExpressionRun, FanIn, StepSpec};
+use super::host_pattern::HostPattern;
+use super::llm_settings::LlmSettings;
 use super::llm_settings::PROVIDER_TYPES;
 use super::load::LoadedSpec;
-use super::model::{END, LlmSettings, NodeSpec, START};
+use super::model::{END, LimitsSpec, NodeSpec, START};
 use std::collections::HashMap;
 
 /// Built-in actions a node may name in `uses:`.
 pub const ACTIONS: &[&str] = &["llm.call", "llm.stream", "llm.tools"];
 
+/// Every structural problem of the file. Files it names are checked outside spec, from
+/// [`LoadedSpec::component_refs`] and [`LoadedSpec::granted_folders`].
 pub fn validate(loaded: &LoadedSpec) -> Vec<SpecError> {
+    findings(loaded).errors
+}
+
+/// A path written in the agent file that names a file or folder, and where it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathRef {
+    /// The YAML path to locate an error at (`nodes[1].component`).
+    pub at: String,
+    /// The node it belongs to.
+    pub node: String,
+    /// As written, relative to the agent file.
+    pub path: String,
+}
+
+/// What the checks found: the problems, and the paths whose files are checked elsewhere.
+#[derive(Debug, Default)]
+pub(super) struct Findings {
+    pub errors: Vec<SpecError>,
+    /// `component:` of every well-formed action.
+    pub components: Vec<PathRef>,
+    /// `permissions.fs[].path` of every component node.
+    pub folders: Vec<PathRef>,
+}
+
+pub(super) fn findings(loaded: &LoadedSpec) -> Findings {
     let spec = &loaded.spec;
-    let mut errors = Vec::new();
+    let mut out = Findings::default();
     if spec.nodes.is_empty() {
-        errors.push(loaded.error_at(
+        out.errors.push(loaded.error_at(
             "nodes",
             "the agent has no nodes",
             Some("add at least one entry under `nodes:`".into()),
@@ -25,14 +54,14 @@ pub fn validate(loaded: &LoadedSpec) -> Vec<SpecError> {
     for (index, node) in spec.nodes.iter().enumerate() {
         let at = format!("nodes[{index}]");
         if node.name.trim().is_empty() || node.name == START || node.name == END {
-            errors.push(loaded.error_at(
+            out.errors.push(loaded.error_at(
                 &format!("{at}.name"),
                 format!("`{}` cannot be a node name", node.name),
                 Some(format!("{START} and {END} are reserved; pick another name")),
             ));
         }
         if let Some(first) = seen.insert(node.name.as_str(), index) {
-            errors.push(loaded.error_at(
+            out.errors.push(loaded.error_at(
                 &format!("{at}.name"),
                 format!(
                     "node `{}` is defined twice (first as nodes[{first}])",
@@ -41,14 +70,14 @@ pub fn validate(loaded: &LoadedSpec) -> Vec<SpecError> {
                 Some("node names must be unique".into()),
             ));
         }
-        validate_node(loaded, &at, node, &mut errors);
-        validate_policy(loaded, &at, node, &mut errors);
+        validate_node(loaded, &at, node, &mut out);
+        validate_policy(loaded, &at, node, &mut out);
     }
     for (index, node) in spec.nodes.iter().enumerate() {
         if let Some(handler) = &node.on_error
             && !seen.contains_key(handler.as_str())
         {
-            errors.push(unknown_node(
+            out.errors.push(unknown_node(
                 loaded,
                 &format!("nodes[{index}].on_error"),
                 handler,
@@ -57,18 +86,18 @@ pub fn validate(loaded: &LoadedSpec) -> Vec<SpecError> {
         }
     }
     if let Some(limits) = &spec.settings.limits {
-        validate_limits(loaded, "settings.limits", limits, &mut errors);
+        validate_limits(loaded, "settings.limits", limits, &mut out);
     }
 
     if let Some(llm) = &spec.settings.llm {
-        validate_llm(loaded, llm, &mut errors);
+        validate_llm(loaded, llm, &mut out);
     }
-    errors.extend(super::tracing_settings::validate(loaded));
+    out.errors.extend(super::tracing_settings::validate(loaded));
 
     for (index, edge) in spec.edges.iter().enumerate() {
         let at = format!("edges[{index}]");
         if edge.from == END || (edge.from != START && !seen.contains_key(edge.from.as_str())) {
-            errors.push(unknown_node(
+            out.errors.push(unknown_node(
                 loaded,
                 &format!("{at}.from"),
                 &edge.from,
@@ -76,21 +105,22 @@ pub fn validate(loaded: &LoadedSpec) -> Vec<SpecError> {
             ));
         }
         if edge.to == START || (edge.to != END && !seen.contains_key(edge.to.as_str())) {
-            errors.push(unknown_node(loaded, &format!("{at}.to"), &edge.to, &seen));
+            out.errors
+                .push(unknown_node(loaded, &format!("{at}.to"), &edge.to, &seen));
         }
     }
-    super::validate_flow::validate_flow(loaded, &seen, &mut errors);
-    errors
+    super::validate_flow::validate_flow(loaded, &seen, &mut out.errors);
+    out
 }
 
-fn validate_node(loaded: &LoadedSpec, at: &str, node: &NodeSpec, errors: &mut Vec<SpecError>) {
+fn validate_node(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Findings) {
     let name = &node.name;
     match node.kind.as_deref() {
         None => {}
-        Some("while_loop") => return validate_while_loop(loaded, at, node, errors),
-        Some("dynamic_parallel") => return validate_dynamic_parallel(loaded, at, node, errors),
+        Some("while_loop") => return validate_while_loop(loaded, at, node, out),
+        Some("dynamic_parallel") => return validate_dynamic_parallel(loaded, at, node, out),
         Some(other) => {
-            errors.push(
+            out.errors.push(
                 loaded.error_at(
                     &format!("{at}.type"),
                     format!("node `{name}` has the unknown type `{other}`"),
@@ -103,24 +133,10 @@ fn validate_node(loaded: &LoadedSpec, at: &str, node: &NodeSpec, errors: &mut Ve
             return;
         }
     }
-    misplaced(
-        loaded,
-        at,
-        node,
-        &LOOP_KEYS,
-        "`type: while_loop` nodes",
-        errors,
-    );
-    misplaced(
-        loaded,
-        at,
-        node,
-        &PARALLEL_KEYS,
-        "`type: dynamic_parallel` nodes",
-        errors,
-    );
+    misplaced(loaded, at, node, &WHILE_LOOP, out);
+    misplaced(loaded, at, node, &DYNAMIC_PARALLEL, out);
     if matches!(node.fan_in, Some(FanIn::Node(_))) {
-        errors.push(loaded.error_at(
+        out.errors.push(loaded.error_at(
             &format!("{at}.fan_in"),
             format!(
                 "`fan_in:` of node `{name}` names a node, which only `dynamic_parallel` nodes do"
@@ -135,27 +151,49 @@ fn validate_node(loaded: &LoadedSpec, at: &str, node: &NodeSpec, errors: &mut Ve
             || view.run.is_some()
             || view.script.is_some()
         {
-            errors.push(loaded.error_at(
+            out.errors.push(loaded.error_at(
                 &format!("{at}.steps"),
                 format!("node `{name}` has `steps:` and also its own action"),
                 Some("put every action of the node in `steps:`".into()),
             ));
         }
-        validate_steps(loaded, &format!("{at}.steps"), name, steps, errors);
+        validate_steps(loaded, &format!("{at}.steps"), name, steps, out);
         return;
     }
-    validate_action(loaded, at, name, node.action_view(), true, errors);
+    validate_action(loaded, at, name, node.action_view(), true, out);
 }
 
-const LOOP_KEYS: [&str; 3] = ["condition", "max_iterations", "body"];
-const PARALLEL_KEYS: [&str; 6] = [
-    "items",
-    "item_var",
-    "index_var",
-    "max_concurrency",
-    "fail_fast",
-    "action",
-];
+/// Keys that belong to one form of node, and how messages name that form.
+struct Form {
+    keys: &'static [&'static str],
+    owner: &'static str,
+}
+
+const WHILE_LOOP: Form = Form {
+    keys: &["condition", "max_iterations", "body"],
+    owner: "`type: while_loop` nodes",
+};
+const DYNAMIC_PARALLEL: Form = Form {
+    keys: &[
+        "items",
+        "item_var",
+        "index_var",
+        "max_concurrency",
+        "fail_fast",
+        "action",
+    ],
+    owner: "`type: dynamic_parallel` nodes",
+};
+/// What a loop may not have: it runs its `body:`.
+const PLAIN_NOT_LOOP: Form = Form {
+    keys: &["steps", "component", "uses", "with", "run"],
+    owner: "plain nodes (a loop runs its `body:`)",
+};
+/// What a `dynamic_parallel` node may not have: it runs `action:` (or steps, or a component).
+const PLAIN_NOT_PARALLEL: Form = Form {
+    keys: &["uses", "with", "run"],
+    owner: "plain nodes (per item, give `action:`)",
+};
 
 fn present(node: &NodeSpec, key: &str) -> bool {
     match key {
@@ -179,17 +217,11 @@ fn present(node: &NodeSpec, key: &str) -> bool {
 }
 
 /// Keys of another node form, each reported where it is written.
-fn misplaced(
-    loaded: &LoadedSpec,
-    at: &str,
-    node: &NodeSpec,
-    keys: &[&str],
-    owner: &str,
-    errors: &mut Vec<SpecError>,
-) {
-    for key in keys {
+fn misplaced(loaded: &LoadedSpec, at: &str, node: &NodeSpec, form: &Form, out: &mut Findings) {
+    let owner = form.owner;
+    for key in form.keys {
         if present(node, key) {
-            errors.push(loaded.error_at(
+            out.errors.push(loaded.error_at(
                 &format!("{at}.{key}"),
                 format!(
                     "`{key}:` does not belong in node `{}`: it is a key of {owner}",
@@ -201,43 +233,24 @@ fn misplaced(
     }
 }
 
-fn validate_while_loop(
-    loaded: &LoadedSpec,
-    at: &str,
-    node: &NodeSpec,
-    errors: &mut Vec<SpecError>,
-) {
+fn validate_while_loop(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Findings) {
     let name = &node.name;
-    misplaced(
-        loaded,
-        at,
-        node,
-        &PARALLEL_KEYS,
-        "`type: dynamic_parallel` nodes",
-        errors,
-    );
-    misplaced(
-        loaded,
-        at,
-        node,
-        &["steps", "component", "uses", "with", "run"],
-        "plain nodes (a loop runs its `body:`)",
-        errors,
-    );
+    misplaced(loaded, at, node, &DYNAMIC_PARALLEL, out);
+    misplaced(loaded, at, node, &PLAIN_NOT_LOOP, out);
     if node.condition.is_none() {
-        errors.push(loaded.error_at(
+        out.errors.push(loaded.error_at(
             at,
             format!("while_loop `{name}` has no `condition:`"),
             Some("add `condition: \"state.count < 5\"` (checked before every iteration)".into()),
         ));
     }
     match node.max_iterations {
-        None => errors.push(loaded.error_at(
+        None => out.errors.push(loaded.error_at(
             at,
             format!("while_loop `{name}` has no `max_iterations:`; it is required so that no loop runs forever"),
             Some("add `max_iterations: N` with N from 1 to 1000".into()),
         )),
-        Some(n) if !(1..=1000).contains(&n) => errors.push(loaded.error_at(
+        Some(n) if !(1..=1000).contains(&n) => out.errors.push(loaded.error_at(
             &format!("{at}.max_iterations"),
             format!("`max_iterations` of while_loop `{name}` is {n}, outside 1 to 1000"),
             Some("pick a bound from 1 to 1000".into()),
@@ -246,9 +259,9 @@ fn validate_while_loop(
     }
     match &node.body {
         Some(body) if !body.is_empty() => {
-            validate_steps(loaded, &format!("{at}.body"), name, body, errors)
+            validate_steps(loaded, &format!("{at}.body"), name, body, out)
         }
-        _ => errors.push(loaded.error_at(
+        _ => out.errors.push(loaded.error_at(
             at,
             format!("while_loop `{name}` has no `body:`"),
             Some("add `body:` with the steps of one iteration (`uses:`, `component:` or `run: {type: expression, ...}`)".into()),
@@ -256,45 +269,26 @@ fn validate_while_loop(
     }
 }
 
-fn validate_dynamic_parallel(
-    loaded: &LoadedSpec,
-    at: &str,
-    node: &NodeSpec,
-    errors: &mut Vec<SpecError>,
-) {
+fn validate_dynamic_parallel(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Findings) {
     let name = &node.name;
-    misplaced(
-        loaded,
-        at,
-        node,
-        &LOOP_KEYS,
-        "`type: while_loop` nodes",
-        errors,
-    );
-    misplaced(
-        loaded,
-        at,
-        node,
-        &["uses", "with", "run"],
-        "plain nodes (per item, give `action:`)",
-        errors,
-    );
+    misplaced(loaded, at, node, &WHILE_LOOP, out);
+    misplaced(loaded, at, node, &PLAIN_NOT_PARALLEL, out);
     if node.items.is_none() {
-        errors.push(loaded.error_at(
+        out.errors.push(loaded.error_at(
             at,
             format!("dynamic_parallel `{name}` has no `items:`"),
             Some("add `items: \"{{ state.list }}\"`, a template yielding the list to fan out over".into()),
         ));
     }
     if node.max_concurrency == Some(0) {
-        errors.push(loaded.error_at(
+        out.errors.push(loaded.error_at(
             &format!("{at}.max_concurrency"),
             format!("`max_concurrency` of `{name}` is 0, so no item could run"),
             Some("use a positive number, or leave it out for no limit".into()),
         ));
     }
     if matches!(node.fan_in, Some(FanIn::Flag(_))) {
-        errors.push(loaded.error_at(
+        out.errors.push(loaded.error_at(
             &format!("{at}.fan_in"),
             format!("`fan_in:` of dynamic_parallel `{name}` must name the node that runs after the items"),
             Some("write `fan_in: NODE`; that node receives the results".into()),
@@ -306,13 +300,13 @@ fn validate_dynamic_parallel(
         node.component.is_some(),
     ];
     match bodies.iter().filter(|b| **b).count() {
-        0 => errors.push(loaded.error_at(
+        0 => out.errors.push(loaded.error_at(
             at,
             format!("dynamic_parallel `{name}` has nothing to run per item"),
             Some("give one of `action:` (a `uses:` step), `steps:`, or `component:`".into()),
         )),
         1 => {}
-        _ => errors.push(loaded.error_at(
+        _ => out.errors.push(loaded.error_at(
             at,
             format!(
                 "dynamic_parallel `{name}` has more than one of `action:`, `steps:`, `component:`"
@@ -321,17 +315,17 @@ fn validate_dynamic_parallel(
         )),
     }
     if let Some(action) = &node.action {
-        validate_step(loaded, &format!("{at}.action"), name, action, errors);
+        validate_step(loaded, &format!("{at}.action"), name, action, out);
     }
     if let Some(steps) = &node.steps {
-        validate_steps(loaded, &format!("{at}.steps"), name, steps, errors);
+        validate_steps(loaded, &format!("{at}.steps"), name, steps, out);
     }
     if node.component.is_some() {
         let view = ActionView {
             output: None,
             ..node.action_view()
         };
-        validate_action(loaded, at, name, view, true, errors);
+        validate_action(loaded, at, name, view, true, out);
     }
 }
 
@@ -340,36 +334,30 @@ fn validate_steps(
     at: &str,
     node: &str,
     steps: &[StepSpec],
-    errors: &mut Vec<SpecError>,
+    out: &mut Findings,
 ) {
     if steps.is_empty() {
-        errors.push(loaded.error_at(
+        out.errors.push(loaded.error_at(
             at,
             format!("node `{node}` has an empty list of steps"),
             Some("add at least one step".into()),
         ));
     }
     for (i, step) in steps.iter().enumerate() {
-        validate_step(loaded, &format!("{at}[{i}]"), node, step, errors);
+        validate_step(loaded, &format!("{at}[{i}]"), node, step, out);
     }
 }
 
-fn validate_step(
-    loaded: &LoadedSpec,
-    at: &str,
-    node: &str,
-    step: &StepSpec,
-    errors: &mut Vec<SpecError>,
-) {
+fn validate_step(loaded: &LoadedSpec, at: &str, node: &str, step: &StepSpec, out: &mut Findings) {
     if let Some(kind) = &step.kind {
-        errors.push(loaded.error_at(
+        out.errors.push(loaded.error_at(
             &format!("{at}.type"),
             format!("a step of node `{node}` has `type: {kind}`, but loops and parallel nodes do not nest inside steps"),
             Some("make it a node of its own and route to it with `goto:`".into()),
         ));
         return;
     }
-    validate_action(loaded, at, node, step.action_view(), false, errors);
+    validate_action(loaded, at, node, step.action_view(), false, out);
 }
 
 /// A single action: a component, a `uses:` action, or an expression.
@@ -379,138 +367,187 @@ fn validate_action(
     name: &str,
     view: ActionView<'_>,
     is_node: bool,
-    errors: &mut Vec<SpecError>,
+    out: &mut Findings,
 ) {
     let what = if is_node { "node" } else { "a step of node" };
     let expression = view.run.and_then(ExpressionRun::from_run);
-    if (view.run.is_some() && expression.is_none())
-        || view.script.is_some()
-        || view.language.is_some()
-    {
-        let key = if view.script.is_some() {
-            "script"
-        } else if view.run.is_some() {
-            "run"
-        } else {
-            "language"
-        };
-        let language = view
-            .language
-            .map(String::as_str)
-            .or_else(|| {
-                let code = view.run.or(view.script)?.as_str()?;
-                let first = code.trim_start().lines().next()?.trim();
-                ["lua", "prolog"]
-                    .into_iter()
-                    .find(|l| first == format!("-- {l}") || first == format!("% {l}"))
-            })
-            .unwrap_or("Python");
-        errors.push(loaded.error_at(
-            &format!("{at}.{key}"),
-            format!("{what} `{name}` has inline code (`{key}:`, {language}), which Kettle does not run: inline code cannot be sandboxed"),
-            Some("move the code into a component node (`component: path/to/node`, written in Rust, Python or JavaScript), use an expression (`run: {type: expression, value: ..., output_key: ...}`), or a built-in action (`uses: llm.call`)".into()),
-        ));
+    let problem = inline_code(loaded, at, name, what, view, expression.is_some())
+        .or_else(|| run_of_unknown_type(loaded, at, name, what, view, expression.is_some()))
+        .or_else(|| not_one_action(loaded, at, name, what, view, expression.is_some()));
+    if let Some(problem) = problem {
+        out.errors.push(problem);
         return;
     }
-    if let Some(run) = view.run
-        && expression.is_none()
-        && run.get("type").is_some()
+    if let Some(component) = view.component {
+        out.components.push(PathRef {
+            at: format!("{at}.component"),
+            node: name.to_string(),
+            path: component.clone(),
+        });
+        component_keys(loaded, at, name, view, out);
+    } else if let Some(action) = view.uses {
+        uses_keys(loaded, at, name, what, action, view, out);
+    } else {
+        expression_keys(loaded, at, name, view, out);
+    }
+}
+
+/// TEA's inline code (`run:` that is not an expression, `script:`, `language:`), refused.
+fn inline_code(
+    loaded: &LoadedSpec,
+    at: &str,
+    name: &str,
+    what: &str,
+    view: ActionView<'_>,
+    is_expression: bool,
+) -> Option<SpecError> {
+    if !((view.run.is_some() && !is_expression) || view.script.is_some() || view.language.is_some())
     {
-        errors.push(loaded.error_at(
+        return None;
+    }
+    let key = if view.script.is_some() {
+        "script"
+    } else if view.run.is_some() {
+        "run"
+    } else {
+        "language"
+    };
+    let language = view
+        .language
+        .map(String::as_str)
+        .or_else(|| {
+            let code = view.run.or(view.script)?.as_str()?;
+            let first = code.trim_start().lines().next()?.trim();
+            ["lua", "prolog"]
+                .into_iter()
+                .find(|l| first == format!("-- {l}") || first == format!("% {l}"))
+        })
+        .unwrap_or("Python");
+    Some(loaded.error_at(
+        &format!("{at}.{key}"),
+        format!("{what} `{name}` has inline code (`{key}:`, {language}), which Kettle does not run: inline code cannot be sandboxed"),
+        Some("move the code into a component node (`component: path/to/node`, written in Rust, Python or JavaScript), use an expression (`run: {type: expression, value: ..., output_key: ...}`), or a built-in action (`uses: llm.call`)".into()),
+    ))
+}
+
+/// `run:` with a `type:` other than `expression`.
+fn run_of_unknown_type(
+    loaded: &LoadedSpec,
+    at: &str,
+    name: &str,
+    what: &str,
+    view: ActionView<'_>,
+    is_expression: bool,
+) -> Option<SpecError> {
+    let run = view.run?;
+    (!is_expression && run.get("type").is_some()).then(|| {
+        loaded.error_at(
             &format!("{at}.run.type"),
             format!("{what} `{name}`: `run:` with a `type:` must be `{{type: expression, value: EXPR, output_key: KEY}}`"),
             Some("only `type: expression` is supported".into()),
-        ));
-        return;
-    }
-    let forms = [
-        view.component.is_some(),
-        view.uses.is_some(),
-        expression.is_some(),
-    ];
+        )
+    })
+}
+
+/// Exactly one of `component:`, `uses:` and an expression.
+fn not_one_action(
+    loaded: &LoadedSpec,
+    at: &str,
+    name: &str,
+    what: &str,
+    view: ActionView<'_>,
+    is_expression: bool,
+) -> Option<SpecError> {
+    let forms = [view.component.is_some(), view.uses.is_some(), is_expression];
     match forms.iter().filter(|f| **f).count() {
-        0 => {
-            errors.push(loaded.error_at(
-                at,
-                format!("{what} `{name}` does nothing: it has neither `component:` nor `uses:` nor `run: {{type: expression}}`"),
-                Some("add `component: path/to/node` or `uses: llm.call`".into()),
-            ));
-            return;
-        }
-        1 => {}
+        0 => Some(loaded.error_at(
+            at,
+            format!("{what} `{name}` does nothing: it has neither `component:` nor `uses:` nor `run: {{type: expression}}`"),
+            Some("add `component: path/to/node` or `uses: llm.call`".into()),
+        )),
+        1 => None,
         _ => {
             let key = if view.uses.is_some() { "uses" } else { "run" };
-            errors.push(loaded.error_at(
+            Some(loaded.error_at(
                 &format!("{at}.{key}"),
                 format!("{what} `{name}` has more than one of `component:`, `uses:`, `run:`"),
                 Some("a node is one action; split it into several nodes or steps".into()),
-            ));
-            return;
+            ))
         }
     }
-    if let Some(component) = view.component {
-        let path = loaded.resolve(component);
-        let usable = path.is_dir() && kettle_build::Language::detect(&path).is_some()
-            || path.is_file() && path.extension().is_some_and(|e| e == "wasm");
-        if !usable {
-            let what = if path.exists() {
-                "is neither a .wasm file nor a node folder (with a Cargo.toml, app.py, pyproject.toml, package.json or .js file)"
-            } else {
-                "does not exist"
-            };
-            errors.push(
-                loaded.error_at(
-                    &format!("{at}.component"),
-                    format!("component of node `{name}`: {} {what}", path.display()),
-                    Some(
-                        "give a .wasm component or a node folder (Rust, Python or JavaScript), relative to the agent file"
-                            .into(),
-                    ),
-                ),
-            );
-        }
-        for (key, present) in [
-            ("with", view.with.is_some()),
-            ("output", view.output.is_some()),
-        ] {
-            if present {
-                errors.push(loaded.error_at(
-                    &format!("{at}.{key}"),
-                    format!("`{key}:` belongs to `uses:` nodes, but `{name}` is a component node"),
-                    Some("pass parameters to a component with `config:`".into()),
-                ));
-            }
-        }
-    } else if let Some(action) = view.uses {
-        if !ACTIONS.contains(&action.as_str()) {
-            errors.push(loaded.error_at(
-                &format!("{at}.uses"),
-                format!("{what} `{name}` uses the unknown action `{action}`"),
-                Some(format!(
-                    "available actions: {}; for anything else write a component node",
-                    ACTIONS.join(", ")
-                )),
+}
+
+/// Keys of `uses:` actions on a component.
+fn component_keys(
+    loaded: &LoadedSpec,
+    at: &str,
+    name: &str,
+    view: ActionView<'_>,
+    out: &mut Findings,
+) {
+    for (key, present) in [
+        ("with", view.with.is_some()),
+        ("output", view.output.is_some()),
+    ] {
+        if present {
+            out.errors.push(loaded.error_at(
+                &format!("{at}.{key}"),
+                format!("`{key}:` belongs to `uses:` nodes, but `{name}` is a component node"),
+                Some("pass parameters to a component with `config:`".into()),
             ));
         }
-        if view.config.is_some() {
-            errors.push(loaded.error_at(
-                &format!("{at}.config"),
-                format!("`config:` belongs to component nodes, but `{name}` uses `{action}`"),
-                Some("pass the action's parameters with `with:`".into()),
-            ));
-        }
-    } else if view.with.is_some() || view.config.is_some() {
-        let key = if view.with.is_some() {
-            "with"
-        } else {
-            "config"
-        };
-        errors.push(loaded.error_at(
-            &format!("{at}.{key}"),
-            format!("`{key}:` does not apply to the expression in `{name}`"),
-            Some("an expression reads `state` and `variables` directly".into()),
+    }
+}
+
+/// A known action, without a component's `config:`.
+fn uses_keys(
+    loaded: &LoadedSpec,
+    at: &str,
+    name: &str,
+    what: &str,
+    action: &str,
+    view: ActionView<'_>,
+    out: &mut Findings,
+) {
+    if !ACTIONS.contains(&action) {
+        out.errors.push(loaded.error_at(
+            &format!("{at}.uses"),
+            format!("{what} `{name}` uses the unknown action `{action}`"),
+            Some(format!(
+                "available actions: {}; for anything else write a component node",
+                ACTIONS.join(", ")
+            )),
         ));
     }
+    if view.config.is_some() {
+        out.errors.push(loaded.error_at(
+            &format!("{at}.config"),
+            format!("`config:` belongs to component nodes, but `{name}` uses `{action}`"),
+            Some("pass the action's parameters with `with:`".into()),
+        ));
+    }
+}
+
+/// An expression takes neither `with:` nor `config:`.
+fn expression_keys(
+    loaded: &LoadedSpec,
+    at: &str,
+    name: &str,
+    view: ActionView<'_>,
+    out: &mut Findings,
+) {
+    let key = if view.with.is_some() {
+        "with"
+    } else if view.config.is_some() {
+        "config"
+    } else {
+        return;
+    };
+    out.errors.push(loaded.error_at(
+        &format!("{at}.{key}"),
+        format!("`{key}:` does not apply to the expression in `{name}`"),
+        Some("an expression reads `state` and `variables` directly".into()),
+    ));
 }
 
 fn unknown_node(
@@ -541,15 +578,15 @@ const SECRET_VARIABLES: &[&str] = &[
     "LANGFUSE_PUBLIC_KEY",
 ];
 
-fn validate_policy(loaded: &LoadedSpec, at: &str, node: &NodeSpec, errors: &mut Vec<SpecError>) {
+fn validate_policy(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Findings) {
     let name = &node.name;
     if let Some(limits) = &node.limits {
-        validate_limits(loaded, &format!("{at}.limits"), limits, errors);
+        validate_limits(loaded, &format!("{at}.limits"), limits, out);
     }
     if let Some(retry) = &node.retry
         && !(1..=100).contains(&retry.max_attempts)
     {
-        errors.push(loaded.error_at(
+        out.errors.push(loaded.error_at(
             &format!("{at}.retry.max_attempts"),
             format!(
                 "node `{name}`: retry.max_attempts must be between 1 and 100, not {}",
@@ -562,7 +599,7 @@ fn validate_policy(loaded: &LoadedSpec, at: &str, node: &NodeSpec, errors: &mut 
         return;
     };
     if node.component.is_none() {
-        errors.push(loaded.error_at(
+        out.errors.push(loaded.error_at(
             &format!("{at}.permissions"),
             format!("node `{name}` is not a component: `permissions:` grants nothing to it"),
             Some("remove `permissions:`; the host performs built-in actions itself".into()),
@@ -570,21 +607,15 @@ fn validate_policy(loaded: &LoadedSpec, at: &str, node: &NodeSpec, errors: &mut 
         return;
     }
     for (i, grant) in permissions.fs.iter().enumerate() {
-        let path = loaded.resolve(&grant.path);
-        if !path.is_dir() {
-            errors.push(loaded.error_at(
-                &format!("{at}.permissions.fs[{i}].path"),
-                format!(
-                    "node `{name}`: granted folder {} is not a folder",
-                    path.display()
-                ),
-                Some("grant an existing folder, relative to the agent file".into()),
-            ));
-        }
+        out.folders.push(PathRef {
+            at: format!("{at}.permissions.fs[{i}].path"),
+            node: name.clone(),
+            path: grant.path.clone(),
+        });
         if let Some(guest) = &grant.guest_path
             && !guest.starts_with('/')
         {
-            errors.push(loaded.error_at(
+            out.errors.push(loaded.error_at(
                 &format!("{at}.permissions.fs[{i}].as"),
                 format!("node `{name}`: `as: {guest}` must be an absolute path in the node, such as /data"),
                 None,
@@ -592,8 +623,8 @@ fn validate_policy(loaded: &LoadedSpec, at: &str, node: &NodeSpec, errors: &mut 
         }
     }
     for (i, host) in permissions.http.iter().enumerate() {
-        if let Err(message) = crate::sandbox::HostPattern::parse(host) {
-            errors.push(loaded.error_at(
+        if let Err(message) = HostPattern::parse(host) {
+            out.errors.push(loaded.error_at(
                 &format!("{at}.permissions.http[{i}]"),
                 format!("node `{name}`: {message}"),
                 Some("grant hosts such as api.example.com, *.example.com or http://localhost:8080".into()),
@@ -608,7 +639,7 @@ fn validate_policy(loaded: &LoadedSpec, at: &str, node: &NodeSpec, errors: &mut 
         .and_then(|l| l.api_key_env.as_deref());
     for (i, variable) in permissions.env.iter().enumerate() {
         if SECRET_VARIABLES.contains(&variable.as_str()) || Some(variable.as_str()) == api_key_env {
-            errors.push(loaded.error_at(
+            out.errors.push(loaded.error_at(
                 &format!("{at}.permissions.env[{i}]"),
                 format!("node `{name}` may not read `{variable}`: provider credentials never reach a node"),
                 Some("the host makes LLM calls for the node through the llm import; no key is needed".into()),
@@ -617,12 +648,7 @@ fn validate_policy(loaded: &LoadedSpec, at: &str, node: &NodeSpec, errors: &mut 
     }
 }
 
-fn validate_limits(
-    loaded: &LoadedSpec,
-    at: &str,
-    limits: &crate::spec::LimitsSpec,
-    errors: &mut Vec<SpecError>,
-) {
+fn validate_limits(loaded: &LoadedSpec, at: &str, limits: &LimitsSpec, out: &mut Findings) {
     let checks = [
         ("memory_mb", limits.memory_mb, 1, 4096),
         ("timeout_ms", limits.timeout_ms, 1, 24 * 3600 * 1000),
@@ -632,7 +658,7 @@ fn validate_limits(
         if let Some(value) = value
             && !(min..=max).contains(&value)
         {
-            errors.push(loaded.error_at(
+            out.errors.push(loaded.error_at(
                 &format!("{at}.{key}"),
                 format!("{key} must be between {min} and {max}, not {value}"),
                 None,
@@ -641,7 +667,7 @@ fn validate_limits(
     }
 }
 
-fn validate_llm(loaded: &LoadedSpec, llm: &LlmSettings, errors: &mut Vec<SpecError>) {
+fn validate_llm(loaded: &LoadedSpec, llm: &LlmSettings, out: &mut Findings) {
     let hint = || {
         Some(
             "use openai (any OpenAI-compatible server, with base_url), azure_openai, ollama, anthropic or mock"
@@ -651,14 +677,14 @@ fn validate_llm(loaded: &LoadedSpec, llm: &LlmSettings, errors: &mut Vec<SpecErr
     if let Some(provider) = &llm.provider
         && !PROVIDER_TYPES.contains(&provider.as_str())
     {
-        errors.push(loaded.error_at(
+        out.errors.push(loaded.error_at(
             "settings.llm.provider",
             format!("unknown LLM provider `{provider}`"),
             hint(),
         ));
     }
     if llm.responses.is_some() && llm.provider.as_deref().is_some_and(|p| p != "mock") {
-        errors.push(loaded.error_at(
+        out.errors.push(loaded.error_at(
             "settings.llm.responses",
             "`responses:` scripts the mock provider, but settings.llm.provider is not `mock`",
             Some("remove `responses:`, or set `provider: mock`".into()),
@@ -666,14 +692,14 @@ fn validate_llm(loaded: &LoadedSpec, llm: &LlmSettings, errors: &mut Vec<SpecErr
     }
     for (name, provider) in &llm.providers {
         if !PROVIDER_TYPES.contains(&provider.kind.as_str()) {
-            errors.push(loaded.error_at(
+            out.errors.push(loaded.error_at(
                 &format!("settings.llm.providers.{name}.type"),
                 format!("provider `{name}` has the unknown type `{}`", provider.kind),
                 hint(),
             ));
         }
         if provider.kind != "mock" && provider.responses.is_some() {
-            errors.push(loaded.error_at(
+            out.errors.push(loaded.error_at(
                 &format!("settings.llm.providers.{name}.responses"),
                 format!(
                     "`responses:` scripts the mock provider, but `{name}` is `{}`",
@@ -691,14 +717,14 @@ fn validate_llm(loaded: &LoadedSpec, llm: &LlmSettings, errors: &mut Vec<SpecErr
         {
             let mut known: Vec<&str> = llm.providers.keys().map(String::as_str).collect();
             known.extend(flat);
-            errors.push(loaded.error_at(
+            out.errors.push(loaded.error_at(
                 "settings.llm.default",
                 format!("`{default}` is not a provider of settings.llm"),
                 Some(format!("known providers: {}", known.join(", "))),
             ));
         }
     } else if llm.provider.is_none() && llm.providers.len() > 1 {
-        errors.push(loaded.error_at(
+        out.errors.push(loaded.error_at(
             "settings.llm.providers",
             "several LLM providers are named, but none is the default",
             Some("add `default: NAME` under settings.llm".into()),

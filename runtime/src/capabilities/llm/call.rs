@@ -5,8 +5,9 @@
 use super::stream::TracedStream;
 use super::usage::LlmUsage;
 use crate::llm::{Attempt, ChatRequest, ChatResponse, LlmClient, LlmError, Resolved};
-use crate::telemetry::{semconv, 
+use crate::telemetry::{
     ContentPolicy, SpanGuard, SpanHandle, chat_request_attributes, chat_response_attributes,
+    semconv,
 };
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
