@@ -13,28 +13,44 @@ const LAYERS: &[&str] = &[
     "engine",
 ];
 
-/// The modules a `crate::…` path in `line` names (`crate::a::b`, `crate::{a, b::c}`).
+/// The modules a `crate::…` path in `line` names (`crate::a::b`, `crate::{a, b::{c, d}}`).
 fn crate_paths(line: &str) -> Vec<&str> {
     let mut found = Vec::new();
     let mut rest = line;
     while let Some(at) = rest.find("crate::") {
         rest = &rest[at + "crate::".len()..];
         if let Some(group) = rest.strip_prefix('{') {
-            let end = group.find('}').unwrap_or(group.len());
-            for item in group[..end].split(',') {
-                let name = item.trim().split("::").next().unwrap_or("").trim();
-                if !name.is_empty() {
-                    found.push(name);
+            // The first name of every item at the group's top level.
+            let mut depth = 0;
+            let mut item_start = Some(0);
+            for (i, c) in group.char_indices() {
+                if let Some(start) = item_start.take() {
+                    let name = leading_name(group[start..].trim_start());
+                    if !name.is_empty() {
+                        found.push(name);
+                    }
+                }
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => item_start = Some(i + 1),
+                    _ => {}
                 }
             }
         } else {
-            let end = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            found.push(&rest[..end]);
+            found.push(leading_name(rest));
         }
     }
     found
+}
+
+/// The identifier `text` starts with.
+fn leading_name(text: &str) -> &str {
+    let end = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(text.len());
+    &text[..end]
 }
 
 #[cfg(test)]

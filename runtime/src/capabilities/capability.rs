@@ -5,7 +5,7 @@
 use super::NodeCapabilities;
 use super::llm::{LlmGrant, RunBudget};
 use crate::llm::LlmClient;
-use crate::sandbox::NodeLimits;
+use crate::spec::NodeLimits;
 use crate::telemetry::{ContentPolicy, SpanCaps, SpanHandle};
 use opentelemetry_sdk::trace::SdkTracer;
 use std::sync::Arc;

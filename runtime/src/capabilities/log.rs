@@ -144,7 +144,7 @@ mod tests {
     use super::*;
     use crate::capabilities::LlmGrant;
     use crate::capabilities::test_support::TestTrace;
-    use crate::sandbox::NodeLimits;
+    use crate::spec::NodeLimits;
     use wit::Host as _;
 
     #[test]

@@ -2,11 +2,11 @@
 //! and the clean-up of whatever the guest left behind (open spans, captured output).
 
 use super::host::NodeHost;
-use super::limits::{NodeLimits, raise_hint};
 use super::permissions::Grants;
 use crate::capabilities::bindings::NodePre;
 use crate::capabilities::bindings::types::{NodeContext, NodeError};
 use crate::capabilities::{LimitBreach, LogBudget, NodeCapabilities};
+use crate::spec::{NodeLimits, raise_hint};
 use opentelemetry::KeyValue;
 use std::sync::Arc;
 use wasmtime::{Engine, Store, Trap};

@@ -3,9 +3,10 @@
 //! (which it holds without looking inside).
 
 use super::http::HttpPolicy;
-use super::limits::{NodeLimiter, NodeLimits};
+use super::limits::NodeLimiter;
 use super::permissions::Grants;
 use crate::capabilities::{CapabilitiesMut, CapabilityView, NodeCapabilities};
+use crate::spec::NodeLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};

@@ -1,59 +1,8 @@
-//! Per-node limits: resolved from the node's `limits:`, `settings.limits` and CLI overrides, and
-//! the resource limiter that enforces the memory cap inside the store.
+//! The resource limiter that enforces a node's memory and table caps inside its store; the
+//! limits themselves are resolved in `spec::NodeLimits`.
 
-use crate::spec::LimitsSpec;
-use std::time::Duration;
-
-pub const DEFAULT_MEMORY_MB: u64 = 256;
-pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
-pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 8 << 20;
-pub const DEFAULT_MAX_LOG_LINES: u64 = 1000;
 /// Table elements one table may grow to: generous for real programs, small next to memory.
 const MAX_TABLE_ELEMENTS: usize = 1_000_000;
-
-/// The limits in force for one node.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeLimits {
-    pub memory_mb: u64,
-    pub timeout_ms: u64,
-    pub fuel: Option<u64>,
-    pub max_llm_calls: Option<u64>,
-    pub max_llm_tokens: Option<u64>,
-    pub max_output_bytes: u64,
-    pub max_log_lines: u64,
-}
-
-impl Default for NodeLimits {
-    fn default() -> Self {
-        Self::resolve(&[])
-    }
-}
-
-impl NodeLimits {
-    /// The first value given wins: pass the most specific layer first (CLI overrides, the
-    /// node's `limits:`, `settings.limits`).
-    pub fn resolve(layers: &[Option<&LimitsSpec>]) -> Self {
-        let pick =
-            |get: fn(&LimitsSpec) -> Option<u64>| layers.iter().flatten().find_map(|l| get(l));
-        Self {
-            memory_mb: pick(|l| l.memory_mb).unwrap_or(DEFAULT_MEMORY_MB),
-            timeout_ms: pick(|l| l.timeout_ms).unwrap_or(DEFAULT_TIMEOUT_MS),
-            fuel: pick(|l| l.fuel),
-            max_llm_calls: pick(|l| l.max_llm_calls),
-            max_llm_tokens: pick(|l| l.max_llm_tokens),
-            max_output_bytes: pick(|l| l.max_output_bytes).unwrap_or(DEFAULT_MAX_OUTPUT_BYTES),
-            max_log_lines: pick(|l| l.max_log_lines).unwrap_or(DEFAULT_MAX_LOG_LINES),
-        }
-    }
-
-    pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
-    }
-
-    pub fn memory_bytes(&self) -> usize {
-        usize::try_from(self.memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
-    }
-}
 
 /// Enforces the memory cap and remembers whether it refused a growth, so that the guest's
 /// resulting crash is reported as the limit it is.
@@ -93,41 +42,5 @@ impl wasmtime::ResourceLimiter for NodeLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
-    }
-}
-
-/// How to raise limit `name`, for error messages.
-pub fn raise_hint(name: &str) -> String {
-    format!(
-        "raise it with `limits: {{{name}: …}}` on the node, in settings.limits, or with `--limit {name}=…`"
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn first_layer_with_a_value_wins_and_defaults_fill_the_rest() {
-        let cli = LimitsSpec {
-            timeout_ms: Some(5),
-            ..LimitsSpec::default()
-        };
-        let node = LimitsSpec {
-            timeout_ms: Some(10),
-            memory_mb: Some(64),
-            ..LimitsSpec::default()
-        };
-        let settings = LimitsSpec {
-            memory_mb: Some(128),
-            fuel: Some(9),
-            ..LimitsSpec::default()
-        };
-        let limits = NodeLimits::resolve(&[Some(&cli), Some(&node), Some(&settings)]);
-        assert_eq!(limits.timeout_ms, 5);
-        assert_eq!(limits.memory_mb, 64);
-        assert_eq!(limits.fuel, Some(9));
-        assert_eq!(limits.max_output_bytes, DEFAULT_MAX_OUTPUT_BYTES);
-        assert_eq!(NodeLimits::default().memory_mb, DEFAULT_MEMORY_MB);
     }
 }

@@ -11,11 +11,11 @@ mod permissions;
 mod prepare;
 mod slots;
 
+pub use crate::spec::{NodeLimits, raise_hint};
 pub use cache::{CompileCache, LoadOutcome};
 pub use engine::{SandboxConfig, new_engine};
 pub use execute::{NodeFailure, NodeInvocation, NodeOutput};
 pub use host::NodeHost;
-pub use limits::{NodeLimits, raise_hint};
 pub use permissions::{FsGrant, Grants, HostPattern};
 pub use prepare::{PreparedComponent, Sandbox, SandboxError};
 pub use slots::PoolShape;

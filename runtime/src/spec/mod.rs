@@ -4,6 +4,7 @@ mod error;
 #[macro_use]
 mod flow;
 mod host_pattern;
+mod limits;
 mod llm_settings;
 mod load;
 mod locate;
@@ -16,6 +17,7 @@ mod yaml;
 pub use error::{SpecError, SpecErrors};
 pub use flow::{ActionView, EdgeCondition, ExpressionRun, FanIn, Goto, GotoRule, StepSpec, When};
 pub use host_pattern::HostPattern;
+pub use limits::{NodeLimits, raise_hint};
 pub use llm_settings::{LlmSettings, PROVIDER_TYPES, ProviderSettings};
 pub use load::{LoadedSpec, PathRef, load_file, parse_file, parse_str, validate};
 pub use model::{

@@ -108,7 +108,7 @@ mod tests {
     use super::*;
     use crate::capabilities::bindings::llm as wit;
     use crate::capabilities::test_support::{RUN_ID, TestTrace, attribute};
-    use crate::sandbox::NodeLimits;
+    use crate::spec::NodeLimits;
     use crate::telemetry::{SpanCaps, SpanHandle};
     use opentelemetry::trace::SpanKind;
     use std::sync::atomic::Ordering;
