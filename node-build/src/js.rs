@@ -40,15 +40,39 @@ pub async fn build(
     let support = toolchains.support_dir();
     let wit = materialize(&support, "wit", WIT).map_err(io)?;
     let sdk = materialize(&support, "js-sdk", JS_SDK).map_err(io)?;
-    let json = |p: &Path| serde_json::Value::from(p.to_string_lossy()).to_string();
     std::fs::create_dir_all(work).map_err(io)?;
+    let bundle = bundle(dir, work, &entry, &sdk, options, toolchains).await?;
+    componentize(dir, work, &bundle, &wit, options, toolchains).await
+}
+
+/// A path as a JavaScript string literal.
+fn js_string(path: &Path) -> String {
+    serde_json::Value::from(path.to_string_lossy()).to_string()
+}
+
+/// Bundles the node's `entry` with the SDK into one ES module (`work/bundle.js`) with rolldown.
+async fn bundle(
+    dir: &Path,
+    work: &Path,
+    entry: &Path,
+    sdk: &Path,
+    options: &BuildOptions,
+    toolchains: &Toolchains,
+) -> Result<PathBuf, BuildError> {
+    let io = |source| BuildError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    };
     // The bundle's entry: the SDK's fetch refusal (without `http`) first, then the node.
     let main = work.join("main.js");
     let mut text = String::from("// Written by kettle build.\n");
     if !options.http {
-        text.push_str(&format!("import {};\n", json(&sdk.join("no-fetch.js"))));
+        text.push_str(&format!(
+            "import {};\n",
+            js_string(&sdk.join("no-fetch.js"))
+        ));
     }
-    text.push_str(&format!("export * from {};\n", json(&entry)));
+    text.push_str(&format!("export * from {};\n", js_string(entry)));
     std::fs::write(&main, text).map_err(io)?;
     let bundle = work.join("bundle.js");
     let config = work.join("rolldown.config.mjs");
@@ -60,22 +84,33 @@ pub async fn build(
              export default {{\n  input: {},\n  external: [/^kettle:/, /^wasi:/],\n  \
              resolve: {{ alias: {{ kettle: {} }} }},\n  \
              output: {{ file: {}, format: \"esm\", inlineDynamicImports: true }},\n  logLevel: \"warn\",\n}};\n",
-            json(&main),
-            json(&sdk.join("kettle.js")),
-            json(&bundle),
+            js_string(&main),
+            js_string(&sdk.join("kettle.js")),
+            js_string(&bundle),
         ),
     )
     .map_err(io)?;
-    let rolldown = toolchains.rolldown();
     let args = vec!["-c".to_string(), config.to_string_lossy().into_owned()];
-    run(dir, &rolldown, &args).await?;
+    run(dir, &toolchains.rolldown(), &args).await?;
+    Ok(bundle)
+}
 
+/// Turns the bundle into a component of the `node` world (`work/node.wasm`) with
+/// componentize-js.
+async fn componentize(
+    dir: &Path,
+    work: &Path,
+    bundle: &Path,
+    wit: &Path,
+    options: &BuildOptions,
+    toolchains: &Toolchains,
+) -> Result<PathBuf, BuildError> {
     let out = work.join("node.wasm");
     let path = |p: &Path| p.to_string_lossy().into_owned();
     let mut args = vec![
-        path(&bundle),
+        path(bundle),
         "--wit".into(),
-        path(&wit),
+        path(wit),
         "--world-name".into(),
         "node".into(),
     ];
