@@ -305,16 +305,24 @@ mod tests {
         Resource::new_borrow(span.rep())
     }
 
+    /// A node's trace state under `node_span`, and an empty resource table.
+    fn node_state(test: &TestTrace, node_span: &SpanHandle) -> (NodeTrace, ResourceTable) {
+        (
+            NodeTrace::new(test.tracer.clone(), node_span.clone()),
+            ResourceTable::new(),
+        )
+    }
+
+    fn ctx<'a>(state: &'a mut NodeTrace, table: &'a mut ResourceTable) -> TraceCtx<'a> {
+        TraceCtx { state, table }
+    }
+
     #[test]
     fn guest_spans_nest_under_the_innermost_open_span() {
         let test = TestTrace::new();
         let node_span = test.node_span();
-        let mut state = NodeTrace::new(test.tracer.clone(), node_span.clone());
-        let mut table = ResourceTable::new();
-        let mut ctx = TraceCtx {
-            state: &mut state,
-            table: &mut table,
-        };
+        let (mut state, mut table) = node_state(&test, &node_span);
+        let mut ctx = ctx(&mut state, &mut table);
         let outer = ctx.start_span("outer".into()).unwrap();
         let inner = ctx.start_span("inner".into()).unwrap();
         wit::HostSpan::set_attribute(
@@ -350,12 +358,8 @@ mod tests {
     fn spans_the_guest_leaves_open_are_closed_and_marked() {
         let test = TestTrace::new();
         let node_span = test.node_span();
-        let mut state = NodeTrace::new(test.tracer.clone(), node_span.clone());
-        let mut table = ResourceTable::new();
-        let mut ctx = TraceCtx {
-            state: &mut state,
-            table: &mut table,
-        };
+        let (mut state, mut table) = node_state(&test, &node_span);
+        let mut ctx = ctx(&mut state, &mut table);
         ctx.start_span("a".into()).unwrap();
         ctx.start_span("b".into()).unwrap();
         assert_eq!(state.close_leaked("the node crashed"), 2);

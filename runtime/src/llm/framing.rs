@@ -183,50 +183,50 @@ mod tests {
         frames.iter().map(|f| f.data.as_str()).collect()
     }
 
+    /// `body` cut in two at every byte gives `expected`.
+    fn assert_frames_at_every_split(body: &'static [u8], expected: &[Frame]) {
+        for split in 0..body.len() {
+            let frames = frames(Framing::Sse, vec![&body[..split], &body[split..]]).expect("ok");
+            assert_eq!(frames, expected, "split at {split}");
+        }
+    }
+
     #[test]
     fn sse_across_arbitrary_splits() {
         let body: &'static [u8] =
             b"event: message_start\ndata: {\"a\":1}\n\n: ping\ndata: [DONE]\r\n\r\n";
-        for split in 0..body.len() {
-            let frames = frames(Framing::Sse, vec![&body[..split], &body[split..]]).expect("ok");
-            assert_eq!(
-                frames,
-                vec![
-                    Frame {
-                        event: Some("message_start".into()),
-                        data: "{\"a\":1}".into()
-                    },
-                    Frame {
-                        event: None,
-                        data: "[DONE]".into()
-                    },
-                ],
-                "split at {split}"
-            );
-        }
+        assert_frames_at_every_split(
+            body,
+            &[
+                Frame {
+                    event: Some("message_start".into()),
+                    data: "{\"a\":1}".into(),
+                },
+                Frame {
+                    event: None,
+                    data: "[DONE]".into(),
+                },
+            ],
+        );
     }
 
     #[test]
     fn sse_with_bare_cr_line_endings() {
         let body: &'static [u8] =
             b"event: delta\rdata: one\rdata: two\r\r: ping\r\rdata: [DONE]\r\r";
-        for split in 0..body.len() {
-            let frames = frames(Framing::Sse, vec![&body[..split], &body[split..]]).expect("ok");
-            assert_eq!(
-                frames,
-                vec![
-                    Frame {
-                        event: Some("delta".into()),
-                        data: "one\ntwo".into()
-                    },
-                    Frame {
-                        event: None,
-                        data: "[DONE]".into()
-                    },
-                ],
-                "split at {split}"
-            );
-        }
+        assert_frames_at_every_split(
+            body,
+            &[
+                Frame {
+                    event: Some("delta".into()),
+                    data: "one\ntwo".into(),
+                },
+                Frame {
+                    event: None,
+                    data: "[DONE]".into(),
+                },
+            ],
+        );
     }
 
     #[test]

@@ -125,6 +125,14 @@ mod tests {
         })
     }
 
+    fn ctx<'a>(
+        llm: &'a mut NodeLlm,
+        trace: &'a NodeTrace,
+        table: &'a mut ResourceTable,
+    ) -> LlmCtx<'a> {
+        LlmCtx { llm, trace, table }
+    }
+
     fn node_llm(run: &RunLlm, span: &SpanHandle, max_llm_calls: Option<u64>) -> NodeLlm {
         let limits = NodeLimits {
             max_llm_calls,
@@ -194,11 +202,7 @@ mod tests {
         let mut llm = node_llm(&run, &node_span, Some(1));
         let trace = NodeTrace::new(test.tracer.clone(), node_span.clone());
         let mut table = ResourceTable::new();
-        let mut ctx = LlmCtx {
-            llm: &mut llm,
-            trace: &trace,
-            table: &mut table,
-        };
+        let mut ctx = ctx(&mut llm, &trace, &mut table);
 
         let response = ctx.call(hello()).await.unwrap().unwrap();
         assert_eq!(response.content, "[mock] hello there");
@@ -242,11 +246,7 @@ mod tests {
         let mut llm = node_llm(&run, &node_span, None);
         let trace = NodeTrace::new(test.tracer.clone(), node_span.clone());
         let mut table = ResourceTable::new();
-        let mut ctx = LlmCtx {
-            llm: &mut llm,
-            trace: &trace,
-            table: &mut table,
-        };
+        let mut ctx = ctx(&mut llm, &trace, &mut table);
         let request = wit::Request {
             extra: Some("[1, 2]".into()),
             ..hello()
