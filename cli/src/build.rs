@@ -3,7 +3,7 @@
 
 use super::args::BuildArgs;
 use super::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, Threads, block_on, cache_dir};
-use kettle::graph::{self, ComponentSource};
+use kettle::graph::ComponentSource;
 use kettle_build::{BuildOptions, Language, build_node};
 use std::path::{Path, PathBuf};
 
@@ -68,8 +68,7 @@ fn node_folders(path: &Path) -> Result<Vec<(Option<String>, PathBuf)>, String> {
             path.display()
         ));
     }
-    let loaded = kettle::engine::load_checked(path).map_err(|e| e.to_string())?;
-    let graph = graph::compile(&loaded).map_err(|e| e.to_string())?;
+    let (_, graph) = kettle::engine::load_checked(path).map_err(|e| e.to_string())?;
     let mut seen = std::collections::HashSet::new();
     Ok(graph
         .components()

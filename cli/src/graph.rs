@@ -5,15 +5,8 @@ use super::{EXIT_BAD_INPUT, EXIT_OK};
 use kettle::graph;
 
 pub fn graph(args: GraphArgs) -> u8 {
-    let loaded = match kettle::engine::load_checked(&args.agent) {
-        Ok(loaded) => loaded,
-        Err(errors) => {
-            eprintln!("kettle: cannot read the agent:\n{errors}");
-            return EXIT_BAD_INPUT;
-        }
-    };
-    match graph::compile(&loaded) {
-        Ok(compiled) => {
+    match kettle::engine::load_checked(&args.agent) {
+        Ok((loaded, compiled)) => {
             print!(
                 "{}",
                 graph::render(&compiled, &loaded.spec.name, args.format.into())

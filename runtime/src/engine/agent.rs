@@ -3,10 +3,10 @@
 
 use super::policy::NodePolicy;
 use crate::capabilities::RunBudget;
-use crate::graph::{self, ComponentSource, Graph};
+use crate::graph::{ComponentSource, Graph};
 use crate::llm::LlmClient;
 use crate::sandbox::{LoadOutcome, PreparedComponent, Sandbox, SandboxError};
-use crate::spec::{self, LangfuseSettings, LimitsSpec, OpikSettings, SpecErrors, TracingSettings};
+use crate::spec::{LangfuseSettings, LimitsSpec, OpikSettings, SpecErrors, TracingSettings};
 use kettle_build::{BuildError, BuildOptions, Language, build_node};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -80,18 +80,8 @@ pub async fn load_agent(
     cache_dir: &Path,
     events: &(dyn Fn(ComponentEvent) + Sync),
 ) -> Result<Agent, AgentLoadError> {
-    let loaded = spec::parse_file(path)?;
-    // Structural and template errors are reported together, in file order.
-    let mut errors = spec::validate(&loaded);
-    errors.extend(super::component_check::check_files(&loaded));
-    let graph = graph::compile(&loaded).map_err(|more| errors.extend(more.0));
-    let graph = match graph {
-        Ok(graph) if errors.is_empty() => graph,
-        _ => {
-            errors.sort_by_key(|e| (e.line, e.column));
-            return Err(SpecErrors(errors).into());
-        }
-    };
+    // Structural, file and template errors are reported together, in file order.
+    let (loaded, graph) = super::component_check::load_checked(path)?;
     let llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
         .map_err(|e| SpecErrors(vec![loaded.error_at(&e.at, e.message, None)]))?;
 

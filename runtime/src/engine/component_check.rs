@@ -1,15 +1,16 @@
 //! The files an agent file names, checked on disk: every `component:` is a `.wasm` file or a
 //! node folder, and every folder granted to a node exists. `spec` touches no file, so these
-//! checks live here and join its errors in one list.
+//! checks live here and join its errors, and the graph's, in one list.
 
-use crate::spec::{LoadedSpec, SpecError, SpecErrors};
+use crate::graph::{self, Graph};
+use crate::spec::{self, LoadedSpec, PathRef, SpecError, SpecErrors};
 use kettle_build::Language;
 use std::path::Path;
 
 /// A `component:` that is neither a `.wasm` file nor a folder of a known language.
-pub fn check_components(loaded: &LoadedSpec) -> Vec<SpecError> {
+fn check_components(loaded: &LoadedSpec, components: &[PathRef]) -> Vec<SpecError> {
     let mut errors = Vec::new();
-    for reference in loaded.component_refs() {
+    for reference in components {
         let path = loaded.resolve(&reference.path);
         if usable_component(&path) {
             continue;
@@ -36,10 +37,9 @@ pub fn check_components(loaded: &LoadedSpec) -> Vec<SpecError> {
 }
 
 /// A granted folder (`permissions.fs[].path`) that is not a folder.
-pub fn check_granted_folders(loaded: &LoadedSpec) -> Vec<SpecError> {
-    loaded
-        .granted_folders()
-        .into_iter()
+fn check_granted_folders(loaded: &LoadedSpec, folders: &[PathRef]) -> Vec<SpecError> {
+    folders
+        .iter()
         .filter(|grant| !loaded.resolve(&grant.path).is_dir())
         .map(|grant| {
             loaded.error_at(
@@ -55,24 +55,23 @@ pub fn check_granted_folders(loaded: &LoadedSpec) -> Vec<SpecError> {
         .collect()
 }
 
-/// Both checks: what [`crate::spec::validate`] leaves to the filesystem.
-pub fn check_files(loaded: &LoadedSpec) -> Vec<SpecError> {
-    let mut errors = check_components(loaded);
-    errors.extend(check_granted_folders(loaded));
-    errors
-}
-
-/// Loads the agent file at `path` with every check: [`crate::spec::load_file`]'s and the
-/// files', reported together in file order.
-pub fn load_checked(path: &Path) -> Result<LoadedSpec, SpecErrors> {
-    let loaded = crate::spec::parse_file(path)?;
-    let mut errors = crate::spec::validate(&loaded);
-    errors.extend(check_files(&loaded));
-    if errors.is_empty() {
-        Ok(loaded)
-    } else {
-        errors.sort_by_key(|e| (e.line, e.column));
-        Err(SpecErrors(errors))
+/// Loads the agent file at `path` with every check that needs no build: its structure
+/// (`spec`), the files it names, and its graph (routes, templates, expressions). Every problem
+/// is reported at once, in file order.
+pub fn load_checked(path: &Path) -> Result<(LoadedSpec, Graph), SpecErrors> {
+    let loaded = spec::parse_file(path)?;
+    let findings = spec::check(&loaded);
+    let mut errors = findings.errors;
+    errors.extend(check_components(&loaded, &findings.components));
+    errors.extend(check_granted_folders(&loaded, &findings.folders));
+    let graph = graph::compile(&loaded).map_err(|more| errors.extend(more.0));
+    match graph {
+        Ok(graph) if errors.is_empty() => Ok((loaded, graph)),
+        _ => {
+            errors.sort_by_key(|e| (e.line, e.column));
+            errors.dedup();
+            Err(SpecErrors(errors))
+        }
     }
 }
 

@@ -10,7 +10,7 @@ mod run;
 mod state;
 
 pub use agent::{Agent, AgentLoadError, ComponentEvent, load_agent};
-pub use component_check::{check_components, check_files, check_granted_folders, load_checked};
+pub use component_check::load_checked;
 pub use error::RunError;
 pub use events::EventSink;
 pub use policy::NodePolicy;

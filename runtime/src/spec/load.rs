@@ -3,7 +3,7 @@
 use super::error::{SpecError, SpecErrors};
 use super::locate::{Locator, parent};
 use super::model::AgentSpec;
-pub use super::validate::{PathRef, validate};
+pub use super::validate::{Findings, PathRef, check, validate};
 use super::yaml::{self, Mistake};
 use std::path::{Path, PathBuf};
 
@@ -34,17 +34,6 @@ impl LoadedSpec {
             message: message.into(),
             hint,
         }
-    }
-
-    /// Every `component:` of a well-formed action (of a node, a step, a loop body or a
-    /// `dynamic_parallel` node), with the YAML path it is written at.
-    pub fn component_refs(&self) -> Vec<PathRef> {
-        super::validate::findings(self).components
-    }
-
-    /// Every folder granted to a component node (`permissions.fs[].path`).
-    pub fn granted_folders(&self) -> Vec<PathRef> {
-        super::validate::findings(self).folders
     }
 
     /// Resolves a path written in the agent file.

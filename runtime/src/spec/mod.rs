@@ -19,7 +19,7 @@ pub use flow::{ActionView, EdgeCondition, ExpressionRun, FanIn, Goto, GotoRule, 
 pub use host_pattern::HostPattern;
 pub use limits::{NodeLimits, raise_hint};
 pub use llm_settings::{LlmSettings, PROVIDER_TYPES, ProviderSettings};
-pub use load::{LoadedSpec, PathRef, load_file, parse_file, parse_str, validate};
+pub use load::{Findings, LoadedSpec, PathRef, check, load_file, parse_file, parse_str, validate};
 pub use model::{
     AgentSpec, BudgetSpec, END, EdgeSpec, FsAccess, FsGrantSpec, LimitsSpec, LlmGrantSpec,
     NodeSpec, PermissionsSpec, RetrySpec, START, Settings, TracingSettings,

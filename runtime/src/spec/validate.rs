@@ -12,10 +12,10 @@ use std::collections::HashMap;
 /// Built-in actions a node may name in `uses:`.
 pub const ACTIONS: &[&str] = &["llm.call", "llm.stream", "llm.tools"];
 
-/// Every structural problem of the file. Files it names are checked outside spec, from
-/// [`LoadedSpec::component_refs`] and [`LoadedSpec::granted_folders`].
+/// Every structural problem of the file. Files it names are checked outside spec, from the
+/// references [`check`] returns beside the errors.
 pub fn validate(loaded: &LoadedSpec) -> Vec<SpecError> {
-    findings(loaded).errors
+    check(loaded).errors
 }
 
 /// A path written in the agent file that names a file or folder, and where it is written.
@@ -31,7 +31,7 @@ pub struct PathRef {
 
 /// What the checks found: the problems, and the paths whose files are checked elsewhere.
 #[derive(Debug, Default)]
-pub(super) struct Findings {
+pub struct Findings {
     pub errors: Vec<SpecError>,
     /// `component:` of every well-formed action.
     pub components: Vec<PathRef>,
@@ -39,7 +39,9 @@ pub(super) struct Findings {
     pub folders: Vec<PathRef>,
 }
 
-pub(super) fn findings(loaded: &LoadedSpec) -> Findings {
+/// One pass over the file: its structural problems, and the files and folders it names (for
+/// the checks on disk, which spec does not make).
+pub fn check(loaded: &LoadedSpec) -> Findings {
     let spec = &loaded.spec;
     let mut out = Findings::default();
     if spec.nodes.is_empty() {
