@@ -6,6 +6,7 @@ use super::model::AgentSpec;
 pub use super::validate::{Findings, PathRef, check, validate};
 use super::yaml::{self, Mistake};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// A parsed and validated agent file.
 #[derive(Debug)]
@@ -15,7 +16,9 @@ pub struct LoadedSpec {
     pub path: PathBuf,
     /// The folder relative paths in the file are resolved against.
     pub base_dir: PathBuf,
-    locator: Locator,
+    source: String,
+    /// Built from `source` on the first located error: a file without mistakes is read once.
+    locator: OnceLock<Locator>,
 }
 
 impl LoadedSpec {
@@ -26,7 +29,8 @@ impl LoadedSpec {
         message: impl Into<String>,
         hint: Option<String>,
     ) -> SpecError {
-        let (line, column) = self.locator.find(path).unwrap_or((0, 0));
+        let locator = self.locator.get_or_init(|| Locator::new(&self.source));
+        let (line, column) = locator.find(path).unwrap_or((0, 0));
         SpecError {
             file: self.path.clone(),
             line,
@@ -71,9 +75,8 @@ pub fn parse_file(path: &Path) -> Result<LoadedSpec, SpecErrors> {
 
 /// Parses and types agent YAML `source`, as if read from `path`. Touches no file.
 pub fn parse_str(source: &str, path: &Path) -> Result<LoadedSpec, SpecErrors> {
-    let locator = Locator::new(source);
-    let spec: AgentSpec =
-        yaml::from_str(source).map_err(|e| SpecErrors(vec![yaml_error(path, &e, &locator)]))?;
+    let spec: AgentSpec = yaml::from_str(source)
+        .map_err(|e| SpecErrors(vec![yaml_error(path, &e, &Locator::new(source))]))?;
     let base_dir = path
         .parent()
         .map(Path::to_path_buf)
@@ -83,7 +86,8 @@ pub fn parse_str(source: &str, path: &Path) -> Result<LoadedSpec, SpecErrors> {
         spec,
         path: path.to_path_buf(),
         base_dir,
-        locator,
+        source: source.to_string(),
+        locator: OnceLock::new(),
     })
 }
 
