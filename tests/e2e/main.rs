@@ -11,6 +11,7 @@ mod hostile_polyglot;
 mod llm_faults;
 mod llm_providers;
 mod llm_settings_errors;
+mod lua_interpreter;
 mod openai_provider;
 mod parallel_traces;
 mod polyglot;
