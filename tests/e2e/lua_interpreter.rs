@@ -134,7 +134,7 @@ return {ok = ok, code = err.code, plain = plain, located = located, shown = show
     ];
     let path = agent(&scratch, &nodes);
     let input = json!({
-        "a": 7, "b": 2, "price": 3.14159,
+        "a": 7, "b": 2, "price": 4.56789,
         "sentence": "the quick brown fox", "email": "ada@example.org",
         "items": [3, 1, 4, 2],
         "config": {"mode": "fast", "depth": 2, "verbose": false},
@@ -144,7 +144,7 @@ return {ok = ok, code = err.code, plain = plain, located = located, shown = show
     let mut expected = input.clone();
     let updates = json!({
         "sum": 9, "quotient": 3.5, "floor_div": 3, "remainder": 1, "power": 1024.0,
-        "rounded": 3.14, "biggest": 7, "integer": 8,
+        "rounded": 4.57, "biggest": 7, "integer": 8,
         "shout": "THE-QUICK-BROWN-FOX",
         "formatted": "ada has 4 items costing 12.50",
         "replaced": "the slow brown fox",

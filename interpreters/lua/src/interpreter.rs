@@ -8,8 +8,21 @@ use serde_json::Value as Json;
 /// Calls the user's chunk under `pcall` and turns any error value into a string, so that a
 /// failure always reaches the host as "chunk:line: message" (or just the message).
 const DRIVER: &str = r#"
-local chunk, state = ...
-local ok, result = pcall(chunk, state)
+local chunk, state, getinfo = ...
+-- Errors raised inside library functions carry no position in luars: add the line of the
+-- user's code that called them, found on the stack while it is still there.
+local function locate(message)
+  if type(message) ~= "string" or message:find("^=?lua:%d+:") then return message end
+  for level = 2, 200 do
+    local info = getinfo(level, "Sl")
+    if info == nil then break end
+    if info.source == "=lua" and (info.currentline or 0) > 0 then
+      return "lua:" .. info.currentline .. ": " .. message
+    end
+  end
+  return message
+end
+local ok, result = xpcall(chunk, locate, state)
 if ok then return true, result end
 if type(result) == "string" then return false, result end
 local meta = getmetatable(result)
@@ -56,7 +69,9 @@ pub fn run_lua(code: &str, state: &Json, node: &str) -> Result<Json, LuaFailure>
         .set_name("driver")
         .into_function()
         .map_err(|e| LuaFailure::Input(format!("the Lua driver does not compile: {e}")))?;
-    let (ok, result): (bool, Value) = match driver.call((chunk, state_value)) {
+    let getinfo = environment::hidden_getinfo(&mut lua)
+        .map_err(|e| LuaFailure::Input(format!("cannot prepare the Lua driver: {e}")))?;
+    let (ok, result): (bool, Value) = match driver.call((chunk, state_value, getinfo)) {
         Ok(values) => values,
         Err(error) => {
             let message = error_text(&mut lua, error);
@@ -187,6 +202,14 @@ mod tests {
         assert_eq!(
             error("return 5"),
             "Lua error in node `n`: the code returned a number; return a table of state keys (e.g. `return {result = x}`) or nothing"
+        );
+    }
+
+    #[test]
+    fn errors_inside_library_functions_name_the_line() {
+        assert_eq!(
+            error("local s = state.missing\n\nreturn {s = string.lower(s)}"),
+            "Lua error in node `n`, line 3: bad argument #1 to 'string.lower' (string expected)"
         );
     }
 
