@@ -5,7 +5,7 @@ use super::host::NodeHost;
 use super::permissions::Grants;
 use crate::capabilities::bindings::NodePre;
 use crate::capabilities::bindings::types::{NodeContext, NodeError};
-use crate::capabilities::{LimitBreach, LogBudget, NodeCapabilities};
+use crate::capabilities::{LimitBreach, LogBudget, NodeCapabilities, cut_to};
 use crate::spec::{NodeLimits, raise_hint};
 use opentelemetry::KeyValue;
 use std::sync::Arc;
@@ -80,6 +80,23 @@ impl NodeFailure {
     pub fn is_crash(&self) -> bool {
         matches!(self, NodeFailure::Trap { .. })
     }
+
+    /// This failure with its message cut to `max` bytes (with a marker saying how much was
+    /// cut, see `max_error_bytes`), and the number of bytes cut.
+    fn capped(mut self, max: usize) -> (Self, usize) {
+        let message = match &mut self {
+            NodeFailure::Guest { message, .. }
+            | NodeFailure::Trap { message, .. }
+            | NodeFailure::Instantiate { message }
+            | NodeFailure::Sandbox { message } => message,
+            NodeFailure::Limit { detail, .. } => detail,
+        };
+        let cut = message.len().saturating_sub(max);
+        if cut > 0 {
+            *message = cut_to(message, max).into_owned();
+        }
+        (self, cut)
+    }
 }
 
 enum Outcome {
@@ -134,7 +151,16 @@ pub(super) async fn execute(
     let mut store = new_store(engine, node_name, capabilities, &limits, &grants)?;
     let outcome = call_run(&mut store, pre, &context, &state, &limits).await;
     let aftermath = clean_up(store.data_mut(), &context.node_name, &outcome);
-    judge(outcome, aftermath, &limits)
+    judge(outcome, aftermath, &limits).map_err(|failure| {
+        let max = usize::try_from(limits.max_error_bytes).unwrap_or(usize::MAX);
+        let (failure, cut) = failure.capped(max);
+        if cut > 0 {
+            let cut = i64::try_from(cut).unwrap_or(i64::MAX);
+            let node_span = store.data().capabilities.trace.node_span();
+            node_span.set_attribute(KeyValue::new("kettle.error.cut_bytes", cut));
+        }
+        failure
+    })
 }
 
 /// A fresh store for one execution, under the node's limits.
@@ -189,11 +215,22 @@ fn clean_up(host: &mut NodeHost, node: &str, outcome: &Outcome) -> Aftermath {
     forward_output(node, "stdout", &host.stdout.contents(), budget);
     let stderr = host.stderr.contents();
     forward_output(node, "stderr", &stderr, budget);
-    if budget.dropped() > 0 {
-        capabilities.trace.node_span().set_attribute(KeyValue::new(
-            "kettle.log.dropped_lines",
-            budget.dropped() as i64,
-        ));
+    let dropped = [
+        ("kettle.log.dropped_lines", budget.dropped()),
+        ("kettle.log.dropped_bytes", budget.dropped_bytes()),
+        (
+            "kettle.output.dropped_bytes",
+            host.stdout.dropped() + host.stderr.dropped(),
+        ),
+    ];
+    for (key, count) in dropped {
+        if count > 0 {
+            let count = i64::try_from(count).unwrap_or(i64::MAX);
+            capabilities
+                .trace
+                .node_span()
+                .set_attribute(KeyValue::new(key, count));
+        }
     }
     Aftermath {
         leaked_spans,
@@ -216,6 +253,7 @@ fn judge(
             value: limits.timeout_ms,
             detail: "the execution did not finish in time (host calls included)".into(),
         }),
+        Outcome::Instantiate(_) if aftermath.memory_refused => Err(memory_limit(limits)),
         Outcome::Instantiate(e) => Err(NodeFailure::Instantiate {
             message: format!("{e:#}"),
         }),
@@ -295,10 +333,14 @@ fn trap_failure(
         _ => {}
     }
     if memory_refused {
-        return NodeFailure::Limit {
-            limit: "memory_mb",
-            value: limits.memory_mb,
-            detail: "the node asked for more memory and crashed when refused".into(),
+        return memory_limit(limits);
+    }
+    if let Some(address) = shadow_stack_overflow(trap) {
+        return NodeFailure::Trap {
+            kind: "stack_overflow",
+            message: format!(
+                "the node exhausted its stack in linear memory (unbounded recursion or large stack frames?): it accessed wasm address 0x{address:x}, below address 0"
+            ),
         };
     }
     let mut message = trap.root_cause().to_string();
@@ -314,10 +356,39 @@ fn trap_failure(
     }
 }
 
+fn memory_limit(limits: &NodeLimits) -> NodeFailure {
+    NodeFailure::Limit {
+        limit: "memory_mb",
+        value: limits.memory_mb,
+        detail: "the node asked for more memory (all its memories and tables together) and crashed when refused".into(),
+    }
+}
+
+/// The faulting address of an out-of-bounds access that wrapped below address 0, which is
+/// how a shadow stack overflows: compilers targeting wasm32 (Rust, C) keep the stack at the
+/// bottom of linear memory, growing down, so a stack pointer run past its bottom wraps to
+/// the top of the 32-bit address space.
+fn shadow_stack_overflow(trap: &wasmtime::Error) -> Option<u64> {
+    if trap.downcast_ref::<Trap>() != Some(&Trap::MemoryOutOfBounds) {
+        return None;
+    }
+    // wasmtime describes the fault as "memory fault at wasm address 0x… in linear memory of
+    // size 0x…"; the type that carries it is not public.
+    trap.chain().find_map(|cause| {
+        let text = cause.to_string();
+        let rest = text.strip_prefix("memory fault at wasm address 0x")?;
+        let (address, rest) = rest.split_once(' ')?;
+        let size = rest.strip_prefix("in linear memory of size 0x")?;
+        let address = u64::from_str_radix(address, 16).ok()?;
+        let size = u64::from_str_radix(size.trim(), 16).ok()?;
+        (address >= 1 << 31 && address >= size).then_some(address)
+    })
+}
+
 /// Forwards captured output to the host's log, line by line, within the node's log budget.
 fn forward_output(node: &str, stream: &str, bytes: &[u8], budget: &mut LogBudget) {
     for line in String::from_utf8_lossy(bytes).lines() {
-        if budget.admit() {
+        if let Some(line) = budget.admit(line) {
             tracing::info!(target: "kettle::node", node, stream, "{line}");
         }
     }

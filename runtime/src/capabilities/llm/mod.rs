@@ -180,13 +180,15 @@ mod tests {
         };
         // Node a: its own max_llm_calls=1.
         assert!(a.quota.admit(&a.client, &request, &a.usage).is_ok());
-        a.quota.record_call(None);
-        run.usage.calls.fetch_add(1, Ordering::Relaxed);
         assert!(a.quota.admit(&a.client, &request, &a.usage).is_err());
         assert_eq!(a.quota.breach().map(|l| l.limit), Some("max_llm_calls"));
         // Node b has no limit of its own, but the run's budget counts node a's call.
         assert!(b.quota.admit(&b.client, &request, &b.usage).is_ok());
-        run.usage.calls.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(
+            run.usage.calls.load(Ordering::Relaxed),
+            2,
+            "admitted calls count"
+        );
         assert!(b.quota.admit(&b.client, &request, &b.usage).is_err());
         assert_eq!(
             b.quota.breach().map(|l| l.limit),
