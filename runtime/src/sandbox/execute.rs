@@ -9,7 +9,7 @@ use crate::capabilities::{LimitBreach, LogBudget, NodeCapabilities, cut_to};
 use crate::spec::{NodeLimits, raise_hint};
 use opentelemetry::KeyValue;
 use std::sync::Arc;
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Module, Store, Trap, WasmBacktrace};
 
 /// Everything one execution needs.
 pub struct NodeInvocation {
@@ -335,11 +335,11 @@ fn trap_failure(
     if memory_refused {
         return memory_limit(limits);
     }
-    if let Some(address) = shadow_stack_overflow(trap) {
+    if let Some(how) = shadow_stack_overflow(trap) {
         return NodeFailure::Trap {
             kind: "stack_overflow",
             message: format!(
-                "the node exhausted its stack in linear memory (unbounded recursion or large stack frames?): it accessed wasm address 0x{address:x}, below address 0"
+                "the node exhausted its stack in linear memory (unbounded recursion or large stack frames?): {how}"
             ),
         };
     }
@@ -364,14 +364,40 @@ fn memory_limit(limits: &NodeLimits) -> NodeFailure {
     }
 }
 
-/// The faulting address of an out-of-bounds access that wrapped below address 0, which is
-/// how a shadow stack overflows: compilers targeting wasm32 (Rust, C) keep the stack at the
-/// bottom of linear memory, growing down, so a stack pointer run past its bottom wraps to
-/// the top of the 32-bit address space.
-fn shadow_stack_overflow(trap: &wasmtime::Error) -> Option<u64> {
+/// Frames of the innermost function a backtrace must hold for an out-of-bounds access in it
+/// to count as the end of a runaway recursion.
+const RECURSION_FRAMES: usize = 8;
+
+/// Whether an out-of-bounds access is a shadow-stack overflow, and why it is taken for one.
+/// Compilers targeting wasm32 (Rust, C) keep the stack at the bottom of linear memory, growing
+/// down: a stack pointer run past its bottom wraps to the top of the 32-bit address space. An
+/// access there is one sign; a fault inside a function that recursed many times is the other
+/// (the bulk-memory instructions that zero a large frame do not report their address).
+fn shadow_stack_overflow(trap: &wasmtime::Error) -> Option<String> {
     if trap.downcast_ref::<Trap>() != Some(&Trap::MemoryOutOfBounds) {
         return None;
     }
+    if let Some(address) = wrapped_fault_address(trap) {
+        return Some(format!(
+            "it accessed wasm address 0x{address:x}, below address 0"
+        ));
+    }
+    let frames = trap.downcast_ref::<WasmBacktrace>()?.frames();
+    let innermost = frames.first()?;
+    let depth = frames
+        .iter()
+        .filter(|f| {
+            f.func_index() == innermost.func_index() && Module::same(f.module(), innermost.module())
+        })
+        .count();
+    (depth >= RECURSION_FRAMES).then(|| {
+        let name = innermost.func_name().unwrap_or("<unnamed>");
+        format!("an out-of-bounds access after {depth} nested calls of `{name}`")
+    })
+}
+
+/// The address of a memory fault that wrapped below address 0, when wasmtime reports one.
+fn wrapped_fault_address(trap: &wasmtime::Error) -> Option<u64> {
     // wasmtime describes the fault as "memory fault at wasm address 0x… in linear memory of
     // size 0x…"; the type that carries it is not public.
     trap.chain().find_map(|cause| {
