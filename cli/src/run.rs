@@ -252,9 +252,11 @@ fn parse_limits(flags: &[String]) -> Result<LimitsSpec, String> {
             "max_llm_tokens" => &mut limits.max_llm_tokens,
             "max_output_bytes" => &mut limits.max_output_bytes,
             "max_log_lines" => &mut limits.max_log_lines,
+            "max_log_bytes" => &mut limits.max_log_bytes,
+            "max_error_bytes" => &mut limits.max_error_bytes,
             other => {
                 return Err(format!(
-                    "--limit {flag}: unknown limit `{other}`; known: memory_mb, timeout_ms, fuel, max_llm_calls, max_llm_tokens, max_output_bytes, max_log_lines"
+                    "--limit {flag}: unknown limit `{other}`; known: memory_mb, timeout_ms, fuel, max_llm_calls, max_llm_tokens, max_output_bytes, max_log_lines, max_log_bytes, max_error_bytes"
                 ));
             }
         };

@@ -6,7 +6,9 @@ use crate::capabilities::RunBudget;
 use crate::graph::{ComponentSource, Graph};
 use crate::llm::LlmClient;
 use crate::sandbox::{LoadOutcome, PreparedComponent, Sandbox, SandboxError};
-use crate::spec::{LangfuseSettings, LimitsSpec, OpikSettings, SpecErrors, TracingSettings};
+use crate::spec::{
+    LangfuseSettings, LimitsSpec, OpikSettings, RunLimits, SpecErrors, TracingSettings,
+};
 use kettle_build::{BuildError, BuildOptions, Language, build_node};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -143,15 +145,7 @@ pub async fn load_agent(
         components.insert(index, component);
     }
 
-    let budget = loaded
-        .spec
-        .settings
-        .budget
-        .as_ref()
-        .map_or_else(RunBudget::default, |b| RunBudget {
-            max_llm_calls: b.max_llm_calls,
-            max_llm_tokens: b.max_llm_tokens,
-        });
+    let budget = RunBudget::from(RunLimits::resolve(loaded.spec.settings.budget.as_ref()));
     Ok(Agent {
         name: loaded.spec.name.clone(),
         policies,

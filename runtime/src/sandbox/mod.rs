@@ -7,6 +7,7 @@ mod execute;
 mod host;
 mod http;
 mod limits;
+mod output;
 mod permissions;
 mod prepare;
 mod slots;

@@ -17,7 +17,7 @@ mod yaml;
 pub use error::{SpecError, SpecErrors};
 pub use flow::{ActionView, EdgeCondition, ExpressionRun, FanIn, Goto, GotoRule, StepSpec, When};
 pub use host_pattern::HostPattern;
-pub use limits::{NodeLimits, raise_hint};
+pub use limits::{MAX_LOG_LINE_BYTES, NodeLimits, RunLimits, raise_hint};
 pub use llm_settings::{LlmSettings, PROVIDER_TYPES, ProviderSettings};
 pub use load::{Findings, LoadedSpec, PathRef, check, load_file, parse_file, parse_str, validate};
 pub use model::{

@@ -67,7 +67,7 @@ pub struct LimitsSpec {
     /// Deterministic instruction budget (default: none).
     #[serde(default)]
     pub fuel: Option<u64>,
-    /// LLM calls per execution (default: none).
+    /// LLM calls per execution (default 100).
     #[serde(default)]
     pub max_llm_calls: Option<u64>,
     /// LLM tokens (input + output) per execution (default: none).
@@ -79,12 +79,19 @@ pub struct LimitsSpec {
     /// Log lines (and stdout/stderr lines) kept per execution (default 1000).
     #[serde(default)]
     pub max_log_lines: Option<u64>,
+    /// Bytes of log (and stdout/stderr) lines kept per execution (default 1 MiB).
+    #[serde(default)]
+    pub max_log_bytes: Option<u64>,
+    /// Bytes of the node's error message kept (default 16 KiB).
+    #[serde(default)]
+    pub max_error_bytes: Option<u64>,
 }
 
 /// `settings.budget:`: LLM use allowed to the whole run.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetSpec {
+    /// LLM calls of the whole run (default 1000).
     #[serde(default)]
     pub max_llm_calls: Option<u64>,
     #[serde(default)]

@@ -655,6 +655,8 @@ fn validate_limits(loaded: &LoadedSpec, at: &str, limits: &LimitsSpec, out: &mut
         ("memory_mb", limits.memory_mb, 1, 4096),
         ("timeout_ms", limits.timeout_ms, 1, 24 * 3600 * 1000),
         ("max_output_bytes", limits.max_output_bytes, 2, 1 << 30),
+        ("max_log_bytes", limits.max_log_bytes, 0, 1 << 30),
+        ("max_error_bytes", limits.max_error_bytes, 64, 1 << 30),
     ];
     for (key, value, min, max) in checks {
         if let Some(value) = value

@@ -62,8 +62,8 @@ impl wit::Host for LlmCtx<'_> {
             request,
         )
         .await;
-        // A stream counts as a call when it opens; its tokens are known only when it ends.
-        self.llm.quota.record_call(opened.as_ref().err());
+        // The stream was counted as a call when admitted; its tokens count as they are known.
+        self.llm.quota.record_error(opened.as_ref().err());
         match opened {
             Ok(stream) => Ok(Ok(self.table.push(GuestStream::new(stream))?)),
             Err(e) => guest_result(Err(e)),

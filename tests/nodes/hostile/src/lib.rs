@@ -2,6 +2,7 @@
 //! (not through `export_node!`) so that it can return any text, valid JSON or not.
 
 mod http_get;
+mod limit_modes;
 
 use kettle_guest::bindings::Guest;
 use kettle_guest::bindings::kettle::node::types::{NodeContext, NodeError};
@@ -100,6 +101,7 @@ impl Guest for Hostile {
             "crash-first" => Ok(json!({ "succeeded_at_attempt": ctx.attempt }).to_string()),
             "invalid-json" => Ok("{\"not\": json".into()),
             "non-object" => Ok("[1, 2, 3]".into()),
+            mode if limit_modes::MODES.contains(&mode) => limit_modes::run(mode, &config),
             other => Err(NodeError::InvalidInput(format!("unknown mode `{other}`"))),
         }
     }
