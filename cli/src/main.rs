@@ -103,6 +103,9 @@ enum Threads {
     Many,
 }
 
+/// How long, once a command is done, Kettle waits for its runtime's blocking threads.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Runs a command's future to completion on a fresh async runtime; its exit code.
 fn block_on(threads: Threads, command: impl std::future::Future<Output = u8>) -> u8 {
     let built = match threads {
@@ -114,7 +117,13 @@ fn block_on(threads: Threads, command: impl std::future::Future<Output = u8>) ->
             .build(),
     };
     match built {
-        Ok(runtime) => runtime.block_on(command),
+        Ok(runtime) => {
+            let code = runtime.block_on(command);
+            // Everything the command needed is done; a thread still blocked (a node's read of
+            // a pipe nobody writes to, say) must not keep Kettle from exiting.
+            runtime.shutdown_timeout(EXIT_GRACE);
+            code
+        }
         Err(e) => {
             eprintln!("kettle: cannot start the async runtime: {e}");
             EXIT_RUN_FAILED

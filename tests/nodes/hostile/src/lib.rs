@@ -1,6 +1,7 @@
 //! A hostile node: `config.mode` picks the misbehaviour. It implements the WIT export by hand
 //! (not through `export_node!`) so that it can return any text, valid JSON or not.
 
+mod escape_modes;
 mod http_get;
 
 use kettle_guest::bindings::Guest;
@@ -100,7 +101,8 @@ impl Guest for Hostile {
             "crash-first" => Ok(json!({ "succeeded_at_attempt": ctx.attempt }).to_string()),
             "invalid-json" => Ok("{\"not\": json".into()),
             "non-object" => Ok("[1, 2, 3]".into()),
-            other => Err(NodeError::InvalidInput(format!("unknown mode `{other}`"))),
+            other => escape_modes::run(other, &config)
+                .unwrap_or_else(|| Err(NodeError::InvalidInput(format!("unknown mode `{other}`")))),
         }
     }
 }
