@@ -21,7 +21,7 @@ pub fn run(args: RunArgs) -> u8 {
         match run_async(args).await {
             Ok(code) => code,
             Err(stop) => {
-                eprintln!("kettle: {}", stop.message);
+                eprintln!("kettle: {}", kettle::redact::text(&stop.message));
                 stop.code
             }
         }
@@ -102,7 +102,10 @@ async fn run_async(args: RunArgs) -> Result<u8, Stop> {
     };
     write_state(&report.state, args.output.as_deref());
     if let Err(e) = &report.outcome {
-        eprintln!("kettle: run failed: {e}");
+        eprintln!(
+            "kettle: run failed: {}",
+            kettle::redact::text(&e.to_string())
+        );
     }
     if !quiet {
         eprint!(
@@ -224,7 +227,7 @@ async fn flush_telemetry(telemetry: Arc<Telemetry>) {
     match tokio::task::spawn_blocking(move || telemetry.shutdown()).await {
         Ok(warnings) => {
             for warning in warnings {
-                eprintln!("kettle: warning: {warning}");
+                eprintln!("kettle: warning: {}", kettle::redact::text(&warning));
             }
         }
         Err(e) => eprintln!("kettle: the trace exporters did not stop cleanly: {e}"),

@@ -307,6 +307,8 @@ fn guest_failure(error: NodeError, last_llm_error: Option<&str>) -> NodeFailure 
         ),
         NodeError::Failed(m) => ("failed".to_string(), m),
     };
+    // The message ends up on a terminal: what the node wrote stays one line of plain text.
+    let message = crate::redact::controls(&message).into_owned();
     NodeFailure::Guest { kind, message }
 }
 
@@ -348,7 +350,8 @@ fn trap_failure(
     let last: Vec<&str> = stderr.lines().rev().take(5).collect();
     if !last.is_empty() {
         message.push_str("; the node's last stderr lines: ");
-        message.push_str(&last.into_iter().rev().collect::<Vec<_>>().join(" | "));
+        let last = last.into_iter().rev().collect::<Vec<_>>().join(" | ");
+        message.push_str(&crate::redact::controls(&last));
     }
     NodeFailure::Trap {
         kind: "trap",

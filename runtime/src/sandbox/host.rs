@@ -77,6 +77,13 @@ impl NodeHost {
     }
 }
 
+impl NodeHost {
+    /// The node this execution runs.
+    pub(crate) fn node_name(&self) -> &str {
+        &self.http_policy.node
+    }
+}
+
 impl CapabilityView for NodeHost {
     fn capabilities(&mut self) -> CapabilitiesMut<'_> {
         CapabilitiesMut {

@@ -4,6 +4,7 @@
 mod cache;
 mod engine;
 mod execute;
+mod fs_guard;
 mod host;
 mod http;
 mod limits;

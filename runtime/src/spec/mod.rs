@@ -25,3 +25,4 @@ pub use model::{
     NodeSpec, PermissionsSpec, RetrySpec, START, Settings, TracingSettings,
 };
 pub use tracing_settings::{EXPORTERS, ExporterList, LangfuseSettings, OpikSettings};
+pub use validate::secret_variables;

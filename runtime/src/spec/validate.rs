@@ -6,7 +6,7 @@ use super::host_pattern::HostPattern;
 use super::llm_settings::LlmSettings;
 use super::llm_settings::PROVIDER_TYPES;
 use super::load::LoadedSpec;
-use super::model::{END, LimitsSpec, NodeSpec, START};
+use super::model::{AgentSpec, END, LimitsSpec, NodeSpec, START};
 use std::collections::HashMap;
 
 /// Built-in actions a node may name in `uses:`.
@@ -570,7 +570,8 @@ fn unknown_node(
     )
 }
 
-/// Variables that hold provider credentials: never passed to a node.
+/// Variables that hold credentials Kettle itself may use, whatever the agent file says:
+/// never passed to a node.
 const SECRET_VARIABLES: &[&str] = &[
     "OPENAI_API_KEY",
     "ANTHROPIC_API_KEY",
@@ -578,7 +579,24 @@ const SECRET_VARIABLES: &[&str] = &[
     "OPIK_API_KEY",
     "LANGFUSE_SECRET_KEY",
     "LANGFUSE_PUBLIC_KEY",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
 ];
+
+/// Every variable holding a credential of this agent: the fixed ones, and those its settings
+/// name (`api_key_env` of the flat provider and of each named one, Langfuse's key variables).
+pub fn secret_variables(spec: &AgentSpec) -> Vec<String> {
+    let mut names: Vec<String> = SECRET_VARIABLES.iter().map(|s| s.to_string()).collect();
+    if let Some(llm) = &spec.settings.llm {
+        names.extend(llm.api_key_env.clone());
+        names.extend(llm.providers.values().filter_map(|p| p.api_key_env.clone()));
+    }
+    if let Some(langfuse) = &spec.settings.langfuse {
+        names.extend(langfuse.public_key_env.clone());
+        names.extend(langfuse.secret_key_env.clone());
+    }
+    names
+}
 
 fn validate_policy(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Findings) {
     let name = &node.name;
@@ -633,17 +651,12 @@ fn validate_policy(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Fin
             ));
         }
     }
-    let api_key_env = loaded
-        .spec
-        .settings
-        .llm
-        .as_ref()
-        .and_then(|l| l.api_key_env.as_deref());
+    let secrets = secret_variables(&loaded.spec);
     for (i, variable) in permissions.env.iter().enumerate() {
-        if SECRET_VARIABLES.contains(&variable.as_str()) || Some(variable.as_str()) == api_key_env {
+        if secrets.contains(variable) {
             out.errors.push(loaded.error_at(
                 &format!("{at}.permissions.env[{i}]"),
-                format!("node `{name}` may not read `{variable}`: provider credentials never reach a node"),
+                format!("node `{name}` may not read `{variable}`: it holds a credential of Kettle's (an LLM provider's key or a trace exporter's), and credentials never reach a node"),
                 Some("the host makes LLM calls for the node through the llm import; no key is needed".into()),
             ));
         }

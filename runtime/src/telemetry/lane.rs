@@ -139,7 +139,7 @@ impl SpanProcessor for Lane {
 
     fn on_end(&self, span: SpanData) {
         self.counts.ended.fetch_add(1, Ordering::Relaxed);
-        self.processor.on_end(span);
+        self.processor.on_end(super::redacted::span(span));
     }
 
     fn force_flush(&self) -> OTelSdkResult {

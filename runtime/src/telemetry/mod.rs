@@ -12,6 +12,7 @@ mod presets;
 mod propagation;
 mod provider;
 mod record;
+mod redacted;
 mod resolve;
 pub mod semconv;
 mod span;

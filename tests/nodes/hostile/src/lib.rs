@@ -1,6 +1,7 @@
 //! A hostile node: `config.mode` picks the misbehaviour. It implements the WIT export by hand
 //! (not through `export_node!`) so that it can return any text, valid JSON or not.
 
+mod escape_modes;
 mod http_get;
 mod limit_modes;
 
@@ -102,7 +103,8 @@ impl Guest for Hostile {
             "invalid-json" => Ok("{\"not\": json".into()),
             "non-object" => Ok("[1, 2, 3]".into()),
             mode if limit_modes::MODES.contains(&mode) => limit_modes::run(mode, &config),
-            other => Err(NodeError::InvalidInput(format!("unknown mode `{other}`"))),
+            other => escape_modes::run(other, &config)
+                .unwrap_or_else(|| Err(NodeError::InvalidInput(format!("unknown mode `{other}`")))),
         }
     }
 }
