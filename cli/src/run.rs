@@ -104,6 +104,10 @@ async fn run_async(args: RunArgs) -> Result<u8, Stop> {
     if let Err(e) = &report.outcome {
         eprintln!("kettle: run failed: {e}");
     }
+    // A trace with spans missing fails the run, even when its nodes succeeded.
+    if let Some(e) = &report.trace_error {
+        eprintln!("kettle: {e}");
+    }
     if !quiet {
         eprint!(
             "{}",
@@ -111,7 +115,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Stop> {
         );
     }
     flush_telemetry(telemetry).await;
-    Ok(if report.outcome.is_ok() {
+    Ok(if report.outcome.is_ok() && report.trace_error.is_none() {
         EXIT_OK
     } else {
         EXIT_RUN_FAILED

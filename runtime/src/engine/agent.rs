@@ -7,6 +7,7 @@ use crate::graph::{ComponentSource, Graph};
 use crate::llm::LlmClient;
 use crate::sandbox::{LoadOutcome, PreparedComponent, Sandbox, SandboxError};
 use crate::spec::{LangfuseSettings, LimitsSpec, OpikSettings, SpecErrors, TracingSettings};
+use crate::telemetry::DEFAULT_MAX_SPANS_PER_RUN;
 use kettle_build::{BuildError, BuildOptions, Language, build_node};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -23,6 +24,8 @@ pub struct Agent {
     pub default_limits: Option<LimitsSpec>,
     /// `settings.budget`.
     pub budget: RunBudget,
+    /// `settings.budget.max_spans`, or its default.
+    pub max_spans: u64,
     pub path: PathBuf,
     pub graph: Graph,
     pub variables: Map<String, Value>,
@@ -152,11 +155,19 @@ pub async fn load_agent(
             max_llm_calls: b.max_llm_calls,
             max_llm_tokens: b.max_llm_tokens,
         });
+    let max_spans = loaded
+        .spec
+        .settings
+        .budget
+        .as_ref()
+        .and_then(|b| b.max_spans)
+        .unwrap_or(DEFAULT_MAX_SPANS_PER_RUN);
     Ok(Agent {
         name: loaded.spec.name.clone(),
         policies,
         default_limits: loaded.spec.settings.limits.clone(),
         budget,
+        max_spans,
         path: path.to_path_buf(),
         graph,
         variables: loaded.spec.variables.clone(),

@@ -1,5 +1,5 @@
 //! The `llm` interface's host functions: a guest's call, within its quota, parented under the
-//! node's innermost open span.
+//! node's innermost open span (its `chat` span within the run's span budget).
 
 use super::super::bindings::llm as wit;
 use super::call::{traced_call, traced_stream};
@@ -52,7 +52,7 @@ impl wit::Host for LlmCtx<'_> {
         {
             return guest_result(Err(denied));
         }
-        let parent = self.trace.innermost().clone();
+        let parent = self.trace.chat_parent();
         let opened = traced_stream(
             &self.llm.client,
             self.trace.tracer(),
@@ -92,7 +92,7 @@ async fn traced(
     request: ChatRequest,
 ) -> Result<ChatResponse, LlmError> {
     llm.quota.admit(&llm.client, &request, &llm.usage)?;
-    let parent = trace.innermost().clone();
+    let parent = trace.chat_parent();
     let outcome = traced_call(
         &llm.client,
         trace.tracer(),

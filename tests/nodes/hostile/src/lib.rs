@@ -2,6 +2,7 @@
 //! (not through `export_node!`) so that it can return any text, valid JSON or not.
 
 mod http_get;
+mod trace_modes;
 
 use kettle_guest::bindings::Guest;
 use kettle_guest::bindings::kettle::node::types::{NodeContext, NodeError};
@@ -100,7 +101,8 @@ impl Guest for Hostile {
             "crash-first" => Ok(json!({ "succeeded_at_attempt": ctx.attempt }).to_string()),
             "invalid-json" => Ok("{\"not\": json".into()),
             "non-object" => Ok("[1, 2, 3]".into()),
-            other => Err(NodeError::InvalidInput(format!("unknown mode `{other}`"))),
+            other => trace_modes::run(other, &config)
+                .unwrap_or_else(|| Err(NodeError::InvalidInput(format!("unknown mode `{other}`")))),
         }
     }
 }
