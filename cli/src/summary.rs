@@ -84,8 +84,10 @@ pub fn run_summary(report: &RunReport, remote: &[String]) -> String {
     if report.spans_refused > 0 {
         let _ = writeln!(
             out,
-            "  spans   {} spans refused past settings.budget.max_spans ({}): the guests' spans and LLM calls past it are not in the trace",
-            report.spans_refused, report.max_spans
+            "  spans   {} span{} refused past settings.budget.max_spans ({}): guest spans and the chat spans of guests' LLM calls past it are not in the trace (the calls were made)",
+            report.spans_refused,
+            plural(report.spans_refused),
+            report.max_spans
         );
     }
     if report.llm_is_mock {
