@@ -107,6 +107,10 @@ async fn run_async(args: RunArgs) -> Result<u8, Stop> {
             kettle::redact::text(&e.to_string())
         );
     }
+    // A trace with spans missing fails the run, even when its nodes succeeded.
+    if let Some(e) = &report.trace_error {
+        eprintln!("kettle: {e}");
+    }
     if !quiet {
         eprint!(
             "{}",
@@ -114,7 +118,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Stop> {
         );
     }
     flush_telemetry(telemetry).await;
-    Ok(if report.outcome.is_ok() {
+    Ok(if report.outcome.is_ok() && report.trace_error.is_none() {
         EXIT_OK
     } else {
         EXIT_RUN_FAILED

@@ -23,6 +23,7 @@ mod sandbox;
 mod spec_errors;
 mod tea_examples;
 mod trace_exporters;
+mod trace_holes;
 mod trace_integrity;
 mod trace_matrix;
 mod validate_cmd;

@@ -9,6 +9,7 @@ use crate::sandbox::{LoadOutcome, PreparedComponent, Sandbox, SandboxError};
 use crate::spec::{
     LangfuseSettings, LimitsSpec, OpikSettings, RunLimits, SpecErrors, TracingSettings,
 };
+use crate::telemetry::DEFAULT_MAX_SPANS_PER_RUN;
 use kettle_build::{BuildError, BuildOptions, Language, build_node};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -25,6 +26,8 @@ pub struct Agent {
     pub default_limits: Option<LimitsSpec>,
     /// `settings.budget`.
     pub budget: RunBudget,
+    /// `settings.budget.max_spans`, or its default.
+    pub max_spans: u64,
     pub path: PathBuf,
     pub graph: Graph,
     pub variables: Map<String, Value>,
@@ -146,11 +149,19 @@ pub async fn load_agent(
     }
 
     let budget = RunBudget::from(RunLimits::resolve(loaded.spec.settings.budget.as_ref()));
+    let max_spans = loaded
+        .spec
+        .settings
+        .budget
+        .as_ref()
+        .and_then(|b| b.max_spans)
+        .unwrap_or(DEFAULT_MAX_SPANS_PER_RUN);
     Ok(Agent {
         name: loaded.spec.name.clone(),
         policies,
         default_limits: loaded.spec.settings.limits.clone(),
         budget,
+        max_spans,
         path: path.to_path_buf(),
         graph,
         variables: loaded.spec.variables.clone(),

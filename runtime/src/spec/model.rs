@@ -87,7 +87,7 @@ pub struct LimitsSpec {
     pub max_error_bytes: Option<u64>,
 }
 
-/// `settings.budget:`: LLM use allowed to the whole run.
+/// `settings.budget:`: LLM use and guest-made spans allowed to the whole run.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetSpec {
@@ -96,6 +96,9 @@ pub struct BudgetSpec {
     pub max_llm_calls: Option<u64>,
     #[serde(default)]
     pub max_llm_tokens: Option<u64>,
+    /// Spans the guests may add to the run's trace, theirs and their LLM calls' (default 100000).
+    #[serde(default)]
+    pub max_spans: Option<u64>,
 }
 
 /// `permissions:` of a node: what its sandbox grants. Nothing by default.

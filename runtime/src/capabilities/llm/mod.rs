@@ -121,6 +121,7 @@ mod tests {
             budget,
             tracer: &test.tracer,
             span_caps: SpanCaps::default(),
+            max_spans: 100,
             content: ContentPolicy::default(),
         })
     }

@@ -20,6 +20,7 @@ use crate::capabilities::{RunCapabilities, RunSetup};
 use crate::sandbox::Sandbox;
 use crate::spec::LimitsSpec;
 use crate::telemetry::{SpanGuard, SpanHandle, Telemetry, root_attributes, root_output};
+use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanContext;
 use serde_json::{Map, Value};
 use std::future::Future;
@@ -107,6 +108,7 @@ impl Runtime {
             budget: agent.budget,
             tracer,
             span_caps: self.telemetry.caps(),
+            max_spans: agent.max_spans,
             content,
         });
         let run = Run {
@@ -135,6 +137,10 @@ impl Runtime {
         for attribute in root_output(&state, content) {
             root.set_attribute(attribute);
         }
+        let spans_refused = capabilities.trace.spans.refused();
+        if spans_refused > 0 {
+            root.set_attribute(KeyValue::new("kettle.spans.refused", spans_refused as i64));
+        }
         match &outcome {
             Ok(()) => root_guard.finish_ok(),
             Err(e) => root_guard.finish_error(e.to_string()),
@@ -159,6 +165,8 @@ impl Runtime {
             llm: UsageSnapshot::from(capabilities.llm.usage.as_ref()),
             llm_provider: agent.llm.provider_name(),
             llm_is_mock: agent.llm.is_mock(),
+            spans_refused,
+            max_spans: agent.max_spans,
             duration: started.elapsed(),
         }
     }
