@@ -19,6 +19,7 @@ mod record_replay;
 mod sandbox;
 mod spec_errors;
 mod tea_examples;
+mod tea_yaml;
 mod trace_exporters;
 mod trace_integrity;
 mod trace_matrix;
