@@ -97,12 +97,19 @@ pub fn check_expression(source: &str) -> Result<(), String> {
 
 /// Evaluates an expression against `context`.
 pub fn eval_expression(source: &str, context: &Value) -> Result<Value, String> {
+    eval(source, context, false)
+}
+
+/// Evaluates; with `missing_is_none`, a value that is not there is None (TEA's conditions
+/// read state through a mapping that answers None for a missing key).
+fn eval(source: &str, context: &Value, missing_is_none: bool) -> Result<Value, String> {
     let rewritten = python::rewrite_percent(expression_source(source));
     let expression = ENV
         .compile_expression(&rewritten)
         .map_err(|e| describe(&e))?;
     match expression.eval(context) {
         // `state['nope']` is an error, as a KeyError is in TEA's Python.
+        Ok(value) if value.is_undefined() && missing_is_none => Ok(Value::Null),
         Ok(value) if value.is_undefined() => Err(
             match missing_path(expression.undeclared_variables(true), context) {
                 Some(missing) => format!("`{missing}` is not defined"),
@@ -122,8 +129,9 @@ pub fn eval_expression(source: &str, context: &Value) -> Result<Value, String> {
 }
 
 /// Evaluates an expression as a condition (Jinja truthiness).
+/// A condition whose whole value is a missing key (`state.done`) is false, as in TEA.
 pub fn eval_condition(source: &str, context: &Value) -> Result<bool, String> {
-    eval_expression(source, context).map(|v| truthy(&v))
+    eval(source, context, true).map(|v| truthy(&v))
 }
 
 /// Python/Jinja truthiness of a JSON value.
@@ -348,9 +356,11 @@ mod tests {
             eval_expression("state.nope > 1", &ctx).unwrap_err(),
             "`state.nope` is not defined"
         );
-        // A missing key in an expression is an error, not a silent null.
+        // A missing key in an expression is an error, not a silent null; a condition that is
+        // a missing key is false.
         assert!(eval_expression("state['nope']", &ctx).is_err());
         assert!(eval_expression("state.nope", &ctx).is_err());
+        assert_eq!(eval_condition("state.nope", &ctx), Ok(false));
         assert!(check_expression("state.x ==").is_err());
     }
 
