@@ -324,3 +324,42 @@ fn the_timeout_of_an_llm_call_is_its_own() {
     // Well before the node's own 60 s limit.
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+#[test]
+fn settings_parallel_max_workers_bounds_the_branches_in_flight() {
+    // The server answers nobody until 2 calls wait at once; with `max_workers: 2` there are
+    // never more than 2 (without the bound, all 4 branches would be in flight).
+    let server = FakeOpenAi::start(Behaviour::GateAt(2));
+    let scratch = Scratch::new();
+    let mut yaml = format!(
+        "name: bounded\nsettings:\n  llm: {{provider: openai, model: m, base_url: {}, api_key_env: KETTLE_TEST_KEY, timeout_ms: 20000}}\n  parallel: {{strategy: thread, max_workers: 2}}\nnodes:\n  - name: fork\n    run: {{type: expression, value: \"1\", output_key: started}}\n",
+        server.base_url()
+    );
+    for i in 0..4 {
+        yaml.push_str(&format!(
+            "  - name: b{i}\n    uses: llm.call\n    with: {{prompt: \"branch {i}\"}}\n    output: answer\n"
+        ));
+    }
+    yaml.push_str("  - name: join\n    fan_in: true\n    run: {type: expression, value: \"parallel_results | map(attribute='answer') | map(attribute='content') | list\", output_key: answers}\nedges:\n");
+    for i in 0..4 {
+        yaml.push_str(&format!(
+            "  - {{from: fork, to: b{i}, type: parallel, fan_in: join}}\n  - {{from: b{i}, to: join}}\n"
+        ));
+    }
+    yaml.push_str("  - {from: join, to: __end__}\n");
+    let agent = scratch.agent("agent.yaml", &yaml);
+    let output = scratch
+        .run_command(&agent)
+        .env("KETTLE_TEST_KEY", "sk-test")
+        .arg("--quiet")
+        .output()
+        .expect("kettle run");
+    let state = final_state(&output);
+    assert_eq!(server.max_in_flight(), 2);
+    assert_eq!(server.requests().len(), 4);
+    assert_eq!(
+        state["answers"].as_array().map(Vec::len),
+        Some(4),
+        "{state}"
+    );
+}
