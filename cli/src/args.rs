@@ -116,6 +116,9 @@ pub struct RunArgs {
 pub struct ValidateArgs {
     /// The agent file (YAML).
     pub agent: PathBuf,
+    /// Count warnings (unreachable nodes, edges never taken) as problems.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

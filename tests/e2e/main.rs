@@ -22,6 +22,7 @@ mod record_replay;
 mod sandbox;
 mod spec_errors;
 mod tea_examples;
+mod tea_yaml;
 mod trace_exporters;
 mod trace_holes;
 mod trace_integrity;

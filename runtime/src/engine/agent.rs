@@ -32,6 +32,10 @@ pub struct Agent {
     pub graph: Graph,
     pub variables: Map<String, Value>,
     pub max_steps: Option<u32>,
+    /// TEA's `initial_state:`: the state a run starts from; the input's keys replace these.
+    pub initial_state: Map<String, Value>,
+    /// `settings.parallel.max_workers`: branches of one fan-out running at once.
+    pub max_parallel: Option<u32>,
     pub tracing: Option<TracingSettings>,
     pub opik: Option<OpikSettings>,
     pub langfuse: Option<LangfuseSettings>,
@@ -166,6 +170,13 @@ pub async fn load_agent(
         graph,
         variables: loaded.spec.variables.clone(),
         max_steps: loaded.spec.settings.max_steps,
+        initial_state: loaded.spec.initial_state.clone().unwrap_or_default(),
+        max_parallel: loaded
+            .spec
+            .settings
+            .parallel
+            .as_ref()
+            .and_then(|p| p.max_workers),
         tracing: loaded.spec.settings.tracing.clone(),
         opik: loaded.spec.settings.opik.clone(),
         langfuse: loaded.spec.settings.langfuse.clone(),

@@ -33,6 +33,9 @@ pub struct PathRef {
 #[derive(Debug, Default)]
 pub struct Findings {
     pub errors: Vec<SpecError>,
+    /// What TEA allows and Kettle accepts, but is likely a mistake (unreachable nodes, edges
+    /// never taken); `kettle validate` prints them, `--strict` makes them errors.
+    pub warnings: Vec<SpecError>,
     /// `component:` of every well-formed action.
     pub components: Vec<PathRef>,
     /// `permissions.fs[].path` of every component node.
@@ -42,8 +45,22 @@ pub struct Findings {
 /// One pass over the file: its structural problems, and the files and folders it names (for
 /// the checks on disk, which spec does not make).
 pub fn check(loaded: &LoadedSpec) -> Findings {
-    let spec = &loaded.spec;
     let mut out = Findings::default();
+    check_typed(loaded, &mut out);
+    // A part that did not type is reported once: not again by the checks of what is left.
+    let typing = &loaded.type_errors;
+    out.errors.retain(|e| {
+        !typing
+            .iter()
+            .any(|t| (t.line, t.column) == (e.line, e.column))
+    });
+    out.errors.splice(0..0, typing.iter().cloned());
+    out
+}
+
+/// The checks of what typed.
+fn check_typed(loaded: &LoadedSpec, out: &mut Findings) {
+    let spec = &loaded.spec;
     if spec.nodes.is_empty() {
         out.errors.push(loaded.error_at(
             "nodes",
@@ -55,7 +72,16 @@ pub fn check(loaded: &LoadedSpec) -> Findings {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (index, node) in spec.nodes.iter().enumerate() {
         let at = format!("nodes[{index}]");
-        if node.name.trim().is_empty() || node.name == START || node.name == END {
+        if node.name.trim().is_empty() {
+            if loaded.mistyped(&format!("{at}.name")) || loaded.mistyped_whole(&at) {
+                continue;
+            }
+            out.errors.push(loaded.error_at(
+                &at,
+                format!("nodes[{index}] has no `name:`"),
+                Some("add `name: NODE`; routes and messages refer to nodes by name".into()),
+            ));
+        } else if node.name == START || node.name == END {
             out.errors.push(loaded.error_at(
                 &format!("{at}.name"),
                 format!("`{}` cannot be a node name", node.name),
@@ -72,8 +98,8 @@ pub fn check(loaded: &LoadedSpec) -> Findings {
                 Some("node names must be unique".into()),
             ));
         }
-        validate_node(loaded, &at, node, &mut out);
-        validate_policy(loaded, &at, node, &mut out);
+        validate_node(loaded, &at, node, out);
+        validate_policy(loaded, &at, node, out);
     }
     for (index, node) in spec.nodes.iter().enumerate() {
         if let Some(handler) = &node.on_error
@@ -88,16 +114,30 @@ pub fn check(loaded: &LoadedSpec) -> Findings {
         }
     }
     if let Some(limits) = &spec.settings.limits {
-        validate_limits(loaded, "settings.limits", limits, &mut out);
+        validate_limits(loaded, "settings.limits", limits, out);
     }
+    validate_parallel(loaded, out);
 
     if let Some(llm) = &spec.settings.llm {
-        validate_llm(loaded, llm, &mut out);
+        validate_llm(loaded, llm, out);
     }
     out.errors.extend(super::tracing_settings::validate(loaded));
 
     for (index, edge) in spec.edges.iter().enumerate() {
         let at = format!("edges[{index}]");
+        for (key, value) in [("from", &edge.from), ("to", &edge.to)] {
+            let reported = loaded.mistyped(&format!("{at}.{key}")) || loaded.mistyped_whole(&at);
+            if value.is_empty() && !reported {
+                out.errors.push(loaded.error_at(
+                    &at,
+                    format!("{at} has no `{key}:`"),
+                    Some("an edge is `{from: NODE, to: NODE}`".into()),
+                ));
+            }
+        }
+        if edge.from.is_empty() || edge.to.is_empty() {
+            continue;
+        }
         if edge.from == END || (edge.from != START && !seen.contains_key(edge.from.as_str())) {
             out.errors.push(unknown_node(
                 loaded,
@@ -111,8 +151,31 @@ pub fn check(loaded: &LoadedSpec) -> Findings {
                 .push(unknown_node(loaded, &format!("{at}.to"), &edge.to, &seen));
         }
     }
-    super::validate_flow::validate_flow(loaded, &seen, &mut out.errors);
-    out
+    super::validate_flow::validate_flow(loaded, &seen, &mut out.errors, &mut out.warnings);
+}
+
+/// `settings.parallel`: TEA's `thread` and `process` strategies both run as Kettle's
+/// in-process branches; `remote` has no counterpart.
+fn validate_parallel(loaded: &LoadedSpec, out: &mut Findings) {
+    let Some(parallel) = &loaded.spec.settings.parallel else {
+        return;
+    };
+    if let Some(strategy) = &parallel.strategy
+        && !["thread", "process"].contains(&strategy.as_str())
+    {
+        out.errors.push(loaded.error_at(
+            "settings.parallel.strategy",
+            format!("parallel strategy `{strategy}` is not supported"),
+            Some("use `thread` or `process` (Kettle runs branches concurrently in one process either way), or leave `strategy:` out".into()),
+        ));
+    }
+    if parallel.max_workers == Some(0) {
+        out.errors.push(loaded.error_at(
+            "settings.parallel.max_workers",
+            "`max_workers` must be at least 1",
+            Some("leave it out for no bound".into()),
+        ));
+    }
 }
 
 fn validate_node(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Findings) {
@@ -296,6 +359,13 @@ fn validate_dynamic_parallel(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out
             Some("write `fan_in: NODE`; that node receives the results".into()),
         ));
     }
+    if matches!(node.output, Some(super::flow::Output::Mapping(_))) {
+        out.errors.push(loaded.error_at(
+            &format!("{at}.output"),
+            format!("`output:` of dynamic_parallel `{name}` must be the state key its results go under"),
+            Some("write `output: results`; map each item's result with `output:` inside `action:`".into()),
+        ));
+    }
     let bodies = [
         node.action.is_some(),
         node.steps.is_some(),
@@ -316,7 +386,7 @@ fn validate_dynamic_parallel(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out
             Some("keep exactly one body".into()),
         )),
     }
-    if let Some(action) = &node.action {
+    if let Some(action) = node.action_step() {
         validate_step(loaded, &format!("{at}.action"), name, action, out);
     }
     if let Some(steps) = &node.steps {
@@ -389,8 +459,10 @@ fn validate_action(
         component_keys(loaded, at, name, view, out);
     } else if let Some(action) = view.uses {
         uses_keys(loaded, at, name, what, action, view, out);
-    } else {
+    } else if expression.is_some() {
         expression_keys(loaded, at, name, view, out);
+    } else {
+        pass_through_keys(loaded, at, name, view, out);
     }
 }
 
@@ -462,6 +534,8 @@ fn not_one_action(
 ) -> Option<SpecError> {
     let forms = [view.component.is_some(), view.uses.is_some(), is_expression];
     match forms.iter().filter(|f| **f).count() {
+        // A node without an action passes the state on unchanged, as in TEA.
+        0 if what == "node" => None,
         0 => Some(loaded.error_at(
             at,
             format!("{what} `{name}` does nothing: it has neither `component:` nor `uses:` nor `run: {{type: expression}}`"),
@@ -550,6 +624,29 @@ fn expression_keys(
         format!("`{key}:` does not apply to the expression in `{name}`"),
         Some("an expression reads `state` and `variables` directly".into()),
     ));
+}
+
+/// A node without an action takes no parameters.
+fn pass_through_keys(
+    loaded: &LoadedSpec,
+    at: &str,
+    name: &str,
+    view: ActionView<'_>,
+    out: &mut Findings,
+) {
+    for (key, present) in [
+        ("with", view.with.is_some()),
+        ("config", view.config.is_some()),
+        ("output", view.output.is_some()),
+    ] {
+        if present {
+            out.errors.push(loaded.error_at(
+                &format!("{at}.{key}"),
+                format!("node `{name}` has `{key}:` but no action to apply it to"),
+                Some("add the action (`uses:`, `component:` or `run: {type: expression, ...}`), or remove the key".into()),
+            ));
+        }
+    }
 }
 
 fn unknown_node(

@@ -87,6 +87,12 @@ impl Runtime {
         interrupt: impl Future<Output = String>,
     ) -> RunReport {
         let started = Instant::now();
+        let mut input = input;
+        if !agent.initial_state.is_empty() {
+            let mut seeded = agent.initial_state.clone();
+            seeded.extend(input);
+            input = seeded;
+        }
         let run_id = new_run_id();
         let tracer = self.telemetry.tracer();
         let content = self.telemetry.content();
