@@ -80,9 +80,31 @@ fn held_llm_streams_end_together_and_every_chat_span_is_written() {
     let agent = fan_out_agent(
         &scratch,
         json!({"mode": "trace-hold-streams", "streams": streams}),
-        "",
+        // Past the default LLM call bounds (100 per execution, 1000 per run), on purpose.
+        "settings:\n  limits: {max_llm_calls: 5000}\n  budget: {max_llm_calls: 20000}\n",
     );
     let output = scratch.run(&agent, &["--quiet", "--input", &items(items_n)]);
+    let state = final_state(&output);
+    for result in state["results"].as_array().expect("results") {
+        assert_eq!(result["state"]["opened"], streams, "{result}");
+    }
+
+    let spans = scratch.only_trace();
+    assert_whole_trace(&spans);
+    assert_eq!(count(&spans, "chat "), items_n * streams as usize);
+    assert_eq!(count(&spans, "item "), items_n);
+}
+
+#[test]
+fn the_span_budget_refuses_guest_spans_and_llm_calls_past_it_never_the_hosts() {
+    // 3 items each make 10 guest spans and 10 LLM calls: 60 spans asked for, 25 allowed.
+    let scratch = Scratch::new();
+    let agent = fan_out_agent(
+        &scratch,
+        json!({"mode": "trace-spans-and-calls", "spans": 10, "calls": 10}),
+        "settings:\n  budget: {max_spans: 25}\n",
+    );
+    let output = scratch.run(&agent, &["--input", &items(3)]);
     let state = final_state(&output);
     let answered: u64 = state["results"]
         .as_array()
