@@ -8,6 +8,7 @@ mod concurrent_runs;
 mod graph_semantics;
 mod hello;
 mod hostile_polyglot;
+mod inline_python;
 mod llm_faults;
 mod llm_providers;
 mod llm_settings_errors;

@@ -9,6 +9,7 @@ mod http;
 mod limits;
 mod permissions;
 mod prepare;
+mod session;
 mod slots;
 
 pub use crate::spec::{NodeLimits, raise_hint};
@@ -18,4 +19,5 @@ pub use execute::{NodeFailure, NodeInvocation, NodeOutput};
 pub use host::NodeHost;
 pub use permissions::{FsGrant, Grants, HostPattern};
 pub use prepare::{PreparedComponent, Sandbox, SandboxError};
+pub use session::RunInstances;
 pub use slots::PoolShape;
