@@ -175,7 +175,7 @@ nodes:
 }
 
 #[test]
-fn a_failing_inline_node_is_routed_by_on_error_and_retried_when_idempotent() {
+fn a_failing_inline_node_is_routed_by_on_error() {
     let scratch = Scratch::new();
     let yaml = r#"
 name: routed
