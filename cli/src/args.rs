@@ -94,7 +94,7 @@ pub struct RunArgs {
     pub max_steps: Option<u32>,
     /// Override a limit of every node, beating the agent file: KEY=VALUE with KEY one of
     /// memory_mb, timeout_ms, fuel, max_llm_calls, max_llm_tokens, max_output_bytes,
-    /// max_log_lines. Repeatable.
+    /// max_log_lines, max_log_bytes, max_error_bytes. Repeatable.
     #[arg(long = "limit", value_name = "KEY=VALUE")]
     pub limits: Vec<String>,
     /// Write every LLM request and answer of the run to FILE (JSON lines; API keys redacted).
@@ -116,6 +116,9 @@ pub struct RunArgs {
 pub struct ValidateArgs {
     /// The agent file (YAML).
     pub agent: PathBuf,
+    /// Count warnings (unreachable nodes, edges never taken) as problems.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

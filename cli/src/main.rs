@@ -47,9 +47,36 @@ fn init_logging() {
         .unwrap_or_else(|_| EnvFilter::new("warn,kettle::node=info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .fmt_fields(CleanFields::default())
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+}
+
+/// The log's fields as tracing formats them, with every secret redacted and control
+/// characters escaped: a line a node logged stays one line, and cannot forge Kettle's own
+/// lines nor drive the terminal.
+#[derive(Default)]
+struct CleanFields(tracing_subscriber::fmt::format::DefaultFields);
+
+impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for CleanFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: tracing_subscriber::fmt::format::Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut text = String::new();
+        self.0.format_fields(
+            tracing_subscriber::fmt::format::Writer::new(&mut text),
+            fields,
+        )?;
+        writer.write_str(&clean(&text))
+    }
+}
+
+/// `text` as Kettle may print it: secrets redacted, control characters escaped.
+fn clean(text: &str) -> String {
+    kettle::redact::controls(&kettle::redact::text(text)).into_owned()
 }
 
 /// Where Kettle keeps built and compiled components: `$KETTLE_CACHE_DIR`, else
@@ -76,6 +103,9 @@ enum Threads {
     Many,
 }
 
+/// How long, once a command is done, Kettle waits for its runtime's blocking threads.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Runs a command's future to completion on a fresh async runtime; its exit code.
 fn block_on(threads: Threads, command: impl std::future::Future<Output = u8>) -> u8 {
     let built = match threads {
@@ -87,7 +117,13 @@ fn block_on(threads: Threads, command: impl std::future::Future<Output = u8>) ->
             .build(),
     };
     match built {
-        Ok(runtime) => runtime.block_on(command),
+        Ok(runtime) => {
+            let code = runtime.block_on(command);
+            // Everything the command needed is done; a thread still blocked (a node's read of
+            // a pipe nobody writes to, say) must not keep Kettle from exiting.
+            runtime.shutdown_timeout(EXIT_GRACE);
+            code
+        }
         Err(e) => {
             eprintln!("kettle: cannot start the async runtime: {e}");
             EXIT_RUN_FAILED

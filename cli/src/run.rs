@@ -21,7 +21,7 @@ pub fn run(args: RunArgs) -> u8 {
         match run_async(args).await {
             Ok(code) => code,
             Err(stop) => {
-                eprintln!("kettle: {}", stop.message);
+                eprintln!("kettle: {}", kettle::redact::text(&stop.message));
                 stop.code
             }
         }
@@ -102,7 +102,14 @@ async fn run_async(args: RunArgs) -> Result<u8, Stop> {
     };
     write_state(&report.state, args.output.as_deref());
     if let Err(e) = &report.outcome {
-        eprintln!("kettle: run failed: {e}");
+        eprintln!(
+            "kettle: run failed: {}",
+            kettle::redact::text(&e.to_string())
+        );
+    }
+    // A trace with spans missing fails the run, even when its nodes succeeded.
+    if let Some(e) = &report.trace_error {
+        eprintln!("kettle: {e}");
     }
     if !quiet {
         eprint!(
@@ -111,7 +118,7 @@ async fn run_async(args: RunArgs) -> Result<u8, Stop> {
         );
     }
     flush_telemetry(telemetry).await;
-    Ok(if report.outcome.is_ok() {
+    Ok(if report.outcome.is_ok() && report.trace_error.is_none() {
         EXIT_OK
     } else {
         EXIT_RUN_FAILED
@@ -224,7 +231,7 @@ async fn flush_telemetry(telemetry: Arc<Telemetry>) {
     match tokio::task::spawn_blocking(move || telemetry.shutdown()).await {
         Ok(warnings) => {
             for warning in warnings {
-                eprintln!("kettle: warning: {warning}");
+                eprintln!("kettle: warning: {}", kettle::redact::text(&warning));
             }
         }
         Err(e) => eprintln!("kettle: the trace exporters did not stop cleanly: {e}"),
@@ -252,9 +259,11 @@ fn parse_limits(flags: &[String]) -> Result<LimitsSpec, String> {
             "max_llm_tokens" => &mut limits.max_llm_tokens,
             "max_output_bytes" => &mut limits.max_output_bytes,
             "max_log_lines" => &mut limits.max_log_lines,
+            "max_log_bytes" => &mut limits.max_log_bytes,
+            "max_error_bytes" => &mut limits.max_error_bytes,
             other => {
                 return Err(format!(
-                    "--limit {flag}: unknown limit `{other}`; known: memory_mb, timeout_ms, fuel, max_llm_calls, max_llm_tokens, max_output_bytes, max_log_lines"
+                    "--limit {flag}: unknown limit `{other}`; known: memory_mb, timeout_ms, fuel, max_llm_calls, max_llm_tokens, max_output_bytes, max_log_lines, max_log_bytes, max_error_bytes"
                 ));
             }
         };

@@ -81,8 +81,14 @@ pub fn run_summary(report: &RunReport, remote: &[String]) -> String {
     for destination in remote {
         let _ = writeln!(out, "          sent to {destination}");
     }
-    if let Some(error) = &report.trace_error {
-        let _ = writeln!(out, "  warning: {error}");
+    if report.spans_refused > 0 {
+        let _ = writeln!(
+            out,
+            "  spans   {} span{} refused past settings.budget.max_spans ({}): guest spans past it are not in the trace, and guests' LLM calls past it were denied",
+            report.spans_refused,
+            plural(report.spans_refused),
+            report.max_spans
+        );
     }
     if report.llm_is_mock {
         let _ = writeln!(

@@ -4,6 +4,7 @@
 
 /// The layers, bottom first. A module may use the modules listed before it.
 const LAYERS: &[&str] = &[
+    "redact",
     "spec",
     "graph",
     "llm",

@@ -2,7 +2,8 @@
 //! sandboxed by wasmtime, with a host-owned OpenTelemetry trace of every node and LLM call.
 //!
 //! The layers, bottom first; each uses only those below it (checked by a test, see
-//! `layering.rs`): [`spec`] (YAML → typed, validated spec; pure) → [`graph`] (the compiled
+//! `layering.rs`): [`redact`] (secrets and control characters cleaned from what Kettle
+//! writes) → [`spec`] (YAML → typed, validated spec; pure) → [`graph`] (the compiled
 //! graph, routes, templates) → [`llm`] (providers) → [`telemetry`] (the run's trace and its
 //! exporters) → [`capabilities`] (the host imports a node may call: `llm`, `trace`, `log`) →
 //! [`sandbox`] (engine, pool, compile cache, per-node stores) → [`engine`] (the run loop).
@@ -14,6 +15,7 @@ pub mod graph;
 #[cfg(test)]
 mod layering;
 pub mod llm;
+pub mod redact;
 pub mod sandbox;
 pub mod spec;
 pub mod telemetry;

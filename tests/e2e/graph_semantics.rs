@@ -301,25 +301,44 @@ fn batch_validator(fail_fast: bool) -> String {
 }
 
 #[test]
-fn dynamic_parallel_fail_fast_stops_the_run_at_the_first_failure() {
+fn dynamic_parallel_fail_fast_cancels_the_remaining_items_and_goes_on_to_the_fan_in() {
+    // One item at a time, so which items are cancelled is fixed: 3 and 4, after item 2 fails.
     let scratch = Scratch::new();
-    let output = run(&scratch, &batch_validator(true), json!({}));
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains(
-            "node `validate_all` failed (failed): item 2: step `check_value`: the node reported an error (failed): Invalid value -50 for item 3"
-        ),
-        "{}",
-        stderr(&output)
+    let yaml = batch_validator(true).replace("max_concurrency: 2", "max_concurrency: 1");
+    let state = state_of(&scratch, &yaml, json!({}));
+    assert_eq!(
+        state["report"],
+        json!({"passed_count": 2, "failed_count": 3})
     );
-    let state: Value = serde_json::from_slice(&output.stdout).expect("state");
-    assert!(state.get("validation_results").is_none());
-    assert!(state.get("report").is_none(), "report is not reached");
+    let results = state["validation_results"].as_array().expect("results");
+    assert_eq!(results.len(), 5);
+    assert_eq!(
+        results[2]["error"],
+        json!({
+            "node": "validate_all",
+            "kind": "failed",
+            "message": "step `check_value`: the node reported an error (failed): Invalid value -50 for item 3"
+        })
+    );
+    for i in [3, 4] {
+        assert_eq!(
+            results[i],
+            json!({"index": i, "item": state["items_to_validate"][i], "error": {
+                "node": "validate_all", "kind": "cancelled",
+                "message": "cancelled: an earlier item failed and `fail_fast` is set"}})
+        );
+    }
     let spans = scratch.only_trace();
     assert_whole_trace(&spans);
     let failed = span(&spans, "item 2");
     assert_eq!(failed.status.code, "error");
     assert_eq!(failed.attribute_i64("kettle.parallel.index"), Some(2));
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.name != "item 3" && s.name != "item 4")
+    );
+    assert_eq!(span(&spans, "node report").status.code, "ok");
 }
 
 #[test]

@@ -5,13 +5,16 @@
 mod support;
 
 mod concurrent_runs;
+mod escape_holes;
 mod graph_semantics;
 mod hello;
 mod hostile_polyglot;
 mod inline_python;
+mod limit_holes;
 mod llm_faults;
 mod llm_providers;
 mod llm_settings_errors;
+mod lua_interpreter;
 mod openai_provider;
 mod parallel_traces;
 mod polyglot;
@@ -20,7 +23,9 @@ mod record_replay;
 mod sandbox;
 mod spec_errors;
 mod tea_examples;
+mod tea_yaml;
 mod trace_exporters;
+mod trace_holes;
 mod trace_integrity;
 mod trace_matrix;
 mod validate_cmd;

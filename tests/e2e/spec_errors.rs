@@ -61,10 +61,11 @@ fn a_missing_agent_file_and_bad_input_are_bad_input() {
 
 #[test]
 fn a_template_reading_a_missing_key_names_node_field_and_key() {
+    // As TEA documents: `{{ state.topic }}` alone is None; reading into it is an error.
     let scratch = Scratch::new();
     let agent = scratch.agent(
         "agent.yaml",
-        "name: a\nnodes:\n  - name: ask\n    uses: llm.call\n    with: {prompt: \"About {{ state.topic }}\"}\n",
+        "name: a\nnodes:\n  - name: ask\n    uses: llm.call\n    with: {prompt: \"About {{ state.topic.title }}\"}\n",
     );
     let output = scratch.run(&agent, &[]);
     assert_eq!(output.status.code(), Some(1));

@@ -150,6 +150,7 @@ impl NodeRun {
             budget: RunBudget::default(),
             tracer: &tracer,
             span_caps: SpanCaps::default(),
+            max_spans: kettle::telemetry::DEFAULT_MAX_SPANS_PER_RUN,
             content: ContentPolicy::default(),
         });
         Self {

@@ -21,6 +21,8 @@ pub struct RunSetup<'a> {
     pub tracer: &'a SdkTracer,
     /// What one node execution may add to the trace.
     pub span_caps: SpanCaps,
+    /// `settings.budget.max_spans`: guest-made spans the whole run may record.
+    pub max_spans: u64,
     /// Whether prompts and answers go on the spans.
     pub content: ContentPolicy,
 }

@@ -4,7 +4,9 @@
 use super::bindings::log::{self as wit, Level};
 use super::capability::{Capability, CapabilityView, NodeSetup, RunSetup};
 use super::trace::NodeTrace;
+use crate::spec::MAX_LOG_LINE_BYTES;
 use opentelemetry::KeyValue;
+use std::borrow::Cow;
 use wasmtime::component::{HasData, Linker};
 
 /// What the `log` import sees of the store.
@@ -15,38 +17,74 @@ pub struct LogCtx<'a> {
     pub budget: &'a mut LogBudget,
 }
 
-/// Lines a node execution may log; past the cap lines are counted, not kept.
+/// Lines and bytes a node execution may log (its `log` calls and its stdout and stderr lines
+/// together). A line longer than [`MAX_LOG_LINE_BYTES`], or longer than the bytes left, is cut
+/// with a marker saying how much; past the caps lines are counted, not kept.
 #[derive(Debug)]
 pub struct LogBudget {
-    max: u64,
-    kept: u64,
-    dropped: u64,
+    max_lines: u64,
+    max_bytes: u64,
+    kept_lines: u64,
+    kept_bytes: u64,
+    dropped_lines: u64,
+    dropped_bytes: u64,
 }
 
 impl LogBudget {
-    pub fn new(max: u64) -> Self {
+    pub fn new(max_lines: u64, max_bytes: u64) -> Self {
         Self {
-            max,
-            kept: 0,
-            dropped: 0,
+            max_lines,
+            max_bytes,
+            kept_lines: 0,
+            kept_bytes: 0,
+            dropped_lines: 0,
+            dropped_bytes: 0,
         }
     }
 
-    /// Whether one more line may be kept.
-    pub fn admit(&mut self) -> bool {
-        if self.kept < self.max {
-            self.kept += 1;
-            true
-        } else {
-            self.dropped += 1;
-            false
+    /// The line as it may be kept (cut if too long), or `None` when it is dropped.
+    pub fn admit<'a>(&mut self, line: &'a str) -> Option<Cow<'a, str>> {
+        let room = self.max_bytes.saturating_sub(self.kept_bytes);
+        if self.kept_lines >= self.max_lines || room == 0 {
+            self.dropped_lines += 1;
+            self.dropped_bytes += line.len() as u64;
+            return None;
         }
+        let max = MAX_LOG_LINE_BYTES.min(usize::try_from(room).unwrap_or(usize::MAX));
+        let kept = cut_to(line, max);
+        let kept_len = line.len().min(max) as u64;
+        self.dropped_bytes += line.len() as u64 - kept_len;
+        self.kept_lines += 1;
+        self.kept_bytes += kept_len;
+        Some(kept)
     }
 
-    /// Lines dropped because of the cap.
+    /// Lines dropped because of the caps.
     pub fn dropped(&self) -> u64 {
-        self.dropped
+        self.dropped_lines
     }
+
+    /// Bytes dropped or cut because of the caps.
+    pub fn dropped_bytes(&self) -> u64 {
+        self.dropped_bytes
+    }
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary), with a marker saying how many
+/// bytes were cut; `text` itself when it fits.
+pub fn cut_to(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!(
+        "{}… [{} bytes cut]",
+        &text[..end],
+        text.len() - end
+    ))
 }
 
 /// Per-node log state, kept in the node's `Store`: who is logging, and the line budget (shared
@@ -85,7 +123,7 @@ impl Capability for LogCapability {
         NodeLog {
             run_id: run.run_id.clone(),
             node: node.node.to_string(),
-            budget: LogBudget::new(node.limits.max_log_lines),
+            budget: LogBudget::new(node.limits.max_log_lines, node.limits.max_log_bytes),
         }
     }
 
@@ -107,9 +145,9 @@ fn log_ctx<T: CapabilityView>(host: &mut T) -> LogCtx<'_> {
 
 impl wit::Host for LogCtx<'_> {
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        if !self.budget.admit() {
+        let Some(message) = self.budget.admit(&message) else {
             return Ok(());
-        }
+        };
         let (run, node) = (self.run_id, self.node);
         match level {
             Level::Trace => tracing::trace!(target: "kettle::node", run, node, "{message}"),
@@ -122,7 +160,10 @@ impl wit::Host for LogCtx<'_> {
             "log",
             vec![
                 KeyValue::new("log.severity", level_name(level)),
-                KeyValue::new("log.message", crate::telemetry::cap_value(message)),
+                KeyValue::new(
+                    "log.message",
+                    crate::telemetry::cap_value(message.into_owned()),
+                ),
             ],
         );
         Ok(())
@@ -149,16 +190,42 @@ mod tests {
 
     #[test]
     fn the_budget_keeps_lines_up_to_its_cap_and_counts_the_rest() {
-        let mut budget = LogBudget::new(2);
-        assert!(budget.admit());
-        assert!(budget.admit());
-        assert!(!budget.admit());
-        assert!(!budget.admit());
-        assert_eq!(budget.dropped(), 2);
+        let mut budget = LogBudget::new(2, 1 << 20);
+        assert!(budget.admit("a").is_some());
+        assert!(budget.admit("b").is_some());
+        assert!(budget.admit("cc").is_none());
+        assert!(budget.admit("d").is_none());
+        assert_eq!((budget.dropped(), budget.dropped_bytes()), (2, 3));
 
-        let mut none = LogBudget::new(0);
-        assert!(!none.admit());
+        let mut none = LogBudget::new(0, 1 << 20);
+        assert!(none.admit("x").is_none());
         assert_eq!(none.dropped(), 1);
+    }
+
+    #[test]
+    fn long_lines_are_cut_with_a_marker_and_the_bytes_are_capped() {
+        let mut budget = LogBudget::new(100, 20 << 10);
+        let long = "x".repeat(MAX_LOG_LINE_BYTES + 100);
+        let kept = budget.admit(&long).expect("kept, cut");
+        assert_eq!(
+            kept,
+            format!("{}… [100 bytes cut]", "x".repeat(MAX_LOG_LINE_BYTES))
+        );
+        // 4 KiB of the 20 KiB are left: the next line is cut there.
+        let kept = budget.admit(&long).expect("kept, cut");
+        assert!(kept.ends_with(&format!("… [{} bytes cut]", long.len() - (4 << 10))));
+        assert!(budget.admit("short").is_none(), "no bytes left");
+        assert_eq!(budget.dropped(), 1);
+        assert_eq!(
+            budget.dropped_bytes(),
+            100 + (long.len() - (4 << 10)) as u64 + 5
+        );
+    }
+
+    #[test]
+    fn cutting_respects_characters() {
+        assert_eq!(cut_to("héllo", 2), "h… [5 bytes cut]");
+        assert_eq!(cut_to("short", 5), "short");
     }
 
     #[test]
@@ -185,8 +252,8 @@ mod tests {
             (log.run_id.as_str(), log.node.as_str()),
             ("run-1", "summarize")
         );
-        assert!(log.budget.admit());
-        assert!(!log.budget.admit());
+        assert!(log.budget.admit("one").is_some());
+        assert!(log.budget.admit("two").is_none());
     }
 
     #[test]
@@ -194,7 +261,7 @@ mod tests {
         let test = TestTrace::new();
         let node_span = test.node_span();
         let mut trace = NodeTrace::new(test.tracer.clone(), node_span.clone());
-        let mut budget = LogBudget::new(1);
+        let mut budget = LogBudget::new(1, 1 << 20);
         let mut ctx = LogCtx {
             run_id: "run-1",
             node: "summarize",

@@ -18,7 +18,7 @@ pub use llm::{
     GuestStream, LimitBreach, LlmCapability, LlmCtx, LlmGrant, LlmQuota, LlmUsage, NodeLlm,
     RunBudget, RunLlm, TracedStream, traced_call, traced_stream,
 };
-pub use log::{LogBudget, LogCapability, LogCtx, NodeLog};
+pub use log::{LogBudget, LogCapability, LogCtx, NodeLog, cut_to};
 pub use trace::{GuestSpan, NodeTrace, RunTrace, TraceCapability, TraceCtx};
 
 capability::capabilities! {

@@ -6,7 +6,10 @@ use crate::capabilities::RunBudget;
 use crate::graph::{ComponentSource, Graph};
 use crate::llm::LlmClient;
 use crate::sandbox::{LoadOutcome, PreparedComponent, Sandbox, SandboxError};
-use crate::spec::{LangfuseSettings, LimitsSpec, OpikSettings, SpecErrors, TracingSettings};
+use crate::spec::{
+    LangfuseSettings, LimitsSpec, OpikSettings, RunLimits, SpecErrors, TracingSettings,
+};
+use crate::telemetry::DEFAULT_MAX_SPANS_PER_RUN;
 use kettle_build::{BuildError, BuildOptions, Language, build_interpreter, build_node};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -23,10 +26,16 @@ pub struct Agent {
     pub default_limits: Option<LimitsSpec>,
     /// `settings.budget`.
     pub budget: RunBudget,
+    /// `settings.budget.max_spans`, or its default.
+    pub max_spans: u64,
     pub path: PathBuf,
     pub graph: Graph,
     pub variables: Map<String, Value>,
     pub max_steps: Option<u32>,
+    /// TEA's `initial_state:`: the state a run starts from; the input's keys replace these.
+    pub initial_state: Map<String, Value>,
+    /// `settings.parallel.max_workers`: branches of one fan-out running at once.
+    pub max_parallel: Option<u32>,
     pub tracing: Option<TracingSettings>,
     pub opik: Option<OpikSettings>,
     pub langfuse: Option<LangfuseSettings>,
@@ -171,24 +180,31 @@ pub async fn load_agent(
         components.insert(index, component);
     }
 
-    let budget = loaded
+    let budget = RunBudget::from(RunLimits::resolve(loaded.spec.settings.budget.as_ref()));
+    let max_spans = loaded
         .spec
         .settings
         .budget
         .as_ref()
-        .map_or_else(RunBudget::default, |b| RunBudget {
-            max_llm_calls: b.max_llm_calls,
-            max_llm_tokens: b.max_llm_tokens,
-        });
+        .and_then(|b| b.max_spans)
+        .unwrap_or(DEFAULT_MAX_SPANS_PER_RUN);
     Ok(Agent {
         name: loaded.spec.name.clone(),
         policies,
         default_limits: loaded.spec.settings.limits.clone(),
         budget,
+        max_spans,
         path: path.to_path_buf(),
         graph,
         variables: loaded.spec.variables.clone(),
         max_steps: loaded.spec.settings.max_steps,
+        initial_state: loaded.spec.initial_state.clone().unwrap_or_default(),
+        max_parallel: loaded
+            .spec
+            .settings
+            .parallel
+            .as_ref()
+            .and_then(|p| p.max_workers),
         tracing: loaded.spec.settings.tracing.clone(),
         opik: loaded.spec.settings.opik.clone(),
         langfuse: loaded.spec.settings.langfuse.clone(),

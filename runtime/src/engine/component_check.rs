@@ -59,18 +59,31 @@ fn check_granted_folders(loaded: &LoadedSpec, folders: &[PathRef]) -> Vec<SpecEr
 /// (`spec`), the files it names, and its graph (routes, templates, expressions). Every problem
 /// is reported at once, in file order.
 pub fn load_checked(path: &Path) -> Result<(LoadedSpec, Graph), SpecErrors> {
-    let loaded = spec::parse_file(path)?;
+    load_with_warnings(path)
+        .map(|(loaded, graph, _)| (loaded, graph))
+        .map_err(|(errors, _)| errors)
+}
+
+/// [`load_checked`], with the warnings too (in file order): what TEA allows but is likely a
+/// mistake, such as a node no route reaches. The warnings come with the errors too.
+#[allow(clippy::type_complexity)]
+pub fn load_with_warnings(
+    path: &Path,
+) -> Result<(LoadedSpec, Graph, Vec<SpecError>), (SpecErrors, Vec<SpecError>)> {
+    let loaded = spec::parse_file(path).map_err(|errors| (errors, Vec::new()))?;
     let findings = spec::check(&loaded);
     let mut errors = findings.errors;
+    let mut warnings = findings.warnings;
+    warnings.sort_by_key(|e| (e.line, e.column));
     errors.extend(check_components(&loaded, &findings.components));
     errors.extend(check_granted_folders(&loaded, &findings.folders));
     let graph = graph::compile(&loaded).map_err(|more| errors.extend(more.0));
     match graph {
-        Ok(graph) if errors.is_empty() => Ok((loaded, graph)),
+        Ok(graph) if errors.is_empty() => Ok((loaded, graph, warnings)),
         _ => {
             errors.sort_by_key(|e| (e.line, e.column));
             errors.dedup();
-            Err(SpecErrors(errors))
+            Err((SpecErrors(errors), warnings))
         }
     }
 }

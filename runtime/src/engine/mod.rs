@@ -10,7 +10,7 @@ mod run;
 mod state;
 
 pub use agent::{Agent, AgentLoadError, ComponentEvent, load_agent};
-pub use component_check::load_checked;
+pub use component_check::{load_checked, load_with_warnings};
 pub use error::RunError;
 pub use events::EventSink;
 pub use policy::NodePolicy;

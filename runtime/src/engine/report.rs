@@ -33,7 +33,8 @@ pub struct RunReport {
     pub trace_id: String,
     /// Where the trace was written, with the file exporter.
     pub trace_file: Option<PathBuf>,
-    /// A problem while flushing the trace (the run's own outcome is unaffected).
+    /// A problem while flushing the trace, such as spans a local exporter could not write:
+    /// the trace is incomplete (`kettle run` then fails).
     pub trace_error: Option<String>,
     /// Whether the run reached its end, or why it stopped.
     pub outcome: Result<(), RunError>,
@@ -43,5 +44,8 @@ pub struct RunReport {
     pub llm: UsageSnapshot,
     pub llm_provider: &'static str,
     pub llm_is_mock: bool,
+    /// Guest-made spans the run's span budget refused, and that budget.
+    pub spans_refused: u64,
+    pub max_spans: u64,
     pub duration: Duration,
 }

@@ -4,7 +4,7 @@
 use super::template;
 use super::{
     Action, ComponentSource, DynamicParallel, Graph, GraphNode, InlineAction, LlmAction, NodeKind,
-    Step, has_template, inline_config, routes,
+    Output, Step, has_template, inline_config, routes,
 };
 use crate::spec::{
     ActionView, ExpressionRun, LoadedSpec, NodeSpec, SpecError, SpecErrors, StepSpec, inline_code,
@@ -27,7 +27,11 @@ pub const LLM_CALL_PARAMS: &[&str] = &[
     "tools",
     "tool_choice",
     "response_format",
+    "timeout",
 ];
+
+/// Where an expression's value goes without `output_key` (TEA's default).
+pub const DEFAULT_EXPRESSION_OUTPUT: &str = "result";
 
 /// Where `dynamic_parallel` results go when the node names no `output:`.
 pub const DEFAULT_PARALLEL_OUTPUT: &str = "parallel_results";
@@ -53,6 +57,7 @@ pub fn compile(loaded: &LoadedSpec) -> Result<Graph, SpecErrors> {
         let kind = compiler.node_kind(&format!("nodes[{i}]"), node, &index);
         nodes.push(GraphNode {
             name: node.name.clone(),
+            description: node.description.clone(),
             kind,
             fan_in: node.is_fan_in(),
         });
@@ -96,7 +101,7 @@ impl Compiler<'_> {
             Some("dynamic_parallel") => {
                 let items = node.items.clone().unwrap_or_else(|| "[]".into());
                 self.template(&format!("{at}.items"), name, "items", &items);
-                let body = if let Some(action) = &node.action {
+                let body = if let Some(action) = node.action_step() {
                     vec![self.step(&format!("{at}.action"), name, action, name)]
                 } else if let Some(steps) = &node.steps {
                     self.steps(&format!("{at}.steps"), name, Some(steps))
@@ -123,10 +128,12 @@ impl Compiler<'_> {
                     fail_fast: node.fail_fast.unwrap_or(false),
                     output: node
                         .output
-                        .clone()
-                        .unwrap_or_else(|| DEFAULT_PARALLEL_OUTPUT.into()),
+                        .as_ref()
+                        .and_then(Output::key)
+                        .unwrap_or(DEFAULT_PARALLEL_OUTPUT)
+                        .to_string(),
                     body,
-                    body_is_steps: node.action.is_none() && node.steps.is_some(),
+                    body_is_steps: node.action_step().is_none() && node.steps.is_some(),
                     fan_in,
                 })
             }
@@ -210,9 +217,16 @@ impl Compiler<'_> {
                 expression: run.value,
                 output: run
                     .output_key
+                    .map(Output::Key)
                     .or_else(|| view.output.cloned())
-                    .unwrap_or_else(|| owner.to_string()),
+                    .unwrap_or_else(|| Output::Key(DEFAULT_EXPRESSION_OUTPUT.into())),
             };
+        }
+        if view.uses.is_none() {
+            return Action::PassThrough;
+        }
+        if let Some(Output::Mapping(mapping)) = view.output {
+            self.output_templates(at, owner, mapping);
         }
         let with = view.with.cloned().unwrap_or_default();
         let action = view.uses.and_then(|u| LlmAction::from_name(u));
@@ -222,7 +236,32 @@ impl Compiler<'_> {
         Action::LlmCall {
             action: action.unwrap_or(LlmAction::Call),
             with,
-            output: view.output.cloned().unwrap_or_else(|| owner.to_string()),
+            output: view
+                .output
+                .cloned()
+                .unwrap_or_else(|| Output::Key(owner.to_string())),
+        }
+    }
+
+    /// The templates of an `output:` mapping.
+    fn output_templates(&mut self, at: &str, node: &str, mapping: &Map<String, Value>) {
+        for (key, value) in mapping {
+            for (path, source) in template::strings(value, &format!("{at}.output.{key}")) {
+                if let Err(message) = template::check(source) {
+                    self.errors.push(
+                        self.loaded.error_at(
+                            &path,
+                            format!(
+                                "bad template in node `{node}`, field `output.{key}`: {message}"
+                            ),
+                            Some(
+                                "templates use Jinja syntax: {{ result.content }}, {{ state.key }}"
+                                    .into(),
+                            ),
+                        ),
+                    );
+                }
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! The compiled graph: nodes with their resolved kinds, and the route out of each one.
 
 mod compile;
+mod python;
 mod render;
 mod routes;
 pub mod template;
@@ -8,6 +9,7 @@ pub mod template;
 pub use compile::compile;
 pub use render::{GraphFormat, render};
 
+pub use crate::spec::Output;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 
@@ -70,11 +72,13 @@ pub enum Action {
         action: LlmAction,
         /// `with:`; strings are templates rendered against the state when the node runs.
         with: Map<String, Value>,
-        /// The state key the result is stored under.
-        output: String,
+        /// Where the result goes.
+        output: Output,
     },
     /// `run: {type: expression, value, output_key}`, evaluated on the host.
-    Expression { expression: String, output: String },
+    Expression { expression: String, output: Output },
+    /// A node without an action: the state passes on unchanged (TEA's pass-through node).
+    PassThrough,
     /// TEA's inline code, run by its language's interpreter component.
     Inline(InlineAction),
 }
@@ -124,6 +128,7 @@ impl Action {
             Action::LlmCall { action, .. } => action.name(),
             Action::Expression { .. } => "expression",
             Action::Inline(_) => "inline",
+            Action::PassThrough => "pass_through",
         }
     }
 }
@@ -207,6 +212,8 @@ impl LlmAction {
 #[derive(Debug, Clone)]
 pub struct GraphNode {
     pub name: String,
+    /// The node's `description:`, shown by `kettle graph`.
+    pub description: Option<String>,
     pub kind: NodeKind,
     /// Marked `fan_in: true`: parallel branches join here.
     pub fan_in: bool,

@@ -127,7 +127,18 @@ fn node_label(node: &super::GraphNode) -> String {
         NodeKind::DynamicParallel(dp) => format!("for each {} in {}", dp.item_var, dp.items),
     };
     let fan_in = if node.fan_in { ", fan-in" } else { "" };
-    format!("{}\n{detail}{fan_in}", node.name)
+    // The node's `description:`, its first line, shortened to fit a box.
+    let description = node
+        .description
+        .as_deref()
+        .and_then(|d| d.lines().map(str::trim).find(|l| !l.is_empty()))
+        .map(|line| {
+            let short: String = line.chars().take(60).collect();
+            let more = if short.len() < line.len() { "…" } else { "" };
+            format!("\n{short}{more}")
+        })
+        .unwrap_or_default();
+    format!("{}\n{detail}{fan_in}{description}", node.name)
 }
 
 fn mermaid(nodes: &[(String, String)], edges: &[Edge], groups: &[Group]) -> String {

@@ -1,14 +1,26 @@
 //! Jinja templates and expressions over `state` and `variables` (minijinja, with Python-style
-//! methods such as `state.get("k", default)`). Undefined values are errors that name the
-//! missing key, never silent empty strings.
+//! methods such as `state.get("k", default)` and Python's built-ins, see `python.rs`).
+//!
+//! Expressions (`run: {type: expression}`, conditions) are strict: reading a key that is not
+//! there is an error naming it. Templates (`with:`, `output:`, `items:`) follow TEA's
+//! documented rule: a missing key read directly (`{{ state.missing }}`) is None — null as a
+//! whole value, empty inside text, replaced by `| default(...)` — and reading into it
+//! (`{{ state.missing.deep }}`) is an error naming it.
 
+use super::python;
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
-static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+static ENV: LazyLock<Environment<'static>> =
+    LazyLock::new(|| environment(UndefinedBehavior::Strict));
+static TEMPLATES: LazyLock<Environment<'static>> =
+    LazyLock::new(|| environment(UndefinedBehavior::Lenient));
+
+fn environment(undefined: UndefinedBehavior) -> Environment<'static> {
     let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_undefined_behavior(undefined);
     env.set_keep_trailing_newline(true);
     env.set_unknown_method_callback(|state, value, method, args| {
         // A method called on a missing key is the missing key's error, not the method's.
@@ -18,8 +30,39 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
         minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
     });
     env.add_function("len", len);
+    python::install(&mut env);
     env
-});
+}
+
+/// TEA's `'%d' % x` inside every `{{ }}` and `{% %}` of a template.
+fn with_percent(source: &str) -> Cow<'_, str> {
+    if !source.contains('%') {
+        return Cow::Borrowed(source);
+    }
+    let mut out = String::new();
+    let mut rest = source;
+    while let Some(open) = [rest.find("{{"), rest.find("{%")]
+        .into_iter()
+        .flatten()
+        .min()
+    {
+        let close_token = if rest[open..].starts_with("{{") {
+            "}}"
+        } else {
+            "%}"
+        };
+        let Some(close) = rest[open + 2..].find(close_token).map(|c| c + open + 2) else {
+            break;
+        };
+        out.push_str(&rest[..open + 2]);
+        out.push_str(&python::rewrite_percent(&rest[open + 2..close]));
+        rest = &rest[close..];
+        out.push_str(&rest[..2]);
+        rest = &rest[2..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
 
 /// Python's `len()`, for expressions written for TEA.
 fn len(value: minijinja::Value) -> Result<usize, minijinja::Error> {
@@ -47,17 +90,32 @@ pub fn expression_source(source: &str) -> &str {
 
 /// Checks the syntax of an expression.
 pub fn check_expression(source: &str) -> Result<(), String> {
-    ENV.compile_expression(expression_source(source))
+    ENV.compile_expression(&python::rewrite_percent(expression_source(source)))
         .map(|_| ())
         .map_err(|e| describe(&e))
 }
 
 /// Evaluates an expression against `context`.
 pub fn eval_expression(source: &str, context: &Value) -> Result<Value, String> {
+    eval(source, context, false)
+}
+
+/// Evaluates; with `missing_is_none`, a value that is not there is None (TEA's conditions
+/// read state through a mapping that answers None for a missing key).
+fn eval(source: &str, context: &Value, missing_is_none: bool) -> Result<Value, String> {
+    let rewritten = python::rewrite_percent(expression_source(source));
     let expression = ENV
-        .compile_expression(expression_source(source))
+        .compile_expression(&rewritten)
         .map_err(|e| describe(&e))?;
     match expression.eval(context) {
+        // `state['nope']` is an error, as a KeyError is in TEA's Python.
+        Ok(value) if value.is_undefined() && missing_is_none => Ok(Value::Null),
+        Ok(value) if value.is_undefined() => Err(
+            match missing_path(expression.undeclared_variables(true), context) {
+                Some(missing) => format!("`{missing}` is not defined"),
+                None => "it reads a key that is not defined; use `state.get(\"key\", default)` for a key that may be missing".to_string(),
+            },
+        ),
         Ok(value) => serde_json::to_value(&value).map_err(|e| e.to_string()),
         Err(e) => {
             if e.kind() == minijinja::ErrorKind::UndefinedError
@@ -71,8 +129,9 @@ pub fn eval_expression(source: &str, context: &Value) -> Result<Value, String> {
 }
 
 /// Evaluates an expression as a condition (Jinja truthiness).
+/// A condition whose whole value is a missing key (`state.done`) is false, as in TEA.
 pub fn eval_condition(source: &str, context: &Value) -> Result<bool, String> {
-    eval_expression(source, context).map(|v| truthy(&v))
+    eval(source, context, true).map(|v| truthy(&v))
 }
 
 /// Python/Jinja truthiness of a JSON value.
@@ -89,7 +148,8 @@ pub fn truthy(value: &Value) -> bool {
 
 /// Checks the syntax of a template.
 pub fn check(source: &str) -> Result<(), String> {
-    ENV.template_from_str(source)
+    TEMPLATES
+        .template_from_str(&with_percent(source))
         .map(|_| ())
         .map_err(|e| describe(&e))
 }
@@ -141,7 +201,11 @@ fn render_string(source: &str, context: &Value) -> Result<Value, String> {
     if !source.contains("{{") && !source.contains("{%") {
         return Ok(Value::String(source.to_string()));
     }
-    let template = ENV.template_from_str(source).map_err(|e| describe(&e))?;
+    let source = with_percent(source);
+    let source = source.as_ref();
+    let template = TEMPLATES
+        .template_from_str(source)
+        .map_err(|e| describe(&e))?;
     let trimmed = source.trim();
     let single = trimmed.starts_with("{{")
         && trimmed.ends_with("}}")
@@ -150,9 +214,16 @@ fn render_string(source: &str, context: &Value) -> Result<Value, String> {
         && !trimmed.contains("{%");
     let result = if single {
         let expression = trimmed[2..trimmed.len() - 2].trim();
-        ENV.compile_expression(expression)
+        TEMPLATES
+            .compile_expression(expression)
             .and_then(|e| e.eval(context))
-            .map(|v| serde_json::to_value(&v).unwrap_or(Value::Null))
+            .map(|v| {
+                if v.is_undefined() {
+                    Value::Null
+                } else {
+                    serde_json::to_value(&v).unwrap_or(Value::Null)
+                }
+            })
     } else {
         template.render(context).map(Value::String)
     };
@@ -220,10 +291,50 @@ mod tests {
     }
 
     #[test]
-    fn missing_key_is_named() {
+    fn missing_keys_in_templates_follow_tea() {
         let ctx = json!({"state": {"name": "kettle"}});
-        let error = render_value(&json!("about {{ state.summary }}"), &ctx).unwrap_err();
+        // Read directly: None (null as a whole value, empty in text), and `default` applies.
+        assert_eq!(
+            render_value(&json!("{{ state.summary }}"), &ctx).unwrap(),
+            Value::Null
+        );
+        assert_eq!(
+            render_value(&json!("about {{ state.summary }}!"), &ctx).unwrap(),
+            json!("about !")
+        );
+        assert_eq!(
+            render_value(&json!("{{ state.summary | default('none yet') }}"), &ctx).unwrap(),
+            json!("none yet")
+        );
+        // Read into: an error naming the missing key.
+        let error = render_value(&json!("about {{ state.summary.title }}"), &ctx).unwrap_err();
         assert_eq!(error, "`state.summary` is not defined");
+    }
+
+    #[test]
+    fn python_built_ins_and_percent_formatting() {
+        let ctx = json!({"state": {"n": 7, "xs": [3, 1, 2], "price": "2.5", "f": -2.5}});
+        for (source, expected) in [
+            ("str(state.n) ~ '!'", json!("7!")),
+            ("int('42') + int(3.9)", json!(45)),
+            ("float(state.price) * 2", json!(5.0)),
+            ("min(state.xs)", json!(1)),
+            ("max(4, state.n, 2)", json!(7)),
+            ("abs(state.f)", json!(2.5)),
+            ("round(2.5)", json!(2)),
+            ("round(2.675, 1)", json!(2.7)),
+            ("sorted(state.xs)", json!([1, 2, 3])),
+            ("sorted(state.xs, reverse=true)", json!([3, 2, 1])),
+            ("'%d of %s' % (state.n, 'ten')", json!("7 of ten")),
+            ("'%.2f' % state.f", json!("-2.50")),
+            ("state.n % 4", json!(3)),
+        ] {
+            assert_eq!(eval_expression(source, &ctx).unwrap(), expected, "{source}");
+        }
+        assert_eq!(
+            render_value(&json!("{{ '%03d' % state.n }} items"), &ctx).unwrap(),
+            json!("007 items")
+        );
     }
 
     #[test]
@@ -245,6 +356,11 @@ mod tests {
             eval_expression("state.nope > 1", &ctx).unwrap_err(),
             "`state.nope` is not defined"
         );
+        // A missing key in an expression is an error, not a silent null; a condition that is
+        // a missing key is false.
+        assert!(eval_expression("state['nope']", &ctx).is_err());
+        assert!(eval_expression("state.nope", &ctx).is_err());
+        assert_eq!(eval_condition("state.nope", &ctx), Ok(false));
         assert!(check_expression("state.x ==").is_err());
     }
 

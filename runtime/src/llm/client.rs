@@ -285,7 +285,8 @@ impl LlmClient {
                 Ok(wire) => (
                     provider
                         .complete(&wire, &call.model, trace_headers, observer)
-                        .await,
+                        .await
+                        .map_err(LlmError::redacted),
                     Some(wire.redacted()),
                 ),
                 Err(e) => (Err(e), None),
@@ -337,6 +338,7 @@ impl LlmClient {
                         .stream(&wire, &call.model, trace_headers, observer)
                         .await
                         .map(ChatStream::http)
+                        .map_err(LlmError::redacted)
                 }
                 Err(e) => Err(e),
             },
@@ -430,6 +432,7 @@ fn http_provider(
     // Model, address and key belong to one provider; behaviour settings are shared.
     let api_key = api_key(p.api_key_env.as_deref(), setup.standard_key_env, at)?;
     if let Some(key) = &api_key {
+        crate::redact::register(key);
         secrets.push(key.clone());
     }
     if p.model.is_none() && p.deployment.is_none() {

@@ -93,6 +93,23 @@ pub fn azure_from_settings(p: &ProviderSettings, at: &str) -> Result<WireSetup, 
     })
 }
 
+/// Azure deployment names are letters, digits, `-`, `_` and `.` (at most 64); anything else
+/// (a `/`, a `?`, `..`) would change where the request, and its key, goes.
+fn check_deployment(name: &str) -> Result<(), LlmError> {
+    let plausible = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name.chars().any(|c| c.is_ascii_alphanumeric());
+    if plausible {
+        Ok(())
+    } else {
+        Err(LlmError::InvalidRequest(format!(
+            "`{name}` is not an Azure OpenAI deployment name: use the deployment's name (letters, digits, `-`, `_` and `.`, at most 64)"
+        )))
+    }
+}
+
 fn max_tokens_field(p: &ProviderSettings, at: &str) -> Result<bool, LlmConfigError> {
     match p.max_tokens_field.as_deref() {
         None | Some("max_tokens") => Ok(false),
@@ -124,11 +141,13 @@ impl OpenAiWire {
                 ..
             } => {
                 let deployment = deployment.as_deref().unwrap_or(model);
-                let mut url = endpoint(
-                    base,
-                    &format!("/openai/deployments/{deployment}/chat/completions"),
-                )
-                .map_err(invalid)?;
+                check_deployment(deployment)?;
+                let mut url = endpoint(base, "").map_err(invalid)?;
+                // Each part is one path segment, percent-encoded: a name cannot reach another path.
+                url.path_segments_mut()
+                    .map_err(|()| invalid(format!("`{base}` cannot take a path")))?
+                    .pop_if_empty()
+                    .extend(["openai", "deployments", deployment, "chat", "completions"]);
                 url.query_pairs_mut()
                     .append_pair("api-version", api_version);
                 url
@@ -511,5 +530,27 @@ mod tests {
             "https://x.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21"
         );
         assert_eq!(call.headers, vec![("api-key".into(), "k".into(), true)]);
+        for hostile in ["../../admin/secrets?x=", "a/b", "..", "dep%2F", ""] {
+            assert!(
+                matches!(
+                    wire.build("https://x.openai.azure.com", Some("k"), &request, hostile, false),
+                    Err(LlmError::InvalidRequest(m)) if m.contains("deployment name")
+                ),
+                "{hostile:?} is refused"
+            );
+        }
+        let under_a_path = wire
+            .build(
+                "https://proxy.example/azure/",
+                None,
+                &request,
+                "gpt-4.1_mini",
+                false,
+            )
+            .unwrap();
+        assert_eq!(
+            under_a_path.url.path(),
+            "/azure/openai/deployments/gpt-4.1_mini/chat/completions"
+        );
     }
 }

@@ -52,7 +52,8 @@ impl ChatStream {
         let item = match &mut self.source {
             Source::Items(items) => items.pop_front().transpose(),
             Source::Http(stream) => stream.next().await,
-        };
+        }
+        .map_err(LlmError::redacted);
         let ended = !matches!(item, Ok(Some(StreamItem::Delta(_))));
         if ended {
             self.finished = true;

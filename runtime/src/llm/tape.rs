@@ -5,7 +5,6 @@
 //! makes no network call; a call the recording lacks fails with `not recorded`.
 
 use super::types::{ChatRequest, ChatResponse, LlmError, StreamItem};
-use super::wire::REDACTED;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -101,36 +100,35 @@ pub enum Tape {
 pub struct Recorder {
     path: PathBuf,
     file: Mutex<std::fs::File>,
-    secrets: Vec<String>,
 }
 
 impl Recorder {
-    /// Creates (or truncates) `path`; `secrets` are redacted wherever they appear.
+    /// Creates (or truncates) `path`; `secrets` (and every other secret the process-wide
+    /// redactor knows) are redacted wherever they appear.
     pub fn create(path: &Path, secrets: Vec<String>) -> Result<Self, TapeError> {
         let file = std::fs::File::create(path).map_err(|source| TapeError::Create {
             path: path.into(),
             source,
         })?;
+        for secret in &secrets {
+            crate::redact::register(secret);
+        }
         Ok(Self {
             path: path.into(),
             file: Mutex::new(file),
-            // Short values would redact innocent text; no real key is that short.
-            secrets: secrets.into_iter().filter(|s| s.len() >= 8).collect(),
         })
     }
 
     /// Appends one call; a failure to write is logged, never fails the call.
     pub fn write(&self, entry: &TapeEntry) {
-        let mut line = match serde_json::to_string(entry) {
+        let line = match serde_json::to_string(entry) {
             Ok(line) => line,
             Err(e) => {
                 tracing::warn!("cannot record an LLM call: {e}");
                 return;
             }
         };
-        for secret in &self.secrets {
-            line = line.replace(secret.as_str(), REDACTED);
-        }
+        let mut line = crate::redact::string(line);
         line.push('\n');
         let Ok(mut file) = self.file.lock() else {
             return;

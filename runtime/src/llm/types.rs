@@ -164,4 +164,18 @@ impl LlmError {
             LlmError::NotRecorded(_) => "not_recorded",
         }
     }
+
+    /// The same error with every secret Kettle holds redacted from its message (a provider
+    /// may echo the key it was sent).
+    pub fn redacted(self) -> Self {
+        use crate::redact::string;
+        match self {
+            LlmError::Denied(m) => LlmError::Denied(string(m)),
+            LlmError::InvalidRequest(m) => LlmError::InvalidRequest(string(m)),
+            LlmError::RateLimited(m) => LlmError::RateLimited(string(m)),
+            LlmError::Timeout(m) => LlmError::Timeout(string(m)),
+            LlmError::Provider(m) => LlmError::Provider(string(m)),
+            LlmError::NotRecorded(m) => LlmError::NotRecorded(string(m)),
+        }
+    }
 }

@@ -6,7 +6,7 @@ use super::types::{ChatResponse, LlmError, ToolCall, Usage};
 use serde_json::{Map, Value};
 
 /// Marks a header value that must never be written anywhere.
-pub const REDACTED: &str = "[REDACTED]";
+pub use crate::redact::REDACTED;
 
 /// One HTTP request to a provider.
 #[derive(Debug, Clone)]

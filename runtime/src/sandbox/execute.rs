@@ -5,11 +5,11 @@ use super::host::NodeHost;
 use super::permissions::Grants;
 use crate::capabilities::bindings::NodePre;
 use crate::capabilities::bindings::types::{NodeContext, NodeError};
-use crate::capabilities::{LimitBreach, LogBudget, NodeCapabilities};
+use crate::capabilities::{LimitBreach, LogBudget, NodeCapabilities, cut_to};
 use crate::spec::{NodeLimits, raise_hint};
 use opentelemetry::KeyValue;
 use std::sync::Arc;
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Module, Store, Trap, WasmBacktrace};
 
 /// Everything one execution needs.
 pub struct NodeInvocation {
@@ -80,6 +80,23 @@ impl NodeFailure {
     pub fn is_crash(&self) -> bool {
         matches!(self, NodeFailure::Trap { .. })
     }
+
+    /// This failure with its message cut to `max` bytes (with a marker saying how much was
+    /// cut, see `max_error_bytes`), and the number of bytes cut.
+    fn capped(mut self, max: usize) -> (Self, usize) {
+        let message = match &mut self {
+            NodeFailure::Guest { message, .. }
+            | NodeFailure::Trap { message, .. }
+            | NodeFailure::Instantiate { message }
+            | NodeFailure::Sandbox { message } => message,
+            NodeFailure::Limit { detail, .. } => detail,
+        };
+        let cut = message.len().saturating_sub(max);
+        if cut > 0 {
+            *message = cut_to(message, max).into_owned();
+        }
+        (self, cut)
+    }
 }
 
 pub(super) enum Outcome {
@@ -139,7 +156,16 @@ pub(super) async fn execute(
         &outcome,
         &mut Forwarded::default(),
     );
-    judge(outcome, aftermath, &limits)
+    judge(outcome, aftermath, &limits).map_err(|failure| {
+        let max = usize::try_from(limits.max_error_bytes).unwrap_or(usize::MAX);
+        let (failure, cut) = failure.capped(max);
+        if cut > 0 {
+            let cut = i64::try_from(cut).unwrap_or(i64::MAX);
+            let node_span = store.data().capabilities.trace.node_span();
+            node_span.set_attribute(KeyValue::new("kettle.error.cut_bytes", cut));
+        }
+        failure
+    })
 }
 
 /// A fresh store for one execution, under the node's limits.
@@ -222,11 +248,22 @@ pub(super) fn clean_up(
     let stderr = all_stderr.slice(forwarded.stderr.min(all_stderr.len())..);
     forwarded.stderr = all_stderr.len();
     forward_output(node, "stderr", &stderr, budget);
-    if budget.dropped() > 0 {
-        capabilities.trace.node_span().set_attribute(KeyValue::new(
-            "kettle.log.dropped_lines",
-            budget.dropped() as i64,
-        ));
+    let dropped = [
+        ("kettle.log.dropped_lines", budget.dropped()),
+        ("kettle.log.dropped_bytes", budget.dropped_bytes()),
+        (
+            "kettle.output.dropped_bytes",
+            host.stdout.dropped() + host.stderr.dropped(),
+        ),
+    ];
+    for (key, count) in dropped {
+        if count > 0 {
+            let count = i64::try_from(count).unwrap_or(i64::MAX);
+            capabilities
+                .trace
+                .node_span()
+                .set_attribute(KeyValue::new(key, count));
+        }
     }
     Aftermath {
         leaked_spans,
@@ -249,6 +286,7 @@ pub(super) fn judge(
             value: limits.timeout_ms,
             detail: "the execution did not finish in time (host calls included)".into(),
         }),
+        Outcome::Instantiate(_) if aftermath.memory_refused => Err(memory_limit(limits)),
         Outcome::Instantiate(e) => Err(NodeFailure::Instantiate {
             message: format!("{e:#}"),
         }),
@@ -308,6 +346,8 @@ fn guest_failure(error: NodeError, last_llm_error: Option<&str>) -> NodeFailure 
         ),
         NodeError::Failed(m) => ("failed".to_string(), m),
     };
+    // The message ends up on a terminal: what the node wrote stays one line of plain text.
+    let message = crate::redact::controls(&message).into_owned();
     NodeFailure::Guest { kind, message }
 }
 
@@ -334,10 +374,14 @@ fn trap_failure(
         _ => {}
     }
     if memory_refused {
-        return NodeFailure::Limit {
-            limit: "memory_mb",
-            value: limits.memory_mb,
-            detail: "the node asked for more memory and crashed when refused".into(),
+        return memory_limit(limits);
+    }
+    if let Some(how) = shadow_stack_overflow(trap) {
+        return NodeFailure::Trap {
+            kind: "stack_overflow",
+            message: format!(
+                "the node exhausted its stack in linear memory (unbounded recursion or large stack frames?): {how}"
+            ),
         };
     }
     let mut message = trap.root_cause().to_string();
@@ -345,7 +389,8 @@ fn trap_failure(
     let last: Vec<&str> = stderr.lines().rev().take(5).collect();
     if !last.is_empty() {
         message.push_str("; the node's last stderr lines: ");
-        message.push_str(&last.into_iter().rev().collect::<Vec<_>>().join(" | "));
+        let last = last.into_iter().rev().collect::<Vec<_>>().join(" | ");
+        message.push_str(&crate::redact::controls(&last));
     }
     NodeFailure::Trap {
         kind: "trap",
@@ -353,10 +398,65 @@ fn trap_failure(
     }
 }
 
+fn memory_limit(limits: &NodeLimits) -> NodeFailure {
+    NodeFailure::Limit {
+        limit: "memory_mb",
+        value: limits.memory_mb,
+        detail: "the node asked for more memory (all its memories and tables together) and crashed when refused".into(),
+    }
+}
+
+/// Frames of the innermost function a backtrace must hold for an out-of-bounds access in it
+/// to count as the end of a runaway recursion.
+const RECURSION_FRAMES: usize = 8;
+
+/// Whether an out-of-bounds access is a shadow-stack overflow, and why it is taken for one.
+/// Compilers targeting wasm32 (Rust, C) keep the stack at the bottom of linear memory, growing
+/// down: a stack pointer run past its bottom wraps to the top of the 32-bit address space. An
+/// access there is one sign; a fault inside a function that recursed many times is the other
+/// (the bulk-memory instructions that zero a large frame do not report their address).
+fn shadow_stack_overflow(trap: &wasmtime::Error) -> Option<String> {
+    if trap.downcast_ref::<Trap>() != Some(&Trap::MemoryOutOfBounds) {
+        return None;
+    }
+    if let Some(address) = wrapped_fault_address(trap) {
+        return Some(format!(
+            "it accessed wasm address 0x{address:x}, below address 0"
+        ));
+    }
+    let frames = trap.downcast_ref::<WasmBacktrace>()?.frames();
+    let innermost = frames.first()?;
+    let depth = frames
+        .iter()
+        .filter(|f| {
+            f.func_index() == innermost.func_index() && Module::same(f.module(), innermost.module())
+        })
+        .count();
+    (depth >= RECURSION_FRAMES).then(|| {
+        let name = innermost.func_name().unwrap_or("<unnamed>");
+        format!("an out-of-bounds access after {depth} nested calls of `{name}`")
+    })
+}
+
+/// The address of a memory fault that wrapped below address 0, when wasmtime reports one.
+fn wrapped_fault_address(trap: &wasmtime::Error) -> Option<u64> {
+    // wasmtime describes the fault as "memory fault at wasm address 0x… in linear memory of
+    // size 0x…"; the type that carries it is not public.
+    trap.chain().find_map(|cause| {
+        let text = cause.to_string();
+        let rest = text.strip_prefix("memory fault at wasm address 0x")?;
+        let (address, rest) = rest.split_once(' ')?;
+        let size = rest.strip_prefix("in linear memory of size 0x")?;
+        let address = u64::from_str_radix(address, 16).ok()?;
+        let size = u64::from_str_radix(size.trim(), 16).ok()?;
+        (address >= 1 << 31 && address >= size).then_some(address)
+    })
+}
+
 /// Forwards captured output to the host's log, line by line, within the node's log budget.
 fn forward_output(node: &str, stream: &str, bytes: &[u8], budget: &mut LogBudget) {
     for line in String::from_utf8_lossy(bytes).lines() {
-        if budget.admit() {
+        if let Some(line) = budget.admit(line) {
             tracing::info!(target: "kettle::node", node, stream, "{line}");
         }
     }

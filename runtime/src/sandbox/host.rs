@@ -4,16 +4,16 @@
 
 use super::http::HttpPolicy;
 use super::limits::NodeLimiter;
+use super::output::CapturedOutput;
 use super::permissions::Grants;
 use crate::capabilities::{CapabilitiesMut, CapabilityView, NodeCapabilities};
 use crate::spec::NodeLimits;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-/// Bytes of stdout / stderr kept per node execution; writes past it fail in the guest.
-const OUTPUT_CAPTURE_BYTES: usize = 64 * 1024;
+/// Bytes of stdout / stderr kept per node execution; bytes past it are dropped and counted.
+pub(crate) const OUTPUT_CAPTURE_BYTES: usize = 64 * 1024;
 
 pub struct NodeHost {
     wasi: WasiCtx,
@@ -22,8 +22,8 @@ pub struct NodeHost {
     http_policy: HttpPolicy,
     pub(crate) capabilities: NodeCapabilities,
     pub(crate) limiter: NodeLimiter,
-    pub(crate) stdout: MemoryOutputPipe,
-    pub(crate) stderr: MemoryOutputPipe,
+    pub(crate) stdout: CapturedOutput,
+    pub(crate) stderr: CapturedOutput,
 }
 
 impl NodeHost {
@@ -34,8 +34,8 @@ impl NodeHost {
         limits: &NodeLimits,
         grants: &Grants,
     ) -> Result<Self, String> {
-        let stdout = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
-        let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
+        let stdout = CapturedOutput::new(OUTPUT_CAPTURE_BYTES);
+        let stderr = CapturedOutput::new(OUTPUT_CAPTURE_BYTES);
         let mut builder = WasiCtxBuilder::new();
         builder
             .stdout(stdout.clone())
@@ -74,6 +74,13 @@ impl NodeHost {
             stdout,
             stderr,
         })
+    }
+}
+
+impl NodeHost {
+    /// The node this execution runs.
+    pub(crate) fn node_name(&self) -> &str {
+        &self.http_policy.node
     }
 }
 

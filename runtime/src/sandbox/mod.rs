@@ -4,9 +4,11 @@
 mod cache;
 mod engine;
 mod execute;
+mod fs_guard;
 mod host;
 mod http;
 mod limits;
+mod output;
 mod permissions;
 mod prepare;
 mod session;

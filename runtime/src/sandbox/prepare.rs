@@ -56,6 +56,7 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         let link = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
+        super::fs_guard::link(&mut linker).map_err(link)?;
         // wasi:http is always linked, so that components importing it load; every request is
         // checked against the node's permissions.http, which is empty unless granted.
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;

@@ -30,13 +30,71 @@ pub enum FanIn {
     Node(String),
 }
 
-/// `condition:` on an edge (TEA's `{type: expression, value: EXPR}`).
+/// `condition:` on an edge: TEA's `{type: expression, value: EXPR}`, or the expression
+/// written as a plain string.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "ConditionForm")]
 pub struct EdgeCondition {
-    #[serde(rename = "type", default = "expression")]
     pub kind: String,
     pub value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ConditionForm {
+    Expression(String),
+    Typed(TypedCondition),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypedCondition {
+    #[serde(rename = "type", default = "expression")]
+    kind: String,
+    value: String,
+}
+
+impl From<ConditionForm> for EdgeCondition {
+    fn from(form: ConditionForm) -> Self {
+        match form {
+            ConditionForm::Expression(value) => Self {
+                kind: expression(),
+                value,
+            },
+            ConditionForm::Typed(t) => Self {
+                kind: t.kind,
+                value: t.value,
+            },
+        }
+    }
+}
+
+/// `action:` on a node: one step per item on a `dynamic_parallel` node; elsewhere an action's
+/// name, TEA-Rust's spelling of `uses:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum NodeAction {
+    Name(String),
+    Step(Box<StepSpec>),
+}
+
+/// `output:` of an action: the state key its result goes under, or (TEA) a mapping from state
+/// keys to templates over `result` (the action's result) and `state`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Output {
+    Key(String),
+    Mapping(Map<String, Value>),
+}
+
+impl Output {
+    /// The state key, when `output:` names one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Output::Key(key) => Some(key),
+            Output::Mapping(_) => None,
+        }
+    }
 }
 
 fn expression() -> String {
@@ -63,7 +121,7 @@ macro_rules! with_action_keys {
         pub struct $name:ident { $($head:tt)* } then { $($tail:tt)* }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, ::serde::Deserialize)]
+        #[derive(Debug, Clone, Default, ::serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         pub struct $name {
             $($head)*
@@ -79,9 +137,13 @@ macro_rules! with_action_keys {
             /// Parameters of the action; strings are templates.
             #[serde(default, rename = "with")]
             pub with: Option<::serde_json::Map<String, ::serde_json::Value>>,
-            /// The state key the action's result is stored under.
+            /// What the node says it does; shown by `kettle graph`.
             #[serde(default)]
-            pub output: Option<String>,
+            pub description: Option<String>,
+            /// Where the action's result goes: a state key, or a mapping of state keys to
+            /// templates over `result`.
+            #[serde(default)]
+            pub output: Option<$crate::spec::Output>,
             /// An expression form, or TEA's inline code (run by a sandboxed interpreter, see `inline.rs`).
             #[serde(default)]
             pub run: Option<::serde_json::Value>,
@@ -152,13 +214,21 @@ pub struct ActionView<'a> {
     pub config: Option<&'a Value>,
     pub uses: Option<&'a String>,
     pub with: Option<&'a Map<String, Value>>,
-    pub output: Option<&'a String>,
+    pub output: Option<&'a Output>,
     pub run: Option<&'a Value>,
     pub script: Option<&'a Value>,
     pub language: Option<&'a String>,
 }
 
 impl super::model::NodeSpec {
+    /// The step of a `dynamic_parallel` node's `action:`.
+    pub fn action_step(&self) -> Option<&StepSpec> {
+        match &self.action {
+            Some(NodeAction::Step(step)) => Some(step),
+            _ => None,
+        }
+    }
+
     /// Whether parallel branches join at this node.
     pub fn is_fan_in(&self) -> bool {
         matches!(self.fan_in, Some(FanIn::Flag(true)))

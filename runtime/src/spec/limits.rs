@@ -2,13 +2,22 @@
 //! `limits:` and `settings.limits` (first given wins), with the defaults the README's limits
 //! table names. Pure data: the sandbox and the capabilities enforce them.
 
-use super::LimitsSpec;
+use super::{BudgetSpec, LimitsSpec};
 use std::time::Duration;
 
+/// Memory of all the node's linear memories and tables together.
 pub const DEFAULT_MEMORY_MB: u64 = 256;
 pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+pub const DEFAULT_MAX_LLM_CALLS: u64 = 100;
 pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 8 << 20;
 pub const DEFAULT_MAX_LOG_LINES: u64 = 1000;
+pub const DEFAULT_MAX_LOG_BYTES: u64 = 1 << 20;
+pub const DEFAULT_MAX_ERROR_BYTES: u64 = 16 << 10;
+/// LLM calls of a whole run (`settings.budget.max_llm_calls`).
+pub const DEFAULT_BUDGET_MAX_LLM_CALLS: u64 = 1000;
+/// Bytes one log line (or stdout/stderr line) keeps; the rest is cut, with a marker.
+pub const MAX_LOG_LINE_BYTES: usize = 16 << 10;
+
 /// The limits in force for one node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeLimits {
@@ -19,6 +28,26 @@ pub struct NodeLimits {
     pub max_llm_tokens: Option<u64>,
     pub max_output_bytes: u64,
     pub max_log_lines: u64,
+    pub max_log_bytes: u64,
+    pub max_error_bytes: u64,
+}
+
+/// The run-wide LLM budget in force (`settings.budget`, with its defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    pub max_llm_calls: u64,
+    pub max_llm_tokens: Option<u64>,
+}
+
+impl RunLimits {
+    pub fn resolve(budget: Option<&BudgetSpec>) -> Self {
+        Self {
+            max_llm_calls: budget
+                .and_then(|b| b.max_llm_calls)
+                .unwrap_or(DEFAULT_BUDGET_MAX_LLM_CALLS),
+            max_llm_tokens: budget.and_then(|b| b.max_llm_tokens),
+        }
+    }
 }
 
 impl Default for NodeLimits {
@@ -37,10 +66,12 @@ impl NodeLimits {
             memory_mb: pick(|l| l.memory_mb).unwrap_or(DEFAULT_MEMORY_MB),
             timeout_ms: pick(|l| l.timeout_ms).unwrap_or(DEFAULT_TIMEOUT_MS),
             fuel: pick(|l| l.fuel),
-            max_llm_calls: pick(|l| l.max_llm_calls),
+            max_llm_calls: Some(pick(|l| l.max_llm_calls).unwrap_or(DEFAULT_MAX_LLM_CALLS)),
             max_llm_tokens: pick(|l| l.max_llm_tokens),
             max_output_bytes: pick(|l| l.max_output_bytes).unwrap_or(DEFAULT_MAX_OUTPUT_BYTES),
             max_log_lines: pick(|l| l.max_log_lines).unwrap_or(DEFAULT_MAX_LOG_LINES),
+            max_log_bytes: pick(|l| l.max_log_bytes).unwrap_or(DEFAULT_MAX_LOG_BYTES),
+            max_error_bytes: pick(|l| l.max_error_bytes).unwrap_or(DEFAULT_MAX_ERROR_BYTES),
         }
     }
 
@@ -86,5 +117,22 @@ mod tests {
         assert_eq!(limits.fuel, Some(9));
         assert_eq!(limits.max_output_bytes, DEFAULT_MAX_OUTPUT_BYTES);
         assert_eq!(NodeLimits::default().memory_mb, DEFAULT_MEMORY_MB);
+    }
+
+    #[test]
+    fn llm_calls_are_bounded_by_default() {
+        assert_eq!(
+            NodeLimits::default().max_llm_calls,
+            Some(DEFAULT_MAX_LLM_CALLS)
+        );
+        assert_eq!(
+            RunLimits::resolve(None).max_llm_calls,
+            DEFAULT_BUDGET_MAX_LLM_CALLS
+        );
+        let budget = BudgetSpec {
+            max_llm_calls: Some(3),
+            ..BudgetSpec::default()
+        };
+        assert_eq!(RunLimits::resolve(Some(&budget)).max_llm_calls, 3);
     }
 }

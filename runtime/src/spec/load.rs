@@ -3,6 +3,7 @@
 use super::error::{SpecError, SpecErrors};
 use super::locate::{Locator, parent};
 use super::model::AgentSpec;
+use super::typing;
 pub use super::validate::{Findings, PathRef, check, validate};
 use super::yaml::{self, Mistake};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,10 @@ pub struct LoadedSpec {
     source: String,
     /// Built from `source` on the first located error: a file without mistakes is read once.
     locator: OnceLock<Locator>,
+    /// Parts of the file that did not type (their keys are left out of `spec`).
+    pub type_errors: Vec<SpecError>,
+    /// The paths of those parts (`edges[0].to`).
+    mistyped: Vec<String>,
 }
 
 impl LoadedSpec {
@@ -40,6 +45,19 @@ impl LoadedSpec {
         }
     }
 
+    /// Whether the part at `path` (or one inside it) did not type and is reported already.
+    pub fn mistyped(&self, path: &str) -> bool {
+        self.mistyped.iter().any(|m| {
+            m.strip_prefix(path)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        })
+    }
+
+    /// Whether the part at exactly `path` did not type (a node that is not a mapping).
+    pub fn mistyped_whole(&self, path: &str) -> bool {
+        self.mistyped.iter().any(|m| m == path)
+    }
+
     /// Resolves a path written in the agent file.
     pub fn resolve(&self, relative: &str) -> PathBuf {
         self.base_dir.join(relative)
@@ -57,7 +75,8 @@ pub fn load_file(path: &Path) -> Result<LoadedSpec, SpecErrors> {
     }
 }
 
-/// Parses and types the agent file at `path`, without the structural checks of [`validate`].
+/// Parses and types the agent file at `path`; its type errors and structural problems are
+/// reported by [`check`].
 pub fn parse_file(path: &Path) -> Result<LoadedSpec, SpecErrors> {
     let source = std::fs::read_to_string(path).map_err(|e| {
         SpecErrors(vec![SpecError {
@@ -73,22 +92,52 @@ pub fn parse_file(path: &Path) -> Result<LoadedSpec, SpecErrors> {
     parse_str(&source, path)
 }
 
-/// Parses and types agent YAML `source`, as if read from `path`. Touches no file.
+/// Parses and types agent YAML `source`, as if read from `path`. Touches no file. Only a
+/// file that is not YAML fails here; type errors are kept in the result, located, and
+/// reported by [`check`] with the structural problems.
 pub fn parse_str(source: &str, path: &Path) -> Result<LoadedSpec, SpecErrors> {
-    let spec: AgentSpec = yaml::from_str(source)
+    let tree: serde_json::Value = yaml::from_str(source)
         .map_err(|e| SpecErrors(vec![yaml_error(path, &e, &Locator::new(source))]))?;
+    let mut mistakes = Vec::new();
+    let mut spec = typing::type_agent(tree, &mut mistakes);
+    if spec.name.trim().is_empty() {
+        // TEA's `name:` is optional: the agent is named after its file.
+        spec.name = path
+            .file_stem()
+            .map_or_else(|| "agent".into(), |s| s.to_string_lossy().into_owned());
+    }
     let base_dir = path
         .parent()
         .map(Path::to_path_buf)
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
-    Ok(LoadedSpec {
+    let mut loaded = LoadedSpec {
         spec,
         path: path.to_path_buf(),
         base_dir,
         source: source.to_string(),
         locator: OnceLock::new(),
-    })
+        type_errors: Vec::new(),
+        mistyped: mistakes.iter().map(|m| m.path.clone()).collect(),
+    };
+    loaded.type_errors = mistakes
+        .into_iter()
+        .map(|m| {
+            let locator = loaded.locator.get_or_init(|| Locator::new(&loaded.source));
+            // An unknown key is shown at the key; a wrong value at the value.
+            let at = if m.at_key {
+                locator.key_position(&m.path)
+            } else {
+                locator.value_position(&m.path)
+            };
+            let mut error = loaded.error_at(&m.path, m.message, m.hint);
+            if let Some((line, column)) = at {
+                (error.line, error.column) = (line, column);
+            }
+            error
+        })
+        .collect();
+    Ok(loaded)
 }
 
 /// A parse error, prefixed with the path of the place it concerns (`nodes[0]: unknown field`).

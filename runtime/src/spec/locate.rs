@@ -20,6 +20,10 @@ pub struct Locator {
     keys: HashMap<Position, String>,
     /// A value's position → its path (the outermost one, when several start at one place).
     values: HashMap<Position, String>,
+    /// Path → where its key is written.
+    key_positions: HashMap<String, Position>,
+    /// Path → where its value starts.
+    value_positions: HashMap<String, Position>,
 }
 
 impl Locator {
@@ -44,6 +48,16 @@ impl Locator {
         }
     }
 
+    /// Where the key of `path` is written (`nodes[0].wiht` → the `wiht` of that node).
+    pub fn key_position(&self, path: &str) -> Option<Position> {
+        self.key_positions.get(path).copied()
+    }
+
+    /// Where the value of `path` starts.
+    pub fn value_position(&self, path: &str) -> Option<Position> {
+        self.value_positions.get(path).copied()
+    }
+
     /// The path of the key written at `position`.
     pub fn key_at(&self, position: Position) -> Option<&str> {
         self.keys.get(&position).map(String::as_str)
@@ -58,6 +72,8 @@ impl Locator {
         self.values
             .entry(yaml::position(node.referenced))
             .or_insert_with(|| path.to_string());
+        self.value_positions
+            .insert(path.to_string(), yaml::position(node.referenced));
         match &node.value {
             Tree::Mapping(entries) => {
                 if let Some((first, _)) = entries.first() {
@@ -70,6 +86,7 @@ impl Locator {
                     let full = join(path, &key.value.0);
                     let at = yaml::position(key.referenced);
                     self.positions.entry(full.clone()).or_insert(at);
+                    self.key_positions.insert(full.clone(), at);
                     self.keys.entry(at).or_insert_with(|| full.clone());
                     self.walk(&full, value);
                 }

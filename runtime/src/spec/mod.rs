@@ -11,19 +11,25 @@ mod load;
 mod locate;
 mod model;
 mod tracing_settings;
+mod typing;
 mod validate;
 mod validate_flow;
+mod wording;
 mod yaml;
 
 pub use error::{SpecError, SpecErrors};
-pub use flow::{ActionView, EdgeCondition, ExpressionRun, FanIn, Goto, GotoRule, StepSpec, When};
+pub use flow::{
+    ActionView, EdgeCondition, ExpressionRun, FanIn, Goto, GotoRule, NodeAction, Output, StepSpec,
+    When,
+};
 pub use host_pattern::HostPattern;
 pub use inline::{ISOLATIONS, InlineCode, inline_code};
-pub use limits::{NodeLimits, raise_hint};
+pub use limits::{MAX_LOG_LINE_BYTES, NodeLimits, RunLimits, raise_hint};
 pub use llm_settings::{LlmSettings, PROVIDER_TYPES, ProviderSettings};
 pub use load::{Findings, LoadedSpec, PathRef, check, load_file, parse_file, parse_str, validate};
 pub use model::{
     AgentSpec, BudgetSpec, END, EdgeSpec, FsAccess, FsGrantSpec, LimitsSpec, LlmGrantSpec,
-    NodeSpec, PermissionsSpec, RetrySpec, START, Settings, TracingSettings,
+    NodeSpec, ParallelSettings, PermissionsSpec, RetrySpec, START, Settings, TracingSettings,
 };
 pub use tracing_settings::{EXPORTERS, ExporterList, LangfuseSettings, OpikSettings};
+pub use validate::secret_variables;

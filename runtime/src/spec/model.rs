@@ -1,6 +1,6 @@
 //! The typed shape of an agent file. Unknown keys are errors, so typos never pass silently.
 
-use super::flow::{EdgeCondition, FanIn, Goto, StepSpec, When};
+use super::flow::{EdgeCondition, FanIn, Goto, NodeAction, StepSpec, When};
 use super::llm_settings::LlmSettings;
 pub use super::tracing_settings::{LangfuseSettings, OpikSettings, TracingSettings};
 use serde::Deserialize;
@@ -12,12 +12,24 @@ pub const START: &str = "__start__";
 pub const END: &str = "__end__";
 
 /// A whole agent file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
+    /// Optional, as in TEA: without it, the agent is named after its file.
+    #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
+    /// TEA's version of the agent file; documentation only.
+    #[serde(default)]
+    pub version: Option<Value>,
+    /// TEA's compile options (`raise_exceptions`, `interrupt_before`, ...); documentation
+    /// only: Kettle always raises, and has no interrupts.
+    #[serde(default)]
+    pub config: Option<Value>,
+    /// The state a run starts from; `--input` keys replace these.
+    #[serde(default)]
+    pub initial_state: Option<Map<String, Value>>,
     #[serde(default)]
     pub settings: Settings,
     /// Values templates read as `variables.NAME`.
@@ -26,6 +38,7 @@ pub struct AgentSpec {
     /// Accepted for TEA compatibility; documentation only.
     #[serde(default)]
     pub state_schema: Option<Value>,
+    #[serde(default)]
     pub nodes: Vec<NodeSpec>,
     #[serde(default)]
     pub edges: Vec<EdgeSpec>,
@@ -52,6 +65,21 @@ pub struct Settings {
     /// LLM use allowed to the whole run.
     #[serde(default)]
     pub budget: Option<BudgetSpec>,
+    /// TEA's `settings.parallel`: how parallel branches run.
+    #[serde(default)]
+    pub parallel: Option<ParallelSettings>,
+}
+
+/// `settings.parallel:`. Kettle runs every branch as a future in its own process, so the
+/// strategies `thread` and `process` both mean that; `max_workers` bounds the branches of one
+/// fan-out that run at once.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelSettings {
+    #[serde(default)]
+    pub strategy: Option<String>,
+    #[serde(default)]
+    pub max_workers: Option<u32>,
 }
 
 /// `limits:` of a node, or `settings.limits`. Absent values take Kettle's defaults.
@@ -67,7 +95,7 @@ pub struct LimitsSpec {
     /// Deterministic instruction budget (default: none).
     #[serde(default)]
     pub fuel: Option<u64>,
-    /// LLM calls per execution (default: none).
+    /// LLM calls per execution (default 100).
     #[serde(default)]
     pub max_llm_calls: Option<u64>,
     /// LLM tokens (input + output) per execution (default: none).
@@ -79,16 +107,26 @@ pub struct LimitsSpec {
     /// Log lines (and stdout/stderr lines) kept per execution (default 1000).
     #[serde(default)]
     pub max_log_lines: Option<u64>,
+    /// Bytes of log (and stdout/stderr) lines kept per execution (default 1 MiB).
+    #[serde(default)]
+    pub max_log_bytes: Option<u64>,
+    /// Bytes of the node's error message kept (default 16 KiB).
+    #[serde(default)]
+    pub max_error_bytes: Option<u64>,
 }
 
-/// `settings.budget:`: LLM use allowed to the whole run.
+/// `settings.budget:`: LLM use and guest-made spans allowed to the whole run.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetSpec {
+    /// LLM calls of the whole run (default 1000).
     #[serde(default)]
     pub max_llm_calls: Option<u64>,
     #[serde(default)]
     pub max_llm_tokens: Option<u64>,
+    /// Spans the guests may add to the run's trace, theirs and their LLM calls' (default 100000).
+    #[serde(default)]
+    pub max_spans: Option<u64>,
 }
 
 /// `permissions:` of a node: what its sandbox grants. Nothing by default.
@@ -155,6 +193,7 @@ pub struct RetrySpec {
 with_action_keys! {
     /// One entry of `nodes:`.
     pub struct NodeSpec {
+        #[serde(default)]
         pub name: String,
     } then {
         /// Limits of this node's executions.
@@ -205,17 +244,21 @@ with_action_keys! {
         pub max_concurrency: Option<u32>,
         #[serde(default)]
         pub fail_fast: Option<bool>,
-        /// `dynamic_parallel`: the one action run per item.
+        /// `dynamic_parallel`: the one action run per item. On other nodes, TEA-Rust's
+        /// spelling of `uses:` (read as `uses:` when the node is typed).
         #[serde(default)]
-        pub action: Option<StepSpec>,
+        pub action: Option<NodeAction>,
     }
 }
 
 /// One entry of `edges:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeSpec {
+    /// Required; a missing one is reported by validation, with its place.
+    #[serde(default)]
     pub from: String,
+    #[serde(default)]
     pub to: String,
     /// `parallel` for a fan-out edge; `normal` (the default) otherwise.
     #[serde(default, rename = "type")]

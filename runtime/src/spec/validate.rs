@@ -1,13 +1,13 @@
 //! Structural checks that typing cannot express: names, node kinds, references, files.
 
 use super::error::SpecError;
-use super::flow::{ActionView, ExpressionRun, FanIn, StepSpec};
+use super::flow::{ActionView, ExpressionRun, FanIn, NodeAction, StepSpec};
 use super::host_pattern::HostPattern;
 use super::inline::{ISOLATIONS, InlineCode, inline_code as inline_code_of};
 use super::llm_settings::LlmSettings;
 use super::llm_settings::PROVIDER_TYPES;
 use super::load::LoadedSpec;
-use super::model::{END, LimitsSpec, NodeSpec, START};
+use super::model::{AgentSpec, END, LimitsSpec, NodeSpec, START};
 use std::collections::HashMap;
 
 /// Built-in actions a node may name in `uses:`.
@@ -34,6 +34,9 @@ pub struct PathRef {
 #[derive(Debug, Default)]
 pub struct Findings {
     pub errors: Vec<SpecError>,
+    /// What TEA allows and Kettle accepts, but is likely a mistake (unreachable nodes, edges
+    /// never taken); `kettle validate` prints them, `--strict` makes them errors.
+    pub warnings: Vec<SpecError>,
     /// `component:` of every well-formed action.
     pub components: Vec<PathRef>,
     /// `permissions.fs[].path` of every component node.
@@ -43,8 +46,22 @@ pub struct Findings {
 /// One pass over the file: its structural problems, and the files and folders it names (for
 /// the checks on disk, which spec does not make).
 pub fn check(loaded: &LoadedSpec) -> Findings {
-    let spec = &loaded.spec;
     let mut out = Findings::default();
+    check_typed(loaded, &mut out);
+    // A part that did not type is reported once: not again by the checks of what is left.
+    let typing = &loaded.type_errors;
+    out.errors.retain(|e| {
+        !typing
+            .iter()
+            .any(|t| (t.line, t.column) == (e.line, e.column))
+    });
+    out.errors.splice(0..0, typing.iter().cloned());
+    out
+}
+
+/// The checks of what typed.
+fn check_typed(loaded: &LoadedSpec, out: &mut Findings) {
+    let spec = &loaded.spec;
     if spec.nodes.is_empty() {
         out.errors.push(loaded.error_at(
             "nodes",
@@ -56,7 +73,16 @@ pub fn check(loaded: &LoadedSpec) -> Findings {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (index, node) in spec.nodes.iter().enumerate() {
         let at = format!("nodes[{index}]");
-        if node.name.trim().is_empty() || node.name == START || node.name == END {
+        if node.name.trim().is_empty() {
+            if loaded.mistyped(&format!("{at}.name")) || loaded.mistyped_whole(&at) {
+                continue;
+            }
+            out.errors.push(loaded.error_at(
+                &at,
+                format!("nodes[{index}] has no `name:`"),
+                Some("add `name: NODE`; routes and messages refer to nodes by name".into()),
+            ));
+        } else if node.name == START || node.name == END {
             out.errors.push(loaded.error_at(
                 &format!("{at}.name"),
                 format!("`{}` cannot be a node name", node.name),
@@ -73,8 +99,8 @@ pub fn check(loaded: &LoadedSpec) -> Findings {
                 Some("node names must be unique".into()),
             ));
         }
-        validate_node(loaded, &at, node, &mut out);
-        validate_policy(loaded, &at, node, &mut out);
+        validate_node(loaded, &at, node, out);
+        validate_policy(loaded, &at, node, out);
     }
     for (index, node) in spec.nodes.iter().enumerate() {
         if let Some(handler) = &node.on_error
@@ -89,16 +115,30 @@ pub fn check(loaded: &LoadedSpec) -> Findings {
         }
     }
     if let Some(limits) = &spec.settings.limits {
-        validate_limits(loaded, "settings.limits", limits, &mut out);
+        validate_limits(loaded, "settings.limits", limits, out);
     }
+    validate_parallel(loaded, out);
 
     if let Some(llm) = &spec.settings.llm {
-        validate_llm(loaded, llm, &mut out);
+        validate_llm(loaded, llm, out);
     }
     out.errors.extend(super::tracing_settings::validate(loaded));
 
     for (index, edge) in spec.edges.iter().enumerate() {
         let at = format!("edges[{index}]");
+        for (key, value) in [("from", &edge.from), ("to", &edge.to)] {
+            let reported = loaded.mistyped(&format!("{at}.{key}")) || loaded.mistyped_whole(&at);
+            if value.is_empty() && !reported {
+                out.errors.push(loaded.error_at(
+                    &at,
+                    format!("{at} has no `{key}:`"),
+                    Some("an edge is `{from: NODE, to: NODE}`".into()),
+                ));
+            }
+        }
+        if edge.from.is_empty() || edge.to.is_empty() {
+            continue;
+        }
         if edge.from == END || (edge.from != START && !seen.contains_key(edge.from.as_str())) {
             out.errors.push(unknown_node(
                 loaded,
@@ -112,8 +152,31 @@ pub fn check(loaded: &LoadedSpec) -> Findings {
                 .push(unknown_node(loaded, &format!("{at}.to"), &edge.to, &seen));
         }
     }
-    super::validate_flow::validate_flow(loaded, &seen, &mut out.errors);
-    out
+    super::validate_flow::validate_flow(loaded, &seen, &mut out.errors, &mut out.warnings);
+}
+
+/// `settings.parallel`: TEA's `thread` and `process` strategies both run as Kettle's
+/// in-process branches; `remote` has no counterpart.
+fn validate_parallel(loaded: &LoadedSpec, out: &mut Findings) {
+    let Some(parallel) = &loaded.spec.settings.parallel else {
+        return;
+    };
+    if let Some(strategy) = &parallel.strategy
+        && !["thread", "process"].contains(&strategy.as_str())
+    {
+        out.errors.push(loaded.error_at(
+            "settings.parallel.strategy",
+            format!("parallel strategy `{strategy}` is not supported"),
+            Some("use `thread` or `process` (Kettle runs branches concurrently in one process either way), or leave `strategy:` out".into()),
+        ));
+    }
+    if parallel.max_workers == Some(0) {
+        out.errors.push(loaded.error_at(
+            "settings.parallel.max_workers",
+            "`max_workers` must be at least 1",
+            Some("leave it out for no bound".into()),
+        ));
+    }
 }
 
 fn validate_node(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Findings) {
@@ -297,6 +360,13 @@ fn validate_dynamic_parallel(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out
             Some("write `fan_in: NODE`; that node receives the results".into()),
         ));
     }
+    if matches!(node.output, Some(super::flow::Output::Mapping(_))) {
+        out.errors.push(loaded.error_at(
+            &format!("{at}.output"),
+            format!("`output:` of dynamic_parallel `{name}` must be the state key its results go under"),
+            Some("write `output: results`; map each item's result with `output:` inside `action:`".into()),
+        ));
+    }
     let bodies = [
         node.action.is_some(),
         node.steps.is_some(),
@@ -317,7 +387,7 @@ fn validate_dynamic_parallel(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out
             Some("keep exactly one body".into()),
         )),
     }
-    if let Some(action) = &node.action {
+    if let Some(action) = node.action_step() {
         validate_step(loaded, &format!("{at}.action"), name, action, out);
     }
     if let Some(steps) = &node.steps {
@@ -412,8 +482,10 @@ fn validate_action(
         uses_keys(loaded, at, name, what, action, view, out);
     } else if inline.is_some() {
         inline_keys(loaded, at, name, view, out);
-    } else {
+    } else if expression.is_some() {
         expression_keys(loaded, at, name, view, out);
+    } else {
+        pass_through_keys(loaded, at, name, view, out);
     }
 }
 
@@ -483,6 +555,8 @@ fn not_one_action(
         is_inline,
     ];
     match forms.iter().filter(|f| **f).count() {
+        // A node without an action passes the state on unchanged, as in TEA.
+        0 if what == "node" => None,
         0 => Some(loaded.error_at(
             at,
             format!("{what} `{name}` does nothing: it has neither `component:` nor `uses:` nor `run: {{type: expression}}`"),
@@ -602,6 +676,29 @@ fn expression_keys(
     ));
 }
 
+/// A node without an action takes no parameters.
+fn pass_through_keys(
+    loaded: &LoadedSpec,
+    at: &str,
+    name: &str,
+    view: ActionView<'_>,
+    out: &mut Findings,
+) {
+    for (key, present) in [
+        ("with", view.with.is_some()),
+        ("config", view.config.is_some()),
+        ("output", view.output.is_some()),
+    ] {
+        if present {
+            out.errors.push(loaded.error_at(
+                &format!("{at}.{key}"),
+                format!("node `{name}` has `{key}:` but no action to apply it to"),
+                Some("add the action (`uses:`, `component:` or `run: {type: expression, ...}`), or remove the key".into()),
+            ));
+        }
+    }
+}
+
 fn unknown_node(
     loaded: &LoadedSpec,
     at: &str,
@@ -620,7 +717,8 @@ fn unknown_node(
     )
 }
 
-/// Variables that hold provider credentials: never passed to a node.
+/// Variables that hold credentials Kettle itself may use, whatever the agent file says:
+/// never passed to a node.
 const SECRET_VARIABLES: &[&str] = &[
     "OPENAI_API_KEY",
     "ANTHROPIC_API_KEY",
@@ -628,7 +726,24 @@ const SECRET_VARIABLES: &[&str] = &[
     "OPIK_API_KEY",
     "LANGFUSE_SECRET_KEY",
     "LANGFUSE_PUBLIC_KEY",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
 ];
+
+/// Every variable holding a credential of this agent: the fixed ones, and those its settings
+/// name (`api_key_env` of the flat provider and of each named one, Langfuse's key variables).
+pub fn secret_variables(spec: &AgentSpec) -> Vec<String> {
+    let mut names: Vec<String> = SECRET_VARIABLES.iter().map(|s| s.to_string()).collect();
+    if let Some(llm) = &spec.settings.llm {
+        names.extend(llm.api_key_env.clone());
+        names.extend(llm.providers.values().filter_map(|p| p.api_key_env.clone()));
+    }
+    if let Some(langfuse) = &spec.settings.langfuse {
+        names.extend(langfuse.public_key_env.clone());
+        names.extend(langfuse.secret_key_env.clone());
+    }
+    names
+}
 
 fn validate_policy(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Findings) {
     let name = &node.name;
@@ -717,17 +832,12 @@ fn validate_policy(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Fin
             ));
         }
     }
-    let api_key_env = loaded
-        .spec
-        .settings
-        .llm
-        .as_ref()
-        .and_then(|l| l.api_key_env.as_deref());
+    let secrets = secret_variables(&loaded.spec);
     for (i, variable) in permissions.env.iter().enumerate() {
-        if SECRET_VARIABLES.contains(&variable.as_str()) || Some(variable.as_str()) == api_key_env {
+        if secrets.contains(variable) {
             out.errors.push(loaded.error_at(
                 &format!("{at}.permissions.env[{i}]"),
-                format!("node `{name}` may not read `{variable}`: provider credentials never reach a node"),
+                format!("node `{name}` may not read `{variable}`: it holds a credential of Kettle's (an LLM provider's key or a trace exporter's), and credentials never reach a node"),
                 Some("the host makes LLM calls for the node through the llm import; no key is needed".into()),
             ));
         }
@@ -740,7 +850,7 @@ fn has_inline_code(node: &NodeSpec) -> bool {
     inline_code_of(&node.action_view()).is_some()
         || node.steps.iter().flatten().any(step)
         || node.body.iter().flatten().any(step)
-        || node.action.as_ref().is_some_and(step)
+        || matches!(&node.action, Some(NodeAction::Step(s)) if step(s))
 }
 
 fn validate_limits(loaded: &LoadedSpec, at: &str, limits: &LimitsSpec, out: &mut Findings) {
@@ -748,6 +858,8 @@ fn validate_limits(loaded: &LoadedSpec, at: &str, limits: &LimitsSpec, out: &mut
         ("memory_mb", limits.memory_mb, 1, 4096),
         ("timeout_ms", limits.timeout_ms, 1, 24 * 3600 * 1000),
         ("max_output_bytes", limits.max_output_bytes, 2, 1 << 30),
+        ("max_log_bytes", limits.max_log_bytes, 0, 1 << 30),
+        ("max_error_bytes", limits.max_error_bytes, 64, 1 << 30),
     ];
     for (key, value, min, max) in checks {
         if let Some(value) = value

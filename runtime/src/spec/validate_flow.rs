@@ -7,10 +7,13 @@ use super::load::LoadedSpec;
 use super::model::{END, START};
 use std::collections::{HashMap, HashSet};
 
+/// Problems go to `errors`; what TEA allows but is likely a mistake (unreachable nodes, edges
+/// never taken) to `warnings`.
 pub fn validate_flow(
     loaded: &LoadedSpec,
     known: &HashMap<&str, usize>,
     errors: &mut Vec<SpecError>,
+    warnings: &mut Vec<SpecError>,
 ) {
     let spec = &loaded.spec;
     let exists = |name: &str| name == END || known.contains_key(name);
@@ -85,9 +88,9 @@ pub fn validate_flow(
         }
     }
     for (from, list) in &by_source {
-        check_group(loaded, from, list, known, errors);
+        check_group(loaded, from, list, known, errors, warnings);
     }
-    unreachable(loaded, known, errors);
+    unreachable(loaded, known, warnings);
 }
 
 /// The edges out of one node: all parallel (one fan-in), or conditional rules in order.
@@ -97,6 +100,7 @@ fn check_group(
     list: &[usize],
     known: &HashMap<&str, usize>,
     errors: &mut Vec<SpecError>,
+    warnings: &mut Vec<SpecError>,
 ) {
     let edges = &loaded.spec.edges;
     let parallel: Vec<usize> = list
@@ -165,29 +169,31 @@ fn check_group(
         && pos + 1 < list.len()
     {
         let first = list[pos];
-        errors.push(loaded.error_at(
+        // TEA accepts this and takes the first; so does Kettle, with a warning.
+        warnings.push(loaded.error_at(
             &format!("edges[{}]", list[pos + 1]),
-            format!("`{from}` already has an edge (edges[{first}]); a node has one next node"),
+            format!("`{from}` already has an edge (edges[{first}]) that is always taken, so this one never is"),
             Some("give the edges `when:` conditions (the first true one wins), or make them a parallel group (`type: parallel` with `fan_in:`)".into()),
         ));
     }
 }
 
-/// Nodes that no route from `__start__` reaches.
-fn unreachable(loaded: &LoadedSpec, known: &HashMap<&str, usize>, errors: &mut Vec<SpecError>) {
+/// Nodes that no route from `__start__` reaches (a warning: TEA allows them).
+fn unreachable(loaded: &LoadedSpec, known: &HashMap<&str, usize>, warnings: &mut Vec<SpecError>) {
     let spec = &loaded.spec;
     let count = spec.nodes.len();
     let index = |name: &str| known.get(name).copied();
+    // The edges out of a node up to the first that is always taken (the rest never are).
     let edge_targets = |from: &str| -> Vec<usize> {
-        spec.edges
-            .iter()
-            .filter(|e| e.from == from)
-            .flat_map(|e| {
-                let fan_in = e.fan_in.as_deref().filter(|_| e.is_parallel());
-                [index(&e.to), fan_in.and_then(index)]
-            })
-            .flatten()
-            .collect()
+        let mut targets = Vec::new();
+        for e in spec.edges.iter().filter(|e| e.from == from) {
+            let fan_in = e.fan_in.as_deref().filter(|_| e.is_parallel());
+            targets.extend([index(&e.to), fan_in.and_then(index)].into_iter().flatten());
+            if e.is_unconditional() && !e.is_parallel() {
+                break;
+            }
+        }
+        targets
     };
     let mut stack: Vec<usize> = if spec.edges.iter().any(|e| e.from == START) {
         edge_targets(START)
@@ -222,7 +228,7 @@ fn unreachable(loaded: &LoadedSpec, known: &HashMap<&str, usize>, errors: &mut V
     }
     for (i, node) in spec.nodes.iter().enumerate() {
         if !seen.contains(&i) {
-            errors.push(loaded.error_at(
+            warnings.push(loaded.error_at(
                 &format!("nodes[{i}].name"),
                 format!(
                     "node `{}` is unreachable: no route from {START} leads to it",

@@ -25,7 +25,8 @@ pub fn options() -> Options {
     }
 }
 
-/// Deserializes one YAML document.
+/// Deserializes one YAML document (the agent file is read into a value tree, then typed by
+/// `typing.rs`; the locator reads it into `Spanned` values).
 pub fn from_str<T: DeserializeOwned>(source: &str) -> Result<T, Error> {
     serde_saphyr::from_str_with_options(source, options())
 }

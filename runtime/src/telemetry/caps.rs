@@ -1,8 +1,12 @@
-//! Per-node budgets on what a guest may write into the trace: spans beyond the cap are not
-//! created, attribute and event bytes beyond the cap are not recorded, and both are counted
-//! and reported once, so a runaway guest costs bounded memory.
+//! Budgets on what guests may write into the trace: per node, spans beyond the cap are not
+//! created, attribute and event bytes beyond the cap are not recorded; per run, guest-made
+//! spans stop at the run's span budget; per span, a guest sets a bounded number of attributes
+//! and none of the host's. All of it is counted and reported, so a runaway guest costs bounded
+//! memory and cannot hide or forge what the host records.
 
-use super::config::{MAX_ATTRIBUTE_VALUE_BYTES, SpanCaps};
+use super::config::{MAX_ATTRIBUTE_VALUE_BYTES, MAX_GUEST_ATTRIBUTES_PER_SPAN, SpanCaps};
+use super::semconv;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// The budget of one node execution.
 #[derive(Debug, Clone)]
@@ -65,6 +69,123 @@ impl NodeBudget {
     }
 }
 
+/// The run's budget of guest-made spans (`settings.budget.max_spans`): the guests' `trace`
+/// spans and the `chat` spans of their LLM calls, across every node of the run. The host's
+/// own spans (root, node, item, parallel, iteration) never take from it.
+#[derive(Debug)]
+pub struct RunSpanBudget {
+    max: u64,
+    taken: AtomicU64,
+    refused: AtomicU64,
+    warned: AtomicBool,
+}
+
+impl RunSpanBudget {
+    pub fn new(max: u64) -> Self {
+        Self {
+            max,
+            taken: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            warned: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether one more guest span may be recorded; counts a refusal, and warns once per run.
+    pub fn take(&self, run_id: &str) -> bool {
+        let admitted = self
+            .taken
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok();
+        if !admitted {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            if !self.warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    run = run_id,
+                    max_spans = self.max,
+                    "the run used up its span budget; further guest spans are counted, not recorded, and guests' LLM calls are denied (settings.budget.max_spans)"
+                );
+            }
+        }
+        admitted
+    }
+
+    /// Guest spans refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+}
+
+/// Whose span a guest writes an attribute on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanOwner {
+    /// The node's own span, opened by the host.
+    Host,
+    /// A span the guest opened with `start-span`.
+    Guest,
+}
+
+/// Whether `key` is the host's to set on a span of `owner`: `kettle.*` on every span (it
+/// routes the span to its run and says where it came from), and on the host's spans the
+/// GenAI and OpenInference names and `error.type`, which the host sets and backends read.
+pub fn host_owned(key: &str, owner: SpanOwner) -> bool {
+    key.starts_with("kettle.")
+        || owner == SpanOwner::Host
+            && (key.starts_with("gen_ai.")
+                || [
+                    semconv::ERROR_TYPE,
+                    semconv::INPUT_VALUE,
+                    semconv::INPUT_MIME_TYPE,
+                    semconv::OUTPUT_VALUE,
+                    semconv::OUTPUT_MIME_TYPE,
+                ]
+                .contains(&key))
+}
+
+/// The guest attributes of one span: at most [`MAX_GUEST_ATTRIBUTES_PER_SPAN`] of them, none
+/// the host's; what is refused is counted. Atomics only so that it can be shared.
+#[derive(Debug)]
+pub struct SpanTally {
+    owner: SpanOwner,
+    kept: AtomicU32,
+    refused: AtomicU64,
+}
+
+impl SpanTally {
+    pub fn new(owner: SpanOwner) -> Self {
+        Self {
+            owner,
+            kept: AtomicU32::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the guest may set `key` on this span; counts a refusal.
+    pub fn admit(&self, key: &str) -> bool {
+        let admitted = !host_owned(key, self.owner)
+            && self
+                .kept
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    (n < MAX_GUEST_ATTRIBUTES_PER_SPAN).then_some(n + 1)
+                })
+                .is_ok();
+        if !admitted {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
+    }
+
+    /// Attributes refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
 /// Cuts `text` to at most `max` bytes on a character boundary, saying how much was cut.
 pub fn truncate_bytes(text: String, max: usize) -> String {
     if text.len() <= max {
@@ -111,6 +232,40 @@ mod tests {
         assert_eq!((budget.dropped_spans, budget.dropped_attributes), (1, 1));
         assert!(budget.first_overflow());
         assert!(!budget.first_overflow());
+    }
+
+    #[test]
+    fn the_run_budget_admits_up_to_its_maximum_then_counts_refusals() {
+        let budget = RunSpanBudget::new(2);
+        assert!(budget.take("r") && budget.take("r"));
+        assert!(!budget.take("r") && !budget.take("r"));
+        assert_eq!((budget.refused(), budget.max()), (2, 2));
+    }
+
+    #[test]
+    fn guests_set_none_of_the_hosts_keys_and_a_bounded_number_of_their_own() {
+        let node = SpanTally::new(SpanOwner::Host);
+        for key in [
+            "kettle.node.name",
+            "kettle.run.id",
+            "error.type",
+            "gen_ai.agent.name",
+            "input.value",
+        ] {
+            assert!(!node.admit(key), "{key} is the host's on its span");
+        }
+        let own = SpanTally::new(SpanOwner::Guest);
+        assert!(!own.admit("kettle.span.origin"));
+        assert!(
+            own.admit("error.type") && own.admit("gen_ai.tool.name"),
+            "a guest span's semantics are the guest's"
+        );
+        for i in 0..MAX_GUEST_ATTRIBUTES_PER_SPAN {
+            assert!(node.admit(&format!("k{i}")));
+        }
+        assert!(!node.admit("one.more"));
+        assert_eq!(node.refused(), 6);
+        assert_eq!(own.refused(), 1);
     }
 
     #[test]

@@ -12,6 +12,11 @@ pub const DEFAULT_MAX_SPANS_PER_NODE: u64 = 1000;
 pub const DEFAULT_MAX_ATTRIBUTE_BYTES_PER_NODE: u64 = 1 << 20;
 /// One attribute value written by a guest is cut to this many bytes.
 pub const MAX_ATTRIBUTE_VALUE_BYTES: usize = 4096;
+/// Attributes a guest may set on one span: half the SDK's limit (128), so that the host's own,
+/// set after the guest's, always fit.
+pub const MAX_GUEST_ATTRIBUTES_PER_SPAN: u32 = 64;
+/// Guest-made spans one run may record (`settings.budget.max_spans`).
+pub const DEFAULT_MAX_SPANS_PER_RUN: u64 = 100_000;
 
 /// Where finished spans go. A run may use several.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,10 @@
-//! One exporter behind its own batch processor, with the counts that say what it delivered:
-//! spans handed to it, spans exported, and the last export error.
+//! One exporter behind its own processor (a batch processor for a remote exporter, a queue
+//! that never drops for a local one), with the counts that say what it delivered: spans
+//! handed to it, spans exported, and the last export error.
 
+use super::local_queue::{LocalQueue, Loss, QueueError};
 use opentelemetry::Context;
-use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor,
 };
@@ -10,7 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-/// Queue of the file and console lanes; remote lanes keep the SDK's (2048, `OTEL_BSP_MAX_QUEUE_SIZE`).
+/// Queue of the file and console lanes, past which ending a span waits for the exporter;
+/// remote lanes keep the SDK's (2048, `OTEL_BSP_MAX_QUEUE_SIZE`), past which spans are dropped.
 const LOCAL_QUEUE_SIZE: usize = 16 * 1024;
 
 #[derive(Debug, Default)]
@@ -86,6 +89,16 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
     }
 }
 
+/// How a lane hands spans to its exporter.
+#[derive(Debug)]
+enum Processor {
+    /// Remote exporters: the SDK's batch processor, whose bounded queue drops when full, so
+    /// a slow collector never slows a run.
+    Batch(BatchSpanProcessor),
+    /// Local exporters: a queue that never drops (see `local_queue.rs`).
+    Local(LocalQueue),
+}
+
 /// The processor registered with the provider; the telemetry keeps a clone to flush or stop
 /// this exporter alone.
 #[derive(Debug, Clone)]
@@ -94,33 +107,54 @@ pub struct Lane {
     /// Flushed when each run ends (local exporters), rather than only at exit.
     pub per_run: bool,
     pub counts: Arc<LaneCounts>,
-    processor: Arc<BatchSpanProcessor>,
+    processor: Arc<Processor>,
     stopped: Arc<AtomicBool>,
 }
 
 impl Lane {
-    /// `per_run` lanes are local (a file, the console): they get a deeper queue, since they
-    /// are drained at disk speed and a burst of guest spans must not be dropped from them.
-    pub fn new<E: SpanExporter + 'static>(name: String, per_run: bool, exporter: E) -> Self {
+    /// `per_run` lanes are local (a file, the console): they never drop a span; a burst of
+    /// guest spans waits for the exporter instead (see `local_queue.rs`).
+    pub fn new<E: SpanExporter + 'static>(
+        name: String,
+        per_run: bool,
+        exporter: E,
+    ) -> std::io::Result<Self> {
         let counts = Arc::new(LaneCounts::default());
-        let mut config = BatchConfigBuilder::default();
-        if per_run {
-            config = config.with_max_queue_size(LOCAL_QUEUE_SIZE);
-        }
-        let processor = BatchSpanProcessor::builder(Counted::new(exporter, counts.clone()))
-            .with_batch_config(config.build())
-            .build();
-        Self {
+        let exporter = Counted::new(exporter, counts.clone());
+        let processor = if per_run {
+            Processor::Local(LocalQueue::new(&name, exporter, LOCAL_QUEUE_SIZE)?)
+        } else {
+            Processor::Batch(
+                BatchSpanProcessor::builder(exporter)
+                    .with_batch_config(BatchConfigBuilder::default().build())
+                    .build(),
+            )
+        };
+        Ok(Self {
             name,
             per_run,
             counts,
             processor: Arc::new(processor),
             stopped: Arc::default(),
+        })
+    }
+
+    /// Exports what has ended so far; a local lane waits at most `timeout`.
+    pub fn flush(&self, timeout: Duration) -> OTelSdkResult {
+        match self.processor.as_ref() {
+            Processor::Batch(p) => p.force_flush(),
+            Processor::Local(q) => q
+                .flush(timeout)
+                .map_err(|e| OTelSdkError::InternalFailure(e.to_string())),
         }
     }
 
-    pub fn flush(&self) -> OTelSdkResult {
-        self.processor.force_flush()
+    /// Spans of run `run_id` this lane could not deliver so far (local lanes only); forgets them.
+    pub fn take_loss(&self, run_id: &str) -> Option<Loss> {
+        match self.processor.as_ref() {
+            Processor::Batch(_) => None,
+            Processor::Local(q) => q.take_loss(run_id),
+        }
     }
 
     /// Stops the lane, waiting at most `timeout`; later calls do nothing.
@@ -128,22 +162,34 @@ impl Lane {
         if self.stopped.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        self.processor.shutdown_with_timeout(timeout)
+        match self.processor.as_ref() {
+            Processor::Batch(p) => p.shutdown_with_timeout(timeout),
+            Processor::Local(q) => q.stop(timeout).map_err(|e| match e {
+                QueueError::Timeout(t) => OTelSdkError::Timeout(t),
+                e => OTelSdkError::InternalFailure(e.to_string()),
+            }),
+        }
     }
 }
 
 impl SpanProcessor for Lane {
     fn on_start(&self, span: &mut Span, cx: &Context) {
-        self.processor.on_start(span, cx);
+        if let Processor::Batch(p) = self.processor.as_ref() {
+            p.on_start(span, cx);
+        }
     }
 
     fn on_end(&self, span: SpanData) {
         self.counts.ended.fetch_add(1, Ordering::Relaxed);
-        self.processor.on_end(span);
+        let span = super::redacted::span(span);
+        match self.processor.as_ref() {
+            Processor::Batch(p) => p.on_end(span),
+            Processor::Local(q) => q.push(span),
+        }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.flush()
+        self.flush(super::config::DEFAULT_FLUSH_TIMEOUT)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {

@@ -7,20 +7,25 @@ mod console;
 mod genai;
 mod jsonl;
 mod lane;
+mod local_queue;
 mod otlp;
 mod presets;
 mod propagation;
 mod provider;
 mod record;
+mod redacted;
 mod resolve;
 pub mod semconv;
 mod span;
 mod tree;
 
-pub use caps::{NodeBudget, cap_value, truncate_chars};
+pub use caps::{
+    NodeBudget, RunSpanBudget, SpanOwner, SpanTally, cap_value, host_owned, truncate_chars,
+};
 pub use config::{
-    ContentPolicy, DEFAULT_FLUSH_TIMEOUT, DEFAULT_TRACE_DIR, ExporterKind,
-    MAX_ATTRIBUTE_VALUE_BYTES, OtlpTarget, SpanCaps, TelemetryConfig,
+    ContentPolicy, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_SPANS_PER_RUN, DEFAULT_TRACE_DIR,
+    ExporterKind, MAX_ATTRIBUTE_VALUE_BYTES, MAX_GUEST_ATTRIBUTES_PER_SPAN, OtlpTarget, SpanCaps,
+    TelemetryConfig,
 };
 pub use genai::{chat_request_attributes, chat_response_attributes, root_attributes, root_output};
 pub use jsonl::JsonlExporter;

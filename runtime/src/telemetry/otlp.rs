@@ -15,6 +15,10 @@ use std::str::FromStr;
 pub fn exporter(target: &OtlpTarget) -> Result<SpanExporter, TelemetryError> {
     let mut headers = HeaderMap::new();
     for (key, value) in &target.headers {
+        // Exporter headers carry credentials; Opik's project and workspace names do not.
+        if !matches!(key.as_str(), "projectName" | "Comet-Workspace") {
+            crate::redact::register(value);
+        }
         let name = HeaderName::from_str(key).map_err(|e| {
             TelemetryError::Config(format!("OTLP header name `{key}` is not valid: {e}"))
         })?;

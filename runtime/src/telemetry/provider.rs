@@ -23,6 +23,15 @@ pub enum TelemetryError {
     File(#[from] std::io::Error),
     #[error("{0}")]
     Config(String),
+    #[error(
+        "the trace of run {run} is incomplete: {spans} of its spans could not be written to {destination} ({why})"
+    )]
+    Incomplete {
+        run: String,
+        spans: u64,
+        destination: String,
+        why: String,
+    },
 }
 
 /// Owns the tracer provider. Shared by every run of the process; each run registers the
@@ -66,12 +75,12 @@ impl Telemetry {
                         format!("the trace folder {}", dir.display()),
                         true,
                         exporter,
-                    ));
+                    )?);
                 }
                 ExporterKind::Console => {
                     let exporter = ConsoleExporter::default();
                     console = Some(exporter.clone());
-                    lanes.push(Lane::new("the console".into(), true, exporter));
+                    lanes.push(Lane::new("the console".into(), true, exporter)?);
                     remote.push("the console".into());
                 }
                 ExporterKind::Otlp(target) => {
@@ -80,7 +89,7 @@ impl Telemetry {
                     exporter.set_resource(&resource);
                     let name = format!("{} at {}", target.label, target.endpoint);
                     remote.push(name.clone());
-                    lanes.push(Lane::new(name, false, exporter));
+                    lanes.push(Lane::new(name, false, exporter)?);
                 }
             }
         }
@@ -131,12 +140,24 @@ impl Telemetry {
     }
 
     /// Exports the finished spans to the local exporters, closes the run's file and prints
-    /// its tree with the console exporter. Blocks: call it off the async workers.
+    /// its tree with the console exporter. Fails when a local exporter did not get every span
+    /// of the run. Blocks: call it off the async workers.
     pub fn finish_run(&self, run_id: &str) -> Result<(), TelemetryError> {
         let mut flush_error = None;
         for lane in self.lanes.iter().filter(|l| l.per_run) {
-            if let Err(e) = lane.flush() {
-                flush_error = Some(TelemetryError::Flush(format!("{}: {e}", lane.name)));
+            if let Err(e) = lane.flush(self.flush_timeout) {
+                flush_error = Some(TelemetryError::Flush(format!(
+                    "{}: {e} (settings.tracing.flush_timeout_ms)",
+                    lane.name
+                )));
+            }
+            if let Some(loss) = lane.take_loss(run_id) {
+                flush_error = Some(TelemetryError::Incomplete {
+                    run: run_id.to_string(),
+                    spans: loss.spans,
+                    destination: lane.name.clone(),
+                    why: loss.why,
+                });
             }
         }
         if let Some(console) = &self.console {

@@ -17,6 +17,9 @@ pub const RUN_ID_KEY: &str = "kettle.run.id";
 pub struct SpanHandle {
     cx: Context,
     run_id: Arc<str>,
+    /// A span that was refused (the run's span budget): it records nothing, its children are
+    /// muted too, and its context is its nearest recorded ancestor's.
+    muted: bool,
 }
 
 impl SpanHandle {
@@ -43,7 +46,7 @@ impl SpanHandle {
         )
     }
 
-    /// Starts a child span of this one.
+    /// Starts a child span of this one (a muted one if this one is muted).
     pub fn child(
         &self,
         tracer: &SdkTracer,
@@ -51,6 +54,9 @@ impl SpanHandle {
         kind: SpanKind,
         attributes: Vec<KeyValue>,
     ) -> Self {
+        if self.muted {
+            return self.clone();
+        }
         Self::start(
             tracer,
             &self.cx,
@@ -80,6 +86,16 @@ impl SpanHandle {
         Self {
             cx: Context::new().with_span(span),
             run_id,
+            muted: false,
+        }
+    }
+
+    /// A stand-in for a child that must not be recorded: it records nothing, and whatever it
+    /// passes on (children, trace headers) names this span.
+    pub fn muted(&self) -> Self {
+        Self {
+            muted: true,
+            ..self.clone()
         }
     }
 
@@ -90,11 +106,13 @@ impl SpanHandle {
 
     /// Whether the span records (it was sampled).
     pub fn is_recording(&self) -> bool {
-        self.cx.span().is_recording()
+        !self.muted && self.cx.span().is_recording()
     }
 
     pub fn set_attribute(&self, attribute: KeyValue) {
-        self.cx.span().set_attribute(attribute);
+        if !self.muted {
+            self.cx.span().set_attribute(attribute);
+        }
     }
 
     pub fn add_event(
@@ -102,20 +120,28 @@ impl SpanHandle {
         name: impl Into<std::borrow::Cow<'static, str>>,
         attributes: Vec<KeyValue>,
     ) {
-        self.cx.span().add_event(name, attributes);
+        if !self.muted {
+            self.cx.span().add_event(name, attributes);
+        }
     }
 
     pub fn set_error(&self, message: impl Into<String>) {
-        self.cx.span().set_status(Status::error(message.into()));
+        if !self.muted {
+            self.cx.span().set_status(Status::error(message.into()));
+        }
     }
 
     pub fn set_ok(&self) {
-        self.cx.span().set_status(Status::Ok);
+        if !self.muted {
+            self.cx.span().set_status(Status::Ok);
+        }
     }
 
     /// Ends the span; later calls do nothing.
     pub fn end(&self) {
-        self.cx.span().end();
+        if !self.muted {
+            self.cx.span().end();
+        }
     }
 
     pub fn trace_id(&self) -> TraceId {

@@ -16,7 +16,7 @@ pub(super) fn from_wit(request: wit::Request) -> Result<ChatRequest, LlmError> {
         temperature: request.temperature,
         max_tokens: request.max_tokens,
         stop: request.stop,
-        extra: json_object(request.extra.as_deref(), "extra")?.unwrap_or_default(),
+        extra: extra(request.extra.as_deref())?,
         ..ChatRequest::default()
     })
 }
@@ -57,8 +57,51 @@ pub(super) fn from_wit_chat(request: wit::ChatRequest) -> Result<ChatRequest, Ll
             .map(Value::Object),
         provider: request.provider,
         api_base: None,
-        extra: json_object(request.extra.as_deref(), "extra")?.unwrap_or_default(),
+        extra: extra(request.extra.as_deref())?,
     })
+}
+
+/// Keys of the provider's request body the host owns: what the request has its own field for,
+/// how the answer comes back (`stream`, `n`), and who is calling on whose account (`user`,
+/// keys). `extra` may set none of them.
+const HOST_OWNED_KEYS: &[&str] = &[
+    "model",
+    "messages",
+    "system",
+    "stream",
+    "stream_options",
+    "n",
+    "user",
+    "metadata",
+    "api_key",
+    "api-key",
+    "apiKey",
+    "key",
+    "authorization",
+    "headers",
+    "temperature",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "seed",
+    "tools",
+    "tool_choice",
+    "response_format",
+];
+
+/// The request's `extra` options, refused when they set a key the host owns.
+fn extra(text: Option<&str>) -> Result<Map<String, Value>, LlmError> {
+    let extra = json_object(text, "extra")?.unwrap_or_default();
+    if let Some(key) = extra.keys().find(|k| {
+        HOST_OWNED_KEYS
+            .iter()
+            .any(|owned| owned.eq_ignore_ascii_case(k))
+    }) {
+        return Err(LlmError::InvalidRequest(format!(
+            "`extra` may not set `{key}`: Kettle sets it itself; use the request's own fields (model, temperature, max-tokens, stop, tools, …) or the streaming call instead"
+        )));
+    }
+    Ok(extra)
 }
 
 /// Parses an optional JSON object handed over as text.
@@ -140,5 +183,23 @@ pub(super) fn to_wit_error(error: LlmError) -> wit::LlmError {
         LlmError::Timeout(m) => wit::LlmError::Timeout(m),
         LlmError::Provider(m) => wit::LlmError::Provider(m),
         LlmError::NotRecorded(m) => wit::LlmError::Provider(format!("not recorded: {m}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_cannot_set_host_owned_keys() {
+        for key in ["stream", "n", "user", "api_key", "Model"] {
+            let text = format!("{{\"{key}\": 1, \"top_p\": 0.9}}");
+            assert!(
+                matches!(extra(Some(&text)), Err(LlmError::InvalidRequest(m)) if m.contains(&format!("`{key}`"))),
+                "{key} is refused"
+            );
+        }
+        assert_eq!(extra(Some(r#"{"top_p": 0.9}"#)).unwrap().len(), 1);
+        assert!(extra(None).unwrap().is_empty());
     }
 }

@@ -1,5 +1,5 @@
 //! The `llm` interface's host functions: a guest's call, within its quota, parented under the
-//! node's innermost open span.
+//! node's innermost open span (its `chat` span within the run's span budget, or no call).
 
 use super::super::bindings::llm as wit;
 use super::call::{traced_call, traced_stream};
@@ -45,6 +45,10 @@ impl wit::Host for LlmCtx<'_> {
             Ok(r) => r,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
+        let parent = match self.trace.chat_parent() {
+            Ok(parent) => parent,
+            Err(denied) => return guest_result(Err(denied)),
+        };
         if let Err(denied) = self
             .llm
             .quota
@@ -52,7 +56,6 @@ impl wit::Host for LlmCtx<'_> {
         {
             return guest_result(Err(denied));
         }
-        let parent = self.trace.innermost().clone();
         let opened = traced_stream(
             &self.llm.client,
             self.trace.tracer(),
@@ -62,8 +65,8 @@ impl wit::Host for LlmCtx<'_> {
             request,
         )
         .await;
-        // A stream counts as a call when it opens; its tokens are known only when it ends.
-        self.llm.quota.record_call(opened.as_ref().err());
+        // The stream was counted as a call when admitted; its tokens count as they are known.
+        self.llm.quota.record_error(opened.as_ref().err());
         match opened {
             Ok(stream) => Ok(Ok(self.table.push(GuestStream::new(stream))?)),
             Err(e) => guest_result(Err(e)),
@@ -91,8 +94,8 @@ async fn traced(
     trace: &NodeTrace,
     request: ChatRequest,
 ) -> Result<ChatResponse, LlmError> {
+    let parent = trace.chat_parent()?;
     llm.quota.admit(&llm.client, &request, &llm.usage)?;
-    let parent = trace.innermost().clone();
     let outcome = traced_call(
         &llm.client,
         trace.tracer(),

@@ -121,6 +121,7 @@ mod tests {
             budget,
             tracer: &test.tracer,
             span_caps: SpanCaps::default(),
+            max_spans: 100,
             content: ContentPolicy::default(),
         })
     }
@@ -180,13 +181,15 @@ mod tests {
         };
         // Node a: its own max_llm_calls=1.
         assert!(a.quota.admit(&a.client, &request, &a.usage).is_ok());
-        a.quota.record_call(None);
-        run.usage.calls.fetch_add(1, Ordering::Relaxed);
         assert!(a.quota.admit(&a.client, &request, &a.usage).is_err());
         assert_eq!(a.quota.breach().map(|l| l.limit), Some("max_llm_calls"));
         // Node b has no limit of its own, but the run's budget counts node a's call.
         assert!(b.quota.admit(&b.client, &request, &b.usage).is_ok());
-        run.usage.calls.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(
+            run.usage.calls.load(Ordering::Relaxed),
+            2,
+            "admitted calls count"
+        );
         assert!(b.quota.admit(&b.client, &request, &b.usage).is_err());
         assert_eq!(
             b.quota.breach().map(|l| l.limit),
@@ -236,6 +239,94 @@ mod tests {
             test.span("node test").span_context.span_id()
         );
         assert_eq!(attribute(chat, "kettle.llm.provider"), Some("mock".into()));
+    }
+
+    fn tell_me() -> wit::ChatRequest {
+        wit::ChatRequest {
+            messages: vec![wit::ChatMessage {
+                role: wit::Role::User,
+                content: "tell me a story".into(),
+                tool_calls: Vec::new(),
+                tool_call_id: None,
+            }],
+            model: None,
+            temperature: None,
+            max_tokens: None,
+            stop: Vec::new(),
+            seed: None,
+            tools: Vec::new(),
+            tool_choice: None,
+            response_format: None,
+            provider: None,
+            extra: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_streams_tokens_count_for_the_node_and_a_dropped_stream_counts_as_a_call() {
+        use wasmtime::component::Resource;
+        use wit::HostChatStream as _;
+        let test = TestTrace::new();
+        let node_span = test.node_span();
+        let run = run_llm(&test, RunBudget::default());
+        let limits = NodeLimits {
+            max_llm_tokens: Some(1),
+            ..NodeLimits::default()
+        };
+        let mut llm = LlmCapability::prepare(
+            &run,
+            &NodeSetup {
+                node: "ask",
+                span: &node_span,
+                limits: &limits,
+                llm: &LlmGrant::default(),
+            },
+        );
+        let trace = NodeTrace::new(test.tracer.clone(), node_span.clone());
+        let mut table = ResourceTable::new();
+        let mut ctx = ctx(&mut llm, &trace, &mut table);
+
+        // Read to its end: its tokens count against max_llm_tokens.
+        let stream = ctx.stream(tell_me()).await.unwrap().unwrap();
+        while let Some(event) = ctx
+            .next(Resource::new_borrow(stream.rep()))
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            if matches!(event, wit::StreamEvent::End(_)) {
+                break;
+            }
+        }
+        ctx.drop(stream).unwrap();
+        match ctx.stream(tell_me()).await.unwrap() {
+            Err(wit::LlmError::Denied(message)) => {
+                assert!(
+                    message.starts_with("max_llm_tokens=1 is used up"),
+                    "{message}"
+                )
+            }
+            other => panic!("expected a denial, got {other:?}"),
+        }
+
+        // Dropped after one delta: a call, and one token, of the run.
+        let mut fresh = node_llm(&run, &node_span, None);
+        let mut ctx = super::LlmCtx {
+            llm: &mut fresh,
+            trace: &trace,
+            table: &mut table,
+        };
+        let stream = ctx.stream(tell_me()).await.unwrap().unwrap();
+        let first = ctx.next(Resource::new_borrow(stream.rep())).await.unwrap();
+        assert!(matches!(first, Ok(Some(wit::StreamEvent::Delta(_)))));
+        let output_before = run.usage.output_tokens.load(Ordering::Relaxed);
+        ctx.drop(stream).unwrap();
+        assert_eq!(run.usage.calls.load(Ordering::Relaxed), 2);
+        assert_eq!(run.usage.failed_calls.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            run.usage.output_tokens.load(Ordering::Relaxed),
+            output_before + 1
+        );
     }
 
     #[tokio::test]

@@ -1,16 +1,28 @@
 //! What a node may ask of the LLM: granted models and providers, calls and tokens per
-//! execution, and the run's budget. A refused call gets `llm-error::denied`; a refusal caused by
-//! a limit is remembered so that the execution fails with that limit named.
+//! execution, and the run's budget. A call is reserved, atomically against the run's budget,
+//! before it is made, so that parallel nodes cannot overshoot it; its tokens count when they
+//! are known. A refused call gets `llm-error::denied`; a refusal caused by a limit is
+//! remembered so that the execution fails with that limit named.
 
 use super::usage::LlmUsage;
 use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError};
+use crate::spec::RunLimits;
 use std::sync::atomic::Ordering;
 
-/// The run-wide LLM budget (`settings.budget`).
+/// The run-wide LLM budget (`settings.budget`); `None` is unbounded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunBudget {
     pub max_llm_calls: Option<u64>,
     pub max_llm_tokens: Option<u64>,
+}
+
+impl From<RunLimits> for RunBudget {
+    fn from(limits: RunLimits) -> Self {
+        Self {
+            max_llm_calls: Some(limits.max_llm_calls),
+            max_llm_tokens: limits.max_llm_tokens,
+        }
+    }
 }
 
 /// The node's `permissions.llm`.
@@ -64,42 +76,21 @@ impl LlmQuota {
         }
     }
 
-    /// Admits one call, or says why not.
+    /// Admits one call and counts it (in this execution and in the run), or says why not.
+    /// The run's count is reserved atomically: of parallel nodes racing for the last call
+    /// of the budget, one gets it.
     pub fn admit(
         &mut self,
         client: &LlmClient,
         request: &ChatRequest,
         run: &LlmUsage,
     ) -> Result<(), LlmError> {
-        // A request that does not resolve fails on its own, with the client's message.
-        if let Ok((provider, model)) = client.target(request) {
-            let model = model.as_str();
-            if !self.models.is_empty() && !self.models.iter().any(|m| m == model) {
-                return Err(LlmError::Denied(format!(
-                    "model `{model}` is not granted to this node (permissions.llm.models: {})",
-                    self.models.join(", ")
-                )));
-            }
-            if !self.providers.is_empty()
-                && !self
-                    .providers
-                    .iter()
-                    .any(|p| *p == provider.name || p == provider.system)
-            {
-                return Err(LlmError::Denied(format!(
-                    "provider `{}` is not granted to this node (permissions.llm.providers: {})",
-                    provider.name,
-                    self.providers.join(", ")
-                )));
-            }
-        }
-        let run_calls = run.calls.load(Ordering::Relaxed);
+        self.check_grants(client, request)?;
         let run_tokens =
-            run.input_tokens.load(Ordering::Relaxed) + run.output_tokens.load(Ordering::Relaxed);
+            run.input_tokens.load(Ordering::Acquire) + run.output_tokens.load(Ordering::Acquire);
         let checks = [
             ("max_llm_calls", self.max_calls, self.calls),
             ("max_llm_tokens", self.max_tokens, self.tokens),
-            ("budget.max_llm_calls", self.budget.max_llm_calls, run_calls),
             (
                 "budget.max_llm_tokens",
                 self.budget.max_llm_tokens,
@@ -110,29 +101,68 @@ impl LlmQuota {
             if let Some(max) = max
                 && used >= max
             {
-                self.breach.get_or_insert(LimitBreach { limit, value: max });
-                self.last_error = Some("denied");
-                return Err(LlmError::Denied(format!(
-                    "{limit}={max} is used up ({used} used)"
-                )));
+                return Err(self.deny(limit, max, used));
             }
+        }
+        if let Err(used) = run.reserve_call(self.budget.max_llm_calls) {
+            let max = self.budget.max_llm_calls.unwrap_or(u64::MAX);
+            return Err(self.deny("budget.max_llm_calls", max, used));
+        }
+        self.calls += 1;
+        Ok(())
+    }
+
+    fn check_grants(&self, client: &LlmClient, request: &ChatRequest) -> Result<(), LlmError> {
+        // A request that does not resolve fails on its own, with the client's message.
+        let Ok((provider, model)) = client.target(request) else {
+            return Ok(());
+        };
+        let model = model.as_str();
+        if !self.models.is_empty() && !self.models.iter().any(|m| m == model) {
+            return Err(LlmError::Denied(format!(
+                "model `{model}` is not granted to this node (permissions.llm.models: {})",
+                self.models.join(", ")
+            )));
+        }
+        if !self.providers.is_empty()
+            && !self
+                .providers
+                .iter()
+                .any(|p| *p == provider.name || p == provider.system)
+        {
+            return Err(LlmError::Denied(format!(
+                "provider `{}` is not granted to this node (permissions.llm.providers: {})",
+                provider.name,
+                self.providers.join(", ")
+            )));
         }
         Ok(())
     }
 
-    /// Counts a call that was made.
+    fn deny(&mut self, limit: &'static str, max: u64, used: u64) -> LlmError {
+        self.breach.get_or_insert(LimitBreach { limit, value: max });
+        self.last_error = Some("denied");
+        LlmError::Denied(format!("{limit}={max} is used up ({used} used)"))
+    }
+
+    /// Records the outcome of an admitted call: its tokens, and its error if it failed.
     pub fn record(&mut self, outcome: &Result<ChatResponse, LlmError>) {
-        self.record_call(outcome.as_ref().err());
+        self.record_error(outcome.as_ref().err());
         if let Ok(response) = outcome {
-            self.tokens +=
-                u64::from(response.usage.input_tokens) + u64::from(response.usage.output_tokens);
+            self.add_tokens(
+                u64::from(response.usage.input_tokens) + u64::from(response.usage.output_tokens),
+            );
         }
     }
 
-    /// Counts a call, with its error if it failed.
-    pub fn record_call(&mut self, error: Option<&LlmError>) {
-        self.calls += 1;
+    /// Records whether an admitted call (or the opening of a stream) failed.
+    pub fn record_error(&mut self, error: Option<&LlmError>) {
         self.last_error = error.map(LlmError::kind);
+    }
+
+    /// Counts tokens used by this execution (a stream's, when they become known).
+    pub fn add_tokens(&mut self, tokens: u64) {
+        self.tokens = self.tokens.saturating_add(tokens);
     }
 
     /// The kind of the last call's error, when the last call failed.
@@ -242,6 +272,37 @@ mod tests {
                 limit: "budget.max_llm_tokens",
                 value: 100
             })
+        );
+    }
+
+    #[test]
+    fn parallel_nodes_cannot_overshoot_the_runs_call_budget() {
+        let client = LlmClient::mock();
+        let run = LlmUsage::default();
+        let budget = RunBudget {
+            max_llm_calls: Some(3),
+            max_llm_tokens: None,
+        };
+        let admitted = std::thread::scope(|scope| {
+            let nodes: Vec<_> = (0..20)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut node = quota(None, None, budget);
+                        node.admit(&client, &request(None), &run).is_ok()
+                    })
+                })
+                .collect();
+            nodes
+                .into_iter()
+                .map(|n| n.join().expect("no panic"))
+                .filter(|admitted| *admitted)
+                .count()
+        });
+        assert_eq!(admitted, 3);
+        assert_eq!(
+            run.calls.load(Ordering::Relaxed),
+            3,
+            "denied calls are not counted"
         );
     }
 

@@ -1,7 +1,9 @@
 //! Streamed LLM calls: the `chat-stream` resource a guest reads with `next()`, and the traced
 //! stream behind it (also used by `uses: llm.stream`). The call's span records
 //! `gen_ai.response.time_to_first_chunk` and ends with the stream; a stream dropped before
-//! its end ends its span as cancelled.
+//! its end ends its span as cancelled. A stream was counted as a call when it was admitted;
+//! its tokens count when its answer ends, and those of a stream that never ends as far as they
+//! are known: one output token per delta received (every delta carries at least one).
 
 use super::super::bindings::llm as wit;
 use super::LlmCtx;
@@ -25,6 +27,10 @@ pub struct TracedStream {
     usage: Arc<LlmUsage>,
     started: Instant,
     first_chunk_seen: bool,
+    /// Deltas received so far.
+    deltas: u64,
+    /// Tokens recorded in the run's usage so far.
+    counted: u64,
 }
 
 impl TracedStream {
@@ -35,7 +41,30 @@ impl TracedStream {
             usage,
             started: Instant::now(),
             first_chunk_seen: false,
+            deltas: 0,
+            counted: 0,
         }
+    }
+
+    /// Tokens of this stream counted so far in the run's usage.
+    pub fn counted_tokens(&self) -> u64 {
+        self.counted
+    }
+
+    /// Ends a stream abandoned before its end: its span as cancelled, its known usage counted.
+    pub fn abandon(&mut self) {
+        if let Some(span) = self.span.take() {
+            self.settle_unfinished();
+            // Dropping the span's guard ends it as cancelled.
+            drop(span);
+        }
+    }
+
+    /// Counts the usage of an answer that will not end: a failed call, one token per delta.
+    fn settle_unfinished(&mut self) {
+        self.usage.record(Err(&LlmError::Provider(String::new())));
+        self.usage.add_tokens(0, self.deltas);
+        self.counted += self.deltas;
     }
 
     /// The next delta, then the whole answer, then `None`.
@@ -52,29 +81,37 @@ impl TracedStream {
             ));
         }
         match &item {
-            Ok(Some(StreamItem::Delta(_))) => {}
+            Ok(Some(StreamItem::Delta(_))) => self.deltas += 1,
             Ok(Some(StreamItem::End(response))) => {
                 self.usage.record(Ok(response));
+                self.counted += u64::from(response.usage.input_tokens)
+                    + u64::from(response.usage.output_tokens);
                 if let Some(span) = self.span.take() {
                     span.finish(Ok(response));
                 }
             }
             Ok(None) => {
                 let error = LlmError::Provider("the stream ended without an answer".into());
-                self.usage.record(Err(&error));
+                self.settle_unfinished();
                 if let Some(span) = self.span.take() {
                     span.finish(Err(&error));
                 }
                 return Err(error);
             }
             Err(error) => {
-                self.usage.record(Err(error));
+                self.settle_unfinished();
                 if let Some(span) = self.span.take() {
                     span.finish(Err(error));
                 }
             }
         }
         item
+    }
+}
+
+impl Drop for TracedStream {
+    fn drop(&mut self) {
+        self.abandon();
     }
 }
 
@@ -96,7 +133,13 @@ impl wit::HostChatStream for LlmCtx<'_> {
         stream: Resource<GuestStream>,
     ) -> wasmtime::Result<Result<Option<wit::StreamEvent>, wit::LlmError>> {
         let stream = &mut self.table.get_mut(&stream)?.inner;
-        guest_result(stream.next().await.map(|item| {
+        let before = stream.counted_tokens();
+        let item = stream.next().await;
+        // The node's own token count follows the run's.
+        self.llm
+            .quota
+            .add_tokens(stream.counted_tokens().saturating_sub(before));
+        guest_result(item.map(|item| {
             item.map(|item| match item {
                 StreamItem::Delta(text) => wit::StreamEvent::Delta(text),
                 StreamItem::End(response) => wit::StreamEvent::End(to_wit_chat_response(response)),
@@ -105,8 +148,13 @@ impl wit::HostChatStream for LlmCtx<'_> {
     }
 
     fn drop(&mut self, stream: Resource<GuestStream>) -> wasmtime::Result<()> {
-        // Dropping the stream drops its span guard: an unfinished call ends as cancelled.
-        self.table.delete(stream)?;
+        // An unfinished call ends as cancelled, its known usage counted.
+        let mut stream = self.table.delete(stream)?.inner;
+        let before = stream.counted_tokens();
+        stream.abandon();
+        self.llm
+            .quota
+            .add_tokens(stream.counted_tokens().saturating_sub(before));
         Ok(())
     }
 }

@@ -21,6 +21,11 @@ impl Run<'_> {
     ) -> Result<Map<String, Value>, RunError> {
         let items = self.items(node, dp, state)?;
         let count = items.len();
+        let item_copies = if dp.fail_fast {
+            items.clone()
+        } else {
+            Vec::new()
+        };
         span.set_attribute(KeyValue::new("kettle.parallel.items", count as i64));
         let limit = dp
             .max_concurrency
@@ -35,21 +40,36 @@ impl Run<'_> {
         .buffer_unordered(limit);
         let mut results = vec![Value::Null; count];
         let mut failed = 0_i64;
+        let mut cancelled = false;
         while let Some((index, item, outcome)) = runs.next().await {
             results[index] = match outcome {
                 Ok(state) => json!({"index": index, "item": item, "state": state}),
-                Err(e) if dp.fail_fast => {
-                    // Dropping the stream cancels the items still running.
-                    drop(runs);
-                    return Err(in_item(e, index));
-                }
                 Err(e) => {
                     failed += 1;
+                    cancelled = dp.fail_fast;
                     json!({"index": index, "item": item, "error": error_value(&e)})
                 }
             };
+            if cancelled {
+                break;
+            }
+        }
+        // `fail_fast`: the items still running or waiting are cancelled (dropping the stream
+        // drops them, their spans ending as cancelled) and recorded as such; the run goes on
+        // to the fan-in with every item's result or error, as in TEA.
+        drop(runs);
+        for (index, (slot, item)) in results.iter_mut().zip(&item_copies).enumerate() {
+            if slot.is_null() {
+                *slot = json!({"index": index, "item": item, "error": {
+                    "node": node, "kind": "cancelled",
+                    "message": "cancelled: an earlier item failed and `fail_fast` is set",
+                }});
+            }
         }
         span.set_attribute(KeyValue::new("kettle.parallel.failed", failed));
+        if cancelled {
+            span.set_attribute(KeyValue::new("kettle.parallel.cancelled", true));
+        }
         let mut update = Map::new();
         update.insert(dp.output.clone(), Value::Array(results));
         Ok(update)
@@ -120,27 +140,14 @@ impl Run<'_> {
         };
         match value {
             Value::Array(items) => Ok(items),
+            // TEA treats items that are not there as no items.
+            Value::Null => Ok(Vec::new()),
             other => Err(RunError::node(
                 node,
                 "items",
                 format!("`items` must yield a list, but `{}` gave {other}", dp.items),
             )),
         }
-    }
-}
-
-fn in_item(error: RunError, index: usize) -> RunError {
-    match error {
-        RunError::Node {
-            node,
-            kind,
-            message,
-        } => RunError::Node {
-            node,
-            kind,
-            message: format!("item {index}: {message}"),
-        },
-        other => other,
     }
 }
 

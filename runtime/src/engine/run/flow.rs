@@ -139,7 +139,18 @@ impl Run<'_> {
                 .map(|()| Value::Object(branch_state))
             }
         });
-        let results = futures::future::try_join_all(runs).await;
+        let results = match self.agent.max_parallel {
+            // `settings.parallel.max_workers`: at most that many branches at once, in order.
+            Some(limit) => {
+                use futures::{StreamExt, TryStreamExt};
+                let runs: Vec<_> = runs.collect();
+                futures::stream::iter(runs)
+                    .buffered(limit.max(1) as usize)
+                    .try_collect()
+                    .await
+            }
+            None => futures::future::try_join_all(runs).await,
+        };
         match &results {
             Ok(_) => span.finish_ok(),
             Err(e) => span.finish_error(e.to_string()),

@@ -21,6 +21,7 @@ use crate::capabilities::{RunCapabilities, RunSetup};
 use crate::sandbox::{RunInstances, Sandbox};
 use crate::spec::LimitsSpec;
 use crate::telemetry::{SpanGuard, SpanHandle, Telemetry, root_attributes, root_output};
+use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanContext;
 use serde_json::{Map, Value};
 use std::future::Future;
@@ -89,6 +90,12 @@ impl Runtime {
         interrupt: impl Future<Output = String>,
     ) -> RunReport {
         let started = Instant::now();
+        let mut input = input;
+        if !agent.initial_state.is_empty() {
+            let mut seeded = agent.initial_state.clone();
+            seeded.extend(input);
+            input = seeded;
+        }
         let run_id = new_run_id();
         let tracer = self.telemetry.tracer();
         let content = self.telemetry.content();
@@ -110,6 +117,7 @@ impl Runtime {
             budget: agent.budget,
             tracer,
             span_caps: self.telemetry.caps(),
+            max_spans: agent.max_spans,
             content,
         });
         let run = Run {
@@ -139,6 +147,10 @@ impl Runtime {
         for attribute in root_output(&state, content) {
             root.set_attribute(attribute);
         }
+        let spans_refused = capabilities.trace.spans.refused();
+        if spans_refused > 0 {
+            root.set_attribute(KeyValue::new("kettle.spans.refused", spans_refused as i64));
+        }
         match &outcome {
             Ok(()) => root_guard.finish_ok(),
             Err(e) => root_guard.finish_error(e.to_string()),
@@ -163,6 +175,8 @@ impl Runtime {
             llm: UsageSnapshot::from(capabilities.llm.usage.as_ref()),
             llm_provider: agent.llm.provider_name(),
             llm_is_mock: agent.llm.is_mock(),
+            spans_refused,
+            max_spans: agent.max_spans,
             duration: started.elapsed(),
         }
     }

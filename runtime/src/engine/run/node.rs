@@ -7,7 +7,7 @@ use super::llm_node;
 use crate::capabilities::{LlmQuota, NodeSetup};
 use crate::engine::error::RunError;
 use crate::engine::events::NodeEvent;
-use crate::graph::{Action, LlmAction, NodeKind, template};
+use crate::graph::{Action, LlmAction, NodeKind, Output, template};
 use crate::sandbox::{NodeInvocation, NodeLimits, raise_hint};
 use crate::telemetry::{SpanGuard, SpanHandle};
 use opentelemetry::KeyValue;
@@ -214,7 +214,7 @@ impl Run<'_> {
         node: &str,
         action: LlmAction,
         with: &Map<String, Value>,
-        output: &str,
+        output: &Output,
         context: &Value,
         span: &SpanHandle,
     ) -> Result<Map<String, Value>, RunError> {
@@ -225,6 +225,20 @@ impl Run<'_> {
             })?;
             rendered.insert(key.clone(), value);
         }
+        // TEA's `timeout:` of the call, in seconds; the node's own limit still applies.
+        let call_timeout = match rendered.remove("timeout") {
+            None | Some(Value::Null) => None,
+            Some(value) => match value.as_f64() {
+                Some(seconds) if seconds > 0.0 && seconds.is_finite() => Some(seconds),
+                _ => {
+                    return Err(RunError::node(
+                        node,
+                        "invalid_request",
+                        format!("`with.timeout` must be a positive number of seconds, not {value}"),
+                    ));
+                }
+            },
+        };
         let request = llm_node::request_from(action, &rendered)
             .map_err(|e| RunError::node(node, "invalid_request", e))?;
         let limits = self.limits_of(node);
@@ -245,8 +259,22 @@ impl Run<'_> {
             self.telemetry.content(),
             request,
         );
-        let response = match tokio::time::timeout(limits.timeout(), call).await {
+        let node_limit = limits.timeout();
+        let limit = call_timeout
+            .map(std::time::Duration::from_secs_f64)
+            .filter(|t| *t < node_limit);
+        let response = match tokio::time::timeout(limit.unwrap_or(node_limit), call).await {
             Ok(response) => response.map_err(|e| RunError::node(node, e.kind(), e.to_string()))?,
+            Err(_) if limit.is_some() => {
+                return Err(RunError::node(
+                    node,
+                    "llm.timeout",
+                    format!(
+                        "the LLM call did not finish within its `with.timeout` of {} s",
+                        call_timeout.unwrap_or_default()
+                    ),
+                ));
+            }
             Err(_) => {
                 return Err(RunError::node(
                     node,
@@ -259,9 +287,7 @@ impl Run<'_> {
                 ));
             }
         };
-        let mut update = Map::new();
-        update.insert(output.to_string(), llm_node::result_value(&response));
-        Ok(update)
+        super::steps::store_output(node, output, llm_node::result_value(&response), context)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::Run;
 use crate::engine::error::RunError;
-use crate::graph::{Action, Step, template};
+use crate::graph::{Action, Output, Step, template};
 use crate::telemetry::{SpanGuard, SpanHandle};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
@@ -25,6 +25,35 @@ impl Run<'_> {
         );
         Value::Object(context)
     }
+}
+
+/// The update an action's result makes: the result under `output`'s key, or (TEA's `output:`
+/// mapping) each key of the mapping, rendered with `result` bound to the action's result.
+pub(super) fn store_output(
+    node: &str,
+    output: &Output,
+    result: Value,
+    context: &Value,
+) -> Result<Map<String, Value>, RunError> {
+    let mut update = Map::new();
+    match output {
+        Output::Key(key) => {
+            update.insert(key.clone(), result);
+        }
+        Output::Mapping(mapping) => {
+            let mut context = context.clone();
+            if let Value::Object(map) = &mut context {
+                map.insert("result".into(), result);
+            }
+            for (key, value) in mapping {
+                let value = template::render_value(value, &context).map_err(|e| {
+                    RunError::node(node, "template", format!("field `output.{key}`: {e}"))
+                })?;
+                update.insert(key.clone(), value);
+            }
+        }
+    }
+    Ok(update)
 }
 
 /// Merges `update` into both the working state and the accumulated update.
@@ -74,10 +103,9 @@ impl Run<'_> {
                         format!("field `run.value` (`{expression}`): {e}"),
                     )
                 })?;
-                let mut update = Map::new();
-                update.insert(output.clone(), value);
-                Ok(update)
+                store_output(node, output, value, &context)
             }
+            Action::PassThrough => Ok(Map::new()),
         }
     }
 

@@ -1,7 +1,10 @@
 //! A hostile node: `config.mode` picks the misbehaviour. It implements the WIT export by hand
 //! (not through `export_node!`) so that it can return any text, valid JSON or not.
 
+mod escape_modes;
 mod http_get;
+mod limit_modes;
+mod trace_modes;
 
 use kettle_guest::bindings::Guest;
 use kettle_guest::bindings::kettle::node::types::{NodeContext, NodeError};
@@ -100,7 +103,10 @@ impl Guest for Hostile {
             "crash-first" => Ok(json!({ "succeeded_at_attempt": ctx.attempt }).to_string()),
             "invalid-json" => Ok("{\"not\": json".into()),
             "non-object" => Ok("[1, 2, 3]".into()),
-            other => Err(NodeError::InvalidInput(format!("unknown mode `{other}`"))),
+            mode if limit_modes::MODES.contains(&mode) => limit_modes::run(mode, &config),
+            other => escape_modes::run(other, &config)
+                .or_else(|| trace_modes::run(other, &config))
+                .unwrap_or_else(|| Err(NodeError::InvalidInput(format!("unknown mode `{other}`")))),
         }
     }
 }

@@ -1,0 +1,355 @@
+//! Typing the agent file's value tree into an [`AgentSpec`] with every mistake collected.
+//!
+//! serde stops at the first error, so the tree is typed in parts — the top level, each node,
+//! each edge, each `action:` step — and when a part fails, the key at fault is recorded and
+//! taken out, and the part is typed again. What is left types cleanly, so the structural
+//! checks still run on the rest of the file and every problem is reported at once.
+
+use super::flow::{NodeAction, StepSpec};
+use super::model::{AgentSpec, NodeSpec};
+use super::wording;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use serde_path_to_error::Segment;
+
+/// One typing mistake: where (a path such as `nodes[1].retry`), what, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mistake {
+    pub path: String,
+    /// The mistake is the key itself (an unknown key), not its value.
+    pub at_key: bool,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// Bounds the retries of one part: each retry removes a key, so this is never reached on a
+/// real file.
+const MAX_ATTEMPTS: usize = 500;
+
+/// Types the whole file. The spec holds every part that typed; `mistakes` says what did not.
+pub fn type_agent(root: Value, mistakes: &mut Vec<Mistake>) -> AgentSpec {
+    let mut map = match root {
+        Value::Object(map) => map,
+        Value::Null => Map::new(),
+        other => {
+            mistakes.push(Mistake {
+                path: String::new(),
+                at_key: false,
+                message: format!(
+                    "an agent file is a mapping with `nodes:`, but this one is {}",
+                    wording::found(&other)
+                ),
+                hint: Some("start from `name: my-agent` and `nodes:` with a list of nodes".into()),
+            });
+            return AgentSpec::default();
+        }
+    };
+    let nodes = map.remove("nodes");
+    let edges = map.remove("edges");
+    let mut spec: AgentSpec = lenient(Value::Object(map), "", mistakes).unwrap_or_default();
+    spec.nodes = list(nodes, "nodes", mistakes)
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| type_node(item, &format!("nodes[{i}]"), mistakes))
+        .collect();
+    spec.edges = list(edges, "edges", mistakes)
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| lenient(item, &format!("edges[{i}]"), mistakes).unwrap_or_default())
+        .collect();
+    spec
+}
+
+/// The items of `nodes:` or `edges:`; anything but a list is a mistake.
+fn list(value: Option<Value>, key: &str, mistakes: &mut Vec<Mistake>) -> Vec<Value> {
+    match value {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            mistakes.push(Mistake {
+                path: key.to_string(),
+                at_key: false,
+                message: format!(
+                    "`{key}:` must be a list, but it is {}",
+                    wording::found(&other)
+                ),
+                hint: Some(format!(
+                    "write one entry per line under `{key}:`, each starting with `- `"
+                )),
+            });
+            Vec::new()
+        }
+    }
+}
+
+/// One node. Its `action:` step is typed on its own (inside an either-or, serde would only say
+/// that it matched neither), and `action: NAME` becomes `uses: NAME`.
+fn type_node(item: Value, at: &str, mistakes: &mut Vec<Mistake>) -> NodeSpec {
+    let Value::Object(mut map) = item else {
+        mistakes.push(Mistake {
+            path: at.to_string(),
+            at_key: false,
+            message: format!(
+                "{at}: a node is a mapping with `name:` and what it does, but this one is {}",
+                wording::found(&item)
+            ),
+            hint: Some(
+                "write `- name: NODE` followed by its keys, such as `uses: llm.call`".into(),
+            ),
+        });
+        return NodeSpec::default();
+    };
+    let step = match map.remove("action") {
+        Some(Value::Object(step)) => Some(NodeAction::Step(Box::new(
+            lenient::<StepSpec>(Value::Object(step), &format!("{at}.action"), mistakes)
+                .unwrap_or_default(),
+        ))),
+        Some(other) => {
+            map.insert("action".into(), other);
+            None
+        }
+        None => None,
+    };
+    let name = map.get("name").and_then(Value::as_str).map(str::to_string);
+    let mut node =
+        lenient::<NodeSpec>(Value::Object(map), at, mistakes).unwrap_or_else(|| NodeSpec {
+            name: name.unwrap_or_default(),
+            ..NodeSpec::default()
+        });
+    if step.is_some() {
+        node.action = step;
+    }
+    if let Some(NodeAction::Name(action)) = &node.action
+        && node.uses.is_none()
+    {
+        if node.kind.as_deref() == Some("dynamic_parallel") {
+            // Per item: the named action is the item's one step.
+            node.action = Some(NodeAction::Step(Box::new(StepSpec {
+                uses: Some(action.clone()),
+                ..StepSpec::default()
+            })));
+        } else {
+            node.uses = Some(action.clone());
+            node.action = None;
+        }
+    }
+    node
+}
+
+/// Types `value` as `T`, recording each failure at `at` and retrying without the key at fault.
+/// `None` when the failure concerns `value` as a whole.
+pub fn lenient<T: DeserializeOwned>(
+    mut value: Value,
+    at: &str,
+    mistakes: &mut Vec<Mistake>,
+) -> Option<T> {
+    let mut failed_at: Vec<String> = Vec::new();
+    // A required key taken out for a bad value is not reported again as missing.
+    let mut taken: Vec<String> = Vec::new();
+    for _ in 0..MAX_ATTEMPTS {
+        let error = match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(typed) => return Some(typed),
+            Err(error) => error,
+        };
+        let segments: Vec<Segment> = error.path().iter().cloned().collect();
+        let message = error.inner().to_string();
+        let unknown = wording::unknown_field(&message);
+        // An unknown key is reported at the key itself.
+        let mut place = segments.clone();
+        if let Some(key) = &unknown
+            && !matches!(place.last(), Some(Segment::Map { key: last }) if last == key)
+        {
+            place.push(Segment::Map { key: key.clone() });
+        }
+        let path = join(at, &place);
+        let repeated = failed_at.contains(&path);
+        failed_at.push(path.clone());
+        let written = get(&value, &place).cloned();
+        let already = wording::missing_field(&message)
+            .is_some_and(|key| taken.contains(&join(&path, &[Segment::Map { key }])));
+        if !already {
+            let (text, hint) = wording::describe(&path, &message, written.as_ref());
+            mistakes.push(Mistake {
+                path: path.clone(),
+                at_key: unknown.is_some(),
+                message: text,
+                hint,
+            });
+        }
+        taken.push(path);
+        if !take_out(&mut value, &place, repeated) {
+            return None;
+        }
+    }
+    None
+}
+
+/// Removes what failed at `place`: its key from the mapping holding it, or, for a list item,
+/// the item's content (the item stays, so later items keep their index) unless that failed
+/// already, in which case the whole list's key goes.
+fn take_out(value: &mut Value, place: &[Segment], repeated: bool) -> bool {
+    if let Some(Segment::Seq { index }) = place.last()
+        && !repeated
+        && let Some(Value::Array(items)) = get_mut(value, &place[..place.len() - 1])
+        && let Some(item) = items.get_mut(*index)
+    {
+        *item = Value::Object(Map::new());
+        return true;
+    }
+    let Some(cut) = place.iter().rposition(|s| matches!(s, Segment::Map { .. })) else {
+        return false;
+    };
+    let Segment::Map { key } = &place[cut] else {
+        return false;
+    };
+    match get_mut(value, &place[..cut]) {
+        Some(Value::Object(map)) => map.remove(key).is_some(),
+        _ => false,
+    }
+}
+
+fn get<'a>(value: &'a Value, place: &[Segment]) -> Option<&'a Value> {
+    place.iter().try_fold(value, |v, segment| match segment {
+        Segment::Seq { index } => v.get(*index),
+        Segment::Map { key } => v.get(key.as_str()),
+        _ => Some(v),
+    })
+}
+
+fn get_mut<'a>(value: &'a mut Value, place: &[Segment]) -> Option<&'a mut Value> {
+    place.iter().try_fold(value, |v, segment| match segment {
+        Segment::Seq { index } => v.get_mut(*index),
+        Segment::Map { key } => v.get_mut(key.as_str()),
+        _ => Some(v),
+    })
+}
+
+/// `at` and the segments as a path: `nodes[0]` + `retry.max_attempts`.
+fn join(at: &str, place: &[Segment]) -> String {
+    let mut path = at.to_string();
+    for segment in place {
+        match segment {
+            Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            _ => {}
+        }
+    }
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn typed(value: Value) -> (AgentSpec, Vec<Mistake>) {
+        let mut mistakes = Vec::new();
+        let spec = type_agent(value, &mut mistakes);
+        (spec, mistakes)
+    }
+
+    #[test]
+    fn every_mistake_of_every_part_is_collected() {
+        let (spec, mistakes) = typed(json!({
+            "name": "a",
+            "settings": {"max_steps": "many", "parralel": 1},
+            "nodes": [
+                {"name": "one", "uses": "llm.call", "wiht": {}, "retry": {"max_attempts": -1}},
+                "two",
+                {"name": "three", "goto": 5, "fan_in": [1]},
+            ],
+            "edges": [{"from": "one", "to": ["three"]}],
+        }));
+        let mut paths: Vec<&str> = mistakes.iter().map(|m| m.path.as_str()).collect();
+        paths.sort_unstable();
+        assert_eq!(
+            paths,
+            [
+                "edges[0].to",
+                "nodes[0].retry.max_attempts",
+                "nodes[0].wiht",
+                "nodes[1]",
+                "nodes[2].fan_in",
+                "nodes[2].goto",
+                "settings.max_steps",
+                "settings.parralel",
+            ]
+        );
+        // What typed is kept, in place.
+        assert_eq!(spec.nodes.len(), 3);
+        assert_eq!(spec.nodes[0].uses.as_deref(), Some("llm.call"));
+        assert_eq!(spec.nodes[2].name, "three");
+        assert_eq!(spec.edges[0].from, "one");
+    }
+
+    #[test]
+    fn messages_say_what_was_written_and_what_is_expected_in_plain_words() {
+        let (_, mistakes) = typed(json!({
+            "settings": {"max_steps": "many"},
+            "nodes": [{"name": "one", "goto": 5, "steps": ["x"], "retry": {"max_attempts": -1}}],
+        }));
+        let messages: Vec<&str> = mistakes.iter().map(|m| m.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "settings.max_steps: expected a whole number (0 or more), but found the text `many`",
+                "nodes[0].goto: expected a node name, or a list of `{if: EXPR, to: NODE}` rules, but found the number 5",
+                "nodes[0].retry.max_attempts: expected a whole number (0 or more), but found the number -1",
+                "nodes[0].steps[0]: expected a step (a mapping with `uses:`, `component:` or `run:`), but found the text `x`",
+            ]
+        );
+        for m in &mistakes {
+            for rust in ["struct", "enum", "u32", "u64", "untagged", "variant"] {
+                assert!(!m.message.contains(rust), "{}", m.message);
+            }
+            assert!(m.hint.is_some(), "{}", m.message);
+        }
+    }
+
+    #[test]
+    fn tea_spellings_are_read() {
+        let (spec, mistakes) = typed(json!({
+            "nodes": [
+                {"name": "a", "action": "llm.call", "with": {"prompt": "hi"}, "description": "asks"},
+                {"name": "b", "type": "dynamic_parallel", "items": "{{ [1] }}", "action": "llm.call"},
+            ],
+            "edges": [{"from": "a", "to": "b", "condition": "state.x > 1"}],
+        }));
+        assert_eq!(mistakes, []);
+        assert_eq!(spec.nodes[0].uses.as_deref(), Some("llm.call"));
+        assert!(spec.nodes[0].action.is_none());
+        assert!(
+            matches!(&spec.nodes[1].action, Some(NodeAction::Step(s)) if s.uses.as_deref() == Some("llm.call"))
+        );
+        assert_eq!(
+            spec.edges[0].condition.as_ref().map(|c| c.value.as_str()),
+            Some("state.x > 1")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_closest_one() {
+        let (_, mistakes) = typed(json!({"nodes": [{"name": "a", "wiht": {}}]}));
+        assert_eq!(mistakes.len(), 1);
+        assert!(
+            mistakes[0]
+                .message
+                .starts_with("nodes[0]: unknown field `wiht`"),
+            "{}",
+            mistakes[0].message
+        );
+        assert!(
+            mistakes[0]
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.contains("did you mean `with`?")),
+            "{:?}",
+            mistakes[0].hint
+        );
+    }
+}
