@@ -111,9 +111,10 @@ impl InlineAction {
     }
 }
 
-/// The config an interpreter receives: `{"code": CODE}`.
+/// The config an interpreter receives: `{"code": CODE, "context": "inline"}`; `context` says
+/// that its state argument is the inline context (`{state, variables, extras}`), not the state.
 pub fn inline_config(code: &str) -> String {
-    serde_json::json!({ "code": code }).to_string()
+    serde_json::json!({ "code": code, "context": "inline" }).to_string()
 }
 
 /// Whether TEA would change the code by rendering it as a template.
