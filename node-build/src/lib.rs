@@ -2,6 +2,7 @@
 //! component depends on changed since the last one, and keeps the result in Kettle's cache.
 
 mod fingerprint;
+mod interpreters;
 mod js;
 mod python;
 mod rust;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+pub use interpreters::{INTERPRETERS, Interpreter, build_interpreter, interpreter};
 pub use toolchain::{ToolStatus, Toolchains};
 
 /// The languages a node folder can be written in.

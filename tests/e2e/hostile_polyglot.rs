@@ -64,7 +64,14 @@ fn assert_untouched(listener: &TcpListener) {
 fn hostile_python_nodes_are_stopped() {
     let scratch = Scratch::new();
     let node = repo().join("tests/polyglot-nodes/hostile-py");
-    attack(&scratch, &node, "memory", "{}", "failed", "MemoryError");
+    attack(
+        &scratch,
+        &node,
+        "memory",
+        "{}",
+        "limit.memory_mb",
+        "memory_mb=256",
+    );
     attack(
         &scratch,
         &node,
@@ -99,7 +106,14 @@ fn hostile_python_nodes_are_stopped() {
 fn hostile_javascript_nodes_are_stopped() {
     let scratch = Scratch::new();
     let node = repo().join("tests/polyglot-nodes/hostile-js");
-    attack(&scratch, &node, "memory", "{}", "failed", "out of memory");
+    attack(
+        &scratch,
+        &node,
+        "memory",
+        "{}",
+        "limit.memory_mb",
+        "memory_mb=256",
+    );
     let port = listener();
     let address = port.local_addr().expect("addr");
     let input = format!(r#"{{"port": {}}}"#, address.port());

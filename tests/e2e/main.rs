@@ -9,6 +9,8 @@ mod escape_holes;
 mod graph_semantics;
 mod hello;
 mod hostile_polyglot;
+mod inline_lua;
+mod inline_python;
 mod limit_holes;
 mod llm_faults;
 mod llm_providers;

@@ -10,7 +10,7 @@ use crate::spec::{
     LangfuseSettings, LimitsSpec, OpikSettings, RunLimits, SpecErrors, TracingSettings,
 };
 use crate::telemetry::DEFAULT_MAX_SPANS_PER_RUN;
-use kettle_build::{BuildError, BuildOptions, Language, build_node};
+use kettle_build::{BuildError, BuildOptions, Language, build_interpreter, build_node};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -80,6 +80,8 @@ pub enum AgentLoadError {
     Build { node: String, source: BuildError },
     #[error("node `{node}`: {source}")]
     Sandbox { node: String, source: SandboxError },
+    #[error("node `{node}`: Kettle has no interpreter for {language} inline code")]
+    NoInterpreter { node: String, language: String },
 }
 
 /// Loads the agent at `path`, building and preparing its components.
@@ -107,6 +109,28 @@ pub async fn load_agent(
         let node = node.to_string();
         let wasm = match source {
             ComponentSource::Wasm(wasm) => wasm.clone(),
+            ComponentSource::Interpreter(language) => {
+                let Some(interpreter) = kettle_build::interpreter(language) else {
+                    return Err(AgentLoadError::NoInterpreter {
+                        node,
+                        language: language.clone(),
+                    });
+                };
+                let built = build_interpreter(interpreter, cache_dir, &progress)
+                    .await
+                    .map_err(|source| AgentLoadError::Build {
+                        node: node.clone(),
+                        source,
+                    })?;
+                if built.built {
+                    events(ComponentEvent::Built {
+                        node: format!("{language} interpreter"),
+                        language: built.language,
+                        took: built.took,
+                    });
+                }
+                built.wasm
+            }
             ComponentSource::Folder(dir) => {
                 // A JavaScript node without an `http` grant is built without fetch, so that
                 // it imports no `wasi:http` and its `fetch` fails cleanly.
@@ -141,8 +165,12 @@ pub async fn load_agent(
                             source,
                         }
                     })?);
+                    let node = match source {
+                        ComponentSource::Interpreter(language) => format!("{language} interpreter"),
+                        _ => node.clone(),
+                    };
                     events(ComponentEvent::Loaded {
-                        node: node.clone(),
+                        node,
                         outcome: component.load.clone(),
                     });
                     prepared.insert(wasm, component.clone());

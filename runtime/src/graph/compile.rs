@@ -3,11 +3,11 @@
 
 use super::template;
 use super::{
-    Action, ComponentSource, DynamicParallel, Graph, GraphNode, LlmAction, NodeKind, Output, Step,
-    routes,
+    Action, ComponentSource, DynamicParallel, Graph, GraphNode, InlineAction, LlmAction, NodeKind,
+    Output, Step, has_template, inline_config, routes,
 };
 use crate::spec::{
-    ActionView, ExpressionRun, LoadedSpec, NodeSpec, SpecError, SpecErrors, StepSpec,
+    ActionView, ExpressionRun, LoadedSpec, NodeSpec, SpecError, SpecErrors, StepSpec, inline_code,
 };
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -48,9 +48,12 @@ pub fn compile(loaded: &LoadedSpec) -> Result<Graph, SpecErrors> {
         loaded,
         errors: Vec::new(),
         components: Vec::new(),
+        interpreters: HashMap::new(),
+        fresh_instance: false,
     };
     let mut nodes = Vec::with_capacity(spec.nodes.len());
     for (i, node) in spec.nodes.iter().enumerate() {
+        compiler.fresh_instance = node.isolation.as_deref() == Some("node");
         let kind = compiler.node_kind(&format!("nodes[{i}]"), node, &index);
         nodes.push(GraphNode {
             name: node.name.clone(),
@@ -76,6 +79,10 @@ struct Compiler<'a> {
     loaded: &'a LoadedSpec,
     errors: Vec<SpecError>,
     components: Vec<(String, ComponentSource)>,
+    /// The component id of each language's interpreter, once one node needs it.
+    interpreters: HashMap<String, usize>,
+    /// The node being compiled asked for `isolation: node`.
+    fresh_instance: bool,
 }
 
 impl Compiler<'_> {
@@ -174,6 +181,35 @@ impl Compiler<'_> {
                     .cloned()
                     .unwrap_or_else(|| Value::Object(Map::new())),
             };
+        }
+        if let Some(inline) = inline_code(&view) {
+            let interpreter = match self.interpreters.get(&inline.language) {
+                Some(id) => *id,
+                None => {
+                    self.components.push((
+                        owner.to_string(),
+                        ComponentSource::Interpreter(inline.language.clone()),
+                    ));
+                    let id = self.components.len() - 1;
+                    self.interpreters.insert(inline.language.clone(), id);
+                    id
+                }
+            };
+            if has_template(&inline.code) {
+                self.template(
+                    &format!("{at}.{}", inline.key),
+                    owner,
+                    inline.key,
+                    &inline.code,
+                );
+            }
+            return Action::Inline(InlineAction {
+                interpreter,
+                config: (!has_template(&inline.code)).then(|| inline_config(&inline.code)),
+                language: inline.language,
+                code: inline.code,
+                fresh_instance: self.fresh_instance,
+            });
         }
         if let Some(run) = view.run.and_then(ExpressionRun::from_run) {
             self.expression(&format!("{at}.run.value"), owner, "run.value", &run.value);

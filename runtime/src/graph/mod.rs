@@ -27,6 +27,9 @@ pub enum ComponentSource {
     Wasm(PathBuf),
     /// A node folder (Rust, Python or JavaScript), built by Kettle when its sources change.
     Folder(PathBuf),
+    /// The interpreter component of inline code in this language (`python`), built by Kettle
+    /// from the source compiled into it.
+    Interpreter(String),
 }
 
 /// A condition on a route: an expression, and the truth value it must have.
@@ -76,6 +79,47 @@ pub enum Action {
     Expression { expression: String, output: Output },
     /// A node without an action: the state passes on unchanged (TEA's pass-through node).
     PassThrough,
+    /// TEA's inline code, run by its language's interpreter component.
+    Inline(InlineAction),
+}
+
+/// Inline code (`run: |`, `script: |`): executed by an interpreter component that receives it
+/// in its config.
+#[derive(Debug, Clone)]
+pub struct InlineAction {
+    /// Index into [`Graph::component_sources`]: the interpreter of its language.
+    pub interpreter: usize,
+    pub language: String,
+    pub code: String,
+    /// The interpreter's config, `{"code": ...}` as JSON, when the code has no templates.
+    pub config: Option<String>,
+    /// `isolation: node`: a fresh interpreter instance per execution instead of the run's.
+    pub fresh_instance: bool,
+}
+
+impl InlineAction {
+    /// The interpreter's config for one execution: templates in the code (`{{ state.x }}`)
+    /// are rendered first, as TEA does.
+    pub fn config_for(&self, context: &Value) -> Result<String, String> {
+        if let Some(config) = &self.config {
+            return Ok(config.clone());
+        }
+        match template::render_value(&Value::String(self.code.clone()), context)? {
+            Value::String(code) => Ok(inline_config(&code)),
+            other => Ok(inline_config(&other.to_string())),
+        }
+    }
+}
+
+/// The config an interpreter receives: `{"code": CODE, "context": "inline"}`; `context` says
+/// that its state argument is the inline context (`{state, variables, extras}`), not the state.
+pub fn inline_config(code: &str) -> String {
+    serde_json::json!({ "code": code, "context": "inline" }).to_string()
+}
+
+/// Whether TEA would change the code by rendering it as a template.
+pub fn has_template(code: &str) -> bool {
+    code.contains("{{") || code.contains("{%")
 }
 
 impl Action {
@@ -84,6 +128,7 @@ impl Action {
             Action::Component { .. } => "component",
             Action::LlmCall { action, .. } => action.name(),
             Action::Expression { .. } => "expression",
+            Action::Inline(_) => "inline",
             Action::PassThrough => "pass_through",
         }
     }

@@ -99,7 +99,7 @@ impl NodeFailure {
     }
 }
 
-enum Outcome {
+pub(super) enum Outcome {
     Instantiate(wasmtime::Error),
     Called(wasmtime::Result<Result<String, NodeError>>),
     TimedOut,
@@ -118,7 +118,7 @@ impl Outcome {
 }
 
 /// What the host learnt of the execution once it was over, beyond its outcome.
-struct Aftermath {
+pub(super) struct Aftermath {
     leaked_spans: usize,
     stderr: bytes::Bytes,
     last_llm_error: Option<String>,
@@ -150,7 +150,12 @@ pub(super) async fn execute(
     };
     let mut store = new_store(engine, node_name, capabilities, &limits, &grants)?;
     let outcome = call_run(&mut store, pre, &context, &state, &limits).await;
-    let aftermath = clean_up(store.data_mut(), &context.node_name, &outcome);
+    let aftermath = clean_up(
+        store.data_mut(),
+        &context.node_name,
+        &outcome,
+        &mut Forwarded::default(),
+    );
     judge(outcome, aftermath, &limits).map_err(|failure| {
         let max = usize::try_from(limits.max_error_bytes).unwrap_or(usize::MAX);
         let (failure, cut) = failure.capped(max);
@@ -164,7 +169,7 @@ pub(super) async fn execute(
 }
 
 /// A fresh store for one execution, under the node's limits.
-fn new_store(
+pub(super) fn new_store(
     engine: &Engine,
     node_name: String,
     capabilities: NodeCapabilities,
@@ -175,6 +180,12 @@ fn new_store(
         .map_err(|message| NodeFailure::Sandbox { message })?;
     let mut store = Store::new(engine, host);
     store.limiter(|host| &mut host.limiter);
+    arm(&mut store, limits)?;
+    Ok(store)
+}
+
+/// Sets the store's instruction budget and time slicing for the next call.
+pub(super) fn arm(store: &mut Store<NodeHost>, limits: &NodeLimits) -> Result<(), NodeFailure> {
     store
         .set_fuel(limits.fuel.unwrap_or(u64::MAX))
         .map_err(|e| NodeFailure::Sandbox {
@@ -183,7 +194,15 @@ fn new_store(
     // Guest code yields to the async runtime at every epoch tick, so a node that never calls
     // the host still lets the timeout in `call_run` fire.
     store.epoch_deadline_async_yield_and_update(1);
-    Ok(store)
+    Ok(())
+}
+
+/// How much of a store's captured stdout and stderr was already sent to the log (a store
+/// kept for several executions captures into the same pipes).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Forwarded {
+    stdout: usize,
+    stderr: usize,
 }
 
 /// Instantiates the component and calls its `run`, within the node's time limit.
@@ -206,14 +225,28 @@ async fn call_run(
         .unwrap_or(Outcome::TimedOut)
 }
 
-/// Closes the spans the guest left open, forwards its captured output to the log, and
-/// collects what the verdict needs from the capabilities.
-fn clean_up(host: &mut NodeHost, node: &str, outcome: &Outcome) -> Aftermath {
+/// Closes the spans the guest left open, forwards its captured output (what is new since
+/// `forwarded`) to the log, and collects what the verdict needs from the capabilities.
+pub(super) fn clean_up(
+    host: &mut NodeHost,
+    node: &str,
+    outcome: &Outcome,
+    forwarded: &mut Forwarded,
+) -> Aftermath {
     let capabilities = &mut host.capabilities;
     let leaked_spans = capabilities.trace.close_leaked(outcome.why());
     let budget = &mut capabilities.log.budget;
-    forward_output(node, "stdout", &host.stdout.contents(), budget);
-    let stderr = host.stderr.contents();
+    let stdout = host.stdout.contents();
+    forward_output(
+        node,
+        "stdout",
+        stdout.get(forwarded.stdout..).unwrap_or_default(),
+        budget,
+    );
+    forwarded.stdout = stdout.len();
+    let all_stderr = host.stderr.contents();
+    let stderr = all_stderr.slice(forwarded.stderr.min(all_stderr.len())..);
+    forwarded.stderr = all_stderr.len();
     forward_output(node, "stderr", &stderr, budget);
     let dropped = [
         ("kettle.log.dropped_lines", budget.dropped()),
@@ -242,7 +275,7 @@ fn clean_up(host: &mut NodeHost, node: &str, outcome: &Outcome) -> Aftermath {
 }
 
 /// The execution's result, from its outcome and what the host learnt.
-fn judge(
+pub(super) fn judge(
     outcome: Outcome,
     aftermath: Aftermath,
     limits: &NodeLimits,
@@ -286,6 +319,12 @@ fn judge_call(
         Ok(Ok(update)) => Ok(NodeOutput {
             update,
             leaked_spans: aftermath.leaked_spans,
+        }),
+        // A guest that catches the refusal (Python's MemoryError) still hit the limit.
+        Ok(Err(_)) if aftermath.memory_refused => Err(NodeFailure::Limit {
+            limit: "memory_mb",
+            value: limits.memory_mb,
+            detail: "the node asked for more memory and gave up when refused".into(),
         }),
         Ok(Err(error)) => Err(guest_failure(error, aftermath.last_llm_error.as_deref())),
         Err(trap) => Err(trap_failure(

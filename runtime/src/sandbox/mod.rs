@@ -11,6 +11,7 @@ mod limits;
 mod output;
 mod permissions;
 mod prepare;
+mod session;
 mod slots;
 
 pub use crate::spec::{NodeLimits, raise_hint};
@@ -20,4 +21,5 @@ pub use execute::{NodeFailure, NodeInvocation, NodeOutput};
 pub use host::NodeHost;
 pub use permissions::{FsGrant, Grants, HostPattern};
 pub use prepare::{PreparedComponent, Sandbox, SandboxError};
+pub use session::RunInstances;
 pub use slots::PoolShape;

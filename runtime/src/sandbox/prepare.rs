@@ -41,7 +41,13 @@ pub struct Sandbox {
     engine: Engine,
     linker: Linker<NodeHost>,
     cache: CompileCache,
-    slots: ExecutionSlots,
+    pub(super) slots: ExecutionSlots,
+}
+
+impl PreparedComponent {
+    pub(super) fn pre(&self) -> &NodePre<NodeHost> {
+        &self.pre
+    }
 }
 
 impl Sandbox {

@@ -144,13 +144,13 @@ macro_rules! with_action_keys {
             /// templates over `result`.
             #[serde(default)]
             pub output: Option<$crate::spec::Output>,
-            /// An expression form, or TEA's inline code (refused: it cannot be sandboxed).
+            /// An expression form, or TEA's inline code (run by a sandboxed interpreter, see `inline.rs`).
             #[serde(default)]
             pub run: Option<::serde_json::Value>,
-            /// TEA's inline script forms, refused the same way.
+            /// TEA's inline script form, the same as `run: |`.
             #[serde(default)]
             pub script: Option<::serde_json::Value>,
-            /// TEA's runtime selector for inline code (`lua`, `prolog`), refused with it.
+            /// TEA's language of inline code (`python`, `lua`, `prolog`).
             #[serde(default)]
             pub language: Option<String>,
             /// A node's form: `while_loop` or `dynamic_parallel`, absent for the others.

@@ -4,6 +4,7 @@ mod error;
 #[macro_use]
 mod flow;
 mod host_pattern;
+mod inline;
 mod limits;
 mod llm_settings;
 mod load;
@@ -22,6 +23,7 @@ pub use flow::{
     When,
 };
 pub use host_pattern::HostPattern;
+pub use inline::{ISOLATIONS, InlineCode, inline_code};
 pub use limits::{MAX_LOG_LINE_BYTES, NodeLimits, RunLimits, raise_hint};
 pub use llm_settings::{LlmSettings, PROVIDER_TYPES, ProviderSettings};
 pub use load::{Findings, LoadedSpec, PathRef, check, load_file, parse_file, parse_str, validate};

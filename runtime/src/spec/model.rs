@@ -205,6 +205,10 @@ with_action_keys! {
         /// Retries of retryable failures.
         #[serde(default)]
         pub retry: Option<RetrySpec>,
+        /// `node`: the node's inline code gets a fresh interpreter instance per execution
+        /// instead of the run's shared one (`run`, the default).
+        #[serde(default)]
+        pub isolation: Option<String>,
         /// Whether running the node twice is harmless, so that a crash may be retried too.
         #[serde(default)]
         pub idempotent: bool,

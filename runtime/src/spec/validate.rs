@@ -1,8 +1,9 @@
 //! Structural checks that typing cannot express: names, node kinds, references, files.
 
 use super::error::SpecError;
-use super::flow::{ActionView, ExpressionRun, FanIn, StepSpec};
+use super::flow::{ActionView, ExpressionRun, FanIn, NodeAction, StepSpec};
 use super::host_pattern::HostPattern;
+use super::inline::{ISOLATIONS, InlineCode, inline_code as inline_code_of};
 use super::llm_settings::LlmSettings;
 use super::llm_settings::PROVIDER_TYPES;
 use super::load::LoadedSpec;
@@ -443,9 +444,29 @@ fn validate_action(
 ) {
     let what = if is_node { "node" } else { "a step of node" };
     let expression = view.run.and_then(ExpressionRun::from_run);
-    let problem = inline_code(loaded, at, name, what, view, expression.is_some())
-        .or_else(|| run_of_unknown_type(loaded, at, name, what, view, expression.is_some()))
-        .or_else(|| not_one_action(loaded, at, name, what, view, expression.is_some()));
+    let inline = inline_code_of(&view);
+    let problem = inline_code(loaded, at, name, what, view, inline.as_ref())
+        .or_else(|| {
+            run_of_unknown_type(
+                loaded,
+                at,
+                name,
+                what,
+                view,
+                expression.is_some() || inline.is_some(),
+            )
+        })
+        .or_else(|| {
+            not_one_action(
+                loaded,
+                at,
+                name,
+                what,
+                view,
+                expression.is_some(),
+                inline.is_some(),
+            )
+        });
     if let Some(problem) = problem {
         out.errors.push(problem);
         return;
@@ -459,6 +480,8 @@ fn validate_action(
         component_keys(loaded, at, name, view, out);
     } else if let Some(action) = view.uses {
         uses_keys(loaded, at, name, what, action, view, out);
+    } else if inline.is_some() {
+        inline_keys(loaded, at, name, view, out);
     } else if expression.is_some() {
         expression_keys(loaded, at, name, view, out);
     } else {
@@ -466,41 +489,33 @@ fn validate_action(
     }
 }
 
-/// TEA's inline code (`run:` that is not an expression, `script:`, `language:`), refused.
+/// TEA's inline code in a language Kettle has no interpreter for (Prolog), or `language:`
+/// without code, refused.
 fn inline_code(
     loaded: &LoadedSpec,
     at: &str,
     name: &str,
     what: &str,
     view: ActionView<'_>,
-    is_expression: bool,
+    inline: Option<&InlineCode>,
 ) -> Option<SpecError> {
-    if !((view.run.is_some() && !is_expression) || view.script.is_some() || view.language.is_some())
-    {
+    let Some(inline) = inline else {
+        let language = view.language?;
+        return Some(loaded.error_at(
+            &format!("{at}.language"),
+            format!("{what} `{name}` names the language `{language}` but has no inline code"),
+            Some("put the code in `run: |` or `script: |`, or remove `language:`".into()),
+        ));
+    };
+    if super::inline::runs(&inline.language) {
         return None;
     }
-    let key = if view.script.is_some() {
-        "script"
-    } else if view.run.is_some() {
-        "run"
-    } else {
-        "language"
-    };
-    let language = view
-        .language
-        .map(String::as_str)
-        .or_else(|| {
-            let code = view.run.or(view.script)?.as_str()?;
-            let first = code.trim_start().lines().next()?.trim();
-            ["lua", "prolog"]
-                .into_iter()
-                .find(|l| first == format!("-- {l}") || first == format!("% {l}"))
-        })
-        .unwrap_or("Python");
+    let key = inline.key;
+    let language = &inline.language;
     Some(loaded.error_at(
         &format!("{at}.{key}"),
-        format!("{what} `{name}` has inline code (`{key}:`, {language}), which Kettle does not run: inline code cannot be sandboxed"),
-        Some("move the code into a component node (`component: path/to/node`, written in Rust, Python or JavaScript), use an expression (`run: {type: expression, value: ..., output_key: ...}`), or a built-in action (`uses: llm.call`)".into()),
+        format!("{what} `{name}` has inline code (`{key}:`, {language}), which Kettle does not run: it has no sandboxed interpreter for {language}"),
+        Some("write the code in Python (`run: |`, run in a sandboxed interpreter), move it into a component node (`component: path/to/node`, written in Rust, Python or JavaScript), use an expression (`run: {type: expression, value: ..., output_key: ...}`), or a built-in action (`uses: llm.call`)".into()),
     ))
 }
 
@@ -531,8 +546,14 @@ fn not_one_action(
     what: &str,
     view: ActionView<'_>,
     is_expression: bool,
+    is_inline: bool,
 ) -> Option<SpecError> {
-    let forms = [view.component.is_some(), view.uses.is_some(), is_expression];
+    let forms = [
+        view.component.is_some(),
+        view.uses.is_some(),
+        is_expression,
+        is_inline,
+    ];
     match forms.iter().filter(|f| **f).count() {
         // A node without an action passes the state on unchanged, as in TEA.
         0 if what == "node" => None,
@@ -601,6 +622,35 @@ fn uses_keys(
             format!("`config:` belongs to component nodes, but `{name}` uses `{action}`"),
             Some("pass the action's parameters with `with:`".into()),
         ));
+    }
+}
+
+/// Inline code takes none of `with:`, `config:`, `output:`: it reads `state` and returns
+/// its update.
+fn inline_keys(
+    loaded: &LoadedSpec,
+    at: &str,
+    name: &str,
+    view: ActionView<'_>,
+    out: &mut Findings,
+) {
+    for (key, present) in [
+        ("with", view.with.is_some()),
+        ("config", view.config.is_some()),
+        ("output", view.output.is_some()),
+    ] {
+        if present {
+            out.errors.push(
+                loaded.error_at(
+                    &format!("{at}.{key}"),
+                    format!("`{key}:` does not apply to the inline code of `{name}`"),
+                    Some(
+                        "inline code reads `state` and `variables` and returns the keys it updates"
+                            .into(),
+                    ),
+                ),
+            );
+        }
     }
 }
 
@@ -712,9 +762,43 @@ fn validate_policy(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Fin
             Some("max_attempts counts the first attempt too: 3 means two retries".into()),
         ));
     }
+    let inline = has_inline_code(node);
+    if let Some(isolation) = &node.isolation {
+        if !ISOLATIONS.contains(&isolation.as_str()) {
+            out.errors.push(loaded.error_at(
+                &format!("{at}.isolation"),
+                format!("node `{name}` has the unknown isolation `{isolation}`"),
+                Some("use `isolation: node` (a fresh interpreter per execution) or `run` (the default: one per run)".into()),
+            ));
+        } else if !inline {
+            out.errors.push(loaded.error_at(
+                &format!("{at}.isolation"),
+                format!("node `{name}` has no inline code: `isolation:` applies to nothing"),
+                Some("remove `isolation:`; component nodes always get a fresh instance".into()),
+            ));
+        }
+    }
     let Some(permissions) = &node.permissions else {
         return;
     };
+    if inline && node.component.is_none() {
+        // Inline code runs in the run's interpreter: it may be limited in its LLM use, but is
+        // granted nothing else.
+        for (key, granted) in [
+            ("fs", !permissions.fs.is_empty()),
+            ("http", !permissions.http.is_empty()),
+            ("env", !permissions.env.is_empty()),
+        ] {
+            if granted {
+                out.errors.push(loaded.error_at(
+                    &format!("{at}.permissions.{key}"),
+                    format!("node `{name}` runs inline code, which cannot be granted `{key}`"),
+                    Some(format!("move the code into a component node (`component: path/to/node`) and grant it `permissions.{key}` there")),
+                ));
+            }
+        }
+        return;
+    }
     if node.component.is_none() {
         out.errors.push(loaded.error_at(
             &format!("{at}.permissions"),
@@ -758,6 +842,15 @@ fn validate_policy(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Fin
             ));
         }
     }
+}
+
+/// Whether the node or one of its steps runs inline code.
+fn has_inline_code(node: &NodeSpec) -> bool {
+    let step = |s: &StepSpec| inline_code_of(&s.action_view()).is_some();
+    inline_code_of(&node.action_view()).is_some()
+        || node.steps.iter().flatten().any(step)
+        || node.body.iter().flatten().any(step)
+        || matches!(&node.action, Some(NodeAction::Step(s)) if step(s))
 }
 
 fn validate_limits(loaded: &LoadedSpec, at: &str, limits: &LimitsSpec, out: &mut Findings) {

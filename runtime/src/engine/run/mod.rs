@@ -6,6 +6,7 @@
 
 mod dynamic;
 mod flow;
+mod inline;
 mod llm_node;
 mod node;
 mod steps;
@@ -17,7 +18,7 @@ use super::error::RunError;
 use super::events::EventSink;
 use super::report::{RunReport, UsageSnapshot};
 use crate::capabilities::{RunCapabilities, RunSetup};
-use crate::sandbox::Sandbox;
+use crate::sandbox::{RunInstances, Sandbox};
 use crate::spec::LimitsSpec;
 use crate::telemetry::{SpanGuard, SpanHandle, Telemetry, root_attributes, root_output};
 use opentelemetry::KeyValue;
@@ -58,6 +59,8 @@ struct Run<'a> {
     root: &'a SpanHandle,
     /// The capabilities' run-wide state (the LLM client, budget and usage, ...).
     capabilities: &'a RunCapabilities,
+    /// The run's interpreter instances for inline code (never shared with another run).
+    instances: RunInstances,
     /// Node executions so far, across all branches.
     steps: AtomicU32,
     max_steps: u32,
@@ -125,6 +128,7 @@ impl Runtime {
             run_id: &run_id,
             root: &root,
             capabilities: &capabilities,
+            instances: RunInstances::default(),
             steps: AtomicU32::new(0),
             max_steps: options
                 .max_steps

@@ -80,6 +80,17 @@ impl Run<'_> {
                 )
                 .await
             }
+            NodeKind::Action(Action::Inline(inline)) => {
+                self.run_inline(
+                    &node.name,
+                    inline,
+                    state,
+                    &no_extras,
+                    span.handle(),
+                    attempt,
+                )
+                .await
+            }
             NodeKind::Action(action) => {
                 self.run_action(&node.name, action, state, &no_extras, span.handle())
                     .await
@@ -131,7 +142,7 @@ impl Run<'_> {
 
     /// The limits of node `node`: `--limit` beats the node's `limits:`, which beats
     /// `settings.limits`.
-    fn limits_of(&self, node: &str) -> NodeLimits {
+    pub(super) fn limits_of(&self, node: &str) -> NodeLimits {
         NodeLimits::resolve(&[
             Some(&self.options.limits),
             self.agent.policy(node).limits.as_ref(),
@@ -140,7 +151,7 @@ impl Run<'_> {
     }
 
     /// What the capabilities read to prepare an execution of node `node`.
-    fn node_setup<'a>(
+    pub(super) fn node_setup<'a>(
         &'a self,
         node: &'a str,
         span: &'a SpanHandle,
@@ -194,22 +205,7 @@ impl Run<'_> {
             .execute(component, invocation)
             .await
             .map_err(|failure| RunError::node(node, &failure.kind(), failure.to_string()))?;
-        match serde_json::from_str::<Value>(&output.update) {
-            Ok(Value::Object(update)) => Ok(update),
-            Ok(other) => Err(RunError::node(
-                node,
-                "bad_output",
-                format!(
-                    "the node must return a JSON object (a state update), not {}",
-                    json_type(&other)
-                ),
-            )),
-            Err(e) => Err(RunError::node(
-                node,
-                "bad_output",
-                format!("the node returned text that is not JSON: {e}"),
-            )),
-        }
+        parse_update(node, &output.update)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -318,6 +314,26 @@ pub(super) fn error_route(
         target,
         serde_json::json!({ "node": node, "kind": kind, "message": message }),
     ))
+}
+
+/// A node's output as a state update: a JSON object.
+pub(super) fn parse_update(node: &str, update: &str) -> Result<Map<String, Value>, RunError> {
+    match serde_json::from_str::<Value>(update) {
+        Ok(Value::Object(update)) => Ok(update),
+        Ok(other) => Err(RunError::node(
+            node,
+            "bad_output",
+            format!(
+                "the node must return a JSON object (a state update), not {}",
+                json_type(&other)
+            ),
+        )),
+        Err(e) => Err(RunError::node(
+            node,
+            "bad_output",
+            format!("the node returned text that is not JSON: {e}"),
+        )),
+    }
 }
 
 fn json_type(value: &Value) -> &'static str {

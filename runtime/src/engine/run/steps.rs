@@ -93,6 +93,7 @@ impl Run<'_> {
                 self.run_llm_call(node, *action, with, output, &context, span)
                     .await
             }
+            Action::Inline(inline) => self.run_inline(node, inline, state, extras, span, 1).await,
             Action::Expression { expression, output } => {
                 let context = self.context(state, extras);
                 let value = template::eval_expression(expression, &context).map_err(|e| {

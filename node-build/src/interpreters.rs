@@ -1,0 +1,212 @@
+//! The interpreters of TEA's inline code: node folders compiled into `kettle` (so that an
+//! installed binary needs no repository), written into Kettle's cache and built like any
+//! node folder on first use. Adding a language is one entry in [`INTERPRETERS`].
+
+use super::support::materialize;
+use super::{BuildError, BuildOptions, BuildOutcome, Toolchains, build_node};
+use std::path::Path;
+
+/// An interpreter component's source: a node folder whose `config.code` is the code it runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Interpreter {
+    /// The name of `language:` in TEA's YAML (`python`, `lua`).
+    pub language: &'static str,
+    /// The folder's files, relative path and text.
+    pub files: &'static [(&'static str, &'static str)],
+}
+
+/// Every language inline code may be written in, and its interpreter's folder.
+pub const INTERPRETERS: &[Interpreter] = &[
+    Interpreter {
+        language: "python",
+        files: &[("app.py", include_str!("../../interpreters/python/app.py"))],
+    },
+    Interpreter {
+        language: "lua",
+        files: &[
+            (
+                "Cargo.toml",
+                include_str!("../../interpreters/lua/Cargo.toml"),
+            ),
+            (
+                "Cargo.lock",
+                include_str!("../../interpreters/lua/Cargo.lock"),
+            ),
+            (
+                "src/lib.rs",
+                include_str!("../../interpreters/lua/src/lib.rs"),
+            ),
+            (
+                "src/interpreter.rs",
+                include_str!("../../interpreters/lua/src/interpreter.rs"),
+            ),
+            (
+                "src/convert.rs",
+                include_str!("../../interpreters/lua/src/convert.rs"),
+            ),
+            (
+                "src/environment.rs",
+                include_str!("../../interpreters/lua/src/environment.rs"),
+            ),
+            (
+                "js-sys-shim/Cargo.toml",
+                include_str!("../../interpreters/lua/js-sys-shim/Cargo.toml"),
+            ),
+            (
+                "js-sys-shim/src/lib.rs",
+                include_str!("../../interpreters/lua/js-sys-shim/src/lib.rs"),
+            ),
+            // The guest SDK it is written against, and the WIT the SDK binds.
+            ("guest-sdk/Cargo.toml", GUEST_SDK_MANIFEST),
+            (
+                "guest-sdk/src/lib.rs",
+                include_str!("../../guest-sdk/src/lib.rs"),
+            ),
+            (
+                "guest-sdk/src/context.rs",
+                include_str!("../../guest-sdk/src/context.rs"),
+            ),
+            (
+                "guest-sdk/src/error.rs",
+                include_str!("../../guest-sdk/src/error.rs"),
+            ),
+            (
+                "guest-sdk/src/llm.rs",
+                include_str!("../../guest-sdk/src/llm.rs"),
+            ),
+            (
+                "guest-sdk/src/log.rs",
+                include_str!("../../guest-sdk/src/log.rs"),
+            ),
+            (
+                "guest-sdk/src/node.rs",
+                include_str!("../../guest-sdk/src/node.rs"),
+            ),
+            (
+                "guest-sdk/src/trace.rs",
+                include_str!("../../guest-sdk/src/trace.rs"),
+            ),
+            ("wit/llm.wit", include_str!("../../wit/llm.wit")),
+            ("wit/log.wit", include_str!("../../wit/log.wit")),
+            ("wit/trace.wit", include_str!("../../wit/trace.wit")),
+            ("wit/types.wit", include_str!("../../wit/types.wit")),
+            ("wit/world.wit", include_str!("../../wit/world.wit")),
+        ],
+    },
+];
+
+/// The guest SDK's manifest outside the repository's workspace (the repository's inherits its
+/// version and dependencies from the workspace; `interpreter_folders_are_complete` checks they
+/// agree).
+const GUEST_SDK_MANIFEST: &str = r#"[package]
+name = "kettle-guest"
+version = "0.1.0"
+edition = "2024"
+license = "Apache-2.0"
+
+[dependencies]
+serde = { version = "1", features = ["derive"] }
+serde_json = "1"
+wit-bindgen = "0.60"
+"#;
+
+/// In the repository, interpreter folders reach the guest SDK at `../../guest-sdk`; in the
+/// folder written into the cache it sits inside them.
+fn relocate(name: &str, text: &'static str) -> std::borrow::Cow<'static, str> {
+    if name == "Cargo.toml" {
+        text.replace("path = \"../../guest-sdk\"", "path = \"guest-sdk\"")
+            .into()
+    } else {
+        text.into()
+    }
+}
+
+/// The interpreter of `language`, if Kettle has one.
+pub fn interpreter(language: &str) -> Option<&'static Interpreter> {
+    INTERPRETERS.iter().find(|i| i.language == language)
+}
+
+/// Writes the interpreter's folder into the cache (once per version of its source) and builds
+/// it unless its last build is up to date.
+pub async fn build_interpreter(
+    interpreter: &Interpreter,
+    cache_dir: &Path,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<BuildOutcome, BuildError> {
+    let support = Toolchains::for_cache(cache_dir).support_dir();
+    let relocated: Vec<(&str, std::borrow::Cow<'static, str>)> = interpreter
+        .files
+        .iter()
+        .map(|(name, text)| (*name, relocate(name, text)))
+        .collect();
+    let files: Vec<(&str, &str)> = relocated
+        .iter()
+        .map(|(name, text)| (*name, text.as_ref()))
+        .collect();
+    let dir = materialize(
+        &support,
+        &format!("interpreter-{}", interpreter.language),
+        &files,
+    )
+    .map_err(|source| BuildError::Io {
+        dir: support.clone(),
+        source,
+    })?;
+    build_node(&dir, cache_dir, &BuildOptions::default(), progress).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file of a repository interpreter folder (and of the guest SDK and WIT it builds
+    /// against) is compiled in, so the folder written into the cache builds as the repository's.
+    #[test]
+    fn interpreter_folders_are_complete() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let listed = |language: &str| -> Vec<&str> {
+            interpreter(language)
+                .map(|i| i.files.iter().map(|(name, _)| *name).collect())
+                .unwrap_or_default()
+        };
+        let lua = listed("lua");
+        let mut expected = Vec::new();
+        for (folder, prefix) in [
+            ("interpreters/lua/src", "src"),
+            ("interpreters/lua/js-sys-shim/src", "js-sys-shim/src"),
+            ("guest-sdk/src", "guest-sdk/src"),
+            ("wit", "wit"),
+        ] {
+            for entry in std::fs::read_dir(repo.join(folder)).expect("folder") {
+                let name = entry.expect("entry").file_name();
+                expected.push(format!("{prefix}/{}", name.to_string_lossy()));
+            }
+        }
+        for file in &expected {
+            assert!(
+                lua.contains(&file.as_str()),
+                "{file} is not compiled into the Lua interpreter"
+            );
+        }
+        let workspace = std::fs::read_to_string(repo.join("Cargo.toml")).expect("Cargo.toml");
+        for dependency in [
+            "serde = { version = \"1\", features = [\"derive\"] }",
+            "serde_json = \"1\"",
+            "wit-bindgen = \"0.60\"",
+        ] {
+            assert!(
+                workspace.contains(dependency),
+                "the workspace's `{dependency}` changed: update GUEST_SDK_MANIFEST"
+            );
+            assert!(GUEST_SDK_MANIFEST.contains(dependency));
+        }
+        assert!(
+            relocate(
+                "Cargo.toml",
+                include_str!("../../interpreters/lua/Cargo.toml")
+            )
+            .contains("path = \"guest-sdk\""),
+            "the Lua interpreter finds the guest SDK inside its folder"
+        );
+    }
+}
