@@ -52,8 +52,8 @@ nodes:
     body:
       - name: inline
         run: |
-          -- lua
-          return {x = state.x + 1}
+          % prolog
+          x(1).
   - name: fan
     type: dynamic_parallel
     action:
@@ -77,7 +77,7 @@ edges:
             "agent.yaml:8:9: `nowhere` is not a node of this agent",
             "agent.yaml:10:5: component of node `middle`: ./missing-node does not exist",
             "agent.yaml:23:5: while_loop `spin` has no `max_iterations:`; it is required so that no loop runs forever",
-            "agent.yaml:28:9: a step of node `spin` has inline code (`run:`, lua), which Kettle does not run: it has no sandboxed interpreter for lua",
+            "agent.yaml:28:9: a step of node `spin` has inline code (`run:`, prolog), which Kettle does not run: it has no sandboxed interpreter for prolog",
             "agent.yaml:31:5: dynamic_parallel `fan` has no `items:`",
             "agent.yaml:34:7: a step of node `fan` uses the unknown action `http.get`",
             "agent.yaml:37:50: `collect` is the fan-in node of `middle`, but it is not marked `fan_in: true`",
