@@ -20,6 +20,24 @@ import types
 
 from kettle import Failed, llm, log, node, trace
 
+# At run time the interpreter has no files, so its standard library is what the component's
+# snapshot holds: the modules imported while componentize-py builds it. TEA's inline code
+# imports these; importing them here puts them in the snapshot. One that cannot load under
+# WASI is left out (its import then fails in the inline code, with its own message).
+_PRELOADED = (
+    "base64", "bisect", "calendar", "concurrent.futures", "copy", "csv", "dataclasses",
+    "datetime", "decimal", "difflib", "enum", "fnmatch", "fractions", "functools", "glob",
+    "hashlib", "heapq", "html", "itertools", "logging", "math", "numbers", "operator",
+    "pathlib", "pprint", "queue", "random", "re", "secrets", "shlex", "shutil", "statistics",
+    "string", "struct", "subprocess", "tempfile", "textwrap", "threading", "time", "typing",
+    "unicodedata", "urllib.parse", "uuid",
+)
+for _module in _PRELOADED:
+    try:
+        __import__(_module)
+    except Exception:  # noqa: BLE001 - a module WASI cannot load is simply not preloaded
+        pass
+
 FILENAME = "<inline>"
 
 # code text -> (code object, whether it is wrapped in a function, the line offset)

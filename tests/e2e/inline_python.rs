@@ -135,6 +135,46 @@ fn a_tea_agent_with_inline_python_reaches_the_exact_state() {
     );
 }
 
+/// The interpreter has no files at run time: the standard library modules TEA's inline code
+/// imports are in its snapshot.
+#[test]
+fn the_standard_library_modules_tea_code_imports_are_there() {
+    let scratch = Scratch::new();
+    let yaml = r#"
+name: stdlib
+nodes:
+  - name: use_them
+    run: |
+      import base64, datetime, hashlib, logging, re, string, uuid, statistics, textwrap
+      return {
+          "sha": hashlib.sha256(b"kettle").hexdigest()[:12],
+          "b64": base64.b64encode(b"hi").decode(),
+          "day": datetime.date(2026, 11, 30).isoformat(),
+          "logger": logging.getLogger("tea").name,
+          "words": re.findall(r"[a-z]+", "one, two"),
+          "letters": string.ascii_lowercase[:3],
+          "uuid": str(uuid.UUID(int=1)),
+          "mean": statistics.mean([1, 2, 3]),
+          "short": textwrap.shorten("a b c d e f", width=7),
+      }
+"#;
+    let output = run(&scratch, "stdlib.yaml", yaml, "{}");
+    assert_eq!(
+        final_state(&output),
+        json!({
+            "sha": "20cd4732ae60",
+            "b64": "aGk=",
+            "day": "2026-11-30",
+            "logger": "tea",
+            "words": ["one", "two"],
+            "letters": "abc",
+            "uuid": "00000000-0000-0000-0000-000000000001",
+            "mean": 2,
+            "short": "a [...]",
+        })
+    );
+}
+
 #[test]
 fn errors_name_the_node_the_line_and_the_python_message() {
     let scratch = Scratch::new();
