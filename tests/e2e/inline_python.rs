@@ -175,6 +175,27 @@ nodes:
     );
 }
 
+/// The run's shared interpreter instance is judged like a fresh one: a huge error message is
+/// cut to `max_error_bytes`.
+#[test]
+fn an_inline_error_message_is_cut_to_max_error_bytes() {
+    let scratch = Scratch::new();
+    let yaml = "name: huge\nnodes:\n  - name: huge\n    limits: {max_error_bytes: 2048}\n    run: |\n      raise ValueError(\"x\" * 1000000)\n";
+    let output = run(&scratch, "huge.yaml", yaml, "{}");
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(
+        text.contains("bytes cut]"),
+        "the message says it was cut: {}",
+        &text[..text.len().min(600)]
+    );
+    assert!(
+        text.len() < 20_000,
+        "the message is cut: {} bytes on stderr",
+        text.len()
+    );
+}
+
 #[test]
 fn errors_name_the_node_the_line_and_the_python_message() {
     let scratch = Scratch::new();

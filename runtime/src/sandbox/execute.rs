@@ -26,6 +26,33 @@ pub struct NodeInvocation {
     pub grants: Arc<Grants>,
 }
 
+impl NodeInvocation {
+    /// What the guest is handed (its context and the state), and what the host keeps.
+    pub(super) fn into_parts(
+        self,
+    ) -> (
+        NodeContext,
+        String,
+        NodeCapabilities,
+        NodeLimits,
+        Arc<Grants>,
+    ) {
+        let context = NodeContext {
+            run_id: self.run_id,
+            node_name: self.node_name,
+            attempt: self.attempt,
+            config: self.config,
+        };
+        (
+            context,
+            self.state,
+            self.capabilities,
+            self.limits,
+            self.grants,
+        )
+    }
+}
+
 /// A successful execution.
 #[derive(Debug)]
 pub struct NodeOutput {
@@ -132,23 +159,14 @@ pub(super) async fn execute(
     pre: &NodePre<NodeHost>,
     invocation: NodeInvocation,
 ) -> Result<NodeOutput, NodeFailure> {
-    let NodeInvocation {
-        run_id,
-        node_name,
-        attempt,
-        config,
-        state,
+    let (context, state, capabilities, limits, grants) = invocation.into_parts();
+    let mut store = new_store(
+        engine,
+        context.node_name.clone(),
         capabilities,
-        limits,
-        grants,
-    } = invocation;
-    let context = NodeContext {
-        run_id,
-        node_name: node_name.clone(),
-        attempt,
-        config,
-    };
-    let mut store = new_store(engine, node_name, capabilities, &limits, &grants)?;
+        &limits,
+        &grants,
+    )?;
     let outcome = call_run(&mut store, pre, &context, &state, &limits).await;
     let aftermath = clean_up(
         store.data_mut(),
@@ -156,12 +174,23 @@ pub(super) async fn execute(
         &outcome,
         &mut Forwarded::default(),
     );
-    judge(outcome, aftermath, &limits).map_err(|failure| {
+    verdict(store.data(), outcome, aftermath, &limits)
+}
+
+/// The execution's result: `judge`'s, with an error message cut to `max_error_bytes` (what was
+/// cut is counted on the node's span).
+pub(super) fn verdict(
+    host: &NodeHost,
+    outcome: Outcome,
+    aftermath: Aftermath,
+    limits: &NodeLimits,
+) -> Result<NodeOutput, NodeFailure> {
+    judge(outcome, aftermath, limits).map_err(|failure| {
         let max = usize::try_from(limits.max_error_bytes).unwrap_or(usize::MAX);
         let (failure, cut) = failure.capped(max);
         if cut > 0 {
             let cut = i64::try_from(cut).unwrap_or(i64::MAX);
-            let node_span = store.data().capabilities.trace.node_span();
+            let node_span = host.capabilities.trace.node_span();
             node_span.set_attribute(KeyValue::new("kettle.error.cut_bytes", cut));
         }
         failure

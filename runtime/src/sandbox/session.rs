@@ -5,12 +5,11 @@
 //! instance; a call that finds the instance busy (a parallel branch) gets a fresh one.
 
 use super::execute::{Forwarded, NodeFailure, NodeInvocation, NodeOutput, Outcome};
-use super::execute::{arm, clean_up, judge, new_store};
+use super::execute::{arm, clean_up, new_store, verdict};
 use super::host::NodeHost;
 use super::limits::NodeLimiter;
 use super::prepare::{PreparedComponent, Sandbox};
 use crate::capabilities::bindings::Node;
-use crate::capabilities::bindings::types::NodeContext;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedSemaphorePermit;
@@ -69,22 +68,7 @@ impl Sandbox {
         component: &PreparedComponent,
         invocation: NodeInvocation,
     ) -> (Result<NodeOutput, NodeFailure>, Option<Session>) {
-        let NodeInvocation {
-            run_id,
-            node_name,
-            attempt,
-            config,
-            state,
-            capabilities,
-            limits,
-            grants,
-        } = invocation;
-        let context = NodeContext {
-            run_id,
-            node_name: node_name.clone(),
-            attempt,
-            config,
-        };
+        let (context, state, capabilities, limits, grants) = invocation.into_parts();
         let (mut store, existing, slots, mut forwarded) = match session {
             Some(mut session) => {
                 let host = session.store.data_mut();
@@ -102,6 +86,7 @@ impl Sandbox {
             }
             None => {
                 let slots = self.slots.acquire(component.shape).await;
+                let node_name = context.node_name.clone();
                 match new_store(self.engine(), node_name, capabilities, &limits, &grants) {
                     Ok(store) => (store, None, slots, Forwarded::default()),
                     Err(failure) => return (Err(failure), None),
@@ -129,7 +114,7 @@ impl Sandbox {
             &outcome,
             &mut forwarded,
         );
-        let result = judge(outcome, aftermath, &limits);
+        let result = verdict(store.data(), outcome, aftermath, &limits);
         // Only an instance that returned normally is called again: one that trapped, timed
         // out or hit a limit may be in any state.
         let kept = match (&result, node) {
