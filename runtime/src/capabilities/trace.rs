@@ -411,6 +411,23 @@ mod tests {
         )
     }
 
+    /// A node's trace state under `caps`, within a roomy run budget.
+    fn capped_state(
+        test: &TestTrace,
+        node_span: &SpanHandle,
+        caps: SpanCaps,
+    ) -> (NodeTrace, ResourceTable) {
+        (
+            NodeTrace::with_caps(
+                test.tracer.clone(),
+                node_span.clone(),
+                caps,
+                Arc::new(RunSpanBudget::new(100)),
+            ),
+            ResourceTable::new(),
+        )
+    }
+
     fn ctx<'a>(state: &'a mut NodeTrace, table: &'a mut ResourceTable) -> TraceCtx<'a> {
         TraceCtx { state, table }
     }
@@ -507,17 +524,8 @@ mod tests {
             max_spans: 1,
             max_attribute_bytes: 1 << 20,
         };
-        let mut state = NodeTrace::with_caps(
-            test.tracer.clone(),
-            node_span.clone(),
-            caps,
-            Arc::new(RunSpanBudget::new(100)),
-        );
-        let mut table = ResourceTable::new();
-        let mut ctx = TraceCtx {
-            state: &mut state,
-            table: &mut table,
-        };
+        let (mut state, mut table) = capped_state(&test, &node_span, caps);
+        let mut ctx = ctx(&mut state, &mut table);
         let kept = ctx.start_span("kept".into()).unwrap();
         let refused = ctx.start_span("refused".into()).unwrap();
         assert!(ctx.table.get(&refused).unwrap().handle.is_none());
@@ -545,17 +553,8 @@ mod tests {
             max_spans: 10,
             max_attribute_bytes: 16,
         };
-        let mut state = NodeTrace::with_caps(
-            test.tracer.clone(),
-            node_span.clone(),
-            caps,
-            Arc::new(RunSpanBudget::new(100)),
-        );
-        let mut table = ResourceTable::new();
-        let mut ctx = TraceCtx {
-            state: &mut state,
-            table: &mut table,
-        };
+        let (mut state, mut table) = capped_state(&test, &node_span, caps);
+        let mut ctx = ctx(&mut state, &mut table);
         // 4 + 8 bytes fit; 4 + 10 more do not.
         wit::Host::set_attribute(&mut ctx, "fits".into(), Value::Integer(1)).unwrap();
         wit::Host::set_attribute(&mut ctx, "over".into(), Value::Text("0123456789".into()))

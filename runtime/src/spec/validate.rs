@@ -582,18 +582,15 @@ fn component_keys(
     view: ActionView<'_>,
     out: &mut Findings,
 ) {
-    for (key, present) in [
-        ("with", view.with.is_some()),
-        ("output", view.output.is_some()),
-    ] {
-        if present {
-            out.errors.push(loaded.error_at(
-                &format!("{at}.{key}"),
-                format!("`{key}:` belongs to `uses:` nodes, but `{name}` is a component node"),
-                Some("pass parameters to a component with `config:`".into()),
-            ));
-        }
-    }
+    refuse_keys(
+        loaded,
+        at,
+        &view,
+        &["with", "output"],
+        |key| format!("`{key}:` belongs to `uses:` nodes, but `{name}` is a component node"),
+        "pass parameters to a component with `config:`",
+        out,
+    );
 }
 
 /// A known action, without a component's `config:`.
@@ -634,24 +631,15 @@ fn inline_keys(
     view: ActionView<'_>,
     out: &mut Findings,
 ) {
-    for (key, present) in [
-        ("with", view.with.is_some()),
-        ("config", view.config.is_some()),
-        ("output", view.output.is_some()),
-    ] {
-        if present {
-            out.errors.push(
-                loaded.error_at(
-                    &format!("{at}.{key}"),
-                    format!("`{key}:` does not apply to the inline code of `{name}`"),
-                    Some(
-                        "inline code reads `state` and `variables` and returns the keys it updates"
-                            .into(),
-                    ),
-                ),
-            );
-        }
-    }
+    refuse_keys(
+        loaded,
+        at,
+        &view,
+        &["with", "config", "output"],
+        |key| format!("`{key}:` does not apply to the inline code of `{name}`"),
+        "inline code reads `state` and `variables` and returns the keys it updates",
+        out,
+    );
 }
 
 /// An expression takes neither `with:` nor `config:`.
@@ -684,16 +672,39 @@ fn pass_through_keys(
     view: ActionView<'_>,
     out: &mut Findings,
 ) {
-    for (key, present) in [
-        ("with", view.with.is_some()),
-        ("config", view.config.is_some()),
-        ("output", view.output.is_some()),
-    ] {
+    refuse_keys(
+        loaded,
+        at,
+        &view,
+        &["with", "config", "output"],
+        |key| format!("node `{name}` has `{key}:` but no action to apply it to"),
+        "add the action (`uses:`, `component:` or `run: {type: expression, ...}`), or remove the key",
+        out,
+    );
+}
+
+/// One error, at the key, for each of `keys` (`with`, `config`, `output`) that the action has
+/// but does not take.
+fn refuse_keys(
+    loaded: &LoadedSpec,
+    at: &str,
+    view: &ActionView<'_>,
+    keys: &[&str],
+    message: impl Fn(&str) -> String,
+    hint: &str,
+    out: &mut Findings,
+) {
+    for &key in keys {
+        let present = match key {
+            "with" => view.with.is_some(),
+            "config" => view.config.is_some(),
+            _ => view.output.is_some(),
+        };
         if present {
             out.errors.push(loaded.error_at(
                 &format!("{at}.{key}"),
-                format!("node `{name}` has `{key}:` but no action to apply it to"),
-                Some("add the action (`uses:`, `component:` or `run: {type: expression, ...}`), or remove the key".into()),
+                message(key),
+                Some(hint.into()),
             ));
         }
     }
