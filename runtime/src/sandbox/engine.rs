@@ -31,6 +31,18 @@ impl Default for SandboxConfig {
 /// An engine with the pooling allocator; falls back to on-demand allocation (with a warning)
 /// where the machine refuses the pool's address-space reservation.
 pub fn new_engine(config: &SandboxConfig) -> wasmtime::Result<Engine> {
+    match Engine::new(&engine_config(config)) {
+        Ok(engine) => Ok(engine),
+        Err(error) => {
+            tracing::warn!(%error, "pooling allocator unavailable; using on-demand instance allocation");
+            Engine::new(&base_config())
+        }
+    }
+}
+
+/// The exact wasmtime configuration of Kettle's engine (pooling allocator included), shared
+/// with the `bare_wasmtime` benchmark so that its floor is measured on the same engine.
+pub fn engine_config(config: &SandboxConfig) -> Config {
     let mut pool = PoolingAllocationConfig::default();
     let instances = config.max_concurrent_instances;
     pool.total_component_instances(instances)
@@ -54,13 +66,7 @@ pub fn new_engine(config: &SandboxConfig) -> wasmtime::Result<Engine> {
         .table_keep_resident(TABLE_KEPT_RESIDENT);
     let mut wasm = base_config();
     wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    match Engine::new(&wasm) {
-        Ok(engine) => Ok(engine),
-        Err(error) => {
-            tracing::warn!(%error, "pooling allocator unavailable; using on-demand instance allocation");
-            Engine::new(&base_config())
-        }
-    }
+    wasm
 }
 
 fn base_config() -> Config {

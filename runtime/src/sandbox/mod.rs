@@ -16,7 +16,7 @@ mod slots;
 
 pub use crate::spec::{NodeLimits, raise_hint};
 pub use cache::{CompileCache, LoadOutcome};
-pub use engine::{SandboxConfig, new_engine};
+pub use engine::{SandboxConfig, engine_config, new_engine};
 pub use execute::{NodeFailure, NodeInvocation, NodeOutput};
 pub use host::NodeHost;
 pub use permissions::{FsGrant, Grants, HostPattern};
