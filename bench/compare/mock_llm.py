@@ -49,12 +49,18 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    # The listen backlog is read when the socket listens, inside the constructor: set on the class,
+    # not on the instance afterwards (which left the default of 5, so a burst of 16 connections
+    # waited on SYN retransmits for about a second).
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 def main():
     port, latency_ms = int(sys.argv[1]), float(sys.argv[2])
     Handler.latency = latency_ms / 1000.0
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 256
+    server = Server(("127.0.0.1", port), Handler)
     print(f"mock LLM on 127.0.0.1:{port}, {latency_ms} ms per answer", flush=True)
     server.serve_forever()
 

@@ -5,7 +5,8 @@
 #
 #   bench/tea-inline/run.sh /path/to/the_edge_agent   # a TEA checkout (its python/ package)
 #
-# TEA is installed from the checkout into a venv under $CARGO_TARGET_DIR (or target/).
+# TEA is installed from the checkout into a venv under $CARGO_TARGET_DIR (or target/); the
+# "tea-inline" section of bench/RESULTS.md is written from both.
 set -euo pipefail
 tea=${1:?usage: run.sh TEA_CHECKOUT}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,7 +27,10 @@ if [ ! -x "$work/venv/bin/python" ]; then
   python3 -m venv "$work/venv"
   "$work/venv/bin/pip" install --quiet --disable-pip-version-check "$tea/python"
 fi
-echo "== TEA ($(cd "$tea" && git rev-parse --short HEAD 2>/dev/null || echo unknown)), in process"
-CHAIN_DIR="$work" "$work/venv/bin/python" "$here/tea_chain.py"
-echo "== Kettle ($(cd "$repo" && git rev-parse --short HEAD)), cargo bench -p kettle --bench inline_node"
-cd "$repo" && cargo bench -p kettle --bench inline_node 2>&1 | grep -E "^inline_node|time:"
+tea_commit=$(cd "$tea" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+echo "== TEA ($tea_commit), in process" >&2
+CHAIN_DIR="$work" "$work/venv/bin/python" "$here/tea_chain.py" >"$work/tea.json"
+echo "== Kettle ($(cd "$repo" && git rev-parse --short HEAD)), cargo bench -p kettle --bench inline_node" >&2
+rm -rf "$target/criterion/inline_node"
+(cd "$repo" && cargo bench -p kettle --bench inline_node)
+exec python3 "$here/report.py" "$target" "$work/tea.json" "$tea_commit"

@@ -1,0 +1,164 @@
+"""The engine's own cost per node with no LLM, and start-up, measured by whole-process runs: Kettle,
+TEA-Python and LangGraph run the same chains of trivial nodes, alternating, and the "engine-cost"
+section of bench/RESULTS.md is written. Started by run.sh, which prepares all three.
+
+Per node = (median(t202) - median(t2)) / 200, where t is the wall time of a whole process that
+loads the agent, runs a chain of that many nodes (each adds one to a counter) and exits; start-up
+is the wall time of a one-node agent. The same YAML file runs in Kettle and in TEA.
+
+Usage: python3 engine_cost.py --kettle PATH --langgraph-python PATH --tea PATH [--runs N]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE.parent))
+from results import machine_lines, version, write_section  # noqa: E402
+
+LENGTHS = (1, 2, 202)
+COUNT_NODE = HERE / "kettle" / "count"
+
+
+def chain_yaml(kind: str, nodes: int) -> str:
+    """A chain of `nodes` nodes of one kind, in TEA's YAML (which Kettle reads unchanged)."""
+    lines = ["name: chain", "nodes:"]
+    for i in range(nodes):
+        lines.append(f"  - name: n{i}")
+        if kind == "expression":
+            lines += ["    run:", "      type: expression", '      value: state["n"] + 1', "      output_key: n"]
+        elif kind == "inline-python":
+            lines += ["    run: |", '      return {"n": state["n"] + 1}']
+        elif kind == "component":
+            lines.append(f"    component: '{COUNT_NODE}'")
+        else:
+            raise ValueError(kind)
+    return "\n".join(lines) + "\n"
+
+
+def timed(command, env=None):
+    """Wall seconds and stdout of one process; exits on failure, saying what failed."""
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(map(str, command))} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return wall, done.stdout
+
+
+def final_n(stdout: str):
+    """The counter of a run's final state, from the last JSON object the process printed."""
+    for line in reversed(stdout.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                state = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            return state.get("n")
+    try:
+        return json.loads(stdout).get("n")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kettle", required=True)
+    parser.add_argument("--langgraph-python", required=True)
+    parser.add_argument("--tea", required=True, help="TEA's `tea` command from its venv")
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--command", default="bench/compare/engine_cost.py")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="kettle-engine-cost-"))
+    trace_off = {**os.environ, "OTEL_SDK_DISABLED": "true"}
+    cases = {}  # (framework, kind) -> {length: command}
+    for kind in ("expression", "inline-python", "component"):
+        for n in LENGTHS:
+            path = work / f"{kind}-{n}.yaml"
+            path.write_text(chain_yaml(kind, n))
+            cases.setdefault(("kettle", kind), {})[n] = [args.kettle, "run", str(path), "--quiet", "--no-trace", "--input", '{"n": 0}']
+            if kind != "component":
+                cases.setdefault(("tea", kind), {})[n] = [args.tea, "run", str(path), "--input", '{"n": 0}']
+    for n in LENGTHS:
+        cases.setdefault(("langgraph", "function"), {})[n] = [args.langgraph_python, str(HERE / "langgraph_chain.py"), str(n)]
+
+    # One unmeasured round: compiles Kettle's components, fills the OS caches, checks every answer.
+    for (framework, kind), by_length in cases.items():
+        for n, command in by_length.items():
+            _, out = timed(command, trace_off)
+            expected = n
+            if framework != "tea" and final_n(out) != expected:
+                sys.exit(f"{framework} {kind} chain of {n}: final n is {final_n(out)!r}, expected {expected}")
+    walls = {key: {n: [] for n in by_length} for key, by_length in cases.items()}
+    order = list(cases)
+    for i in range(args.runs):
+        for key in order if i % 2 == 0 else reversed(order):
+            for n, command in cases[key].items():
+                walls[key][n].append(timed(command, trace_off)[0])
+
+    medians = {key: {n: statistics.median(v) for n, v in by_length.items()} for key, by_length in walls.items()}
+    per_node = {key: (m[202] - m[2]) / 200 for key, m in medians.items()}
+    startup = {key: m[1] for key, m in medians.items()}
+
+    def ms(seconds):
+        return f"{seconds * 1000:.3f}" if seconds < 0.1 else f"{seconds * 1000:.1f}"
+
+    names = {
+        ("kettle", "expression"): "Kettle, expression node",
+        ("kettle", "component"): "Kettle, Rust component node (sandboxed, fresh instance)",
+        ("kettle", "inline-python"): "Kettle, inline Python (sandboxed, one interpreter per run)",
+        ("tea", "expression"): "TEA-Python, expression node",
+        ("tea", "inline-python"): "TEA-Python, inline Python (unsandboxed `exec`)",
+        ("langgraph", "function"): "LangGraph, Python function node",
+    }
+    lines = [
+        "## The engine's own cost per node, without LLM, and start-up",
+        "",
+        f"Generated by `{args.command}`. Whole-process runs of chains of 1, 2 and 202 trivial nodes (each",
+        "adds one to a counter; Kettle's component node is the Rust component bench/compare/kettle/count),",
+        "the same YAML file for",
+        "Kettle and TEA, a LangGraph `StateGraph` of Python functions for LangGraph; Kettle with",
+        f"`--no-trace`. {args.runs} rounds, alternating the frameworks; medians.",
+        "Per node = (t202 − t2) / 200; start-up = the whole process for a one-node agent.",
+        "",
+        "| framework, node | t2 (ms) | t202 (ms) | per node (ms) | start-up (ms) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for key in order:
+        m = medians[key]
+        lines.append(f"| {names[key]} | {ms(m[2])} | {ms(m[202])} | {ms(per_node[key])} | {ms(startup[key])} |")
+    ratio = lambda a, b: per_node[b] / per_node[a] if per_node[a] > 0 else float("inf")  # noqa: E731
+    lines += [
+        "",
+        "Ratios (how many times cheaper Kettle is):",
+        "",
+        f"- expression node, TEA / Kettle: {ratio(('kettle', 'expression'), ('tea', 'expression')):.1f}× (goal ≥ 100×)",
+        f"- inline Python, TEA unsandboxed / Kettle sandboxed: {ratio(('kettle', 'inline-python'), ('tea', 'inline-python')):.1f}×",
+        f"- component node, TEA inline Python / Kettle: {ratio(('kettle', 'component'), ('tea', 'inline-python')):.1f}× (goal ≥ 13×)",
+        f"- component node, LangGraph function / Kettle: {ratio(('kettle', 'component'), ('langgraph', 'function')):.1f}× (goal ≥ 40×)",
+        f"- start-up, TEA / Kettle: {startup[('tea', 'expression')] / startup[('kettle', 'expression')]:.0f}× (goal ≥ 100×); "
+        f"LangGraph / Kettle: {startup[('langgraph', 'function')] / startup[('kettle', 'expression')]:.0f}×",
+        "",
+        "Machine and versions:",
+        "",
+        *machine_lines(),
+        f"- kettle: {version([args.kettle, '--version'])}",
+        f"- TEA: {version([args.tea, '--version'])}; "
+        + version([args.langgraph_python, "-c", 'import importlib.metadata as m; print("langgraph", m.version("langgraph"))']),
+    ]
+    write_section("engine-cost", lines)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
