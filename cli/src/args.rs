@@ -46,11 +46,58 @@ pub enum Command {
     Build(BuildArgs),
     /// Show which toolchains for building nodes are installed, where, and what is missing.
     Doctor(DoctorArgs),
+    /// Serve agents over HTTP: loaded and compiled once, one run per request, with the
+    /// caller's trace context, bounded concurrency and a drain on SIGTERM.
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
     /// Look at the traces of past runs.
     Trace {
         #[command(subcommand)]
         command: TraceCommand,
     },
+}
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  kettle serve examples/hello/agent.yaml
+  curl -s localhost:8080/v1/agents/hello/runs -d '{\"input\": {\"topic\": \"tea\"}}'
+  curl -N localhost:8080/v1/agents/hello/runs -H 'Accept: text/event-stream' -d '{}'
+  KETTLE_SERVE_TOKEN=$(openssl rand -hex 32) kettle serve agents/ --listen 0.0.0.0:8080
+
+Environment: KETTLE_SERVE_TOKEN, the bearer token every request but /healthz and /readyz must
+  carry (`Authorization: Bearer ...`); required to listen anywhere but loopback.
+
+Routes: POST /v1/agents/{name}/runs ({\"input\": {...}, \"timeout_ms\": N}; JSON answer, or
+  server-sent events with Accept: text/event-stream), GET /v1/agents, GET /v1/runs[?status=],
+  GET /v1/runs/{id}, GET /healthz, GET /readyz, GET /metrics (Prometheus text).
+Answers: 200 run ok, 422 run failed, 504 run cancelled at its timeout, 429 at the concurrency
+  limit (with Retry-After), 413 body too large, 401 bad token, 503 shutting down. Each run's
+  answer carries `traceparent` naming its root span; a request's `traceparent` makes the run
+  part of the caller's trace.";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Agent files, or folders holding an agent.yaml or several *.yaml agents.
+    #[arg(required = true)]
+    pub agents: Vec<PathBuf>,
+    /// The address to listen on. Anything but loopback needs KETTLE_SERVE_TOKEN.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Runs at once; beyond them a request gets 429 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub max_concurrent_runs: usize,
+    /// The largest request body, in bytes; a larger one gets 413.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// A run's longest time, in seconds; a request may ask for less with `timeout_ms`.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// On SIGTERM or Ctrl-C, seconds in-flight runs may go on before they are cancelled.
+    #[arg(long, default_value_t = 30)]
+    pub grace: u64,
+    /// Where the file exporter writes traces (beats the agents' settings).
+    #[arg(long)]
+    pub trace_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ mod build;
 mod doctor;
 mod graph;
 mod run;
+mod serve;
 mod summary;
 mod trace;
 mod validate;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Command::Graph(args) => graph::graph(args),
         Command::Build(args) => build::build(args),
         Command::Doctor(args) => doctor::doctor(args),
+        Command::Serve(args) => serve::serve(args),
         Command::Trace {
             command: TraceCommand::Show(args),
         } => trace::show(args),

@@ -22,6 +22,7 @@ mod polyglot;
 mod pool_slots;
 mod record_replay;
 mod sandbox;
+mod serve;
 mod spec_errors;
 mod tea_examples;
 mod tea_yaml;

@@ -31,6 +31,8 @@ pub struct RunReport {
     pub run_id: String,
     pub agent: String,
     pub trace_id: String,
+    /// The W3C `traceparent` naming the run's root span, for callers that continue the trace.
+    pub traceparent: Option<String>,
     /// Where the trace was written, with the file exporter.
     pub trace_file: Option<PathBuf>,
     /// A problem while flushing the trace, such as spans a local exporter could not write:

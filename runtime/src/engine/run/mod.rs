@@ -108,6 +108,10 @@ impl Runtime {
             options.parent.clone(),
         );
         let trace_id = root.trace_id();
+        let traceparent = root
+            .trace_headers()
+            .into_iter()
+            .find_map(|(name, value)| (name == "traceparent").then_some(value));
         // An unsampled run (settings.tracing.sample_ratio) writes no file.
         let trace_file = trace_file.filter(|_| root.is_recording());
         let root_guard = SpanGuard::new(root.clone());
@@ -167,6 +171,7 @@ impl Runtime {
             run_id,
             agent: agent.name.clone(),
             trace_id: trace_id.to_string(),
+            traceparent,
             trace_file,
             trace_error,
             outcome,
