@@ -91,10 +91,40 @@ pub async fn load_agent(
     cache_dir: &Path,
     events: &(dyn Fn(ComponentEvent) + Sync),
 ) -> Result<Agent, AgentLoadError> {
+    load(path, sandbox, cache_dir, events, true).await
+}
+
+/// Loads the agent at `path` for a run whose LLM calls are all answered from a recording
+/// (`LlmClient::replay_from`): the providers' key variables need not be set.
+pub async fn load_agent_for_replay(
+    path: &Path,
+    sandbox: &Sandbox,
+    cache_dir: &Path,
+    events: &(dyn Fn(ComponentEvent) + Sync),
+) -> Result<Agent, AgentLoadError> {
+    load(path, sandbox, cache_dir, events, false).await
+}
+
+async fn load(
+    path: &Path,
+    sandbox: &Sandbox,
+    cache_dir: &Path,
+    events: &(dyn Fn(ComponentEvent) + Sync),
+    keys_required: bool,
+) -> Result<Agent, AgentLoadError> {
     // Structural, file and template errors are reported together, in file order.
     let (loaded, graph) = super::component_check::load_checked(path)?;
     let llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
         .map_err(|e| SpecErrors(vec![loaded.error_at(&e.at, e.message, None)]))?;
+    if keys_required && !llm.missing_keys().is_empty() {
+        let errors = llm.missing_keys().iter();
+        return Err(SpecErrors(
+            errors
+                .map(|e| loaded.error_at(&e.at, e.message.clone(), None))
+                .collect(),
+        )
+        .into());
+    }
 
     let progress = |line: &str| events(ComponentEvent::Progress(line.to_string()));
     let policies: HashMap<String, NodePolicy> = loaded

@@ -5,6 +5,7 @@ mod anthropic;
 mod client;
 mod framing;
 mod http;
+mod messages;
 mod mock;
 mod ollama;
 mod openai;
@@ -16,10 +17,12 @@ mod wire;
 
 pub use client::{LlmClient, LlmConfigError, Provider, Resolved};
 pub use http::{Attempt, Observer};
+pub use messages::messages_from_value;
 pub use mock::MockProvider;
 pub use retry::RetryPolicy;
 pub use stream::ChatStream;
 pub use tape::{TapeEntry, TapeError};
 pub use types::{
     ChatMessage, ChatRequest, ChatResponse, LlmError, Role, StreamItem, Tool, ToolCall, Usage,
+    temperature_from_f32,
 };
