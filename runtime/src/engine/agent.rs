@@ -116,6 +116,24 @@ async fn load(
     let (loaded, graph) = super::component_check::load_checked(path)?;
     let llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
         .map_err(|e| SpecErrors(vec![loaded.error_at(&e.at, e.message, None)]))?;
+    // Options a provider cannot take are refused now, not dropped at the first call.
+    let refused: Vec<_> = loaded
+        .spec
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, node)| node.uses.as_deref().is_some_and(|u| u.starts_with("llm.")))
+        .flat_map(|(i, node)| {
+            let with = node.with.clone().unwrap_or_default();
+            llm.refused_options(&with)
+                .into_iter()
+                .map(move |(key, why)| (format!("nodes[{i}].with.{key}"), why))
+        })
+        .map(|(at, why)| loaded.error_at(&at, why, None))
+        .collect();
+    if !refused.is_empty() {
+        return Err(SpecErrors(refused).into());
+    }
     if keys_required && !llm.missing_keys().is_empty() {
         let errors = llm.missing_keys().iter();
         return Err(SpecErrors(

@@ -240,6 +240,28 @@ impl LlmClient {
             .unwrap_or(MockProvider::default_model())
     }
 
+    /// The options of an `llm.*` node's `with:` that the provider it goes to cannot take, as
+    /// (key, why); templated values are checked when the call is made.
+    pub fn refused_options(
+        &self,
+        with: &serde_json::Map<String, serde_json::Value>,
+    ) -> Vec<(String, String)> {
+        let name = match with.get("provider") {
+            Some(serde_json::Value::String(p)) if !p.contains("{{") => p.as_str(),
+            Some(_) => return Vec::new(),
+            None => self.default.as_str(),
+        };
+        let Some(provider) = self.providers.get(name) else {
+            return Vec::new();
+        };
+        with.iter()
+            .filter_map(|(key, value)| {
+                super::options::refusal(name, provider.system, key, value)
+                    .map(|why| (key.clone(), why))
+            })
+            .collect()
+    }
+
     /// The provider and model `request` goes to, without preparing the call.
     pub fn target(&self, request: &ChatRequest) -> Result<(Arc<Provider>, String), LlmError> {
         let name = request.provider.as_deref().unwrap_or(&self.default);

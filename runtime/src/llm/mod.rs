@@ -9,6 +9,7 @@ mod messages;
 mod mock;
 mod ollama;
 mod openai;
+mod options;
 mod retry;
 mod stream;
 mod tape;
