@@ -530,6 +530,17 @@ fn options_a_provider_cannot_take_are_refused_at_load() {
         "{}",
         stderr(&output)
     );
+
+    // Inside a step too.
+    let nodes = "  - name: each\n    steps:\n      - {name: ask, uses: llm.call, with: {prompt: hi, seed: 4}, output: asked}\n";
+    let yaml = agent("claude", "anthropic", "c", &server.url(""), "", nodes);
+    let output = run(&scratch, &yaml);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("step `ask`: provider `claude` (anthropic) takes no `seed`"),
+        "{}",
+        stderr(&output)
+    );
     assert!(server.requests().is_empty(), "nothing was sent");
 }
 

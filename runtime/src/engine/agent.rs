@@ -84,6 +84,38 @@ pub enum AgentLoadError {
     NoInterpreter { node: String, language: String },
 }
 
+/// The options of the graph's `llm.*` actions (nodes, steps, loop bodies, parallel items)
+/// that their provider cannot take, as (where, why).
+fn refused_llm_options(graph: &Graph, llm: &LlmClient) -> Vec<(String, String)> {
+    use crate::graph::{Action, NodeKind, Step};
+    let mut refused = Vec::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let steps: &[Step] = match &node.kind {
+            NodeKind::Action(Action::LlmCall { with, .. }) => {
+                for (key, why) in llm.refused_options(with) {
+                    refused.push((format!("nodes[{i}].with.{key}"), why));
+                }
+                continue;
+            }
+            NodeKind::Action(_) => continue,
+            NodeKind::Steps(steps) => steps,
+            NodeKind::WhileLoop { body, .. } => body,
+            NodeKind::DynamicParallel(parallel) => &parallel.body,
+        };
+        for step in steps {
+            if let Action::LlmCall { with, .. } = &step.action {
+                for (_, why) in llm.refused_options(with) {
+                    refused.push((
+                        format!("nodes[{i}]"),
+                        format!("step `{}`: {why}", step.name),
+                    ));
+                }
+            }
+        }
+    }
+    refused
+}
+
 /// Loads the agent at `path`, building and preparing its components.
 pub async fn load_agent(
     path: &Path,
@@ -117,20 +149,10 @@ async fn load(
     let llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
         .map_err(|e| SpecErrors(vec![loaded.error_at(&e.at, e.message, None)]))?;
     // Options a provider cannot take are refused now, not dropped at the first call.
-    let refused: Vec<_> = loaded
-        .spec
-        .nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, node)| node.uses.as_deref().is_some_and(|u| u.starts_with("llm.")))
-        .flat_map(|(i, node)| {
-            let with = node.with.clone().unwrap_or_default();
-            llm.refused_options(&with)
-                .into_iter()
-                .map(move |(key, why)| (format!("nodes[{i}].with.{key}"), why))
-        })
+    let refused = refused_llm_options(&graph, &llm)
+        .into_iter()
         .map(|(at, why)| loaded.error_at(&at, why, None))
-        .collect();
+        .collect::<Vec<_>>();
     if !refused.is_empty() {
         return Err(SpecErrors(refused).into());
     }

@@ -207,3 +207,21 @@ impl LlmError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_f32_temperature_keeps_its_digits() {
+        assert_eq!(
+            serde_json::to_string(&temperature_from_f32(0.2)).ok(),
+            Some("0.2".to_string())
+        );
+        assert_eq!(
+            serde_json::to_string(&temperature_from_f32(0.7)).ok(),
+            Some("0.7".to_string())
+        );
+        assert_eq!(temperature_from_f32(f32::NAN), None);
+    }
+}
