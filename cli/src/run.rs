@@ -4,7 +4,9 @@ use super::args::RunArgs;
 use super::summary;
 use super::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, Threads, block_on, cache_dir};
 use futures::FutureExt;
-use kettle::engine::{Agent, ComponentEvent, EventSink, RunOptions, Runtime, load_agent};
+use kettle::engine::{
+    Agent, ComponentEvent, EventSink, RunOptions, Runtime, load_agent, load_agent_for_replay,
+};
 use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
 use kettle::spec::LimitsSpec;
 use kettle::telemetry::{
@@ -63,9 +65,13 @@ async fn run_async(args: RunArgs) -> Result<u8, Stop> {
             eprintln!("kettle: {}", summary::component_event(&event));
         }
     };
-    let agent = load_agent(&args.agent, &sandbox, &cache, &events)
-        .await
-        .map_err(|e| Stop::bad_input(format!("cannot load the agent:\n{e}")))?;
+    // A replayed run makes no request: the providers' key variables need not be set.
+    let loaded = if args.replay.is_some() && args.record.is_none() {
+        load_agent_for_replay(&args.agent, &sandbox, &cache, &events).await
+    } else {
+        load_agent(&args.agent, &sandbox, &cache, &events).await
+    };
+    let agent = loaded.map_err(|e| Stop::bad_input(format!("cannot load the agent:\n{e}")))?;
     match (&args.record, &args.replay) {
         (Some(path), _) => agent.llm.record_to(path),
         (None, Some(path)) => agent.llm.replay_from(path),

@@ -55,8 +55,8 @@ pub fn run_summary(report: &RunReport, remote: &[String]) -> String {
         report.duration.as_secs_f64(),
         report.nodes_run,
         plural(u64::from(report.nodes_run)),
-        llm.calls,
-        plural(llm.calls),
+        llm.sent(),
+        plural(llm.sent()),
         llm.input_tokens + llm.output_tokens,
         llm.input_tokens,
         llm.output_tokens,
@@ -90,7 +90,8 @@ pub fn run_summary(report: &RunReport, remote: &[String]) -> String {
             report.max_spans
         );
     }
-    if report.llm_is_mock {
+    let only_mock = llm.by_provider.iter().all(|p| p.system == "mock");
+    if report.llm_is_mock && only_mock {
         let _ = writeln!(
             out,
             "  LLM     the offline `mock` provider answered (no provider is configured); its answers echo the prompt."
@@ -99,10 +100,35 @@ pub fn run_summary(report: &RunReport, remote: &[String]) -> String {
             out,
             "          for a real model, add to the agent: settings: {{llm: {{provider: openai, model: gpt-4o-mini, api_key_env: OPENAI_API_KEY}}}}"
         );
+    } else if llm.by_provider.is_empty() {
+        let _ = writeln!(
+            out,
+            "  LLM     no call sent (default provider: {})",
+            report.llm_provider
+        );
     } else {
-        let _ = writeln!(out, "  LLM     provider `{}`", report.llm_provider);
+        let _ = writeln!(out, "  LLM     {}", per_provider(&llm.by_provider));
     }
     out
+}
+
+/// `` `gpt` (openai) 2 calls, `claude` (anthropic) 1 call ``; the type is left out when the
+/// provider is named after it.
+fn per_provider(providers: &[kettle::capabilities::ProviderCalls]) -> String {
+    providers
+        .iter()
+        .map(|p| {
+            let kind = if p.name == p.system
+                || (p.name == "azure_openai" && p.system == "azure.ai.openai")
+            {
+                String::new()
+            } else {
+                format!(" ({})", p.system)
+            };
+            format!("`{}`{kind} {} call{}", p.name, p.calls, plural(p.calls))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn plural(n: u64) -> &'static str {

@@ -361,7 +361,7 @@ nodes:
     assert_eq!(
         r[2].body,
         json!({"model": "llama3.2", "stream": true, "messages": [{"role": "user", "content": "hi llama"}],
-               "options": {"temperature": 0.0, "stop": ["END"]}})
+               "options": {"temperature": 0, "stop": ["END"]}})
     );
     assert_eq!(
         r[3].body,

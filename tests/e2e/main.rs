@@ -13,6 +13,7 @@ mod inline_lua;
 mod inline_python;
 mod limit_holes;
 mod llm_faults;
+mod llm_fidelity;
 mod llm_providers;
 mod llm_settings_errors;
 mod lua_interpreter;

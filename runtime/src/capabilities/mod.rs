@@ -16,7 +16,7 @@ pub mod trace;
 pub use capability::{CapabilitiesMut, Capability, CapabilityView, NodeSetup, RunSetup};
 pub use llm::{
     GuestStream, LimitBreach, LlmCapability, LlmCtx, LlmGrant, LlmQuota, LlmUsage, NodeLlm,
-    RunBudget, RunLlm, TracedStream, traced_call, traced_stream,
+    ProviderCalls, RunBudget, RunLlm, TracedStream, traced_call, traced_stream,
 };
 pub use log::{LogBudget, LogCapability, LogCtx, NodeLog, cut_to};
 pub use trace::{GuestSpan, NodeTrace, RunTrace, TraceCapability, TraceCtx};

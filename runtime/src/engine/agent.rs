@@ -84,6 +84,38 @@ pub enum AgentLoadError {
     NoInterpreter { node: String, language: String },
 }
 
+/// The options of the graph's `llm.*` actions (nodes, steps, loop bodies, parallel items)
+/// that their provider cannot take, as (where, why).
+fn refused_llm_options(graph: &Graph, llm: &LlmClient) -> Vec<(String, String)> {
+    use crate::graph::{Action, NodeKind, Step};
+    let mut refused = Vec::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let steps: &[Step] = match &node.kind {
+            NodeKind::Action(Action::LlmCall { with, .. }) => {
+                for (key, why) in llm.refused_options(with) {
+                    refused.push((format!("nodes[{i}].with.{key}"), why));
+                }
+                continue;
+            }
+            NodeKind::Action(_) => continue,
+            NodeKind::Steps(steps) => steps,
+            NodeKind::WhileLoop { body, .. } => body,
+            NodeKind::DynamicParallel(parallel) => &parallel.body,
+        };
+        for step in steps {
+            if let Action::LlmCall { with, .. } = &step.action {
+                for (_, why) in llm.refused_options(with) {
+                    refused.push((
+                        format!("nodes[{i}]"),
+                        format!("step `{}`: {why}", step.name),
+                    ));
+                }
+            }
+        }
+    }
+    refused
+}
+
 /// Loads the agent at `path`, building and preparing its components.
 pub async fn load_agent(
     path: &Path,
@@ -91,10 +123,48 @@ pub async fn load_agent(
     cache_dir: &Path,
     events: &(dyn Fn(ComponentEvent) + Sync),
 ) -> Result<Agent, AgentLoadError> {
+    load(path, sandbox, cache_dir, events, true).await
+}
+
+/// Loads the agent at `path` for a run whose LLM calls are all answered from a recording
+/// (`LlmClient::replay_from`): the providers' key variables need not be set.
+pub async fn load_agent_for_replay(
+    path: &Path,
+    sandbox: &Sandbox,
+    cache_dir: &Path,
+    events: &(dyn Fn(ComponentEvent) + Sync),
+) -> Result<Agent, AgentLoadError> {
+    load(path, sandbox, cache_dir, events, false).await
+}
+
+async fn load(
+    path: &Path,
+    sandbox: &Sandbox,
+    cache_dir: &Path,
+    events: &(dyn Fn(ComponentEvent) + Sync),
+    keys_required: bool,
+) -> Result<Agent, AgentLoadError> {
     // Structural, file and template errors are reported together, in file order.
     let (loaded, graph) = super::component_check::load_checked(path)?;
     let llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
         .map_err(|e| SpecErrors(vec![loaded.error_at(&e.at, e.message, None)]))?;
+    // Options a provider cannot take are refused now, not dropped at the first call.
+    let refused = refused_llm_options(&graph, &llm)
+        .into_iter()
+        .map(|(at, why)| loaded.error_at(&at, why, None))
+        .collect::<Vec<_>>();
+    if !refused.is_empty() {
+        return Err(SpecErrors(refused).into());
+    }
+    if keys_required && !llm.missing_keys().is_empty() {
+        let errors = llm.missing_keys().iter();
+        return Err(SpecErrors(
+            errors
+                .map(|e| loaded.error_at(&e.at, e.message.clone(), None))
+                .collect(),
+        )
+        .into());
+    }
 
     let progress = |line: &str| events(ComponentEvent::Progress(line.to_string()));
     let policies: HashMap<String, NodePolicy> = loaded

@@ -9,7 +9,7 @@ mod report;
 mod run;
 mod state;
 
-pub use agent::{Agent, AgentLoadError, ComponentEvent, load_agent};
+pub use agent::{Agent, AgentLoadError, ComponentEvent, load_agent, load_agent_for_replay};
 pub use component_check::{load_checked, load_with_warnings};
 pub use error::RunError;
 pub use events::EventSink;

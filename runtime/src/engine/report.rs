@@ -1,18 +1,28 @@
 //! What a run did: its final state or error, and the figures of its summary.
 
 use super::error::RunError;
-use crate::capabilities::LlmUsage;
+use crate::capabilities::{LlmUsage, ProviderCalls};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UsageSnapshot {
+    /// Calls admitted by the quotas (some may have been refused before they were sent).
     pub calls: u64,
     pub failed_calls: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// The calls sent, per provider.
+    pub by_provider: Vec<ProviderCalls>,
+}
+
+impl UsageSnapshot {
+    /// Calls sent to a provider (or answered by the mock or a recording).
+    pub fn sent(&self) -> u64 {
+        self.by_provider.iter().map(|p| p.calls).sum()
+    }
 }
 
 impl From<&LlmUsage> for UsageSnapshot {
@@ -22,6 +32,7 @@ impl From<&LlmUsage> for UsageSnapshot {
             failed_calls: usage.failed_calls.load(Ordering::Relaxed),
             input_tokens: usage.input_tokens.load(Ordering::Relaxed),
             output_tokens: usage.output_tokens.load(Ordering::Relaxed),
+            by_provider: usage.sent_by_provider(),
         }
     }
 }

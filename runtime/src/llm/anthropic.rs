@@ -3,12 +3,16 @@
 
 use super::http::{Wire, WireSetup};
 use super::types::{ChatMessage, ChatRequest, ChatResponse, LlmError, Role, ToolCall, Usage};
-use super::wire::{StreamState, WireCall, arguments_value, endpoint, parse_json};
+use super::wire::{
+    StreamState, WireCall, arguments_value, body_error, endpoint, not_the_format, parse_json,
+};
 use crate::spec::ProviderSettings;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+/// The `anthropic-version` the Messages API documents as current (structured outputs in
+/// `output_config` need no beta header with it).
 pub const DEFAULT_VERSION: &str = "2023-06-01";
 /// The Messages API requires a limit; this one applies when neither the call nor the
 /// provider's settings give one.
@@ -49,14 +53,19 @@ impl AnthropicWire {
         model: &str,
         stream: bool,
     ) -> Result<WireCall, LlmError> {
-        if request.response_format.is_some() {
-            return Err(LlmError::InvalidRequest(
-                "Anthropic has no `response_format`; ask for JSON in the prompt, or give a tool whose parameters are the schema".into(),
-            ));
+        let provider = request.provider.as_deref().unwrap_or("anthropic");
+        if request.seed.is_some() {
+            return Err(LlmError::InvalidRequest(format!(
+                "provider `{provider}` (anthropic) takes no `seed`: the Messages API has none; remove `seed` from the call"
+            )));
         }
+        let format = output_format(request.response_format.as_ref(), provider)?;
         let url = endpoint(base, "/v1/messages").map_err(LlmError::InvalidRequest)?;
-        let mut call = WireCall::new(url, self.body(request, model, stream))
-            .header("anthropic-version", self.version.clone());
+        let mut body = self.body(request, model, stream);
+        if let (Some(format), Value::Object(map)) = (format, &mut body) {
+            map.insert("output_config".into(), json!({"format": format}));
+        }
+        let mut call = WireCall::new(url, body).header("anthropic-version", self.version.clone());
         if let Some(key) = api_key {
             call = call.secret_header("x-api-key", key);
         }
@@ -81,7 +90,7 @@ impl AnthropicWire {
             body.insert("system".into(), json!(system.join("\n\n")));
         }
         body.insert("messages".into(), messages(&request.messages));
-        if let Some(t) = request.temperature {
+        if let Some(t) = &request.temperature {
             body.insert("temperature".into(), json!(t));
         }
         if !request.stop.is_empty() {
@@ -111,7 +120,23 @@ impl AnthropicWire {
     }
 
     pub fn parse(&self, text: &str, requested_model: &str) -> Result<ChatResponse, LlmError> {
-        let message: Message = parse_json(text, "an Anthropic message")?;
+        let what = "an Anthropic message";
+        let value: Value = parse_json(text, what)?;
+        if let Some(e) = body_error(&value) {
+            return Err(e.error);
+        }
+        // A body of another format must not pass for an empty answer.
+        match value.get("type").and_then(Value::as_str) {
+            Some("message") | None if value.get("content").is_some_and(Value::is_array) => {}
+            _ => {
+                return Err(not_the_format(
+                    text,
+                    what,
+                    "it has no `type: message` with a `content` list",
+                ));
+            }
+        }
+        let message: Message = parse_json(text, what)?;
         let mut content = String::new();
         let mut tool_calls = Vec::new();
         for block in message.content {
@@ -141,6 +166,11 @@ impl AnthropicWire {
         data: &str,
         state: &mut StreamState,
     ) -> Result<Option<String>, LlmError> {
+        let value: Value = parse_json(data, "an Anthropic stream event")?;
+        if let Some(e) = body_error(&value) {
+            state.error_retryable = e.retryable;
+            return Err(e.error);
+        }
         let event: Event = parse_json(data, "an Anthropic stream event")?;
         match event {
             Event::MessageStart { message } => {
@@ -179,23 +209,47 @@ impl AnthropicWire {
                 if let Some(reason) = delta.stop_reason {
                     state.finish_reason = Some(reason);
                 }
+                // Cumulative counts; some servers (LiteLLM) give the input here and not in
+                // message_start.
                 if let Some(usage) = usage {
-                    state.usage.output_tokens = usage.output_tokens;
+                    if let Some(input) = usage.input_tokens.filter(|n| *n > 0) {
+                        state.usage.input_tokens = input;
+                    }
+                    if let Some(output) = usage.output_tokens {
+                        state.usage.output_tokens = output;
+                    }
                 }
             }
             Event::MessageStop => state.done = true,
-            Event::Error { error } => {
-                return Err(LlmError::Provider(format!(
-                    "error in the stream: {}",
-                    error
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("unknown")
-                )));
-            }
             Event::Other => {}
         }
         Ok(None)
+    }
+}
+
+/// OpenAI's `response_format` as Anthropic's `output_config.format`: a JSON schema is
+/// structured output; JSON without a schema has no Anthropic equivalent.
+fn output_format(format: Option<&Value>, provider: &str) -> Result<Option<Value>, LlmError> {
+    let Some(format) = format else {
+        return Ok(None);
+    };
+    match format.get("type").and_then(Value::as_str) {
+        Some("json_schema") => {
+            let schema = format
+                .pointer("/json_schema/schema")
+                .or_else(|| format.get("schema"))
+                .filter(|s| s.is_object())
+                .ok_or_else(|| {
+                    LlmError::InvalidRequest(
+                        "`response_format` of type json_schema needs `json_schema: {name, schema}` with the schema as a mapping".into(),
+                    )
+                })?;
+            Ok(Some(json!({"type": "json_schema", "schema": schema})))
+        }
+        Some("text") => Ok(None),
+        _ => Err(LlmError::InvalidRequest(format!(
+            "provider `{provider}` (anthropic) has JSON output only with a schema: give `response_format: {{type: json_schema, json_schema: {{name, schema}}}}`, or ask for JSON in the prompt"
+        ))),
     }
 }
 
@@ -298,14 +352,18 @@ enum Event {
     },
     MessageDelta {
         delta: MessageDelta,
-        usage: Option<MessageUsage>,
+        usage: Option<DeltaUsage>,
     },
     MessageStop,
-    Error {
-        error: Value,
-    },
     #[serde(other)]
     Other,
+}
+
+/// `message_delta.usage`: every count optional.
+#[derive(Deserialize)]
+struct DeltaUsage {
+    input_tokens: Option<u32>,
+    output_tokens: Option<u32>,
 }
 
 #[derive(Deserialize)]

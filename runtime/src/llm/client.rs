@@ -52,8 +52,11 @@ pub struct Provider {
     /// `gen_ai.provider.name`: `openai`, `azure.ai.openai`, `anthropic`, `ollama`, `mock`.
     pub system: &'static str,
     default_model: Option<String>,
-    default_temperature: Option<f32>,
+    default_temperature: Option<serde_json::Number>,
     backend: Backend,
+    /// Why the provider has no key although `api_key_env` names one (the variable is not
+    /// set): a call to it fails with this, unless the run is replayed.
+    missing_key: Option<String>,
 }
 
 /// A call ready to go: its provider, and its request with every default filled in.
@@ -74,6 +77,11 @@ impl Resolved {
         }
     }
 
+    /// Whether the call goes over HTTP (not to the mock provider).
+    pub fn is_http(&self) -> bool {
+        self.http().is_some()
+    }
+
     /// Host and port of the provider's server, when it has one.
     pub fn server(&self) -> Option<(String, u16)> {
         self.http().and_then(HttpProvider::server)
@@ -87,6 +95,8 @@ pub struct LlmClient {
     default: String,
     secrets: Vec<String>,
     tape: OnceLock<Tape>,
+    /// Keys named by `api_key_env` whose variables are not set.
+    missing_keys: Vec<LlmConfigError>,
 }
 
 impl LlmClient {
@@ -99,7 +109,15 @@ impl LlmClient {
             default: "mock".into(),
             secrets: Vec::new(),
             tape: OnceLock::new(),
+            missing_keys: Vec::new(),
         }
+    }
+
+    /// The `api_key_env` variables that are not set, each with where it is named. A run that
+    /// makes requests needs them (`engine::load_agent` refuses the agent); a replayed run
+    /// makes none, and does not.
+    pub fn missing_keys(&self) -> &[LlmConfigError] {
+        &self.missing_keys
     }
 
     /// The providers `settings.llm` describes; the mock provider when it describes none.
@@ -109,6 +127,7 @@ impl LlmClient {
         };
         let mut client = Self::mock();
         let mut secrets = Vec::new();
+        let mut missing = Vec::new();
         let flat = settings
             .provider
             .clone()
@@ -119,7 +138,7 @@ impl LlmClient {
                 model: settings.model.clone(),
                 base_url: settings.base_url.clone(),
                 api_key_env: settings.api_key_env.clone(),
-                temperature: settings.temperature,
+                temperature: settings.temperature.clone(),
                 timeout_ms: settings.timeout_ms,
                 max_retries: settings.max_retries,
                 backoff_ms: settings.backoff_ms,
@@ -127,12 +146,20 @@ impl LlmClient {
                 responses: settings.responses.clone(),
                 ..ProviderSettings::default()
             };
-            let provider = build(kind, &flat_settings, settings, "settings.llm", &mut secrets)?;
+            let mut keys = Keys {
+                secrets: &mut secrets,
+                missing: &mut missing,
+            };
+            let provider = build(kind, &flat_settings, settings, "settings.llm", &mut keys)?;
             client.providers.insert(kind.clone(), Arc::new(provider));
         }
         for (name, p) in &settings.providers {
             let at = format!("settings.llm.providers.{name}");
-            let provider = build(name, p, settings, &at, &mut secrets)?;
+            let mut keys = Keys {
+                secrets: &mut secrets,
+                missing: &mut missing,
+            };
+            let provider = build(name, p, settings, &at, &mut keys)?;
             client.providers.insert(name.clone(), Arc::new(provider));
         }
         client.default = match (&settings.default, &flat) {
@@ -169,6 +196,7 @@ impl LlmClient {
             ));
         }
         client.secrets = secrets;
+        client.missing_keys = missing;
         Ok(client)
     }
 
@@ -212,6 +240,28 @@ impl LlmClient {
             .unwrap_or(MockProvider::default_model())
     }
 
+    /// The options of an `llm.*` node's `with:` that the provider it goes to cannot take, as
+    /// (key, why); templated values are checked when the call is made.
+    pub fn refused_options(
+        &self,
+        with: &serde_json::Map<String, serde_json::Value>,
+    ) -> Vec<(String, String)> {
+        let name = match with.get("provider") {
+            Some(serde_json::Value::String(p)) if !p.contains("{{") => p.as_str(),
+            Some(_) => return Vec::new(),
+            None => self.default.as_str(),
+        };
+        let Some(provider) = self.providers.get(name) else {
+            return Vec::new();
+        };
+        with.iter()
+            .filter_map(|(key, value)| {
+                super::options::refusal(name, provider.system, key, value)
+                    .map(|why| (key.clone(), why))
+            })
+            .collect()
+    }
+
     /// The provider and model `request` goes to, without preparing the call.
     pub fn target(&self, request: &ChatRequest) -> Result<(Arc<Provider>, String), LlmError> {
         let name = request.provider.as_deref().unwrap_or(&self.default);
@@ -248,7 +298,7 @@ impl LlmClient {
         request.provider = Some(name);
         request.model = Some(model.clone());
         if request.temperature.is_none() {
-            request.temperature = provider.default_temperature;
+            request.temperature = provider.default_temperature.clone();
         }
         let http = match (&request.api_base, &provider.backend) {
             (Some(base), Backend::Http(h)) => {
@@ -279,6 +329,9 @@ impl LlmClient {
         let name = &call.provider.name;
         if let Some(Tape::Replay(replayer)) = self.tape.get() {
             return replayer.take(name, false, &call.request)?.outcome();
+        }
+        if let Some(missing) = &call.provider.missing_key {
+            return Err(LlmError::Denied(missing.clone()));
         }
         let (outcome, http) = match (&call.provider.backend, call.http()) {
             (_, Some(provider)) => match provider.wire_call(&call.request, &call.model, false) {
@@ -320,6 +373,9 @@ impl LlmClient {
             return Ok(ChatStream::items(
                 replayer.take(name, true, &call.request)?.items(),
             ));
+        }
+        if let Some(missing) = &call.provider.missing_key {
+            return Err(LlmError::Denied(missing.clone()));
         }
         let mut entry = TapeEntry {
             provider: name.clone(),
@@ -375,6 +431,7 @@ fn mock_provider(name: &str) -> Provider {
         default_model: Some(MockProvider::default_model().into()),
         default_temperature: None,
         backend: Backend::Mock(MockProvider::echo()),
+        missing_key: None,
     }
 }
 
@@ -385,7 +442,7 @@ fn build(
     p: &ProviderSettings,
     shared: &LlmSettings,
     at: &str,
-    secrets: &mut Vec<String>,
+    keys: &mut Keys<'_>,
 ) -> Result<Provider, LlmConfigError> {
     let setup = match p.kind.as_str() {
         "mock" => return mock_from_settings(name, p, shared, at),
@@ -402,7 +459,13 @@ fn build(
             ));
         }
     };
-    http_provider(name, p, shared, at, setup, secrets)
+    http_provider(name, p, shared, at, setup, keys)
+}
+
+/// What reading the providers' keys gathers: the keys (to redact), the variables not set.
+struct Keys<'a> {
+    secrets: &'a mut Vec<String>,
+    missing: &'a mut Vec<LlmConfigError>,
 }
 
 fn mock_from_settings(
@@ -415,7 +478,7 @@ fn mock_from_settings(
     if let Some(model) = &p.model {
         provider.default_model = Some(model.clone());
     }
-    provider.default_temperature = p.temperature.or(shared.temperature);
+    provider.default_temperature = p.temperature.clone().or_else(|| shared.temperature.clone());
     provider.backend = Backend::Mock(MockProvider::from_settings(p, at)?);
     Ok(provider)
 }
@@ -427,13 +490,21 @@ fn http_provider(
     shared: &LlmSettings,
     at: &str,
     setup: WireSetup,
-    secrets: &mut Vec<String>,
+    keys: &mut Keys<'_>,
 ) -> Result<Provider, LlmConfigError> {
     // Model, address and key belong to one provider; behaviour settings are shared.
-    let api_key = api_key(p.api_key_env.as_deref(), setup.standard_key_env, at)?;
+    let (api_key, missing_key) = match api_key(p.api_key_env.as_deref(), setup.standard_key_env, at)
+    {
+        Ok(key) => (key, None),
+        Err(missing) => {
+            let message = missing.message.clone();
+            keys.missing.push(missing);
+            (None, Some(message))
+        }
+    };
     if let Some(key) = &api_key {
         crate::redact::register(key);
-        secrets.push(key.clone());
+        keys.secrets.push(key.clone());
     }
     if p.model.is_none() && p.deployment.is_none() {
         return Err(config_error(
@@ -477,8 +548,9 @@ fn http_provider(
         name: name.into(),
         system: setup.system,
         default_model: p.model.clone().or_else(|| p.deployment.clone()),
-        default_temperature: p.temperature.or(shared.temperature),
+        default_temperature: p.temperature.clone().or_else(|| shared.temperature.clone()),
         backend: Backend::Http(http),
+        missing_key,
     })
 }
 

@@ -9,8 +9,9 @@ use super::openai::OpenAiWire;
 use super::retry::{RetryPolicy, retry_after, retryable_status};
 use super::types::{ChatRequest, ChatResponse, LlmError, StreamItem};
 use super::wire::{StreamState, WireCall, status_error};
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The wire formats Kettle speaks.
@@ -193,8 +194,11 @@ impl HttpProvider {
         self.wire.parse(&text, model)
     }
 
-    /// Opens a stream: retried until the provider accepts the request; once text flows, a
-    /// failure ends the stream (the text already handed out cannot be taken back).
+    /// Opens a stream: retried until its first chunk has arrived (an error status, an empty
+    /// body, an `error` event or a break before it is one failed attempt); once text flows,
+    /// a failure ends the stream (the text already handed out cannot be taken back). The time
+    /// to the first chunk is measured from the start of the attempt that gave it, so that it
+    /// includes the wait for the response's headers.
     pub async fn stream(
         &self,
         call: &WireCall,
@@ -202,20 +206,73 @@ impl HttpProvider {
         trace_headers: &[(String, String)],
         observer: Observer<'_>,
     ) -> Result<HttpStream, LlmError> {
-        let (response, permit) = self
-            .with_retries(observer, || async move {
-                let permit = self.permit().await?;
-                let response = self.send(call, trace_headers).await?;
-                Ok((response, permit))
-            })
-            .await?;
-        Ok(HttpStream {
-            frames: Frames::new(self.wire.framing(), body(response, self.timeout)),
+        self.with_retries(observer, || async move {
+            let permit = self.permit().await?;
+            let started = Instant::now();
+            let response = self.send(call, trace_headers).await?;
+            let mut stream = self.open(response, permit, model).await?;
+            match stream.read().await {
+                Ok(first) => {
+                    stream.first_chunk_after = Some(started.elapsed());
+                    stream.pending.extend(first);
+                    Ok(stream)
+                }
+                Err(error) => Err(Failure {
+                    retryable: stream.last_error_retryable,
+                    error,
+                    status: Some(200),
+                    retry_after: None,
+                }),
+            }
+        })
+        .await
+    }
+
+    /// The stream of a 200 answer: its events, or, when the server answered a stream request
+    /// with one JSON body (`content-type: application/json`), that answer whole.
+    async fn open(
+        &self,
+        response: reqwest::Response,
+        permit: OwnedSemaphorePermit,
+        model: &str,
+    ) -> Result<HttpStream, Failure> {
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let whole_json = self.wire.framing() == Framing::Sse
+            && content_type.starts_with("application/json")
+            && !content_type.contains("event-stream");
+        let mut stream = HttpStream {
+            frames: None,
             _permit: permit,
             wire: self.wire.clone(),
             state: Some(StreamState::default()),
             model: model.to_string(),
-        })
+            pending: VecDeque::new(),
+            first_chunk_after: None,
+            last_error_retryable: false,
+        };
+        if !whole_json {
+            stream.frames = Some(Frames::new(
+                self.wire.framing(),
+                body(response, self.timeout),
+            ));
+            return Ok(stream);
+        }
+        let text = tokio::time::timeout(self.timeout, response.text())
+            .await
+            .map_err(|_| timeout_failure(self.timeout))?
+            .map_err(transport_failure)?;
+        stream.whole(&text).map_err(|(error, retryable)| Failure {
+            error,
+            status: Some(200),
+            retryable,
+            retry_after: None,
+        })?;
+        Ok(stream)
     }
 
     async fn permit(&self) -> Result<OwnedSemaphorePermit, Failure> {
@@ -365,17 +422,75 @@ fn body(response: reqwest::Response, timeout: Duration) -> Body {
 /// A streamed answer being read; holds its slot of the concurrency limit until it ends.
 #[derive(Debug)]
 pub struct HttpStream {
-    frames: Frames,
+    /// `None` for an answer that came whole.
+    frames: Option<Frames>,
     _permit: OwnedSemaphorePermit,
     wire: Wire,
-    /// `None` once the end was handed out.
+    /// `None` once the end was handed out (or queued in `pending`).
     state: Option<StreamState>,
     model: String,
+    /// Items read but not yet handed out: the first chunk, read while the attempt was still
+    /// retryable, or a whole answer.
+    pending: VecDeque<StreamItem>,
+    /// From the start of the attempt to its first chunk.
+    first_chunk_after: Option<Duration>,
+    /// Whether the last error read may pass on another attempt.
+    last_error_retryable: bool,
 }
 
 impl HttpStream {
+    /// From the start of the attempt that gave this stream to its first chunk.
+    pub fn time_to_first_chunk(&self) -> Option<Duration> {
+        self.first_chunk_after
+    }
+
     /// The next text delta, then the whole answer, then `None`.
     pub async fn next(&mut self) -> Result<Option<StreamItem>, LlmError> {
+        if let Some(item) = self.pending.pop_front() {
+            return Ok(Some(item));
+        }
+        self.read().await
+    }
+
+    /// A whole JSON answer to a stream request, as the items a stream would have given.
+    /// Errs with whether another attempt may succeed.
+    fn whole(&mut self, text: &str) -> Result<(), (LlmError, bool)> {
+        if text.trim().is_empty() {
+            return Err((
+                LlmError::Provider(
+                    "the provider answered the stream request with an empty body".into(),
+                ),
+                true,
+            ));
+        }
+        if let Some(e) = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .as_ref()
+            .and_then(super::wire::body_error)
+        {
+            return Err((e.error, e.retryable));
+        }
+        let response = self.wire.parse(text, &self.model).map_err(|e| {
+            let e = LlmError::Provider(format!(
+                "the stream request was answered with one JSON body (not a stream), and {}",
+                e.message()
+                    .strip_prefix("the provider's answer is")
+                    .map_or_else(|| e.message().to_string(), |rest| format!("it is{rest}"))
+            ));
+            (e, false)
+        })?;
+        if !response.content.is_empty() {
+            self.pending
+                .push_back(StreamItem::Delta(response.content.clone()));
+        }
+        self.pending.push_back(StreamItem::End(response));
+        self.state = None;
+        Ok(())
+    }
+
+    /// Reads frames until the next item.
+    async fn read(&mut self) -> Result<Option<StreamItem>, LlmError> {
+        self.last_error_retryable = false;
         loop {
             let Some(state) = self.state.as_mut() else {
                 return Ok(None);
@@ -384,15 +499,33 @@ impl HttpStream {
                 let state = self.state.take().unwrap_or_default();
                 return Ok(Some(StreamItem::End(state.into_response(&self.model))));
             }
-            match self.frames.next().await? {
+            let Some(frames) = self.frames.as_mut() else {
+                return Ok(None);
+            };
+            let frame = match frames.next().await {
+                Ok(frame) => frame,
+                Err(e) => {
+                    // The body broke off or stalled: the server's trouble.
+                    self.last_error_retryable = true;
+                    return Err(e);
+                }
+            };
+            match frame {
                 Some(frame) => {
-                    if let Some(text) = self.wire.on_event(&frame.data, state)? {
-                        return Ok(Some(StreamItem::Delta(text)));
+                    state.error_retryable = false;
+                    match self.wire.on_event(&frame.data, state) {
+                        Ok(Some(text)) => return Ok(Some(StreamItem::Delta(text))),
+                        Ok(None) => {}
+                        Err(e) => {
+                            self.last_error_retryable = state.error_retryable;
+                            return Err(e);
+                        }
                     }
                 }
                 // Some compatible servers end without `[DONE]` once they gave a finish reason.
                 None if state.finish_reason.is_some() => state.done = true,
                 None => {
+                    self.last_error_retryable = true;
                     return Err(LlmError::Provider(
                         "the stream ended before the answer was complete".into(),
                     ));

@@ -5,9 +5,11 @@ mod anthropic;
 mod client;
 mod framing;
 mod http;
+mod messages;
 mod mock;
 mod ollama;
 mod openai;
+mod options;
 mod retry;
 mod stream;
 mod tape;
@@ -16,10 +18,12 @@ mod wire;
 
 pub use client::{LlmClient, LlmConfigError, Provider, Resolved};
 pub use http::{Attempt, Observer};
+pub use messages::messages_from_value;
 pub use mock::MockProvider;
 pub use retry::RetryPolicy;
 pub use stream::ChatStream;
 pub use tape::{TapeEntry, TapeError};
 pub use types::{
     ChatMessage, ChatRequest, ChatResponse, LlmError, Role, StreamItem, Tool, ToolCall, Usage,
+    temperature_from_f32,
 };

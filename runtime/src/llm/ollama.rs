@@ -3,7 +3,9 @@
 
 use super::http::{Wire, WireSetup};
 use super::types::{ChatMessage, ChatRequest, ChatResponse, LlmError, Role, Usage};
-use super::wire::{StreamState, WireCall, arguments_value, endpoint, parse_json};
+use super::wire::{
+    StreamState, WireCall, arguments_value, body_error, endpoint, not_the_format, parse_json,
+};
 use crate::spec::ProviderSettings;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -37,7 +39,7 @@ impl OllamaWire {
         stream: bool,
     ) -> Result<WireCall, LlmError> {
         let url = endpoint(base, "/api/chat").map_err(LlmError::InvalidRequest)?;
-        let mut call = WireCall::new(url, body(request, model, stream));
+        let mut call = WireCall::new(url, body(request, model, stream)?);
         if let Some(key) = api_key {
             call = call.secret_header("authorization", format!("Bearer {key}"));
         }
@@ -45,9 +47,8 @@ impl OllamaWire {
     }
 
     pub fn parse(&self, text: &str, requested_model: &str) -> Result<ChatResponse, LlmError> {
-        let answer: Answer = parse_json(text, "an Ollama chat answer")?;
         let mut state = StreamState::default();
-        apply(answer, &mut state);
+        self.on_event(text, &mut state)?;
         Ok(state.into_response(requested_model))
     }
 
@@ -57,11 +58,17 @@ impl OllamaWire {
         data: &str,
         state: &mut StreamState,
     ) -> Result<Option<String>, LlmError> {
-        let value: Value = parse_json(data, "an Ollama chat chunk")?;
-        if let Some(error) = value.get("error") {
-            return Err(LlmError::Provider(format!("error in the stream: {error}")));
+        let what = "an Ollama chat answer";
+        let value: Value = parse_json(data, what)?;
+        if let Some(e) = body_error(&value) {
+            state.error_retryable = e.retryable;
+            return Err(e.error);
         }
-        let answer: Answer = parse_json(data, "an Ollama chat chunk")?;
+        // Every line of /api/chat has its `message`; any other JSON is not an answer.
+        if !value.get("message").is_some_and(Value::is_object) {
+            return Err(not_the_format(data, what, "it has no `message`"));
+        }
+        let answer: Answer = parse_json(data, what)?;
         let before = state.content.len();
         apply(answer, state);
         let added = state.content[before..].to_string();
@@ -69,20 +76,38 @@ impl OllamaWire {
     }
 }
 
-fn body(request: &ChatRequest, model: &str, stream: bool) -> Value {
+fn body(request: &ChatRequest, model: &str, stream: bool) -> Result<Value, LlmError> {
+    // Ollama has no `tool_choice`: `auto` is what it does, `none` is a call without tools;
+    // anything else it cannot honour.
+    let send_tools = match request.tool_choice.as_deref() {
+        None | Some("auto") => true,
+        Some("none") => false,
+        Some(other) => {
+            return Err(LlmError::InvalidRequest(format!(
+                "provider `{}` (ollama) takes no `tool_choice: {other}`: Ollama's chat API cannot force a tool; use `auto` or `none`, or an OpenAI-compatible provider",
+                request.provider.as_deref().unwrap_or("ollama")
+            )));
+        }
+    };
     let mut body = Map::new();
     body.extend(request.extra.clone());
     body.insert("model".into(), json!(model));
     body.insert(
         "messages".into(),
-        Value::Array(request.messages.iter().map(message).collect()),
+        Value::Array(
+            request
+                .messages
+                .iter()
+                .map(|m| message(m, &request.messages))
+                .collect(),
+        ),
     );
     body.insert("stream".into(), json!(stream));
     let mut options = match body.remove("options") {
         Some(Value::Object(options)) => options,
         _ => Map::new(),
     };
-    if let Some(t) = request.temperature {
+    if let Some(t) = &request.temperature {
         options.insert("temperature".into(), json!(t));
     }
     if let Some(max) = request.max_tokens {
@@ -97,7 +122,7 @@ fn body(request: &ChatRequest, model: &str, stream: bool) -> Value {
     if !options.is_empty() {
         body.insert("options".into(), Value::Object(options));
     }
-    if !request.tools.is_empty() {
+    if send_tools && !request.tools.is_empty() {
         let tools: Vec<Value> = request
             .tools
             .iter()
@@ -116,17 +141,36 @@ fn body(request: &ChatRequest, model: &str, stream: bool) -> Value {
         };
         body.insert("format".into(), format);
     }
-    Value::Object(body)
+    Ok(Value::Object(body))
 }
 
-fn message(m: &ChatMessage) -> Value {
+/// One message; a tool's answer names its tool (`tool_name`, which Ollama reads) and the call
+/// it answers (`tool_call_id`, for the servers that read it).
+fn message(m: &ChatMessage, all: &[ChatMessage]) -> Value {
     let mut out = json!({"role": m.role.as_str(), "content": m.content});
     if m.role == Role::Assistant && !m.tool_calls.is_empty() {
         out["tool_calls"] = m
             .tool_calls
             .iter()
-            .map(|c| json!({"function": {"name": c.name, "arguments": arguments_value(&c.arguments)}}))
+            .map(|c| {
+                let mut call = json!({"function": {"name": c.name, "arguments": arguments_value(&c.arguments)}});
+                if !c.id.is_empty() {
+                    call["id"] = json!(c.id);
+                }
+                call
+            })
             .collect();
+    }
+    if let Some(id) = &m.tool_call_id {
+        out["tool_call_id"] = json!(id);
+        let name = all
+            .iter()
+            .flat_map(|earlier| &earlier.tool_calls)
+            .find(|c| &c.id == id)
+            .map(|c| c.name.clone());
+        if let Some(name) = name {
+            out["tool_name"] = json!(name);
+        }
     }
     out
 }
@@ -140,7 +184,7 @@ fn apply(answer: Answer, state: &mut StreamState) {
         for call in message.tool_calls {
             let index = state.tool_calls.len();
             let slot = state.tool_call(index);
-            slot.id = format!("call_{index}");
+            slot.id = call.id.unwrap_or_else(|| format!("call_{index}"));
             slot.name = call.function.name;
             slot.arguments = call.function.arguments.to_string();
         }
@@ -178,6 +222,7 @@ struct AnswerMessage {
 
 #[derive(Deserialize)]
 struct OllamaToolCall {
+    id: Option<String>,
     function: OllamaFunction,
 }
 
@@ -197,14 +242,14 @@ mod tests {
     fn options_and_format() {
         let request = ChatRequest {
             messages: vec![ChatMessage::new(Role::User, "hi")],
-            temperature: Some(0.5),
+            temperature: serde_json::Number::from_f64(0.5),
             max_tokens: Some(9),
             seed: Some(3),
             response_format: Some(json!({"type": "json_object"})),
             ..ChatRequest::default()
         };
         assert_eq!(
-            body(&request, "llama3.2", false),
+            body(&request, "llama3.2", false).expect("a body"),
             json!({"model": "llama3.2", "stream": false, "format": "json",
                    "messages": [{"role": "user", "content": "hi"}],
                    "options": {"temperature": 0.5, "num_predict": 9, "seed": 3}})

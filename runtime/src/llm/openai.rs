@@ -5,7 +5,7 @@
 use super::client::LlmConfigError;
 use super::http::{Wire, WireSetup};
 use super::types::{ChatMessage, ChatRequest, ChatResponse, LlmError, Role, ToolCall, Usage};
-use super::wire::{StreamState, WireCall, endpoint, parse_json};
+use super::wire::{StreamState, WireCall, body_error, endpoint, parse_json};
 use crate::spec::ProviderSettings;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -172,7 +172,7 @@ impl OpenAiWire {
             "messages".into(),
             Value::Array(request.messages.iter().map(message).collect()),
         );
-        if let Some(t) = request.temperature {
+        if let Some(t) = &request.temperature {
             body.insert("temperature".into(), json!(t));
         }
         if let Some(max) = request.max_tokens {
@@ -218,6 +218,10 @@ impl OpenAiWire {
     }
 
     pub fn parse(&self, text: &str, requested_model: &str) -> Result<ChatResponse, LlmError> {
+        let value: Value = parse_json(text, "a chat completion")?;
+        if let Some(e) = body_error(&value) {
+            return Err(e.error);
+        }
         let completion: Completion = parse_json(text, "a chat completion")?;
         let Some(choice) = completion.choices.into_iter().next() else {
             return Err(LlmError::Provider(
@@ -256,14 +260,9 @@ impl OpenAiWire {
             return Ok(None);
         }
         let value: Value = parse_json(data, "a chat completion chunk")?;
-        if let Some(error) = value.get("error") {
-            let message = error
-                .get("message")
-                .and_then(Value::as_str)
-                .map_or_else(|| error.to_string(), str::to_string);
-            return Err(LlmError::Provider(format!(
-                "error in the stream: {message}"
-            )));
+        if let Some(e) = body_error(&value) {
+            state.error_retryable = e.retryable;
+            return Err(e.error);
         }
         let chunk: Chunk = parse_json(data, "a chat completion chunk")?;
         if chunk.id.is_some() {

@@ -45,6 +45,15 @@ impl ChatStream {
         self
     }
 
+    /// For a stream from a provider: from the start of the HTTP attempt that gave it (before
+    /// the response's headers) to its first chunk. `None` for a mock or replayed stream.
+    pub fn time_to_first_chunk(&self) -> Option<std::time::Duration> {
+        match &self.source {
+            Source::Http(stream) => stream.time_to_first_chunk(),
+            Source::Items(_) => None,
+        }
+    }
+
     pub async fn next(&mut self) -> Result<Option<StreamItem>, LlmError> {
         if self.finished {
             return Ok(None);

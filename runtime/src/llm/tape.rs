@@ -213,7 +213,7 @@ mod tests {
             request: ChatRequest {
                 messages: vec![ChatMessage::new(Role::User, text)],
                 model: Some("m".into()),
-                temperature: Some(0.2),
+                temperature: serde_json::Number::from_f64(0.2),
                 ..ChatRequest::default()
             },
             http: Some(json!({"headers": {"authorization": "Bearer sk-secret-key-1"}})),

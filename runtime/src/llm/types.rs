@@ -1,7 +1,7 @@
 //! Provider-neutral request, response and error types.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,13 +62,22 @@ fn empty_object() -> Value {
     Value::Object(Map::new())
 }
 
-/// A call of a [`Tool`] the model asked for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A call of a [`Tool`] the model asked for. Read from `{id, name, arguments}` (the form
+/// `llm.tools` stores, arguments as an object) or OpenAI's `{id, type, function: {name,
+/// arguments}}` (arguments as JSON text); see [`super::messages`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolCall {
     pub id: String,
     pub name: String,
     /// The arguments as JSON text, as the model wrote them.
     pub arguments: String,
+}
+
+impl<'de> Deserialize<'de> for ToolCall {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        super::messages::tool_call(&value).map_err(serde::de::Error::custom)
+    }
 }
 
 /// A chat completion request; `None` options take the provider's defaults.
@@ -77,8 +86,9 @@ pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// As the user wrote it (`0.2` is sent as `0.2`, `1` as `1`), never through an `f32`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f32>,
+    pub temperature: Option<Number>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -102,6 +112,12 @@ pub struct ChatRequest {
     /// Provider options merged into the request body.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
+}
+
+/// A temperature given as an `f32` (the WIT interface's type) as the number its digits say:
+/// `0.2f32` is `0.2`, not `0.20000000298023224`.
+pub fn temperature_from_f32(t: f32) -> Option<Number> {
+    t.to_string().parse::<f64>().ok().and_then(Number::from_f64)
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +169,18 @@ pub enum LlmError {
 }
 
 impl LlmError {
+    /// The message alone, without the kind that `Display` puts before it.
+    pub fn message(&self) -> &str {
+        match self {
+            LlmError::Denied(m)
+            | LlmError::InvalidRequest(m)
+            | LlmError::RateLimited(m)
+            | LlmError::Timeout(m)
+            | LlmError::Provider(m)
+            | LlmError::NotRecorded(m) => m,
+        }
+    }
+
     /// A short, stable name for `error.type` on spans.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -177,5 +205,23 @@ impl LlmError {
             LlmError::Provider(m) => LlmError::Provider(string(m)),
             LlmError::NotRecorded(m) => LlmError::NotRecorded(string(m)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_f32_temperature_keeps_its_digits() {
+        assert_eq!(
+            serde_json::to_string(&temperature_from_f32(0.2)).ok(),
+            Some("0.2".to_string())
+        );
+        assert_eq!(
+            serde_json::to_string(&temperature_from_f32(0.7)).ok(),
+            Some("0.7".to_string())
+        );
+        assert_eq!(temperature_from_f32(f32::NAN), None);
     }
 }

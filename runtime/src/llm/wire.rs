@@ -74,6 +74,9 @@ pub struct StreamState {
     pub usage: Usage,
     /// The provider said the answer is complete.
     pub done: bool,
+    /// The last error the stream carried may pass on another attempt (an `error` event
+    /// saying the server is overloaded, not that the request is wrong).
+    pub error_retryable: bool,
 }
 
 impl StreamState {
@@ -109,28 +112,102 @@ impl StreamState {
 
 /// Parses a provider's JSON answer, or says the answer is unreadable.
 pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, LlmError> {
-    serde_json::from_str(text).map_err(|e| {
-        let start: String = text.chars().take(120).collect();
-        LlmError::Provider(format!(
-            "the provider's answer is not {what}: {e} (it starts with {start:?})"
-        ))
-    })
+    serde_json::from_str(text).map_err(|e| not_the_format(text, what, &e.to_string()))
+}
+
+/// The error for an answer that is JSON but not in the provider's format (`why` says what is
+/// missing), with its start and, when it has the shape of another provider's answer, which.
+pub fn not_the_format(text: &str, what: &str, why: &str) -> LlmError {
+    let start: String = text.chars().take(120).collect();
+    let value = serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+    let looks_like = if value.get("choices").is_some() {
+        "; it looks like an OpenAI chat completion (`type: openai`)"
+    } else if value.get("type").and_then(Value::as_str) == Some("message")
+        || value.get("type").and_then(Value::as_str) == Some("message_start")
+    {
+        "; it looks like an Anthropic message (`type: anthropic`)"
+    } else if value.get("response").is_some() && value.get("done").is_some() {
+        "; it looks like Ollama's /api/generate, not /api/chat"
+    } else if value.get("message").is_some() && value.get("done").is_some() {
+        "; it looks like an Ollama chat answer (`type: ollama`)"
+    } else {
+        ""
+    };
+    LlmError::Provider(format!(
+        "the provider's answer is not {what}: {why}{looks_like} (it starts with {start:?})"
+    ))
+}
+
+/// The longest server message Kettle passes on in an error.
+const MAX_SERVER_MESSAGE: usize = 300;
+
+/// A server's message on one line: line breaks and runs of spaces folded into one space, cut
+/// to [`MAX_SERVER_MESSAGE`] characters (an HTML error page or a stack trace must not fill
+/// the terminal).
+pub fn fold_message(text: &str) -> String {
+    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.chars().count() <= MAX_SERVER_MESSAGE {
+        return folded;
+    }
+    let mut cut: String = folded.chars().take(MAX_SERVER_MESSAGE).collect();
+    cut.push('…');
+    cut
+}
+
+/// The provider's own message in an error body (`{"error": {"message": …}}`, `{"error": "…"}`).
+fn error_message(value: &Value) -> Option<String> {
+    value
+        .pointer("/error/message")
+        .or_else(|| value.get("error").filter(|e| e.is_string()))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// An error a provider put in a body or a stream event, and whether another attempt may
+/// succeed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BodyError {
+    pub error: LlmError,
+    pub retryable: bool,
+}
+
+/// The error `value` carries, if it is one: OpenAI's and Ollama's `{"error": …}`,
+/// Anthropic's `{"type": "error", "error": {"type", "message"}}`. The error's type decides
+/// its kind; an unknown one is taken as the server's trouble, worth another attempt.
+pub fn body_error(value: &Value) -> Option<BodyError> {
+    let error = value.get("error").filter(|e| !e.is_null())?;
+    let message = error_message(value).unwrap_or_else(|| error.to_string());
+    let message = format!("error in the answer: {}", fold_message(&message));
+    let kind = error
+        .get("type")
+        .or_else(|| error.get("code"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let (error, retryable) = match kind {
+        "rate_limit_error" | "rate_limit_exceeded" | "insufficient_quota" => {
+            (LlmError::RateLimited(message), kind != "insufficient_quota")
+        }
+        "invalid_request_error" | "not_found_error" | "request_too_large" => {
+            (LlmError::InvalidRequest(message), false)
+        }
+        "authentication_error" | "permission_error" | "invalid_api_key" => {
+            (LlmError::Denied(message), false)
+        }
+        "timeout_error" => (LlmError::Timeout(message), true),
+        _ => (LlmError::Provider(message), true),
+    };
+    Some(BodyError { error, retryable })
 }
 
 /// The error for an HTTP error status, with the provider's own message when it gives one
-/// (`{"error": {"message": …}}` or `{"error": "…"}`).
+/// (`{"error": {"message": …}}` or `{"error": "…"}`), on one line.
 pub fn status_error(status: u16, body: &str) -> LlmError {
     let parsed = serde_json::from_str::<Value>(body).ok();
     let detail = parsed
         .as_ref()
-        .and_then(|v| {
-            v.pointer("/error/message")
-                .or_else(|| v.get("error").filter(|e| e.is_string()))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| body.chars().take(300).collect());
-    let message = format!("HTTP {status}: {detail}");
+        .and_then(error_message)
+        .unwrap_or_else(|| body.to_string());
+    let message = format!("HTTP {status}: {}", fold_message(&detail));
     match status {
         429 => LlmError::RateLimited(message),
         408 | 504 => LlmError::Timeout(message),
@@ -172,6 +249,33 @@ mod tests {
         );
         assert!(matches!(status_error(401, "no"), LlmError::Denied(_)));
         assert!(matches!(status_error(503, "down"), LlmError::Provider(_)));
+        let page = format!("<html>\n  <body>\n{}</body>", "x".repeat(1000));
+        let LlmError::Provider(message) = status_error(502, &page) else {
+            panic!("a provider error")
+        };
+        assert!(
+            !message.contains('\n') && message.chars().count() < 320,
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn body_errors_by_type() {
+        let overloaded = serde_json::json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+        let e = body_error(&overloaded).expect("an error");
+        assert!(e.retryable);
+        assert_eq!(
+            e.error,
+            LlmError::Provider("error in the answer: Overloaded".into())
+        );
+        let bad = serde_json::json!({"error": {"type": "invalid_request_error", "message": "bad\n  field"}});
+        let e = body_error(&bad).expect("an error");
+        assert!(!e.retryable);
+        assert_eq!(
+            e.error,
+            LlmError::InvalidRequest("error in the answer: bad field".into())
+        );
+        assert_eq!(body_error(&serde_json::json!({"choices": []})), None);
     }
 
     #[test]

@@ -32,8 +32,9 @@ macro_rules! with_provider_keys {
             /// Name of the environment variable holding the API key (never the key itself).
             #[serde(default)]
             pub api_key_env: Option<String>,
+            /// Kept as written and sent as written (`0.2`, never `0.20000000298023224`).
             #[serde(default)]
-            pub temperature: Option<f32>,
+            pub temperature: Option<serde_json::Number>,
             /// Per attempt: the time to the answer's headers, and between two chunks of a stream.
             #[serde(default)]
             pub timeout_ms: Option<u64>,

@@ -7,7 +7,7 @@ use super::config::ContentPolicy;
 use super::semconv::*;
 use crate::llm::{ChatRequest, ChatResponse};
 use opentelemetry::{KeyValue, StringValue, Value as OtelValue};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// Input keys that name the conversation a run belongs to, in order of preference.
 const CONVERSATION_KEYS: &[&str] = &["conversation_id", "thread_id", "session_id"];
@@ -67,8 +67,12 @@ pub fn chat_request_attributes(
         KeyValue::new(GEN_AI_SYSTEM, provider),
         KeyValue::new(GEN_AI_REQUEST_MODEL, model.to_string()),
     ];
-    if let Some(t) = request.temperature {
-        attributes.push(KeyValue::new(GEN_AI_REQUEST_TEMPERATURE, f64::from(t)));
+    if let Some(t) = request
+        .temperature
+        .as_ref()
+        .and_then(serde_json::Number::as_f64)
+    {
+        attributes.push(KeyValue::new(GEN_AI_REQUEST_TEMPERATURE, t));
     }
     if let Some(max) = request.max_tokens {
         attributes.push(KeyValue::new(GEN_AI_REQUEST_MAX_TOKENS, i64::from(max)));
@@ -94,20 +98,8 @@ pub fn chat_request_attributes(
         attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
     }
     if content.capture {
-        let messages: Vec<Value> = request
-            .messages
-            .iter()
-            .map(|m| {
-                json!({
-                    "role": m.role.as_str(),
-                    "parts": [{"type": "text", "content": truncate_chars(&m.content, content.max_chars)}],
-                })
-            })
-            .collect();
-        attributes.push(KeyValue::new(
-            GEN_AI_INPUT_MESSAGES,
-            Value::Array(messages).to_string(),
-        ));
+        let messages = super::genai_messages::input_messages(&request.messages, content.max_chars);
+        attributes.push(KeyValue::new(GEN_AI_INPUT_MESSAGES, messages.to_string()));
     }
     attributes
 }
@@ -133,11 +125,7 @@ pub fn chat_response_attributes(response: &ChatResponse, content: ContentPolicy)
         attributes.push(KeyValue::new(GEN_AI_RESPONSE_ID, id.clone()));
     }
     if content.capture {
-        let message = json!([{
-            "role": "assistant",
-            "parts": [{"type": "text", "content": truncate_chars(&response.content, content.max_chars)}],
-            "finish_reason": response.finish_reason,
-        }]);
+        let message = super::genai_messages::output_messages(response, content.max_chars);
         attributes.push(KeyValue::new(GEN_AI_OUTPUT_MESSAGES, message.to_string()));
     }
     attributes

@@ -5,6 +5,7 @@ mod caps;
 mod config;
 mod console;
 mod genai;
+mod genai_messages;
 mod jsonl;
 mod lane;
 mod local_queue;

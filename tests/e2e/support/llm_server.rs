@@ -36,6 +36,8 @@ pub enum Reply {
     },
     /// Never answers.
     Hang,
+    /// The reply, after a pause before its headers (a server thinking before it answers).
+    Delayed(Duration, Box<Reply>),
 }
 
 impl Reply {
@@ -81,6 +83,21 @@ impl Reply {
             pieces: lines.iter().map(|l| format!("{l}\n")).collect(),
             break_off: false,
         }
+    }
+
+    /// A 200 with an empty body, announced as a stream of `content_type`.
+    pub fn empty(content_type: &'static str) -> Self {
+        Reply::Body {
+            status: 200,
+            headers: Vec::new(),
+            content_type,
+            body: String::new(),
+        }
+    }
+
+    /// This reply, its headers sent only after `pause`.
+    pub fn after(self, pause: Duration) -> Self {
+        Reply::Delayed(pause, Box::new(self))
     }
 
     /// The same stream, cut off after its pieces.
@@ -233,7 +250,17 @@ async fn handle(
         .expect("lock")
         .pop_front()
         .unwrap_or_else(|| fallback(&this));
+    let reply = match reply {
+        Reply::Delayed(pause, inner) => {
+            tokio::time::sleep(pause).await;
+            *inner
+        }
+        other => other,
+    };
     let response = match reply {
+        Reply::Delayed(_, _) => Response::builder()
+            .status(500)
+            .body(full("a delay of a delay".into())),
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Response::builder().status(500).body(full(String::new()))

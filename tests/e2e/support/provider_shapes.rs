@@ -165,3 +165,70 @@ pub fn ollama_stream(model: &str, deltas: &[&str], usage: (u32, u32)) -> Reply {
     lines.push(ollama_answer(model, "", &[], usage));
     Reply::ndjson(&lines)
 }
+
+/// Anthropic's stream as LiteLLM's proxy sends it: `message_start` with no input count, the
+/// counts (input and output) in `message_delta.usage`.
+pub fn anthropic_stream_usage_in_delta(
+    id: &str,
+    model: &str,
+    deltas: &[&str],
+    usage: (u32, u32),
+) -> Reply {
+    let mut events: Vec<(Option<&str>, String)> = vec![
+        (
+            Some("message_start"),
+            json!({"type": "message_start", "message": {
+            "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 0, "output_tokens": 0}}})
+            .to_string(),
+        ),
+        (
+            Some("content_block_start"),
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}})
+            .to_string(),
+        ),
+    ];
+    for d in deltas {
+        events.push((
+            Some("content_block_delta"),
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": d}})
+            .to_string(),
+        ));
+    }
+    events.push((
+        Some("content_block_stop"),
+        json!({"type": "content_block_stop", "index": 0}).to_string(),
+    ));
+    events.push((
+        Some("message_delta"),
+        json!({"type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+        "usage": {"input_tokens": usage.0, "output_tokens": usage.1}})
+        .to_string(),
+    ));
+    events.push((
+        Some("message_stop"),
+        json!({"type": "message_stop"}).to_string(),
+    ));
+    Reply::sse(&events)
+}
+
+/// An `error` event as the first event of a stream: Anthropic's form (`overloaded_error`).
+pub fn anthropic_error_event(kind: &str, message: &str) -> Reply {
+    Reply::sse(&[(
+        Some("error"),
+        json!({"type": "error", "error": {"type": kind, "message": message}}).to_string(),
+    )])
+}
+
+/// An error object as the first event of a stream: OpenAI's form.
+pub fn openai_error_event(kind: &str, message: &str) -> Reply {
+    Reply::sse(&[(
+        None,
+        json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
+            .to_string(),
+    )])
+}

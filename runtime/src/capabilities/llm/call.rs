@@ -42,8 +42,38 @@ pub async fn traced_call(
         Err(e) => Err(e.clone()),
     };
     usage.record(outcome.as_ref());
+    record_sent(
+        client,
+        usage,
+        resolved.as_ref().ok(),
+        &span,
+        outcome.as_ref().err(),
+    );
     span.finish(outcome.as_ref());
     outcome
+}
+
+/// Counts the call against its provider when it was sent: an HTTP attempt was made, the mock
+/// answered, or a recording did; not when it was refused before (a request the provider's
+/// format cannot carry, a missing key, a call the recording does not have).
+fn record_sent(
+    client: &LlmClient,
+    usage: &LlmUsage,
+    resolved: Option<&Resolved>,
+    span: &ChatSpan,
+    error: Option<&LlmError>,
+) {
+    let Some(call) = resolved else { return };
+    let sent = if client.is_replay() {
+        !matches!(error, Some(LlmError::NotRecorded(_)))
+    } else if call.is_http() {
+        span.attempts.load(Ordering::Relaxed) > 0
+    } else {
+        true
+    };
+    if sent {
+        usage.record_sent(&call.provider.name, call.provider.system);
+    }
 }
 
 /// Opens a streamed completion as a `chat {model}` CLIENT span, child of `parent`; the span
@@ -75,6 +105,13 @@ pub async fn traced_stream(
         }
         Err(e) => Err(e.clone()),
     };
+    record_sent(
+        client,
+        usage,
+        resolved.as_ref().ok(),
+        &span,
+        opened.as_ref().err(),
+    );
     match opened {
         Ok(stream) => Ok(TracedStream::new(stream, span, usage.clone())),
         Err(e) => {

@@ -2,7 +2,9 @@
 //! [`crate::llm`] types.
 
 use super::super::bindings::llm as wit;
-use crate::llm::{ChatMessage, ChatRequest, ChatResponse, LlmError, Role, Tool, ToolCall};
+use crate::llm::{
+    ChatMessage, ChatRequest, ChatResponse, LlmError, Role, Tool, ToolCall, temperature_from_f32,
+};
 use serde_json::{Map, Value};
 
 pub(super) fn from_wit(request: wit::Request) -> Result<ChatRequest, LlmError> {
@@ -13,7 +15,7 @@ pub(super) fn from_wit(request: wit::Request) -> Result<ChatRequest, LlmError> {
             .map(|m| ChatMessage::new(role(m.role), m.content))
             .collect(),
         model: request.model,
-        temperature: request.temperature,
+        temperature: request.temperature.and_then(temperature_from_f32),
         max_tokens: request.max_tokens,
         stop: request.stop,
         extra: extra(request.extra.as_deref())?,
@@ -47,7 +49,7 @@ pub(super) fn from_wit_chat(request: wit::ChatRequest) -> Result<ChatRequest, Ll
             })
             .collect(),
         model: request.model,
-        temperature: request.temperature,
+        temperature: request.temperature.and_then(temperature_from_f32),
         max_tokens: request.max_tokens,
         stop: request.stop,
         seed: request.seed,

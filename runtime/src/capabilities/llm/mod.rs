@@ -11,7 +11,7 @@ mod usage;
 pub use call::{traced_call, traced_stream};
 pub use quota::{LimitBreach, LlmGrant, LlmQuota, RunBudget};
 pub use stream::{GuestStream, TracedStream};
-pub use usage::LlmUsage;
+pub use usage::{LlmUsage, ProviderCalls};
 
 use super::capability::{Capability, CapabilityView, NodeSetup, RunSetup};
 use super::trace::NodeTrace;

@@ -75,9 +75,15 @@ impl TracedStream {
         let item = self.stream.next().await;
         if !self.first_chunk_seen && matches!(item, Ok(Some(_))) {
             self.first_chunk_seen = true;
+            // From the start of the HTTP attempt when there was one (its wait for the
+            // headers included), else from the stream's opening.
+            let ttfc = self
+                .stream
+                .time_to_first_chunk()
+                .unwrap_or_else(|| self.started.elapsed());
             span.handle().set_attribute(KeyValue::new(
                 semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-                self.started.elapsed().as_secs_f64(),
+                ttfc.as_secs_f64(),
             ));
         }
         match &item {

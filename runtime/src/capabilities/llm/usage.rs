@@ -1,7 +1,10 @@
 //! LLM use of a whole run, summed over its nodes: calls are counted when admitted (see
-//! `quota`), tokens when known.
+//! `quota`), tokens when known, and, per provider, the calls that reached it (a call refused
+//! before it was sent is in none).
 
 use crate::llm::{ChatResponse, LlmError};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// LLM use of a whole run, summed over its nodes.
@@ -11,6 +14,18 @@ pub struct LlmUsage {
     pub failed_calls: AtomicU64,
     pub input_tokens: AtomicU64,
     pub output_tokens: AtomicU64,
+    /// Per provider name: its `gen_ai.provider.name` and the calls sent to it.
+    sent: Mutex<BTreeMap<String, (&'static str, u64)>>,
+}
+
+/// The calls sent to one provider in a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderCalls {
+    /// The provider's name in `settings.llm`.
+    pub name: String,
+    /// Its type, as `gen_ai.provider.name` (`openai`, `anthropic`, `mock`, …).
+    pub system: &'static str,
+    pub calls: u64,
 }
 
 impl LlmUsage {
@@ -36,6 +51,29 @@ impl LlmUsage {
                 self.failed_calls.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Counts one call that was sent to (or answered by) provider `name`.
+    pub(crate) fn record_sent(&self, name: &str, system: &'static str) {
+        if let Ok(mut sent) = self.sent.lock() {
+            sent.entry(name.to_string()).or_insert((system, 0)).1 += 1;
+        }
+    }
+
+    /// The calls sent, per provider, by name.
+    pub fn sent_by_provider(&self) -> Vec<ProviderCalls> {
+        self.sent.lock().map_or_else(
+            |_| Vec::new(),
+            |sent| {
+                sent.iter()
+                    .map(|(name, (system, calls))| ProviderCalls {
+                        name: name.clone(),
+                        system,
+                        calls: *calls,
+                    })
+                    .collect()
+            },
+        )
     }
 
     /// Counts tokens of the run.

@@ -50,10 +50,7 @@ pub fn request_from(action: LlmAction, with: &Map<String, Value>) -> Result<Chat
         messages.push(ChatMessage::new(Role::System, text(system, "system")?));
     }
     if let Some(list) = with.get("messages") {
-        let list: Vec<ChatMessage> = serde_json::from_value(list.clone()).map_err(|e| {
-            format!("`messages` must be a list of {{role, content}} with role system|user|assistant|tool: {e}")
-        })?;
-        messages.extend(list);
+        messages.extend(crate::llm::messages_from_value(list)?);
     }
     if let Some(prompt) = with.get("prompt") {
         messages.push(ChatMessage::new(Role::User, text(prompt, "prompt")?));
@@ -76,10 +73,9 @@ pub fn request_from(action: LlmAction, with: &Map<String, Value>) -> Result<Chat
         messages,
         model: optional_text("model")?,
         temperature: present("temperature")
-            .map(|v| {
-                v.as_f64()
-                    .map(|f| f as f32)
-                    .ok_or("`temperature` must be a number")
+            .map(|v| match v {
+                Value::Number(n) => Ok(n.clone()),
+                _ => Err("`temperature` must be a number"),
             })
             .transpose()?,
         max_tokens: present("max_tokens")

@@ -264,7 +264,7 @@ impl Run<'_> {
             .map(std::time::Duration::from_secs_f64)
             .filter(|t| *t < node_limit);
         let response = match tokio::time::timeout(limit.unwrap_or(node_limit), call).await {
-            Ok(response) => response.map_err(|e| RunError::node(node, e.kind(), e.to_string()))?,
+            Ok(response) => response.map_err(|e| RunError::node(node, e.kind(), e.message()))?,
             Err(_) if limit.is_some() => {
                 return Err(RunError::node(
                     node,
