@@ -25,6 +25,7 @@ mod sandbox;
 mod spec_errors;
 mod tea_examples;
 mod tea_yaml;
+mod trace_conventions;
 mod trace_delivery;
 mod trace_exporters;
 mod trace_holes;

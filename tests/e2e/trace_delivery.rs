@@ -133,7 +133,8 @@ fn a_collector_answering_503_for_a_while_gets_every_span_once() {
     let receiver = OtlpReceiver::start(Mode::Unavailable);
     let agent = paced_agent(&scratch, &llm, 30_000);
     let child = spawn_run(&scratch, &agent, &receiver.endpoint());
-    std::thread::sleep(Duration::from_millis(1500));
+    // A batch refused three times is a batch retried, not dropped.
+    wait_until("three 503 answers", || receiver.unavailable_answers() >= 3);
     assert!(receiver.spans().is_empty(), "a 503 records nothing");
     receiver.set_mode(Mode::Accept);
     let output = child.wait_with_output().expect("kettle ends");

@@ -223,3 +223,92 @@ fn take(attributes: &mut Vec<KeyValue>, key: &str) -> Option<String> {
     let at = attributes.iter().position(|kv| kv.key.as_str() == key)?;
     Some(attributes.remove(at).value.as_str().into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId};
+    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+    use std::time::SystemTime;
+
+    fn span(name: &str, attributes: Vec<KeyValue>) -> SpanData {
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(1),
+                SpanId::from(2),
+                TraceFlags::SAMPLED,
+                false,
+                Default::default(),
+            ),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Client,
+            name: name.to_string().into(),
+            start_time: SystemTime::now(),
+            end_time: SystemTime::now(),
+            attributes,
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        }
+    }
+
+    fn get<'a>(span: &'a SpanData, key: &str) -> Option<&'a OtelValue> {
+        attribute(span, key)
+    }
+
+    /// The GenAI conventions' tool-call parts (what the LLM layer writes) become OpenInference
+    /// `message.tool_calls`.
+    #[test]
+    fn tool_call_parts_become_message_tool_calls() {
+        let output = serde_json::json!([{
+            "role": "assistant",
+            "parts": [
+                {"type": "text", "content": "Looking it up."},
+                {"type": "tool_call", "id": "call_1", "name": "weather", "arguments": {"city": "Oslo"}},
+                {"type": "tool_call", "id": "call_2", "name": "time", "arguments": "{}"},
+            ],
+        }]);
+        let mut chat = span(
+            "chat gpt",
+            vec![
+                KeyValue::new(GEN_AI_OPERATION_NAME, "chat"),
+                KeyValue::new(GEN_AI_OUTPUT_MESSAGES, output.to_string()),
+            ],
+        );
+        enrich(&mut chat, Conventions::Both);
+        let at = "llm.output_messages.0.message.tool_calls";
+        assert_eq!(
+            get(&chat, &format!("{at}.0.tool_call.function.name")),
+            Some(&OtelValue::from("weather"))
+        );
+        assert_eq!(
+            get(&chat, &format!("{at}.0.tool_call.function.arguments")),
+            Some(&OtelValue::from(r#"{"city":"Oslo"}"#))
+        );
+        assert_eq!(
+            get(&chat, &format!("{at}.1.tool_call.id")),
+            Some(&OtelValue::from("call_2"))
+        );
+        assert_eq!(
+            get(&chat, OUTPUT_VALUE),
+            Some(&OtelValue::from("Looking it up."))
+        );
+    }
+
+    #[test]
+    fn genai_adds_nothing_and_drops_the_graph_bookkeeping() {
+        let attributes = vec![
+            KeyValue::new("kettle.node.name", "a"),
+            KeyValue::new(GRAPH_PARENT_KEY, "agent"),
+        ];
+        let mut node = span("node a", attributes);
+        enrich(&mut node, Conventions::GenAi);
+        assert_eq!(
+            node.attributes,
+            vec![KeyValue::new("kettle.node.name", "a")]
+        );
+    }
+}

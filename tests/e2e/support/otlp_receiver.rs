@@ -78,6 +78,8 @@ pub struct OtlpReceiver {
 struct Gate {
     killing: AtomicBool,
     answering: AtomicUsize,
+    /// Requests answered 503.
+    unavailable: AtomicUsize,
 }
 
 impl OtlpReceiver {
@@ -163,6 +165,11 @@ impl OtlpReceiver {
         self.serve(listener);
     }
 
+    /// How many requests were answered 503 so far.
+    pub fn unavailable_answers(&self) -> usize {
+        self.gate.unavailable.load(Ordering::SeqCst)
+    }
+
     /// From now on, answers as `mode` says.
     pub fn set_mode(&self, mode: Mode) {
         self.mode.store(mode as u8, Ordering::SeqCst);
@@ -240,6 +247,7 @@ async fn handle(
         std::future::pending::<()>().await;
     }
     if mode == Mode::Unavailable {
+        gate.unavailable.fetch_add(1, Ordering::SeqCst);
         return Ok(Response::builder()
             .status(503)
             .body(Full::new(Bytes::from_static(b"unavailable")))
