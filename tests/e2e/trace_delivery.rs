@@ -269,3 +269,78 @@ fn trace_push_to_a_refused_port_keeps_the_spool_and_says_so() {
         stderr(&push)
     );
 }
+
+/// A Langfuse spool keeps the destination but no credential; `kettle trace push` reads the
+/// keys from the environment and sends them as Langfuse's Basic auth.
+#[test]
+fn a_langfuse_spool_holds_no_key_and_trace_push_sends_the_environments() {
+    let scratch = Scratch::new();
+    let receiver = OtlpReceiver::start(Mode::Accept);
+    receiver.kill();
+    let shapes = repo().join("tests/nodes/trace-shapes");
+    let agent = scratch.agent(
+        "lf.yaml",
+        &format!(
+            "name: lf\nsettings:\n  tracing:\n    flush_timeout_ms: 200\n  langfuse:\n    host: {}\nnodes:\n  - name: shapes\n    component: {}\n    config: {{flood: 5}}\n",
+            receiver.base_url(),
+            shapes.display()
+        ),
+    );
+    let output = scratch
+        .run_command(&agent)
+        .env("LANGFUSE_PUBLIC_KEY", "pk-lf-spooled")
+        .env("LANGFUSE_SECRET_KEY", "sk-lf-spooled")
+        .output()
+        .expect("kettle runs");
+    final_state(&output);
+    let run = run_id(&output);
+    assert!(
+        stderr(&output).contains("0 of 7 spans delivered to langfuse at"),
+        "{}",
+        stderr(&output)
+    );
+    for file in walk(&scratch.path().join(".kettle/spool")) {
+        let bytes = std::fs::read(&file).expect("spool file");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("sk-lf-spooled")
+                && !text.contains("cGstbGYtc3Bvb2xlZDpzay1sZi1zcG9vbGVk"),
+            "{} holds a key",
+            file.display()
+        );
+    }
+    receiver.restart();
+    let push = scratch
+        .kettle()
+        .args(["trace", "push", &run])
+        .env("LANGFUSE_PUBLIC_KEY", "pk-lf-now")
+        .env("LANGFUSE_SECRET_KEY", "sk-lf-now")
+        .output()
+        .expect("kettle trace push");
+    assert!(push.status.success(), "{}", stderr(&push));
+    let exports = receiver.exports();
+    assert!(!exports.is_empty());
+    for export in &exports {
+        assert_eq!(export.path, "/api/public/otel/v1/traces");
+        // base64("pk-lf-now:sk-lf-now")
+        assert_eq!(
+            export.headers["authorization"],
+            "Basic cGstbGYtbm93OnNrLWxmLW5vdw=="
+        );
+    }
+    assert_all_arrived_once(&receiver, &file_trace(&scratch, &run), &run);
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

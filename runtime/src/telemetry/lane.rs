@@ -162,13 +162,6 @@ impl Lane {
         }
     }
 
-    /// Writes what has ended so far to the spool (remote lanes), waiting at most `timeout`.
-    pub fn spool(&self, timeout: Duration) {
-        if let Processor::Spool(lane) = self.processor.as_ref() {
-            let _ = lane.queue.flush(timeout);
-        }
-    }
-
     /// Exports what has ended so far; a local lane waits at most `timeout`.
     pub fn flush(&self, timeout: Duration) -> OTelSdkResult {
         match self.processor.as_ref() {

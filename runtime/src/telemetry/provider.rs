@@ -1,5 +1,5 @@
 //! The process's tracer provider: one lane per exporter, per-run registration and flush of
-//! the local exporters and of the remote exporters' spools, a bounded shutdown that says what
+//! the local exporters, a bounded shutdown that says what
 //! it could not deliver, and what became of each run's spans at each remote destination.
 
 use super::config::{ContentPolicy, Conventions, ExporterKind, SpanCaps, TelemetryConfig};
@@ -51,9 +51,9 @@ pub struct Delivery {
 }
 
 /// Owns the tracer provider. Shared by every run of the process; each run registers the
-/// destination of its trace and flushes the local exporters and the spools when it ends.
-/// Remote exporters deliver from their spool in the background and are only waited for at
-/// shutdown, so a slow or dead collector never slows a run.
+/// destination of its trace and flushes the local exporters when it ends. Remote exporters
+/// spool and deliver in the background and are only waited for at shutdown, so a slow or
+/// dead collector never slows a run.
 #[derive(Debug)]
 pub struct Telemetry {
     provider: SdkTracerProvider,
@@ -204,9 +204,6 @@ impl Telemetry {
     /// its tree with the console exporter. Fails when a local exporter did not get every span
     /// of the run. Blocks: call it off the async workers.
     pub fn finish_run(&self, run_id: &str) -> Result<(), TelemetryError> {
-        for lane in self.lanes.iter().filter(|l| !l.per_run) {
-            lane.spool(self.flush_timeout);
-        }
         let mut flush_error = None;
         for lane in self.lanes.iter().filter(|l| l.per_run) {
             if let Err(e) = lane.flush(self.flush_timeout) {

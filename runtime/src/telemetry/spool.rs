@@ -278,7 +278,6 @@ fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = File::create(&tmp)?;
     file.write_all(bytes)?;
-    file.sync_data()?;
     fs::rename(&tmp, path)
 }
 
