@@ -126,11 +126,10 @@ pub fn delivery_lines(run_id: &str, delivery: &[Delivery]) -> Vec<String> {
             ));
             continue;
         }
-        let why = d
-            .last_error
-            .as_deref()
-            .map(|e| format!(" ({e})"))
-            .unwrap_or_default();
+        let why = match d.last_error.as_deref() {
+            Some(e) => format!(" ({e})"),
+            None => " (not sent within the flush timeout)".to_string(),
+        };
         if waiting > 0 {
             lines.push(format!(
                 "{} of {total} spans delivered to {}{why}; {waiting} wait in {}: kettle trace push {run_id}",
