@@ -10,6 +10,7 @@ Examples:
   kettle run agent.yaml --record calls.jsonl   # then: --replay calls.jsonl, offline
   kettle trace show                 # the latest run's trace, as a tree
   kettle trace show 018f3c2a1b4-9e1d2c3f
+  kettle trace push                 # deliver the spans a collector outage left in the spool
   kettle validate agent.yaml        # every problem of the file at once, no run
   kettle graph agent.yaml --format dot | dot -Tsvg > agent.svg
   kettle build examples/polyglot/agent.yaml   # build every node folder of an agent
@@ -197,6 +198,24 @@ impl From<GraphFormatArg> for kettle::graph::GraphFormat {
 pub enum TraceCommand {
     /// Print a run's trace as a tree, with durations and token counts.
     Show(TraceShowArgs),
+    /// Deliver the spans earlier runs left in the spool (their collector was down at exit).
+    Push(TracePushArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Each spool folder names its destination (endpoint, Opik or Langfuse project); credentials are
+never spooled and are read from the environment: OTEL_EXPORTER_OTLP_(TRACES_)HEADERS for otlp,
+OPIK_API_KEY for Opik, LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY for Langfuse.")]
+pub struct TracePushArgs {
+    /// Run ids whose spans to deliver [default: every run in the spool].
+    pub runs: Vec<String>,
+    /// The spool folder [default: KETTLE_SPOOL_DIR, else .kettle/spool].
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// How long to keep trying, in milliseconds, before leaving the rest in the spool.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Args)]

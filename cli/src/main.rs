@@ -39,6 +39,9 @@ fn main() -> ExitCode {
         Command::Trace {
             command: TraceCommand::Show(args),
         } => trace::show(args),
+        Command::Trace {
+            command: TraceCommand::Push(args),
+        } => trace::push(args),
     };
     ExitCode::from(code)
 }

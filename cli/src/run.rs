@@ -117,13 +117,28 @@ async fn run_async(args: RunArgs) -> Result<u8, Stop> {
     if let Some(e) = &report.trace_error {
         eprintln!("kettle: {e}");
     }
-    if !quiet {
+    // Flushed first, so that the summary says what was delivered, not what was meant to be.
+    flush_telemetry(telemetry.clone()).await;
+    let delivery = telemetry.delivery(&report.run_id);
+    if quiet {
+        for d in delivery
+            .iter()
+            .filter(|d| d.spans.waiting() + d.spans.lost > 0)
+        {
+            for line in summary::delivery_lines(&report.run_id, std::slice::from_ref(d)) {
+                eprintln!("kettle: warning: {}", kettle::redact::text(&line));
+            }
+        }
+    } else {
         eprint!(
             "{}",
-            summary::run_summary(&report, &telemetry.remote_destinations())
+            kettle::redact::text(&summary::run_summary(
+                &report,
+                &telemetry.remote_destinations(),
+                &delivery
+            ))
         );
     }
-    flush_telemetry(telemetry).await;
     Ok(if report.outcome.is_ok() && report.trace_error.is_none() {
         EXIT_OK
     } else {

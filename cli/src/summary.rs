@@ -2,6 +2,7 @@
 
 use kettle::engine::{ComponentEvent, RunReport};
 use kettle::sandbox::LoadOutcome;
+use kettle::telemetry::Delivery;
 use std::fmt::Write;
 
 pub fn component_event(event: &ComponentEvent) -> String {
@@ -39,8 +40,9 @@ pub fn component_event(event: &ComponentEvent) -> String {
     }
 }
 
-/// `remote` names the exporters the trace is sent to besides the file (OTLP, console).
-pub fn run_summary(report: &RunReport, remote: &[String]) -> String {
+/// `remote` names the local exporters besides the file (the console); `delivery` says what
+/// the remote ones (OTLP, Opik, Langfuse) delivered of this run's spans by now.
+pub fn run_summary(report: &RunReport, remote: &[String], delivery: &[Delivery]) -> String {
     let mut out = String::new();
     let verdict = if report.outcome.is_ok() {
         "finished"
@@ -71,7 +73,7 @@ pub fn run_summary(report: &RunReport, remote: &[String]) -> String {
                 report.run_id
             );
         }
-        None if remote.is_empty() => {
+        None if remote.is_empty() && delivery.is_empty() => {
             let _ = writeln!(out, "  trace   {} (not exported)", report.trace_id);
         }
         None => {
@@ -80,6 +82,9 @@ pub fn run_summary(report: &RunReport, remote: &[String]) -> String {
     }
     for destination in remote {
         let _ = writeln!(out, "          sent to {destination}");
+    }
+    for line in delivery_lines(&report.run_id, delivery) {
+        let _ = writeln!(out, "          {line}");
     }
     if report.spans_refused > 0 {
         let _ = writeln!(
@@ -129,6 +134,52 @@ fn per_provider(providers: &[kettle::capabilities::ProviderCalls]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What each remote destination got of the run's spans; never more than it accepted.
+pub fn delivery_lines(run_id: &str, delivery: &[Delivery]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for d in delivery {
+        let spans = &d.spans;
+        let total = spans.spooled + spans.lost;
+        let waiting = spans.waiting();
+        if waiting == 0 && spans.lost == 0 {
+            lines.push(format!(
+                "delivered {} span{} to {}",
+                spans.delivered,
+                plural(spans.delivered),
+                d.destination
+            ));
+            continue;
+        }
+        let why = match d.last_error.as_deref() {
+            Some(e) => format!(" ({e})"),
+            None => " (not sent within the flush timeout)".to_string(),
+        };
+        if waiting > 0 {
+            lines.push(format!(
+                "{} of {total} spans delivered to {}{why}; {waiting} wait in {}: kettle trace push {run_id}",
+                spans.delivered,
+                d.destination,
+                d.spool.display()
+            ));
+        } else {
+            lines.push(format!(
+                "{} of {total} spans delivered to {}",
+                spans.delivered, d.destination
+            ));
+        }
+        if spans.lost > 0 {
+            lines.push(format!(
+                "{} span{} could not be spooled for {}: {}",
+                spans.lost,
+                plural(spans.lost),
+                d.destination,
+                spans.lost_why.as_deref().unwrap_or("unknown")
+            ));
+        }
+    }
+    lines
 }
 
 fn plural(n: u64) -> &'static str {

@@ -1,9 +1,66 @@
-//! `kettle trace show`: a past run's trace as a tree.
+//! `kettle trace show`: a past run's trace as a tree; `kettle trace push`: delivery of what a
+//! collector outage left in the spool.
 
-use super::args::TraceShowArgs;
-use super::{EXIT_BAD_INPUT, EXIT_OK};
-use kettle::telemetry::{read_trace_file, render_tree};
+use super::args::{TracePushArgs, TraceShowArgs};
+use super::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED};
+use kettle::telemetry::{
+    DEFAULT_SPOOL_DIR, process_env, push as push_spool, read_trace_file, render_tree,
+};
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long one export request may take (as `kettle run`'s default).
+const OTLP_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn push(args: TracePushArgs) -> u8 {
+    let root = args
+        .spool_dir
+        .or_else(|| process_env("KETTLE_SPOOL_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SPOOL_DIR));
+    let reports = push_spool(
+        &root,
+        &args.runs,
+        &process_env,
+        Duration::from_millis(args.timeout_ms),
+        OTLP_TIMEOUT,
+    );
+    if reports.is_empty() {
+        let which = if args.runs.is_empty() {
+            String::new()
+        } else {
+            format!(" of {}", args.runs.join(", "))
+        };
+        eprintln!("kettle: no spans{which} wait in {}", root.display());
+        return EXIT_OK;
+    }
+    let mut complete = true;
+    for report in &reports {
+        let left = report.waiting - report.delivered;
+        if left == 0 {
+            eprintln!(
+                "kettle: delivered {} span{} to {}",
+                report.delivered,
+                if report.delivered == 1 { "" } else { "s" },
+                report.destination
+            );
+        } else {
+            complete = false;
+            let why = report
+                .last_error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            eprintln!(
+                "kettle: {} of {} spans delivered to {}{why}; {left} still wait in {}",
+                report.delivered,
+                report.waiting,
+                kettle::redact::text(&report.destination),
+                report.spool.display()
+            );
+        }
+    }
+    if complete { EXIT_OK } else { EXIT_RUN_FAILED }
+}
 
 pub fn show(args: TraceShowArgs) -> u8 {
     let path = match resolve(&args) {

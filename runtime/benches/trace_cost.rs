@@ -52,9 +52,10 @@ fn trace_cost(c: &mut Criterion) {
     let mut group = c.benchmark_group("trace_cost");
     group.sample_size(30);
     for (name, exporters) in exporters {
-        let telemetry = Arc::new(
-            Telemetry::new(&TelemetryConfig::with_exporters(exporters)).expect("telemetry"),
-        );
+        let mut config = TelemetryConfig::with_exporters(exporters);
+        // The OTLP lane spools what it sends: in the scratch folder, not the working one.
+        config.spool.dir = traces.path().join("spool");
+        let telemetry = Arc::new(Telemetry::new(&config).expect("telemetry"));
         let engine = Runtime::new(sandbox.clone(), telemetry);
         let input: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(r#"{"topic": "tea"}"#).expect("input");

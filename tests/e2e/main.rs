@@ -27,6 +27,8 @@ mod serve;
 mod spec_errors;
 mod tea_examples;
 mod tea_yaml;
+mod trace_conventions;
+mod trace_delivery;
 mod trace_exporters;
 mod trace_holes;
 mod trace_integrity;

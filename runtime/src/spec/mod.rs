@@ -31,5 +31,7 @@ pub use model::{
     AgentSpec, BudgetSpec, END, EdgeSpec, FsAccess, FsGrantSpec, LimitsSpec, LlmGrantSpec,
     NodeSpec, ParallelSettings, PermissionsSpec, RetrySpec, START, Settings, TracingSettings,
 };
-pub use tracing_settings::{EXPORTERS, ExporterList, LangfuseSettings, OpikSettings};
+pub use tracing_settings::{
+    EXPORTERS, ExporterList, LangfuseSettings, OpikSettings, TraceConventions,
+};
 pub use validate::secret_variables;

@@ -46,6 +46,26 @@ pub struct TracingSettings {
     /// Bytes of attributes and events one node execution may write (default 1 MiB).
     #[serde(default)]
     pub max_attribute_bytes_per_node: Option<u64>,
+    /// `genai` (default), `openinference` or `both`.
+    #[serde(default)]
+    pub conventions: Option<TraceConventions>,
+}
+
+/// Which semantic conventions spans follow: OpenTelemetry's GenAI ones always; OpenInference's
+/// added for the backends that read them (Phoenix, Arize).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceConventions {
+    #[default]
+    GenAi,
+    OpenInference,
+    Both,
+}
+
+impl TraceConventions {
+    pub fn openinference(self) -> bool {
+        matches!(self, Self::OpenInference | Self::Both)
+    }
 }
 
 /// `exporter: file` or `exporter: [file, otlp]` (or `"file,otlp"`).

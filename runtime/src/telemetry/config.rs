@@ -76,6 +76,26 @@ impl Default for SpanCaps {
     }
 }
 
+/// Where remote exporters keep the spans they have not delivered yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolConfig {
+    /// `KETTLE_SPOOL_DIR`, else `.kettle/spool`; one folder per destination inside.
+    pub dir: PathBuf,
+    /// Bytes one destination's spool may hold (`KETTLE_SPOOL_MAX_BYTES`, default 256 MiB).
+    pub max_bytes: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from(super::spool::DEFAULT_SPOOL_DIR),
+            max_bytes: super::spool::DEFAULT_SPOOL_MAX_BYTES,
+        }
+    }
+}
+
+pub use crate::spec::TraceConventions as Conventions;
+
 #[derive(Debug, Clone)]
 pub struct TelemetryConfig {
     /// Empty: spans are created (the run still has a trace id) but not exported.
@@ -87,6 +107,8 @@ pub struct TelemetryConfig {
     pub flush_timeout: Duration,
     pub content: ContentPolicy,
     pub caps: SpanCaps,
+    pub spool: SpoolConfig,
+    pub conventions: Conventions,
 }
 
 impl Default for TelemetryConfig {
@@ -98,6 +120,8 @@ impl Default for TelemetryConfig {
             flush_timeout: DEFAULT_FLUSH_TIMEOUT,
             content: ContentPolicy::default(),
             caps: SpanCaps::default(),
+            spool: SpoolConfig::default(),
+            conventions: Conventions::default(),
         }
     }
 }

@@ -7,7 +7,7 @@ use super::config::ContentPolicy;
 use super::semconv::*;
 use crate::llm::{ChatRequest, ChatResponse};
 use opentelemetry::{KeyValue, StringValue, Value as OtelValue};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 /// Input keys that name the conversation a run belongs to, in order of preference.
 const CONVERSATION_KEYS: &[&str] = &["conversation_id", "thread_id", "session_id"];
@@ -53,6 +53,28 @@ pub fn root_output(state: &Map<String, Value>, content: ContentPolicy) -> Vec<Ke
     ]
 }
 
+/// `gen_ai.tool.definitions`: the tools offered, as JSON, capped like content.
+fn tool_definitions(request: &ChatRequest, content: ContentPolicy) -> KeyValue {
+    let tools: Vec<Value> = request
+        .tools
+        .iter()
+        .map(|t| json!({"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters}))
+        .collect();
+    let text = Value::Array(tools).to_string();
+    // Cut JSON is not JSON: past the cap, the names only.
+    let text = if text.chars().count() <= content.max_chars {
+        text
+    } else {
+        let names: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|t| json!({"type": "function", "name": t.name}))
+            .collect();
+        truncate_chars(&Value::Array(names).to_string(), content.max_chars)
+    };
+    KeyValue::new(GEN_AI_TOOL_DEFINITIONS, text)
+}
+
 /// Request attributes of a `chat` span, set at start (samplers see them).
 pub fn chat_request_attributes(
     provider: &'static str,
@@ -96,6 +118,9 @@ pub fn chat_request_attributes(
     if let Some((host, port)) = server {
         attributes.push(KeyValue::new(SERVER_ADDRESS, host));
         attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
+    }
+    if content.capture && !request.tools.is_empty() {
+        attributes.push(tool_definitions(request, content));
     }
     if content.capture {
         let messages = super::genai_messages::input_messages(&request.messages, content.max_chars);

@@ -1,19 +1,18 @@
-//! One exporter behind its own processor (a batch processor for a remote exporter, a queue
-//! that never drops for a local one), with the counts that say what it delivered: spans
-//! handed to it, spans exported, and the last export error.
+//! One exporter behind its own processor (a spool delivered with retries for a remote
+//! exporter, a queue that never drops for a local one), with the counts that say what it
+//! delivered: spans handed to it, spans exported, and the last export error.
 
+use super::config::Conventions;
+use super::delivery::{RunDelivery, SpoolLane};
 use super::local_queue::{LocalQueue, Loss, QueueError};
 use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor,
-};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-/// Queue of the file and console lanes, past which ending a span waits for the exporter;
-/// remote lanes keep the SDK's (2048, `OTEL_BSP_MAX_QUEUE_SIZE`), past which spans are dropped.
+/// Queue of the file and console lanes, past which ending a span waits for the exporter.
 const LOCAL_QUEUE_SIZE: usize = 16 * 1024;
 
 #[derive(Debug, Default)]
@@ -92,9 +91,9 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
 /// How a lane hands spans to its exporter.
 #[derive(Debug)]
 enum Processor {
-    /// Remote exporters: the SDK's batch processor, whose bounded queue drops when full, so
-    /// a slow collector never slows a run.
-    Batch(BatchSpanProcessor),
+    /// Remote exporters: spans are spooled on disk and delivered from there with retries, so
+    /// a slow or dead collector never slows a run, nor loses its spans (see `delivery.rs`).
+    Spool(SpoolLane),
     /// Local exporters: a queue that never drops (see `local_queue.rs`).
     Local(LocalQueue),
 }
@@ -109,40 +108,67 @@ pub struct Lane {
     pub counts: Arc<LaneCounts>,
     processor: Arc<Processor>,
     stopped: Arc<AtomicBool>,
+    conventions: Conventions,
 }
 
 impl Lane {
-    /// `per_run` lanes are local (a file, the console): they never drop a span; a burst of
-    /// guest spans waits for the exporter instead (see `local_queue.rs`).
-    pub fn new<E: SpanExporter + 'static>(
-        name: String,
-        per_run: bool,
-        exporter: E,
-    ) -> std::io::Result<Self> {
+    /// A local lane (a file, the console): it never drops a span; a burst of guest spans
+    /// waits for the exporter instead (see `local_queue.rs`).
+    pub fn local<E: SpanExporter + 'static>(name: String, exporter: E) -> std::io::Result<Self> {
         let counts = Arc::new(LaneCounts::default());
         let exporter = Counted::new(exporter, counts.clone());
-        let processor = if per_run {
-            Processor::Local(LocalQueue::new(&name, exporter, LOCAL_QUEUE_SIZE)?)
-        } else {
-            Processor::Batch(
-                BatchSpanProcessor::builder(exporter)
-                    .with_batch_config(BatchConfigBuilder::default().build())
-                    .build(),
-            )
-        };
+        let processor = Processor::Local(LocalQueue::new(&name, exporter, LOCAL_QUEUE_SIZE)?);
         Ok(Self {
             name,
-            per_run,
+            per_run: true,
             counts,
             processor: Arc::new(processor),
             stopped: Arc::default(),
+            conventions: Conventions::default(),
         })
+    }
+
+    /// A remote lane delivering from its spool.
+    pub fn spooled(name: String, lane: SpoolLane) -> Self {
+        Self {
+            name,
+            per_run: false,
+            counts: Arc::default(),
+            processor: Arc::new(Processor::Spool(lane)),
+            stopped: Arc::default(),
+            conventions: Conventions::default(),
+        }
+    }
+
+    /// Spans go out with the attributes of `conventions` added.
+    pub fn with_conventions(mut self, conventions: Conventions) -> Self {
+        self.conventions = conventions;
+        self
+    }
+
+    /// What became of run `run_id`'s spans, with the folder where the rest wait (remote lanes).
+    pub fn delivery(&self, run_id: &str) -> Option<(RunDelivery, std::path::PathBuf)> {
+        match self.processor.as_ref() {
+            Processor::Local(_) => None,
+            Processor::Spool(lane) => Some((lane.shared.run(run_id), lane.run_dir(run_id))),
+        }
+    }
+
+    /// The last error of a remote lane's collector.
+    pub fn delivery_error(&self) -> Option<String> {
+        match self.processor.as_ref() {
+            Processor::Local(_) => None,
+            Processor::Spool(lane) => lane.shared.last_error(),
+        }
     }
 
     /// Exports what has ended so far; a local lane waits at most `timeout`.
     pub fn flush(&self, timeout: Duration) -> OTelSdkResult {
         match self.processor.as_ref() {
-            Processor::Batch(p) => p.force_flush(),
+            Processor::Spool(lane) => lane
+                .queue
+                .flush(timeout)
+                .map_err(|e| OTelSdkError::InternalFailure(e.to_string())),
             Processor::Local(q) => q
                 .flush(timeout)
                 .map_err(|e| OTelSdkError::InternalFailure(e.to_string())),
@@ -152,7 +178,7 @@ impl Lane {
     /// Spans of run `run_id` this lane could not deliver so far (local lanes only); forgets them.
     pub fn take_loss(&self, run_id: &str) -> Option<Loss> {
         match self.processor.as_ref() {
-            Processor::Batch(_) => None,
+            Processor::Spool(_) => None,
             Processor::Local(q) => q.take_loss(run_id),
         }
     }
@@ -163,7 +189,7 @@ impl Lane {
             return Ok(());
         }
         match self.processor.as_ref() {
-            Processor::Batch(p) => p.shutdown_with_timeout(timeout),
+            Processor::Spool(lane) => lane.stop(timeout).map_err(OTelSdkError::Timeout),
             Processor::Local(q) => q.stop(timeout).map_err(|e| match e {
                 QueueError::Timeout(t) => OTelSdkError::Timeout(t),
                 e => OTelSdkError::InternalFailure(e.to_string()),
@@ -173,17 +199,14 @@ impl Lane {
 }
 
 impl SpanProcessor for Lane {
-    fn on_start(&self, span: &mut Span, cx: &Context) {
-        if let Processor::Batch(p) = self.processor.as_ref() {
-            p.on_start(span, cx);
-        }
-    }
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
         self.counts.ended.fetch_add(1, Ordering::Relaxed);
-        let span = super::redacted::span(span);
+        let mut span = super::redacted::span(span);
+        super::openinference::enrich(&mut span, self.conventions);
         match self.processor.as_ref() {
-            Processor::Batch(p) => p.on_end(span),
+            Processor::Spool(lane) => lane.queue.push(span),
             Processor::Local(q) => q.push(span),
         }
     }

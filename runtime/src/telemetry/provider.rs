@@ -1,17 +1,21 @@
-//! The process's tracer provider: one batch processor per exporter ("lane"), per-run
-//! registration and flush of the local exporters, and a bounded shutdown that says what it
-//! could not deliver.
+//! The process's tracer provider: one lane per exporter, per-run registration and flush of
+//! the local exporters, a bounded shutdown that says what
+//! it could not deliver, and what became of each run's spans at each remote destination.
 
-use super::config::{ContentPolicy, ExporterKind, SpanCaps, TelemetryConfig};
+use super::config::{ContentPolicy, Conventions, ExporterKind, SpanCaps, TelemetryConfig};
 use super::console::ConsoleExporter;
+use super::delivery::{RunDelivery, SpoolLane};
 use super::jsonl::JsonlExporter;
 use super::lane::Lane;
 use super::otlp;
 use super::record::SpanRecord;
-use super::span::kettle_tracer;
+use super::semconv::{INPUT_MIME_TYPE, INPUT_VALUE, OUTPUT_MIME_TYPE, OUTPUT_VALUE};
+use super::span::{SpanHandle, kettle_tracer};
+use super::spool::Spool;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider, SpanExporter as _};
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,9 +38,22 @@ pub enum TelemetryError {
     },
 }
 
+/// What became of one run's spans at one remote destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// `otlp at http://…`.
+    pub destination: String,
+    pub spans: RunDelivery,
+    /// The folder where the spans not delivered wait.
+    pub spool: PathBuf,
+    /// The collector's last error, if any.
+    pub last_error: Option<String>,
+}
+
 /// Owns the tracer provider. Shared by every run of the process; each run registers the
 /// destination of its trace and flushes the local exporters when it ends. Remote exporters
-/// (OTLP) are only waited for at shutdown, so a slow or dead collector never slows a run.
+/// spool and deliver in the background and are only waited for at shutdown, so a slow or
+/// dead collector never slows a run.
 #[derive(Debug)]
 pub struct Telemetry {
     provider: SdkTracerProvider,
@@ -48,6 +65,7 @@ pub struct Telemetry {
     remote: Vec<String>,
     content: ContentPolicy,
     caps: SpanCaps,
+    conventions: Conventions,
     flush_timeout: Duration,
 }
 
@@ -71,31 +89,39 @@ impl Telemetry {
                 ExporterKind::File(dir) => {
                     let exporter = JsonlExporter::new(dir.clone());
                     file = Some(exporter.clone());
-                    lanes.push(Lane::new(
+                    lanes.push(Lane::local(
                         format!("the trace folder {}", dir.display()),
-                        true,
                         exporter,
                     )?);
                 }
                 ExporterKind::Console => {
                     let exporter = ConsoleExporter::default();
                     console = Some(exporter.clone());
-                    lanes.push(Lane::new("the console".into(), true, exporter)?);
+                    lanes.push(Lane::local("the console".into(), exporter)?);
                     remote.push("the console".into());
                 }
                 ExporterKind::Otlp(target) => {
-                    let mut exporter = otlp::exporter(target)?;
-                    // Set here: the lane does not forward the provider's resource.
-                    exporter.set_resource(&resource);
+                    let client = otlp::OtlpClient::new(target)?;
+                    let spool = Spool::open(&config.spool.dir, target, config.spool.max_bytes)
+                        .map_err(|e| {
+                            TelemetryError::Config(format!(
+                                "{e}; set KETTLE_SPOOL_DIR to a folder Kettle can write"
+                            ))
+                        })?;
                     let name = format!("{} at {}", target.label, target.endpoint);
-                    remote.push(name.clone());
-                    lanes.push(Lane::new(name, false, exporter)?);
+                    // The spans are encoded with the provider's resource when spooled.
+                    let lane = SpoolLane::start(&name, spool, client, resource.clone())?;
+                    lanes.push(Lane::spooled(name, lane));
                 }
             }
         }
         let mut builder = SdkTracerProvider::builder()
             .with_resource(resource)
             .with_sampler(sampler);
+        let lanes: Vec<Lane> = lanes
+            .into_iter()
+            .map(|lane| lane.with_conventions(config.conventions))
+            .collect();
         for lane in &lanes {
             builder = builder.with_span_processor(lane.clone());
         }
@@ -110,6 +136,7 @@ impl Telemetry {
             remote,
             content: config.content,
             caps: config.caps,
+            conventions: config.conventions,
             flush_timeout: config.flush_timeout,
         })
     }
@@ -126,7 +153,41 @@ impl Telemetry {
         self.caps
     }
 
-    /// The exporters other than the file, for a person: `otlp at http://…`, `the console`.
+    pub fn conventions(&self) -> Conventions {
+        self.conventions
+    }
+
+    /// Puts a node's input state (`input.value`) on its span: OpenInference conventions with
+    /// content capture only, capped like content.
+    pub fn node_input(&self, span: &SpanHandle, state: &Map<String, Value>) {
+        self.node_value(span, INPUT_VALUE, INPUT_MIME_TYPE, state);
+    }
+
+    /// Puts a node's state update (`output.value`) on its span, as [`Telemetry::node_input`].
+    pub fn node_output(&self, span: &SpanHandle, update: &Map<String, Value>) {
+        self.node_value(span, OUTPUT_VALUE, OUTPUT_MIME_TYPE, update);
+    }
+
+    fn node_value(
+        &self,
+        span: &SpanHandle,
+        key: &'static str,
+        mime: &'static str,
+        value: &Map<String, Value>,
+    ) {
+        if !(self.content.capture && self.conventions.openinference()) {
+            return;
+        }
+        let text = Value::Object(value.clone()).to_string();
+        span.set_attribute(KeyValue::new(
+            key,
+            super::truncate_chars(&text, self.content.max_chars),
+        ));
+        span.set_attribute(KeyValue::new(mime, "application/json"));
+    }
+
+    /// The local exporters other than the file, for a person: `the console`. Remote ones say
+    /// what they delivered through [`Telemetry::delivery`].
     pub fn remote_destinations(&self) -> Vec<String> {
         self.remote.clone()
     }
@@ -172,8 +233,26 @@ impl Telemetry {
         flush_error.map_or(Ok(()), Err)
     }
 
+    /// What became of run `run_id`'s spans at each remote destination so far; final after
+    /// [`Telemetry::shutdown`].
+    pub fn delivery(&self, run_id: &str) -> Vec<Delivery> {
+        self.lanes
+            .iter()
+            .filter_map(|lane| {
+                let (spans, spool) = lane.delivery(run_id)?;
+                Some(Delivery {
+                    destination: lane.name.clone(),
+                    spans,
+                    spool,
+                    last_error: lane.delivery_error(),
+                })
+            })
+            .collect()
+    }
+
     /// Flushes and stops every exporter, waiting at most the flush timeout for all of them
-    /// together. Returns one warning per exporter that did not get every span. Blocks.
+    /// together (remote exporters deliver from their spool until then; what is left stays
+    /// there). Returns one warning per local exporter that did not get every span. Blocks.
     pub fn shutdown(&self) -> Vec<String> {
         let timeout = self.flush_timeout;
         let outcomes: Vec<_> = std::thread::scope(|scope| {
@@ -187,6 +266,9 @@ impl Telemetry {
         let _ = self.provider.shutdown_with_timeout(timeout);
         let mut warnings = Vec::new();
         for (lane, outcome) in self.lanes.iter().zip(outcomes) {
+            if !lane.per_run {
+                continue;
+            }
             let dropped = lane.counts.not_delivered();
             if dropped == 0 {
                 continue;

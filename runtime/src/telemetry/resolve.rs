@@ -4,7 +4,7 @@
 
 use super::config::{
     ContentPolicy, DEFAULT_MAX_CONTENT_CHARS, DEFAULT_TRACE_DIR, ExporterKind, OtlpTarget,
-    SpanCaps, TelemetryConfig,
+    SpanCaps, SpoolConfig, TelemetryConfig,
 };
 use super::presets;
 use crate::spec::{EXPORTERS, LangfuseSettings, OpikSettings, TracingSettings};
@@ -140,6 +140,15 @@ pub fn resolve(
                 .max_attribute_bytes_per_node
                 .unwrap_or(defaults.caps.max_attribute_bytes),
         },
+        spool: SpoolConfig {
+            dir: env("KETTLE_SPOOL_DIR")
+                .map(PathBuf::from)
+                .unwrap_or(defaults.spool.dir),
+            max_bytes: env("KETTLE_SPOOL_MAX_BYTES")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(defaults.spool.max_bytes),
+        },
+        conventions: tracing.conventions.unwrap_or_default(),
     })
 }
 

@@ -19,6 +19,8 @@ pub const GEN_AI_PROVIDER_NAME: &str = "gen_ai.provider.name";
 pub const GEN_AI_INPUT_MESSAGES: &str = "gen_ai.input.messages";
 /// The answer's messages as JSON, when content capture is on.
 pub const GEN_AI_OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
+/// The tools offered to the model as JSON, when content capture is on.
+pub const GEN_AI_TOOL_DEFINITIONS: &str = "gen_ai.tool.definitions";
 
 // Not (yet) in any semantic-conventions release: Kettle's names in the `gen_ai.` style.
 

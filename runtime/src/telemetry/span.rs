@@ -11,6 +11,9 @@ use std::sync::Arc;
 /// The attribute every span of a run carries: it routes the span to its run's file even when
 /// several runs share a trace id.
 pub const RUN_ID_KEY: &str = "kettle.run.id";
+/// The graph node (or the agent) a node span's node is inside of; read when spans are
+/// exported (`graph.node.parent_id` with OpenInference conventions), never exported itself.
+pub const GRAPH_PARENT_KEY: &str = "kettle.graph.parent";
 
 /// A started span (or, for a remote parent, only its context). Clones refer to the same span.
 #[derive(Clone, Debug)]
@@ -20,6 +23,8 @@ pub struct SpanHandle {
     /// A span that was refused (the run's span budget): it records nothing, its children are
     /// muted too, and its context is its nearest recorded ancestor's.
     muted: bool,
+    /// The graph node this span is, or is inside of: the agent for the root.
+    graph: Option<Arc<str>>,
 }
 
 impl SpanHandle {
@@ -36,14 +41,20 @@ impl SpanHandle {
             Some(sc) => Context::new().with_remote_span_context(sc),
             None => Context::new(),
         };
-        Self::start(
+        let agent = attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == super::semconv::GEN_AI_AGENT_NAME)
+            .map(|kv| Arc::from(kv.value.as_str().as_ref()));
+        let mut root = Self::start(
             tracer,
             &parent,
             Arc::from(run_id),
             name,
             SpanKind::Internal,
             attributes,
-        )
+        );
+        root.graph = agent;
+        root
     }
 
     /// Starts a child span of this one (a muted one if this one is muted).
@@ -57,14 +68,29 @@ impl SpanHandle {
         if self.muted {
             return self.clone();
         }
-        Self::start(
+        let mut attributes = attributes;
+        // A node's span (or a fan-out's) opens a graph node inside the enclosing one.
+        let node = (name.starts_with("node ") || name.starts_with("parallel "))
+            .then(|| {
+                attributes
+                    .iter()
+                    .find(|kv| kv.key.as_str() == "kettle.node.name")
+                    .map(|kv| Arc::<str>::from(kv.value.as_str().as_ref()))
+            })
+            .flatten();
+        if let (Some(_), Some(parent)) = (&node, &self.graph) {
+            attributes.push(KeyValue::new(GRAPH_PARENT_KEY, parent.to_string()));
+        }
+        let mut child = Self::start(
             tracer,
             &self.cx,
             self.run_id.clone(),
             name,
             kind,
             attributes,
-        )
+        );
+        child.graph = node.or_else(|| self.graph.clone());
+        child
     }
 
     fn start(
@@ -87,6 +113,7 @@ impl SpanHandle {
             cx: Context::new().with_span(span),
             run_id,
             muted: false,
+            graph: None,
         }
     }
 

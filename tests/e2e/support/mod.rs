@@ -16,6 +16,8 @@ use std::process::{Command, Output};
 /// Environment variables that change where traces go.
 const TRACE_ENV: &[&str] = &[
     "TRACEPARENT",
+    "KETTLE_SPOOL_DIR",
+    "KETTLE_SPOOL_MAX_BYTES",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "OTEL_EXPORTER_OTLP_HEADERS",

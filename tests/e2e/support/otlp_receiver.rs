@@ -1,6 +1,8 @@
 //! A real OTLP/HTTP receiver on 127.0.0.1: decodes every `ExportTraceServiceRequest` body as
 //! protobuf, records the path and headers it came with, and hands the spans back as
 //! [`SpanRecord`]s (typed attributes kept) so that the same checks run on OTLP and on files.
+//! It can be killed (listener and open connections closed) and restarted on the same port,
+//! and switched to answering 503 or to hanging, to play a collector outage.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -18,15 +20,29 @@ use prost::Message;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Mode {
     /// Decode and answer 200 with an empty `ExportTraceServiceResponse`.
-    Accept,
+    Accept = 0,
     /// Read the request, then never answer.
-    Hang,
+    Hang = 1,
+    /// Read the request, record nothing, answer 503 Service Unavailable.
+    Unavailable = 2,
+}
+
+impl Mode {
+    fn from_u8(n: u8) -> Self {
+        match n {
+            1 => Mode::Hang,
+            2 => Mode::Unavailable,
+            _ => Mode::Accept,
+        }
+    }
 }
 
 /// One export request as received.
@@ -43,38 +59,120 @@ pub struct Export {
 pub struct OtlpReceiver {
     pub addr: SocketAddr,
     exports: Arc<Mutex<Vec<Export>>>,
+    mode: Arc<AtomicU8>,
+    gate: Arc<Gate>,
+    /// Stops the server thread (dropping its runtime closes every connection); `None` when
+    /// killed.
+    kill: Mutex<
+        Option<(
+            tokio::sync::oneshot::Sender<()>,
+            std::thread::JoinHandle<()>,
+        )>,
+    >,
+}
+
+/// Lets a kill fall between requests: a request is either recorded and answered, or neither
+/// (a collector that records a batch and dies before answering is the one case where a
+/// retried batch arrives twice; the tests choose their kills out of it).
+#[derive(Default)]
+struct Gate {
+    killing: AtomicBool,
+    answering: AtomicUsize,
+    /// Requests answered 503.
+    unavailable: AtomicUsize,
 }
 
 impl OtlpReceiver {
     pub fn start(mode: Mode) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-        listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("address");
-        let exports = Arc::new(Mutex::new(Vec::new()));
-        let recorded = exports.clone();
-        std::thread::spawn(move || {
+        let receiver = Self {
+            addr,
+            exports: Arc::default(),
+            mode: Arc::new(AtomicU8::new(mode as u8)),
+            gate: Arc::default(),
+            kill: Mutex::new(None),
+        };
+        receiver.serve(listener);
+        receiver
+    }
+
+    fn serve(&self, listener: std::net::TcpListener) {
+        listener.set_nonblocking(true).expect("nonblocking");
+        let recorded = self.exports.clone();
+        let mode = self.mode.clone();
+        let gate = self.gate.clone();
+        let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let recorded = recorded.clone();
-                    tokio::spawn(async move {
-                        let service =
-                            service_fn(move |request| handle(request, mode, recorded.clone()));
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
+                let accept = async {
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else {
+                            continue;
+                        };
+                        let recorded = recorded.clone();
+                        let mode = mode.clone();
+                        let gate = gate.clone();
+                        tokio::spawn(async move {
+                            let service = service_fn(move |request| {
+                                handle(
+                                    request,
+                                    Mode::from_u8(mode.load(Ordering::SeqCst)),
+                                    recorded.clone(),
+                                    gate.clone(),
+                                )
+                            });
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = accept => {}
+                    _ = killed => {}
                 }
             });
+            // The runtime is dropped here: every open connection is closed.
         });
-        Self { addr, exports }
+        *self.kill.lock().expect("lock") = Some((kill, thread));
+    }
+
+    /// Kills the receiver: the port refuses connections and open ones are closed.
+    pub fn kill(&self) {
+        if let Some((kill, thread)) = self.kill.lock().expect("lock").take() {
+            self.gate.killing.store(true, Ordering::SeqCst);
+            while self.gate.answering.load(Ordering::SeqCst) > 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // The answers already decided get written before the connections close.
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = kill.send(());
+            thread.join().expect("the receiver thread ends");
+            self.gate.killing.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Starts it again on the same port (what it received before is kept).
+    pub fn restart(&self) {
+        self.kill();
+        let listener = std::net::TcpListener::bind(self.addr).expect("bind the same port again");
+        self.serve(listener);
+    }
+
+    /// How many requests were answered 503 so far.
+    pub fn unavailable_answers(&self) -> usize {
+        self.gate.unavailable.load(Ordering::SeqCst)
+    }
+
+    /// From now on, answers as `mode` says.
+    pub fn set_mode(&self, mode: Mode) {
+        self.mode.store(mode as u8, Ordering::SeqCst);
     }
 
     /// An address where nothing listens: connections are refused.
@@ -136,6 +234,7 @@ async fn handle(
     request: Request<Incoming>,
     mode: Mode,
     recorded: Arc<Mutex<Vec<Export>>>,
+    gate: Arc<Gate>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let path = request.uri().path().to_string();
     let headers: HashMap<String, String> = request
@@ -147,14 +246,38 @@ async fn handle(
     if mode == Mode::Hang {
         std::future::pending::<()>().await;
     }
+    if mode == Mode::Unavailable {
+        gate.unavailable.fetch_add(1, Ordering::SeqCst);
+        return Ok(Response::builder()
+            .status(503)
+            .body(Full::new(Bytes::from_static(b"unavailable")))
+            .expect("response"));
+    }
+    gate.answering.fetch_add(1, Ordering::SeqCst);
+    if gate.killing.load(Ordering::SeqCst) {
+        // Dying: neither record nor answer; the connection is closed with the server.
+        gate.answering.fetch_sub(1, Ordering::SeqCst);
+        std::future::pending::<()>().await;
+    }
+    let answer = answer(body, headers, path, &recorded);
+    gate.answering.fetch_sub(1, Ordering::SeqCst);
+    Ok(answer)
+}
+
+fn answer(
+    body: Bytes,
+    headers: HashMap<String, String>,
+    path: String,
+    recorded: &Mutex<Vec<Export>>,
+) -> Response<Full<Bytes>> {
     let content_type = headers.get("content-type").cloned().unwrap_or_default();
     let Ok(decoded) = ExportTraceServiceRequest::decode(body) else {
-        return Ok(Response::builder()
+        return Response::builder()
             .status(400)
             .body(Full::new(Bytes::from_static(
                 b"not an ExportTraceServiceRequest",
             )))
-            .expect("response"));
+            .expect("response");
     };
     let mut service_names = Vec::new();
     let mut spans = Vec::new();
@@ -180,11 +303,11 @@ async fn handle(
         spans,
     });
     let answer = ExportTraceServiceResponse::default().encode_to_vec();
-    Ok(Response::builder()
+    Response::builder()
         .status(200)
         .header("content-type", "application/x-protobuf")
         .body(Full::new(Bytes::from(answer)))
-        .expect("response"))
+        .expect("response")
 }
 
 fn record(span: &Span) -> SpanRecord {

@@ -62,6 +62,7 @@ impl Run<'_> {
                 KeyValue::new("kettle.node.attempt", i64::from(attempt)),
             ],
         ));
+        self.telemetry.node_input(span.handle(), state);
         let started = Instant::now();
         if let Some(events) = self.events {
             events.emit(&NodeEvent::start(self.run_id, &node.name, node.kind.name()));
@@ -128,7 +129,10 @@ impl Run<'_> {
             ));
         }
         match &result {
-            Ok(_) => span.finish_ok(),
+            Ok(update) => {
+                self.telemetry.node_output(span.handle(), update);
+                span.finish_ok();
+            }
             Err(e) => {
                 if let RunError::Node { kind, .. } = e {
                     span.handle()
