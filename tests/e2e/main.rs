@@ -23,6 +23,7 @@ mod pool_slots;
 mod record_replay;
 mod sandbox;
 mod spec_errors;
+mod tea_corpus_more;
 mod tea_examples;
 mod tea_yaml;
 mod trace_exporters;

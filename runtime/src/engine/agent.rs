@@ -93,8 +93,30 @@ pub async fn load_agent(
 ) -> Result<Agent, AgentLoadError> {
     // Structural, file and template errors are reported together, in file order.
     let (loaded, graph) = super::component_check::load_checked(path)?;
-    let llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
+    let mut llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
         .map_err(|e| SpecErrors(vec![loaded.error_at(&e.at, e.message, None)]))?;
+    llm.add_shell_providers(
+        &loaded.spec.settings.shell_providers(),
+        &crate::spec::secret_variables(&loaded.spec),
+    )
+    .map_err(|(name, message)| {
+        let under_llm = loaded
+            .spec
+            .settings
+            .llm
+            .as_ref()
+            .is_some_and(|l| l.shell_providers.contains_key(&name));
+        let at = if under_llm {
+            format!("settings.llm.shell_providers.{name}")
+        } else {
+            format!("settings.shell_providers.{name}")
+        };
+        SpecErrors(vec![loaded.error_at(
+            &at,
+            format!("shell provider `{name}`: {message}"),
+            None,
+        )])
+    })?;
 
     let progress = |line: &str| events(ComponentEvent::Progress(line.to_string()));
     let policies: HashMap<String, NodePolicy> = loaded

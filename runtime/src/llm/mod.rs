@@ -9,6 +9,7 @@ mod mock;
 mod ollama;
 mod openai;
 mod retry;
+mod shell;
 mod stream;
 mod tape;
 mod types;
@@ -18,6 +19,9 @@ pub use client::{LlmClient, LlmConfigError, Provider, Resolved};
 pub use http::{Attempt, Observer};
 pub use mock::MockProvider;
 pub use retry::RetryPolicy;
+pub use shell::{
+    ShellProvider, format_messages as shell_prompt, provider_key as shell_provider_key,
+};
 pub use stream::ChatStream;
 pub use tape::{TapeEntry, TapeError};
 pub use types::{

@@ -122,6 +122,14 @@ fn check_typed(loaded: &LoadedSpec, out: &mut Findings) {
     if let Some(llm) = &spec.settings.llm {
         validate_llm(loaded, llm, out);
     }
+    validate_shell_providers(loaded, out);
+    for note in &spec.tea_notes {
+        out.warnings.push(loaded.error_at(
+            &note.path,
+            note.message.clone(),
+            Some("remove it to silence this warning (`kettle validate --strict` counts it as a problem)".into()),
+        ));
+    }
     out.errors.extend(super::tracing_settings::validate(loaded));
 
     for (index, edge) in spec.edges.iter().enumerate() {
@@ -153,6 +161,30 @@ fn check_typed(loaded: &LoadedSpec, out: &mut Findings) {
         }
     }
     super::validate_flow::validate_flow(loaded, &seen, &mut out.errors, &mut out.warnings);
+}
+
+/// The shell providers the agent declares (in `settings.shell_providers` and
+/// `settings.llm.shell_providers`).
+fn validate_shell_providers(loaded: &LoadedSpec, out: &mut Findings) {
+    let settings = &loaded.spec.settings;
+    let places = [
+        ("settings.shell_providers", Some(&settings.shell_providers)),
+        (
+            "settings.llm.shell_providers",
+            settings.llm.as_ref().map(|l| &l.shell_providers),
+        ),
+    ];
+    for (at, providers) in places {
+        for (name, provider) in providers.into_iter().flatten() {
+            for (key, message, hint) in super::shell_providers::check(name, provider) {
+                out.errors.push(loaded.error_at(
+                    &format!("{at}.{name}.{key}"),
+                    message,
+                    Some(hint),
+                ));
+            }
+        }
+    }
 }
 
 /// `settings.parallel`: TEA's `thread` and `process` strategies both run as Kettle's
