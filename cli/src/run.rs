@@ -77,6 +77,9 @@ async fn run_async(args: RunArgs) -> Result<u8, Stop> {
         .grant_shell_providers(&args.allow_shell_providers)
         .map_err(Stop::bad_input)?;
     if !quiet {
+        for warning in &agent.warnings {
+            eprintln!("kettle: warning: {warning}");
+        }
         for (name, command) in agent.llm.shell_providers() {
             if args.allow_shell_providers.contains(&name) {
                 eprintln!("kettle: shell provider `{name}` granted: its calls run `{command}`");

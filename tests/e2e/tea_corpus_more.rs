@@ -218,10 +218,124 @@ fn tea_settings_sections_load_with_a_warning_and_strict_refuses_them() {
     let output = scratch
         .run_command(&agent)
         .env("KETTLE_CACHE_DIR", &cache)
-        .args(["--quiet", "--input", r#"{"input": "hi"}"#])
+        .args(["--input", r#"{"input": "hi"}"#])
         .output()
         .expect("kettle run");
     assert_eq!(final_state(&output), json!({"input": "hi", "output": "hi"}));
+    // `kettle run` says it too.
+    assert!(
+        stderr(&output).contains("kettle: warning: ")
+            && stderr(&output).contains("settings.ltm (TEA) is ignored"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn what_tea_ignores_on_a_node_loads_with_a_warning() {
+    // From TEA: python/tests/fixtures/validate/strict_known_good/output_key_used.yaml (unchanged):
+    // TEA applies `output:` to actions only; the inline code's dict is merged as it is.
+    let (_turn, cache) = inline_cache();
+    let scratch = Scratch::new();
+    let agent = scratch.agent(
+        "output_key_used.yaml",
+        r#"name: output-key-used
+state_schema:
+  raw: str
+nodes:
+  - name: extract
+    run: 'return {"raw": "data"}'
+    output: parsed
+  - name: branch_a
+    run: 'return {}'
+  - name: branch_b
+    run: 'return {}'
+edges:
+  - from: __start__
+    to: extract
+  - from: extract
+    to: branch_a
+    when: "state.parsed"
+  - from: extract
+    to: branch_b
+    when: "not state.parsed"
+  - from: branch_a
+    to: __end__
+  - from: branch_b
+    to: __end__
+"#,
+    );
+    let output = scratch
+        .kettle()
+        .arg("validate")
+        .arg(&agent)
+        .output()
+        .expect("validate");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("`output:` of node `extract` has no effect"),
+        "{}",
+        stderr(&output)
+    );
+    let output = scratch
+        .run_command(&agent)
+        .env("KETTLE_CACHE_DIR", &cache)
+        // Kettle's conditions refuse a missing key (TEA reads None), so the input sets it.
+        .args(["--events", "--input", r#"{"parsed": null}"#])
+        .output()
+        .expect("kettle run");
+    // `output:` did not set `parsed`, so the run goes to branch_b, as in TEA.
+    assert_eq!(final_state(&output), json!({"parsed": null, "raw": "data"}));
+    assert!(
+        stderr(&output).contains("\"branch_b\""),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !stderr(&output).contains("\"branch_a\""),
+        "{}",
+        stderr(&output)
+    );
+
+    // A node's `condition:` outside a loop, and TEA-Rust's `llm.chat`, and a per-edge
+    // `parallel_strategy`.
+    let agent = scratch.agent(
+        "tea-keys.yaml",
+        r#"
+name: tea-node-keys
+nodes:
+  - name: start
+  - name: greet
+    condition: "{{ state.never }}"
+    uses: llm.chat
+    with:
+      messages: [{role: user, content: hello}]
+    output: answer
+  - name: other
+    run: {type: expression, value: "1", output_key: other}
+  - name: join
+    fan_in: true
+    run: {type: expression, value: "parallel_results | length", output_key: joined}
+edges:
+  - {from: __start__, to: start}
+  - {from: start, to: greet, type: parallel, parallel_strategy: thread, fan_in: join}
+  - {from: start, to: other, type: parallel, parallel_strategy: process, fan_in: join}
+  - {from: greet, to: join}
+  - {from: other, to: join}
+  - {from: join, to: __end__}
+"#,
+    );
+    let output = scratch
+        .kettle()
+        .arg("validate")
+        .arg(&agent)
+        .output()
+        .expect("validate");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("`condition:` of node `greet` has no effect"));
+    let output = scratch.run(&agent, &["--quiet"]);
+    let state = final_state(&output);
+    assert_eq!(state["joined"], 2, "{state}");
 }
 
 #[test]

@@ -40,6 +40,9 @@ pub struct Agent {
     pub opik: Option<OpikSettings>,
     pub langfuse: Option<LangfuseSettings>,
     pub llm: Arc<LlmClient>,
+    /// What TEA allows but Kettle warns about (`kettle validate` prints the same), such as a
+    /// TEA `settings:` section Kettle ignores.
+    pub warnings: Vec<crate::spec::SpecError>,
     components: HashMap<usize, Arc<PreparedComponent>>,
 }
 
@@ -92,7 +95,8 @@ pub async fn load_agent(
     events: &(dyn Fn(ComponentEvent) + Sync),
 ) -> Result<Agent, AgentLoadError> {
     // Structural, file and template errors are reported together, in file order.
-    let (loaded, graph) = super::component_check::load_checked(path)?;
+    let (loaded, graph, warnings) =
+        super::component_check::load_with_warnings(path).map_err(|(errors, _)| errors)?;
     let mut llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
         .map_err(|e| SpecErrors(vec![loaded.error_at(&e.at, e.message, None)]))?;
     llm.add_shell_providers(
@@ -231,6 +235,7 @@ pub async fn load_agent(
         opik: loaded.spec.settings.opik.clone(),
         langfuse: loaded.spec.settings.langfuse.clone(),
         llm: Arc::new(llm),
+        warnings,
         components,
     })
 }

@@ -194,7 +194,8 @@ pub enum LlmAction {
 impl LlmAction {
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
-            "llm.call" => Some(Self::Call),
+            // TEA-Rust's `llm.chat` takes the same parameters and gives the same result.
+            "llm.call" | "llm.chat" => Some(Self::Call),
             "llm.stream" => Some(Self::Stream),
             "llm.tools" => Some(Self::Tools),
             _ => None,

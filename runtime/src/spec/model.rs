@@ -293,4 +293,8 @@ pub struct EdgeSpec {
     /// TEA's older spelling of `type: parallel`.
     #[serde(default)]
     pub parallel: Option<bool>,
+    /// TEA's per-edge strategy of a parallel edge: `thread` and `process` both run the branch
+    /// concurrently in Kettle's process, as `settings.parallel.strategy` does.
+    #[serde(default)]
+    pub parallel_strategy: Option<String>,
 }

@@ -11,7 +11,7 @@ use super::model::{AgentSpec, END, LimitsSpec, NodeSpec, START};
 use std::collections::HashMap;
 
 /// Built-in actions a node may name in `uses:`.
-pub const ACTIONS: &[&str] = &["llm.call", "llm.stream", "llm.tools"];
+pub const ACTIONS: &[&str] = &["llm.call", "llm.chat", "llm.stream", "llm.tools"];
 
 /// Every structural problem of the file. Files it names are checked outside spec, from the
 /// references [`check`] returns beside the errors.
@@ -144,6 +144,15 @@ fn check_typed(loaded: &LoadedSpec, out: &mut Findings) {
                 ));
             }
         }
+        if let Some(strategy) = &edge.parallel_strategy
+            && !["thread", "process"].contains(&strategy.as_str())
+        {
+            out.errors.push(loaded.error_at(
+                &format!("{at}.parallel_strategy"),
+                format!("parallel strategy `{strategy}` is not supported"),
+                Some("use `thread` or `process` (Kettle runs branches concurrently in one process either way), or leave `parallel_strategy:` out".into()),
+            ));
+        }
         if edge.from.is_empty() || edge.to.is_empty() {
             continue;
         }
@@ -231,7 +240,15 @@ fn validate_node(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Findi
             return;
         }
     }
-    misplaced(loaded, at, node, &WHILE_LOOP, out);
+    if node.condition.is_some() {
+        // TEA reads a node's `condition:` only on a loop and ignores it elsewhere; so does Kettle.
+        out.warnings.push(loaded.error_at(
+            &format!("{at}.condition"),
+            format!("`condition:` of node `{name}` has no effect: only `type: while_loop` nodes read it (TEA ignores it too)"),
+            Some("to run the node only when something holds, put the condition on the edge into it, or route with `goto:`".into()),
+        ));
+    }
+    misplaced(loaded, at, node, &LOOP_BUT_CONDITION, out);
     misplaced(loaded, at, node, &DYNAMIC_PARALLEL, out);
     if matches!(node.fan_in, Some(FanIn::Node(_))) {
         out.errors.push(loaded.error_at(
@@ -269,6 +286,12 @@ struct Form {
 
 const WHILE_LOOP: Form = Form {
     keys: &["condition", "max_iterations", "body"],
+    owner: "`type: while_loop` nodes",
+};
+/// The loop keys a plain node may not have (its `condition:` is only a warning, as TEA
+/// ignores it).
+const LOOP_BUT_CONDITION: Form = Form {
+    keys: &["max_iterations", "body"],
     owner: "`type: while_loop` nodes",
 };
 const DYNAMIC_PARALLEL: Form = Form {
@@ -667,11 +690,19 @@ fn inline_keys(
         loaded,
         at,
         &view,
-        &["with", "config", "output"],
+        &["with", "config"],
         |key| format!("`{key}:` does not apply to the inline code of `{name}`"),
         "inline code reads `state` and `variables` and returns the keys it updates",
         out,
     );
+    if view.output.is_some() {
+        // TEA applies `output:` to actions only and ignores it on inline code; so does Kettle.
+        out.warnings.push(loaded.error_at(
+            &format!("{at}.output"),
+            format!("`output:` of node `{name}` has no effect: the dict its inline code returns is merged into the state as it is (TEA ignores it too)"),
+            Some("return the key you want, such as `return {\"parsed\": value}`, and remove `output:`".into()),
+        ));
+    }
 }
 
 /// An expression takes neither `with:` nor `config:`.
