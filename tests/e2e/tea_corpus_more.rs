@@ -476,3 +476,90 @@ nodes:
         "every LLM call is under its node"
     );
 }
+
+#[test]
+fn file_read_and_write_stay_inside_the_nodes_fs_grants() {
+    let scratch = Scratch::new();
+    let data = scratch.path().join("data");
+    std::fs::create_dir_all(&data).expect("data folder");
+    std::fs::write(data.join("in.txt"), "sencha").expect("input");
+    std::fs::write(scratch.path().join("secret.txt"), "do not read").expect("secret");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(scratch.path().join("secret.txt"), data.join("link.txt"))
+        .expect("symlink");
+    let agent = scratch.agent(
+        "files.yaml",
+        r#"
+name: tea-files
+nodes:
+  - name: load
+    uses: file.read
+    with: {path: "data/{{ state.name }}"}
+    permissions:
+      fs: [{path: data, access: read}]
+    output: loaded
+  - name: missing
+    uses: file.read
+    with: {path: data/none.txt}
+    permissions:
+      fs: [{path: data, access: read}]
+    output: absent
+  - name: save
+    uses: file.write
+    with: {path: "data/out/{{ state.name }}", content: "{{ state.loaded.content | upper }}"}
+    permissions:
+      fs: [{path: data, access: read_write}]
+    output: saved
+"#,
+    );
+    let output = scratch.run(&agent, &["--quiet", "--input", r#"{"name": "in.txt"}"#]);
+    assert_eq!(
+        final_state(&output),
+        json!({
+            "name": "in.txt",
+            "loaded": {"content": "sencha", "success": true},
+            "absent": {"success": false, "error": "entity not found", "error_type": "FileNotFoundError"},
+            "saved": {"path": "data/out/in.txt", "success": true}
+        })
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("out/in.txt")).expect("written"),
+        "SENCHA"
+    );
+
+    // Outside the grant, through `..`, through a symlink, writing with a read grant, or with
+    // no grant at all (TEA's agents as they are): the node fails, saying what to grant.
+    for (name, yaml) in [
+        (
+            "dotdot",
+            "uses: file.read\n    with: {path: data/../secret.txt}\n    permissions: {fs: [{path: data, access: read}]}",
+        ),
+        (
+            "link",
+            "uses: file.read\n    with: {path: data/link.txt}\n    permissions: {fs: [{path: data, access: read}]}",
+        ),
+        (
+            "readonly",
+            "uses: file.write\n    with: {path: data/x.txt, content: x}\n    permissions: {fs: [{path: data, access: read}]}",
+        ),
+        (
+            "ungranted",
+            "uses: file.read\n    with: {path: data/in.txt}",
+        ),
+    ] {
+        let agent = scratch.agent(
+            &format!("{name}.yaml"),
+            &format!("name: {name}\nnodes:\n  - name: touch\n    {yaml}\n"),
+        );
+        let output = scratch.run(&agent, &["--quiet"]);
+        assert_eq!(output.status.code(), Some(1), "{name}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains("node `touch` failed (denied)")
+                && stderr(&output).contains("permissions.fs"),
+            "{name}: {}",
+            stderr(&output)
+        );
+        assert!(!stderr(&output).contains("do not read"), "{name}");
+    }
+    assert!(!data.join("x.txt").exists());
+}

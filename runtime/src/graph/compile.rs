@@ -231,6 +231,31 @@ impl Compiler<'_> {
             self.output_templates(at, owner, mapping);
         }
         let with = view.with.cloned().unwrap_or_default();
+        if let Some(file @ ("file.read" | "file.write")) = view.uses.map(String::as_str) {
+            let write = file == "file.write";
+            let needed: &[&str] = if write {
+                &["path", "content"]
+            } else {
+                &["path"]
+            };
+            for key in needed {
+                if !with.contains_key(*key) {
+                    self.errors.push(self.loaded.error_at(
+                        &format!("{at}.with"),
+                        format!("node `{owner}` ({file}) needs `with.{key}`"),
+                        Some("for example `with: {path: data/notes.txt}`, a path inside a folder of the node's `permissions.fs`".into()),
+                    ));
+                }
+            }
+            return Action::File {
+                write,
+                with,
+                output: view
+                    .output
+                    .cloned()
+                    .unwrap_or_else(|| Output::Key(owner.to_string())),
+            };
+        }
         let action = view.uses.and_then(|u| LlmAction::from_name(u));
         if action.is_some() {
             self.check_llm_call(at, owner, &with);

@@ -38,4 +38,4 @@ pub use shell_providers::{
 };
 pub use tea_settings::{TEA_SECTIONS, TeaNote};
 pub use tracing_settings::{EXPORTERS, ExporterList, LangfuseSettings, OpikSettings};
-pub use validate::secret_variables;
+pub use validate::{secret_variables, uses_file_action};

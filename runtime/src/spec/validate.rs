@@ -11,7 +11,27 @@ use super::model::{AgentSpec, END, LimitsSpec, NodeSpec, START};
 use std::collections::HashMap;
 
 /// Built-in actions a node may name in `uses:`.
-pub const ACTIONS: &[&str] = &["llm.call", "llm.chat", "llm.stream", "llm.tools"];
+pub const ACTIONS: &[&str] = &[
+    "llm.call",
+    "llm.chat",
+    "llm.stream",
+    "llm.tools",
+    "file.read",
+    "file.write",
+];
+
+/// Whether the node (or one of its steps) uses TEA's `file.read` or `file.write`, which the
+/// host performs inside the node's `permissions.fs` grants only.
+pub fn uses_file_action(node: &NodeSpec) -> bool {
+    let is_file = |uses: Option<&String>| uses.is_some_and(|u| u.starts_with("file."));
+    is_file(node.uses.as_ref())
+        || node.action_step().is_some_and(|s| is_file(s.uses.as_ref()))
+        || [&node.steps, &node.body]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|s| is_file(s.uses.as_ref()))
+}
 
 /// Every structural problem of the file. Files it names are checked outside spec, from the
 /// references [`check`] returns beside the errors.
@@ -873,7 +893,23 @@ fn validate_policy(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Fin
         }
         return;
     }
-    if node.component.is_none() {
+    let file_action = node.component.is_none() && uses_file_action(node);
+    if file_action {
+        for (key, granted) in [
+            ("http", !permissions.http.is_empty()),
+            ("env", !permissions.env.is_empty()),
+            ("llm", permissions.llm.is_some()),
+        ] {
+            if granted {
+                out.errors.push(loaded.error_at(
+                    &format!("{at}.permissions.{key}"),
+                    format!("node `{name}` uses file.read or file.write, which take only `permissions.fs`"),
+                    Some(format!("remove `permissions.{key}`")),
+                ));
+            }
+        }
+    }
+    if node.component.is_none() && !file_action {
         out.errors.push(loaded.error_at(
             &format!("{at}.permissions"),
             format!("node `{name}` is not a component: `permissions:` grants nothing to it"),
