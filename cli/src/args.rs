@@ -158,6 +158,15 @@ pub struct RunArgs {
     /// Stream one JSON line per node start and finish to stderr, to watch a long run.
     #[arg(long)]
     pub events: bool,
+    /// Let the agent's shell provider NAME (TEA's `settings.llm.shell_providers`, or the
+    /// built-in claude, gemini, qwen) run its program on this machine for this run's LLM
+    /// calls; without it such a call is denied. Repeat or separate with commas.
+    #[arg(
+        long = "allow-shell-provider",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub allow_shell_providers: Vec<String>,
 }
 
 #[derive(Debug, Args)]

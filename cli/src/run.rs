@@ -78,6 +78,20 @@ async fn run_async(args: RunArgs) -> Result<u8, Stop> {
         (None, None) => Ok(()),
     }
     .map_err(Stop::bad_input)?;
+    agent
+        .llm
+        .grant_shell_providers(&args.allow_shell_providers)
+        .map_err(Stop::bad_input)?;
+    if !quiet {
+        for warning in &agent.warnings {
+            eprintln!("kettle: warning: {warning}");
+        }
+        for (name, command) in agent.llm.shell_providers() {
+            if args.allow_shell_providers.contains(&name) {
+                eprintln!("kettle: shell provider `{name}` granted: its calls run `{command}`");
+            }
+        }
+    }
     let parent = match args.traceparent.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => Some(parse_traceparent(text, args.tracestate.as_deref()).map_err(

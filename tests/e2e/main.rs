@@ -25,6 +25,7 @@ mod record_replay;
 mod sandbox;
 mod serve;
 mod spec_errors;
+mod tea_corpus_more;
 mod tea_examples;
 mod tea_yaml;
 mod trace_conventions;

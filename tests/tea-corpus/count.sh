@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs `kettle validate` over the agents of a TEA checkout and prints how many load, then the
-# remaining blockers by count (the first line of each problem, with names and positions
+# Runs `kettle validate` over the agents of a TEA checkout and prints how many load, how many of
+# those run (`kettle run FILE`: no input, no provider configured beyond the file's own, so the
+# offline mock answers; exit 0 within 120 s), then the remaining blockers by count (the first line of each problem, with names and positions
 # replaced by placeholders so that alike problems add up).
 #
 # The agents: every YAML file with a top-level `nodes:` key under examples/,
@@ -21,13 +22,20 @@ mapfile -t files < <(cd "$tea" && find examples python/tests/fixtures rust tests
     | sort | while read -r f; do grep -q '^nodes:' "$tea/$f" && echo "$f"; done)
 
 loaded=0
+ran=0
+rundir=$(mktemp -d)
 only_inline=0
 problems=$(mktemp)
 firsts=$(mktemp)
-trap 'rm -f "$problems" "$firsts"' EXIT
+trap 'rm -rf "$problems" "$firsts" "$rundir"' EXIT
 for f in "${files[@]}"; do
     if out=$("$kettle" validate "${strict[@]}" "$tea/$f" 2>&1); then
         loaded=$((loaded + 1))
+        if (cd "$rundir" && timeout 120 "$kettle" run --no-trace "$tea/$f" >/dev/null 2>&1 </dev/null); then
+            ran=$((ran + 1))
+        else
+            echo "$f" >>"$rundir/.failed-runs"
+        fi
     else
         # Problem lines start with the file's path; keep the message after the position.
         grep -E "^$tea/$f(:[0-9]+)*: " <<<"$out" | sed -E "s|^$tea/$f(:[0-9]+)*: ||" >>"$problems"
@@ -42,7 +50,8 @@ normalise() {
         -e 's/`[^`]*`/`X`/g' -e 's/<([^>]*)>/`\1`/g' -e 's/nodes\[[0-9]+\]/nodes[N]/g' -e 's/edges\[[0-9]+\]/edges[N]/g' \
         -e 's/\[[0-9]+\]/[N]/g' -e 's/"[^"]*"/"X"/g' | cut -c1-150 | sort | uniq -c | sort -rn
 }
-echo "agents: ${#files[@]}   load: $loaded   refused: $(( ${#files[@]} - loaded ))   refused for inline code alone: $only_inline"
+echo "agents: ${#files[@]}   load: $loaded   run: $ran   refused: $(( ${#files[@]} - loaded ))   refused for inline code alone: $only_inline"
+[ -n "${KETTLE_SHOW_FAILED_RUNS:-}" ] && [ -f "$rundir/.failed-runs" ] && { echo "loaded but did not run:"; cat "$rundir/.failed-runs"; }
 echo
 echo "first problem of each refused agent, by count:"
 normalise <"$firsts" | head -40

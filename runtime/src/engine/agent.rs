@@ -40,6 +40,9 @@ pub struct Agent {
     pub opik: Option<OpikSettings>,
     pub langfuse: Option<LangfuseSettings>,
     pub llm: Arc<LlmClient>,
+    /// What TEA allows but Kettle warns about (`kettle validate` prints the same), such as a
+    /// TEA `settings:` section Kettle ignores.
+    pub warnings: Vec<crate::spec::SpecError>,
     components: HashMap<usize, Arc<PreparedComponent>>,
 }
 
@@ -145,9 +148,32 @@ async fn load(
     keys_required: bool,
 ) -> Result<Agent, AgentLoadError> {
     // Structural, file and template errors are reported together, in file order.
-    let (loaded, graph) = super::component_check::load_checked(path)?;
-    let llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
+    let (loaded, graph, warnings) =
+        super::component_check::load_with_warnings(path).map_err(|(errors, _)| errors)?;
+    let mut llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
         .map_err(|e| SpecErrors(vec![loaded.error_at(&e.at, e.message, None)]))?;
+    llm.add_shell_providers(
+        &loaded.spec.settings.shell_providers(),
+        &crate::spec::secret_variables(&loaded.spec),
+    )
+    .map_err(|(name, message)| {
+        let under_llm = loaded
+            .spec
+            .settings
+            .llm
+            .as_ref()
+            .is_some_and(|l| l.shell_providers.contains_key(&name));
+        let at = if under_llm {
+            format!("settings.llm.shell_providers.{name}")
+        } else {
+            format!("settings.shell_providers.{name}")
+        };
+        SpecErrors(vec![loaded.error_at(
+            &at,
+            format!("shell provider `{name}`: {message}"),
+            None,
+        )])
+    })?;
     // Options a provider cannot take are refused now, not dropped at the first call.
     let refused = refused_llm_options(&graph, &llm)
         .into_iter()
@@ -279,6 +305,7 @@ async fn load(
         opik: loaded.spec.settings.opik.clone(),
         langfuse: loaded.spec.settings.langfuse.clone(),
         llm: Arc::new(llm),
+        warnings,
         components,
     })
 }

@@ -7,7 +7,8 @@ use super::{
     Output, Step, has_template, inline_config, routes,
 };
 use crate::spec::{
-    ActionView, ExpressionRun, LoadedSpec, NodeSpec, SpecError, SpecErrors, StepSpec, inline_code,
+    ActionView, ExpressionRun, LoadedSpec, NodeSpec, SHELL, SpecError, SpecErrors, StepSpec,
+    inline_code,
 };
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ pub const LLM_CALL_PARAMS: &[&str] = &[
     "tool_choice",
     "response_format",
     "timeout",
+    "shell_provider",
 ];
 
 /// Where an expression's value goes without `output_key` (TEA's default).
@@ -229,6 +231,31 @@ impl Compiler<'_> {
             self.output_templates(at, owner, mapping);
         }
         let with = view.with.cloned().unwrap_or_default();
+        if let Some(file @ ("file.read" | "file.write")) = view.uses.map(String::as_str) {
+            let write = file == "file.write";
+            let needed: &[&str] = if write {
+                &["path", "content"]
+            } else {
+                &["path"]
+            };
+            for key in needed {
+                if !with.contains_key(*key) {
+                    self.errors.push(self.loaded.error_at(
+                        &format!("{at}.with"),
+                        format!("node `{owner}` ({file}) needs `with.{key}`"),
+                        Some("for example `with: {path: data/notes.txt}`, a path inside a folder of the node's `permissions.fs`".into()),
+                    ));
+                }
+            }
+            return Action::File {
+                write,
+                with,
+                output: view
+                    .output
+                    .cloned()
+                    .unwrap_or_else(|| Output::Key(owner.to_string())),
+            };
+        }
         let action = view.uses.and_then(|u| LlmAction::from_name(u));
         if action.is_some() {
             self.check_llm_call(at, owner, &with);
@@ -288,6 +315,47 @@ impl Compiler<'_> {
         }
     }
 
+    /// TEA's `provider: shell` with `shell_provider: NAME`: a name written out must be one of
+    /// the agent's shell providers (or TEA's built-in ones).
+    fn check_shell_provider(&mut self, at: &str, name: &str, with: &Map<String, Value>) {
+        let provider = with.get("provider").and_then(Value::as_str);
+        let literal = |v: &str| !has_template(v);
+        match (with.get("shell_provider"), provider) {
+            (Some(_), Some(p)) if p != SHELL && literal(p) => {
+                self.errors.push(self.loaded.error_at(
+                    &format!("{at}.provider"),
+                    format!("node `{name}` names `shell_provider:` but its `provider:` is `{p}`"),
+                    Some("write `provider: shell` (or leave `provider:` out) to use a shell provider".into()),
+                ));
+            }
+            (Some(Value::String(shell)), _) if literal(shell) => {
+                let known = self.loaded.spec.settings.shell_providers();
+                if !known.contains_key(shell) {
+                    self.errors.push(self.loaded.error_at(
+                        &format!("{at}.shell_provider"),
+                        format!("node `{name}` names the shell provider `{shell}`, which the agent does not declare"),
+                        Some(format!(
+                            "declare it under `settings.llm.shell_providers` (`{shell}: {{command: PROGRAM, args: [...]}}`), or use one of: {}",
+                            known.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )),
+                    ));
+                }
+            }
+            (Some(Value::String(_)), _) => {}
+            (Some(_), _) => self.errors.push(self.loaded.error_at(
+                &format!("{at}.shell_provider"),
+                format!("node `{name}`: `shell_provider` must be the name of a shell provider"),
+                Some("for example `shell_provider: claude`".into()),
+            )),
+            (None, Some(SHELL)) => self.errors.push(self.loaded.error_at(
+                &format!("{at}.provider"),
+                format!("node `{name}` has `provider: shell` but no `shell_provider:`"),
+                Some("name the program's provider, such as `shell_provider: claude`".into()),
+            )),
+            (None, _) => {}
+        }
+    }
+
     fn check_llm_call(&mut self, at: &str, name: &str, with: &Map<String, Value>) {
         let at = format!("{at}.with");
         if !with.contains_key("messages") && !with.contains_key("prompt") {
@@ -297,6 +365,7 @@ impl Compiler<'_> {
                 Some("for example `with: {prompt: \"Summarize {{ state.text }}\"}`".into()),
             ));
         }
+        self.check_shell_provider(&at, name, with);
         for (key, value) in with {
             if !LLM_CALL_PARAMS.contains(&key.as_str()) {
                 self.errors.push(self.loaded.error_at(

@@ -75,6 +75,14 @@ pub enum Action {
         /// Where the result goes.
         output: Output,
     },
+    /// TEA's `file.read` (`write: false`) or `file.write`, performed by the host inside the
+    /// node's `permissions.fs` grants.
+    File {
+        write: bool,
+        /// `with:` (`path`, and `content` to write); templates rendered when the node runs.
+        with: Map<String, Value>,
+        output: Output,
+    },
     /// `run: {type: expression, value, output_key}`, evaluated on the host.
     Expression { expression: String, output: Output },
     /// A node without an action: the state passes on unchanged (TEA's pass-through node).
@@ -127,6 +135,8 @@ impl Action {
         match self {
             Action::Component { .. } => "component",
             Action::LlmCall { action, .. } => action.name(),
+            Action::File { write: false, .. } => "file.read",
+            Action::File { write: true, .. } => "file.write",
             Action::Expression { .. } => "expression",
             Action::Inline(_) => "inline",
             Action::PassThrough => "pass_through",
@@ -194,7 +204,8 @@ pub enum LlmAction {
 impl LlmAction {
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
-            "llm.call" => Some(Self::Call),
+            // TEA-Rust's `llm.chat` takes the same parameters and gives the same result.
+            "llm.call" | "llm.chat" => Some(Self::Call),
             "llm.stream" => Some(Self::Stream),
             "llm.tools" => Some(Self::Tools),
             _ => None,

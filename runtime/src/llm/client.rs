@@ -8,11 +8,13 @@ use super::mock::MockProvider;
 use super::ollama;
 use super::openai;
 use super::retry::{DEFAULT_BACKOFF_MS, DEFAULT_MAX_RETRIES, RetryPolicy};
+use super::shell::{ShellProvider, provider_key};
 use super::stream::ChatStream;
 use super::tape::{Recorder, Replayer, Tape, TapeEntry, TapeError};
+use super::types::StreamItem;
 use super::types::{ChatRequest, ChatResponse, LlmError};
-use crate::spec::{LlmSettings, ProviderSettings};
-use std::collections::BTreeMap;
+use crate::spec::{LlmSettings, ProviderSettings, ShellProviderSettings};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -43,6 +45,7 @@ fn config_error(at: String, message: String) -> LlmConfigError {
 enum Backend {
     Mock(MockProvider),
     Http(HttpProvider),
+    Shell(ShellProvider),
 }
 
 /// One named provider with its defaults.
@@ -53,6 +56,8 @@ pub struct Provider {
     pub system: &'static str,
     default_model: Option<String>,
     default_temperature: Option<serde_json::Number>,
+    /// Given to calls that set no `max_tokens`.
+    default_max_tokens: Option<u32>,
     backend: Backend,
     /// Why the provider has no key although `api_key_env` names one (the variable is not
     /// set): a call to it fails with this, unless the run is replayed.
@@ -73,7 +78,7 @@ impl Resolved {
     fn http(&self) -> Option<&HttpProvider> {
         match (&self.http, &self.provider.backend) {
             (Some(h), _) | (None, Backend::Http(h)) => Some(h),
-            (None, Backend::Mock(_)) => None,
+            (None, Backend::Mock(_) | Backend::Shell(_)) => None,
         }
     }
 
@@ -97,6 +102,8 @@ pub struct LlmClient {
     tape: OnceLock<Tape>,
     /// Keys named by `api_key_env` whose variables are not set.
     missing_keys: Vec<LlmConfigError>,
+    /// The shell providers the operator granted to this run (none by default).
+    shell_grants: OnceLock<BTreeSet<String>>,
 }
 
 impl LlmClient {
@@ -110,6 +117,7 @@ impl LlmClient {
             secrets: Vec::new(),
             tape: OnceLock::new(),
             missing_keys: Vec::new(),
+            shell_grants: OnceLock::new(),
         }
     }
 
@@ -144,6 +152,8 @@ impl LlmClient {
                 backoff_ms: settings.backoff_ms,
                 max_concurrency: settings.max_concurrency,
                 responses: settings.responses.clone(),
+                max_tokens: settings.max_tokens,
+                deployment: settings.deployment.clone(),
                 ..ProviderSettings::default()
             };
             let mut keys = Keys {
@@ -198,6 +208,80 @@ impl LlmClient {
         client.secrets = secrets;
         client.missing_keys = missing;
         Ok(client)
+    }
+
+    /// Adds the agent's shell providers (declared and built in). They run nothing until
+    /// [`Self::grant_shell_providers`] grants them; the error names the provider.
+    pub fn add_shell_providers(
+        &mut self,
+        providers: &BTreeMap<String, ShellProviderSettings>,
+        secret_variables: &[String],
+    ) -> Result<(), (String, String)> {
+        for (name, settings) in providers {
+            let shell = ShellProvider::from_settings(name, settings, secret_variables)
+                .map_err(|message| (name.clone(), message))?;
+            self.providers.insert(
+                provider_key(name),
+                Arc::new(Provider {
+                    name: provider_key(name),
+                    system: "shell",
+                    default_model: Some(name.clone()),
+                    default_temperature: None,
+                    default_max_tokens: None,
+                    backend: Backend::Shell(shell),
+                    missing_key: None,
+                }),
+            );
+        }
+        Ok(())
+    }
+
+    /// Lets this run's calls run the programs of the shell providers `names` (the operator's
+    /// `--allow-shell-provider`). A name that is not a shell provider of the agent is refused,
+    /// so that a typo is not a silent no-op. Granting happens once per client.
+    pub fn grant_shell_providers(&self, names: &[String]) -> Result<(), String> {
+        for name in names {
+            if !self.providers.contains_key(&provider_key(name)) {
+                return Err(format!(
+                    "--allow-shell-provider {name}: the agent has no shell provider `{name}`; it has: {}",
+                    self.shell_providers()
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        self.shell_grants
+            .set(names.iter().cloned().collect())
+            .map_err(|_| "the shell providers of this agent were granted already".to_string())
+    }
+
+    /// The agent's shell providers and the command line each runs.
+    pub fn shell_providers(&self) -> Vec<(String, String)> {
+        self.providers
+            .values()
+            .filter_map(|p| match &p.backend {
+                Backend::Shell(shell) => Some((shell.name().to_string(), shell.command_line())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The call's shell provider, if the operator granted it; else why the call is denied.
+    fn granted<'a>(&self, shell: &'a ShellProvider) -> Result<&'a ShellProvider, LlmError> {
+        let name = shell.name();
+        if self
+            .shell_grants
+            .get()
+            .is_some_and(|granted| granted.contains(name))
+        {
+            return Ok(shell);
+        }
+        Err(LlmError::Denied(format!(
+            "shell provider `{name}` would run the program `{}` on this machine, and this run was not granted it; the agent file alone cannot start a program: rerun with `kettle run --allow-shell-provider {name}` if you trust that program with the prompt",
+            shell.command_line()
+        )))
     }
 
     /// Records every call of the run to `path`.
@@ -276,6 +360,8 @@ impl LlmClient {
             ))
         })?;
         let model = match (&request.model, &provider.default_model) {
+            // A shell provider's program picks its model; the span shows the provider's name.
+            (_, Some(m)) if matches!(provider.backend, Backend::Shell(_)) => m.clone(),
             (Some(m), _) | (None, Some(m)) => m.clone(),
             (None, None) => {
                 return Err(LlmError::InvalidRequest(format!(
@@ -299,6 +385,9 @@ impl LlmClient {
         request.model = Some(model.clone());
         if request.temperature.is_none() {
             request.temperature = provider.default_temperature.clone();
+        }
+        if request.max_tokens.is_none() {
+            request.max_tokens = provider.default_max_tokens;
         }
         let http = match (&request.api_base, &provider.backend) {
             (Some(base), Backend::Http(h)) => {
@@ -345,6 +434,10 @@ impl LlmClient {
                 Err(e) => (Err(e), None),
             },
             (Backend::Mock(mock), None) => (mock.complete(&call.request), None),
+            (Backend::Shell(shell), None) => match self.granted(shell) {
+                Ok(shell) => (shell.complete(&call.request).await, None),
+                Err(denied) => return Err(denied),
+            },
             (Backend::Http(_), None) => (unreachable_http(), None),
         };
         if let Some(Tape::Record(recorder)) = self.tape.get() {
@@ -401,6 +494,19 @@ impl LlmClient {
             (Backend::Mock(mock), None) => mock
                 .stream(&call.request)
                 .map(|items| ChatStream::items(items.into_iter().map(Ok).collect())),
+            // A program's answer is one piece, as TEA aggregates it.
+            (Backend::Shell(shell), None) => match self.granted(shell) {
+                Ok(shell) => shell.complete(&call.request).await.map(|response| {
+                    ChatStream::items(
+                        [
+                            Ok(StreamItem::Delta(response.content.clone())),
+                            Ok(StreamItem::End(response)),
+                        ]
+                        .into(),
+                    )
+                }),
+                Err(denied) => return Err(denied),
+            },
             (Backend::Http(_), None) => unreachable_http(),
         };
         match (self.tape.get(), opened) {
@@ -430,6 +536,7 @@ fn mock_provider(name: &str) -> Provider {
         system: "mock",
         default_model: Some(MockProvider::default_model().into()),
         default_temperature: None,
+        default_max_tokens: None,
         backend: Backend::Mock(MockProvider::echo()),
         missing_key: None,
     }
@@ -479,6 +586,7 @@ fn mock_from_settings(
         provider.default_model = Some(model.clone());
     }
     provider.default_temperature = p.temperature.clone().or_else(|| shared.temperature.clone());
+    provider.default_max_tokens = p.max_tokens.or(shared.max_tokens);
     provider.backend = Backend::Mock(MockProvider::from_settings(p, at)?);
     Ok(provider)
 }
@@ -549,6 +657,7 @@ fn http_provider(
         system: setup.system,
         default_model: p.model.clone().or_else(|| p.deployment.clone()),
         default_temperature: p.temperature.clone().or_else(|| shared.temperature.clone()),
+        default_max_tokens: p.max_tokens.or(shared.max_tokens),
         backend: Backend::Http(http),
         missing_key,
     })

@@ -11,6 +11,7 @@ mod ollama;
 mod openai;
 mod options;
 mod retry;
+mod shell;
 mod stream;
 mod tape;
 mod types;
@@ -21,6 +22,9 @@ pub use http::{Attempt, Observer};
 pub use messages::messages_from_value;
 pub use mock::MockProvider;
 pub use retry::RetryPolicy;
+pub use shell::{
+    ShellProvider, format_messages as shell_prompt, provider_key as shell_provider_key,
+};
 pub use stream::ChatStream;
 pub use tape::{TapeEntry, TapeError};
 pub use types::{

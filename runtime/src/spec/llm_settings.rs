@@ -2,6 +2,7 @@
 //! provider (named after its type) with the same keys as one of `providers:`, so both shapes
 //! are declared from one list of those keys.
 
+use super::shell_providers::ShellProviderSettings;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -69,6 +70,15 @@ with_provider_keys! {
         /// The provider a call that names none goes to.
         #[serde(default)]
         pub default: Option<String>,
+        /// Calls that give no `max_tokens` get this one.
+        #[serde(default)]
+        pub max_tokens: Option<u32>,
+        /// Azure: the deployment calls go to (default: the model name).
+        #[serde(default)]
+        pub deployment: Option<String>,
+        /// TEA's local programs answering calls; run only when the operator grants them.
+        #[serde(default)]
+        pub shell_providers: BTreeMap<String, ShellProviderSettings>,
     }
 }
 
@@ -91,7 +101,7 @@ with_provider_keys! {
         /// Anthropic: the `anthropic-version` header.
         #[serde(default)]
         pub anthropic_version: Option<String>,
-        /// Anthropic requires `max_tokens`; this is used when a call gives none.
+        /// Calls that give no `max_tokens` get this one (Anthropic requires one).
         #[serde(default)]
         pub max_tokens: Option<u32>,
         /// OpenAI: send the limit as `max_completion_tokens` (reasoning models) instead of `max_tokens`.

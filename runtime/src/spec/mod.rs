@@ -10,6 +10,8 @@ mod llm_settings;
 mod load;
 mod locate;
 mod model;
+mod shell_providers;
+mod tea_settings;
 mod tracing_settings;
 mod typing;
 mod validate;
@@ -31,7 +33,11 @@ pub use model::{
     AgentSpec, BudgetSpec, END, EdgeSpec, FsAccess, FsGrantSpec, LimitsSpec, LlmGrantSpec,
     NodeSpec, ParallelSettings, PermissionsSpec, RetrySpec, START, Settings, TracingSettings,
 };
+pub use shell_providers::{
+    BUILTIN_SHELL_PROVIDERS, SHELL, ShellProviderSettings, command_line as shell_command_line,
+};
+pub use tea_settings::{TEA_SECTIONS, TeaNote};
 pub use tracing_settings::{
     EXPORTERS, ExporterList, LangfuseSettings, OpikSettings, TraceConventions,
 };
-pub use validate::secret_variables;
+pub use validate::{secret_variables, uses_file_action};

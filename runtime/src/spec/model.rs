@@ -2,9 +2,12 @@
 
 use super::flow::{EdgeCondition, FanIn, Goto, NodeAction, StepSpec, When};
 use super::llm_settings::LlmSettings;
+use super::shell_providers::ShellProviderSettings;
+use super::tea_settings::TeaNote;
 pub use super::tracing_settings::{LangfuseSettings, OpikSettings, TracingSettings};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// The virtual node before the first one.
 pub const START: &str = "__start__";
@@ -42,6 +45,10 @@ pub struct AgentSpec {
     pub nodes: Vec<NodeSpec>,
     #[serde(default)]
     pub edges: Vec<EdgeSpec>,
+    /// TEA keys accepted but not applied (sections Kettle has no counterpart for); each is a
+    /// warning.
+    #[serde(skip)]
+    pub tea_notes: Vec<TeaNote>,
 }
 
 /// `settings:`: run-wide configuration.
@@ -68,6 +75,19 @@ pub struct Settings {
     /// TEA's `settings.parallel`: how parallel branches run.
     #[serde(default)]
     pub parallel: Option<ParallelSettings>,
+    /// TEA's older place for `settings.llm.shell_providers`.
+    #[serde(default)]
+    pub shell_providers: BTreeMap<String, ShellProviderSettings>,
+}
+
+impl Settings {
+    /// Every shell provider a call may name: TEA's built-in ones and the declared ones.
+    pub fn shell_providers(&self) -> BTreeMap<String, ShellProviderSettings> {
+        super::shell_providers::shell_providers(
+            &self.shell_providers,
+            self.llm.as_ref().map(|l| &l.shell_providers),
+        )
+    }
 }
 
 /// `settings.parallel:`. Kettle runs every branch as a future in its own process, so the
@@ -273,4 +293,8 @@ pub struct EdgeSpec {
     /// TEA's older spelling of `type: parallel`.
     #[serde(default)]
     pub parallel: Option<bool>,
+    /// TEA's per-edge strategy of a parallel edge: `thread` and `process` both run the branch
+    /// concurrently in Kettle's process, as `settings.parallel.strategy` does.
+    #[serde(default)]
+    pub parallel_strategy: Option<String>,
 }

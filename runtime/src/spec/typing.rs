@@ -46,7 +46,12 @@ pub fn type_agent(root: Value, mistakes: &mut Vec<Mistake>) -> AgentSpec {
     };
     let nodes = map.remove("nodes");
     let edges = map.remove("edges");
+    let mut tea_notes = Vec::new();
+    if let Some(Value::Object(settings)) = map.get_mut("settings") {
+        super::tea_settings::rewrite(settings, &mut tea_notes, mistakes);
+    }
     let mut spec: AgentSpec = lenient(Value::Object(map), "", mistakes).unwrap_or_default();
+    spec.tea_notes = tea_notes;
     spec.nodes = list(nodes, "nodes", mistakes)
         .into_iter()
         .enumerate()

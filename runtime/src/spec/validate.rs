@@ -11,7 +11,27 @@ use super::model::{AgentSpec, END, LimitsSpec, NodeSpec, START};
 use std::collections::HashMap;
 
 /// Built-in actions a node may name in `uses:`.
-pub const ACTIONS: &[&str] = &["llm.call", "llm.stream", "llm.tools"];
+pub const ACTIONS: &[&str] = &[
+    "llm.call",
+    "llm.chat",
+    "llm.stream",
+    "llm.tools",
+    "file.read",
+    "file.write",
+];
+
+/// Whether the node (or one of its steps) uses TEA's `file.read` or `file.write`, which the
+/// host performs inside the node's `permissions.fs` grants only.
+pub fn uses_file_action(node: &NodeSpec) -> bool {
+    let is_file = |uses: Option<&String>| uses.is_some_and(|u| u.starts_with("file."));
+    is_file(node.uses.as_ref())
+        || node.action_step().is_some_and(|s| is_file(s.uses.as_ref()))
+        || [&node.steps, &node.body]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|s| is_file(s.uses.as_ref()))
+}
 
 /// Every structural problem of the file. Files it names are checked outside spec, from the
 /// references [`check`] returns beside the errors.
@@ -122,6 +142,14 @@ fn check_typed(loaded: &LoadedSpec, out: &mut Findings) {
     if let Some(llm) = &spec.settings.llm {
         validate_llm(loaded, llm, out);
     }
+    validate_shell_providers(loaded, out);
+    for note in &spec.tea_notes {
+        out.warnings.push(loaded.error_at(
+            &note.path,
+            note.message.clone(),
+            Some("remove it to silence this warning (`kettle validate --strict` counts it as a problem)".into()),
+        ));
+    }
     out.errors.extend(super::tracing_settings::validate(loaded));
 
     for (index, edge) in spec.edges.iter().enumerate() {
@@ -135,6 +163,15 @@ fn check_typed(loaded: &LoadedSpec, out: &mut Findings) {
                     Some("an edge is `{from: NODE, to: NODE}`".into()),
                 ));
             }
+        }
+        if let Some(strategy) = &edge.parallel_strategy
+            && !["thread", "process"].contains(&strategy.as_str())
+        {
+            out.errors.push(loaded.error_at(
+                &format!("{at}.parallel_strategy"),
+                format!("parallel strategy `{strategy}` is not supported"),
+                Some("use `thread` or `process` (Kettle runs branches concurrently in one process either way), or leave `parallel_strategy:` out".into()),
+            ));
         }
         if edge.from.is_empty() || edge.to.is_empty() {
             continue;
@@ -153,6 +190,30 @@ fn check_typed(loaded: &LoadedSpec, out: &mut Findings) {
         }
     }
     super::validate_flow::validate_flow(loaded, &seen, &mut out.errors, &mut out.warnings);
+}
+
+/// The shell providers the agent declares (in `settings.shell_providers` and
+/// `settings.llm.shell_providers`).
+fn validate_shell_providers(loaded: &LoadedSpec, out: &mut Findings) {
+    let settings = &loaded.spec.settings;
+    let places = [
+        ("settings.shell_providers", Some(&settings.shell_providers)),
+        (
+            "settings.llm.shell_providers",
+            settings.llm.as_ref().map(|l| &l.shell_providers),
+        ),
+    ];
+    for (at, providers) in places {
+        for (name, provider) in providers.into_iter().flatten() {
+            for (key, message, hint) in super::shell_providers::check(name, provider) {
+                out.errors.push(loaded.error_at(
+                    &format!("{at}.{name}.{key}"),
+                    message,
+                    Some(hint),
+                ));
+            }
+        }
+    }
 }
 
 /// `settings.parallel`: TEA's `thread` and `process` strategies both run as Kettle's
@@ -199,7 +260,15 @@ fn validate_node(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Findi
             return;
         }
     }
-    misplaced(loaded, at, node, &WHILE_LOOP, out);
+    if node.condition.is_some() {
+        // TEA reads a node's `condition:` only on a loop and ignores it elsewhere; so does Kettle.
+        out.warnings.push(loaded.error_at(
+            &format!("{at}.condition"),
+            format!("`condition:` of node `{name}` has no effect: only `type: while_loop` nodes read it (TEA ignores it too)"),
+            Some("to run the node only when something holds, put the condition on the edge into it, or route with `goto:`".into()),
+        ));
+    }
+    misplaced(loaded, at, node, &LOOP_BUT_CONDITION, out);
     misplaced(loaded, at, node, &DYNAMIC_PARALLEL, out);
     if matches!(node.fan_in, Some(FanIn::Node(_))) {
         out.errors.push(loaded.error_at(
@@ -237,6 +306,12 @@ struct Form {
 
 const WHILE_LOOP: Form = Form {
     keys: &["condition", "max_iterations", "body"],
+    owner: "`type: while_loop` nodes",
+};
+/// The loop keys a plain node may not have (its `condition:` is only a warning, as TEA
+/// ignores it).
+const LOOP_BUT_CONDITION: Form = Form {
+    keys: &["max_iterations", "body"],
     owner: "`type: while_loop` nodes",
 };
 const DYNAMIC_PARALLEL: Form = Form {
@@ -635,11 +710,19 @@ fn inline_keys(
         loaded,
         at,
         &view,
-        &["with", "config", "output"],
+        &["with", "config"],
         |key| format!("`{key}:` does not apply to the inline code of `{name}`"),
         "inline code reads `state` and `variables` and returns the keys it updates",
         out,
     );
+    if view.output.is_some() {
+        // TEA applies `output:` to actions only and ignores it on inline code; so does Kettle.
+        out.warnings.push(loaded.error_at(
+            &format!("{at}.output"),
+            format!("`output:` of node `{name}` has no effect: the dict its inline code returns is merged into the state as it is (TEA ignores it too)"),
+            Some("return the key you want, such as `return {\"parsed\": value}`, and remove `output:`".into()),
+        ));
+    }
 }
 
 /// An expression takes neither `with:` nor `config:`.
@@ -810,7 +893,23 @@ fn validate_policy(loaded: &LoadedSpec, at: &str, node: &NodeSpec, out: &mut Fin
         }
         return;
     }
-    if node.component.is_none() {
+    let file_action = node.component.is_none() && uses_file_action(node);
+    if file_action {
+        for (key, granted) in [
+            ("http", !permissions.http.is_empty()),
+            ("env", !permissions.env.is_empty()),
+            ("llm", permissions.llm.is_some()),
+        ] {
+            if granted {
+                out.errors.push(loaded.error_at(
+                    &format!("{at}.permissions.{key}"),
+                    format!("node `{name}` uses file.read or file.write, which take only `permissions.fs`"),
+                    Some(format!("remove `permissions.{key}`")),
+                ));
+            }
+        }
+    }
+    if node.component.is_none() && !file_action {
         out.errors.push(loaded.error_at(
             &format!("{at}.permissions"),
             format!("node `{name}` is not a component: `permissions:` grants nothing to it"),

@@ -6,7 +6,9 @@ use crate::capabilities::{LlmUsage, traced_call, traced_stream};
 use crate::graph::LlmAction;
 use crate::llm::{
     ChatMessage, ChatRequest, ChatResponse, LlmClient, LlmError, Role, StreamItem, Tool,
+    shell_provider_key,
 };
+use crate::spec::SHELL;
 use crate::telemetry::{ContentPolicy, SpanHandle};
 use opentelemetry_sdk::trace::SdkTracer;
 use serde_json::{Map, Value, json};
@@ -106,10 +108,26 @@ pub fn request_from(action: LlmAction, with: &Map<String, Value>) -> Result<Chat
                 return Err("`response_format` must be `json` or an object such as {type: json_schema, json_schema: {name, schema}}".into());
             }
         },
-        provider: optional_text("provider")?,
+        provider: provider(optional_text("provider")?, optional_text("shell_provider")?)?,
         api_base: optional_text("api_base")?,
         extra: Map::new(),
     })
+}
+
+/// The provider a call goes to: TEA's `provider: shell` with `shell_provider: NAME` is the
+/// shell provider NAME.
+fn provider(provider: Option<String>, shell: Option<String>) -> Result<Option<String>, String> {
+    match (provider, shell) {
+        (None, Some(shell)) => Ok(Some(shell_provider_key(&shell))),
+        (Some(p), Some(shell)) if p == SHELL => Ok(Some(shell_provider_key(&shell))),
+        (Some(p), Some(_)) => Err(format!(
+            "`shell_provider` needs `provider: shell`, not `{p}`"
+        )),
+        (Some(p), None) if p == SHELL => {
+            Err("`provider: shell` needs `shell_provider: NAME`, such as `claude`".into())
+        }
+        (p, None) => Ok(p),
+    }
 }
 
 /// A tool in OpenAI's form (`{type: function, function: {...}}`) or plain `{name, ...}`.

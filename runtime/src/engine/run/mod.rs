@@ -5,6 +5,7 @@
 //! to this module and the submodules that make up the run.
 
 mod dynamic;
+mod file_action;
 mod flow;
 mod inline;
 mod llm_node;

@@ -93,6 +93,15 @@ impl Run<'_> {
                 self.run_llm_call(node, *action, with, output, &context, span)
                     .await
             }
+            Action::File {
+                write,
+                with,
+                output,
+            } => {
+                let context = self.context(state, extras);
+                let result = self.run_file_action(node, *write, with, &context)?;
+                store_output(node, output, result, &context)
+            }
             Action::Inline(inline) => self.run_inline(node, inline, state, extras, span, 1).await,
             Action::Expression { expression, output } => {
                 let context = self.context(state, extras);
