@@ -192,6 +192,8 @@ pub struct GraphArgs {
 pub enum GraphFormatArg {
     Mermaid,
     Dot,
+    /// Nodes, edges and parallel groups as JSON, for tools that draw the graph themselves.
+    Json,
 }
 
 impl From<GraphFormatArg> for kettle::graph::GraphFormat {
@@ -199,6 +201,7 @@ impl From<GraphFormatArg> for kettle::graph::GraphFormat {
         match format {
             GraphFormatArg::Mermaid => Self::Mermaid,
             GraphFormatArg::Dot => Self::Dot,
+            GraphFormatArg::Json => Self::Json,
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct Served {
     pub name: String,
     pub description: Option<String>,
     pub mermaid: String,
+    /// The graph as nodes, edges and groups, for the page to draw.
+    pub graph: serde_json::Value,
     pub agent: Agent,
     pub runtime: Runtime,
     telemetry: Arc<Telemetry>,
@@ -101,6 +103,8 @@ async fn load_one(
     };
     let (loaded, graph) = load_checked(path).map_err(|e| invalid(e.to_string()))?;
     let mermaid = render(&graph, &loaded.spec.name, GraphFormat::Mermaid);
+    let graph_json = serde_json::from_str(&render(&graph, &loaded.spec.name, GraphFormat::Json))
+        .unwrap_or_default();
     let description = loaded.spec.description.clone();
     let quiet = |_| {};
     let agent = load_agent(path, sandbox, &config.cache_dir, &quiet)
@@ -123,6 +127,7 @@ async fn load_one(
         name: agent.name.clone(),
         description,
         mermaid,
+        graph: graph_json,
         runtime: Runtime::new(sandbox.clone(), telemetry.clone()),
         agent,
         telemetry,

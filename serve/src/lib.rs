@@ -6,6 +6,7 @@
 mod auth;
 mod catalog;
 mod metrics;
+mod page;
 mod registry;
 mod routes;
 mod runs;

@@ -28,6 +28,9 @@ pub struct RunRecord {
     pub state: Option<Map<String, Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u128>,
+    /// Where the run's trace was written (the file exporter), for `GET /v1/runs/{id}/trace`.
+    #[serde(skip)]
+    pub trace_file: Option<std::path::PathBuf>,
 }
 
 /// Why a request for a run was not accepted.

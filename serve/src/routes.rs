@@ -48,9 +48,11 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/agents/{name}/runs", post(start_run))
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/{id}", get(get_run))
+        .route("/v1/runs/{id}/trace", get(get_trace))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
+        .route("/", get(crate::page::page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .merge(protected)
@@ -117,6 +119,7 @@ async fn list_agents(State(state): State<Shared>) -> Response {
                 "name": a.name,
                 "description": a.description,
                 "graph_mermaid": a.mermaid,
+                "graph": a.graph,
                 "runs": format!("/v1/agents/{}/runs", a.name),
             })
         })
@@ -139,6 +142,26 @@ async fn get_run(State(state): State<Shared>, Path(id): Path<String>) -> Respons
         None => error(
             StatusCode::NOT_FOUND,
             format!("no recent run `{id}` (the server keeps the last 1000)"),
+        ),
+    }
+}
+
+/// The run's spans as a tree, from its trace file: what the page shows.
+async fn get_trace(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    let Some(run) = state.runs.get(&id) else {
+        return error(StatusCode::NOT_FOUND, format!("no recent run `{id}`"));
+    };
+    let Some(file) = run.trace_file else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("run `{id}` has no trace file (still running, or the file exporter is off)"),
+        );
+    };
+    match kettle::telemetry::read_trace_file(&file) {
+        Ok(spans) => axum::Json(json!({ "spans": crate::page::span_tree(&spans) })).into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read the trace of run `{id}`: {e}"),
         ),
     }
 }

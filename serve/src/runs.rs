@@ -76,6 +76,7 @@ pub fn start(
             error: report_error(&report),
             state: Some(report.state.clone()),
             duration_ms: Some(report.duration.as_millis()),
+            trace_file: report.trace_file.clone(),
         });
         drop(ticket);
         if let Some(progress) = progress {
@@ -109,6 +110,7 @@ fn event_sink(
                     error: None,
                     state: None,
                     duration_ms: None,
+                    trace_file: None,
                 }),
                 Some("node_finish") => {
                     if let Some(ms) = event["duration_ms"].as_f64() {

@@ -1,5 +1,6 @@
-//! `kettle graph`: the compiled graph as Mermaid or Graphviz DOT, with the condition of every
-//! conditional route on its edge and every parallel group drawn as a cluster.
+//! `kettle graph`: the compiled graph as Mermaid, Graphviz DOT or JSON (for pages that draw it
+//! themselves), with the condition of every conditional route on its edge and every parallel
+//! group drawn as a cluster.
 
 use super::{Condition, Graph, Next, NodeKind, Route};
 use crate::spec::{END, START};
@@ -9,6 +10,9 @@ use std::fmt::Write;
 pub enum GraphFormat {
     Mermaid,
     Dot,
+    /// `{"nodes": [{"id", "label"}], "edges": [{"from", "to", "label", "style"}], "groups":
+    /// [{"name", "members"}]}`, `__start__` and `__end__` included as nodes.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +101,35 @@ pub fn render(graph: &Graph, title: &str, format: GraphFormat) -> String {
     match format {
         GraphFormat::Mermaid => mermaid(&nodes, &edges, &groups),
         GraphFormat::Dot => dot(title, &nodes, &edges, &groups),
+        GraphFormat::Json => json(&nodes, &edges, &groups),
     }
+}
+
+fn json(nodes: &[(String, String)], edges: &[Edge], groups: &[Group]) -> String {
+    use serde_json::json;
+    let mut all = vec![json!({"id": START, "label": START})];
+    all.extend(
+        nodes
+            .iter()
+            .map(|(id, label)| json!({"id": id, "label": label})),
+    );
+    all.push(json!({"id": END, "label": END}));
+    let edges: Vec<_> = edges
+        .iter()
+        .map(|e| {
+            let style = match e.style {
+                Style::Normal => "normal",
+                Style::Fork => "fork",
+                Style::Join => "join",
+            };
+            json!({"from": e.from, "to": e.to, "label": e.label, "style": style})
+        })
+        .collect();
+    let groups: Vec<_> = groups
+        .iter()
+        .map(|g| json!({"name": g.name, "members": g.members}))
+        .collect();
+    json!({"nodes": all, "edges": edges, "groups": groups}).to_string()
 }
 
 fn graph_name<'a>(graph: &'a Graph, id: &'a str) -> &'a str {
