@@ -189,6 +189,7 @@ impl NodeRun {
                 span: &span,
                 limits: &limits,
                 llm: &LlmGrant::default(),
+                tape: None,
             }),
             limits,
             grants: Arc::default(),

@@ -4,6 +4,7 @@
 
 use super::NodeCapabilities;
 use super::llm::{LlmGrant, RunBudget};
+use crate::checkpoint::ExecutionTape;
 use crate::llm::LlmClient;
 use crate::spec::NodeLimits;
 use crate::telemetry::{ContentPolicy, SpanCaps, SpanHandle};
@@ -36,6 +37,8 @@ pub struct NodeSetup<'a> {
     pub limits: &'a NodeLimits,
     /// The node's `permissions.llm`.
     pub llm: &'a LlmGrant,
+    /// The execution's LLM tape, in a durable run.
+    pub tape: Option<Arc<ExecutionTape>>,
 }
 
 /// A host import.

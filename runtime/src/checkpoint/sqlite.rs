@@ -88,8 +88,7 @@ fn run_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     })
 }
 
-const RUN_COLUMNS: &str =
-    "run_id, agent, agent_file, status, trace_id, root_span_id, created_ms, updated_ms, checkpoints";
+const RUN_COLUMNS: &str = "run_id, agent, agent_file, status, trace_id, root_span_id, created_ms, updated_ms, checkpoints";
 
 impl CheckpointStore for SqliteStore {
     fn location(&self) -> String {
@@ -223,7 +222,8 @@ impl CheckpointStore for SqliteStore {
         ordinal: u32,
         entry: &TapeEntry,
     ) -> Result<(), StoreError> {
-        let line = crate::redact::string(serde_json::to_string(entry).map_err(|e| self.corrupt(e))?);
+        let line =
+            crate::redact::string(serde_json::to_string(entry).map_err(|e| self.corrupt(e))?);
         self.db()
             .execute(
                 "INSERT OR REPLACE INTO llm_calls (run_id, exec, ordinal, entry) VALUES (?1, ?2, ?3, ?4)",

@@ -10,7 +10,9 @@ pub enum StoreError {
     Open { at: String, message: String },
     #[error("checkpoint store {at}: {message}")]
     Query { at: String, message: String },
-    #[error("checkpoint store {at}: a saved record is unreadable ({message}); was it written by another version of Kettle?")]
+    #[error(
+        "checkpoint store {at}: a saved record is unreadable ({message}); was it written by another version of Kettle?"
+    )]
     Corrupt { at: String, message: String },
 }
 

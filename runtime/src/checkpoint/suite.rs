@@ -35,7 +35,10 @@ fn checkpoint(run_id: &str, reason: &str, steps: u32, status: RunStatus) -> Chec
             group: Some(GroupPos {
                 fork: "split".into(),
                 fan_in: "join".into(),
-                branches: vec![branch.clone(), PathPos::new(Default::default(), Some("join".into()))],
+                branches: vec![
+                    branch.clone(),
+                    PathPos::new(Default::default(), Some("join".into())),
+                ],
             }),
             done: 2,
             ..PathPos::new(Default::default(), Some("join".into()))
@@ -82,7 +85,12 @@ pub fn store_suite(store: Arc<dyn CheckpointStore>) {
     // Runs: created, listed newest first, status updated.
     store.put_run(&record("run-a", 1000)).unwrap();
     store.put_run(&record("run-b", 2000)).unwrap();
-    let listed: Vec<String> = store.runs().unwrap().into_iter().map(|r| r.run_id).collect();
+    let listed: Vec<String> = store
+        .runs()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
     assert_eq!(listed, ["run-b", "run-a"]);
     assert!(store.run("nope").unwrap().is_none());
     assert!(store.checkpoint("run-a", None).unwrap().is_none());
@@ -93,7 +101,13 @@ pub fn store_suite(store: Arc<dyn CheckpointStore>) {
     assert_eq!(store.save(&first).unwrap(), 1);
     assert_eq!(store.save(&second).unwrap(), 2);
     let latest = store.checkpoint("run-a", None).unwrap().unwrap();
-    assert_eq!(latest, Checkpoint { seq: 2, ..second.clone() });
+    assert_eq!(
+        latest,
+        Checkpoint {
+            seq: 2,
+            ..second.clone()
+        }
+    );
     let earlier = store.checkpoint("run-a", Some(1)).unwrap().unwrap();
     assert_eq!(earlier, Checkpoint { seq: 1, ..first });
     assert!(store.checkpoint("run-a", Some(9)).unwrap().is_none());
@@ -107,10 +121,17 @@ pub fn store_suite(store: Arc<dyn CheckpointStore>) {
         .collect();
     assert_eq!(
         history,
-        [(1, "after node split".to_string()), (2, "fan-in join".to_string())]
+        [
+            (1, "after node split".to_string()),
+            (2, "fan-in join".to_string())
+        ]
     );
     // A checkpoint of a run the store does not know is refused.
-    assert!(store.save(&checkpoint("ghost", "x", 1, RunStatus::Running)).is_err());
+    assert!(
+        store
+            .save(&checkpoint("ghost", "x", 1, RunStatus::Running))
+            .is_err()
+    );
 
     // Re-putting a run (a resume) keeps its checkpoints and takes its new status.
     store
@@ -122,12 +143,21 @@ pub fn store_suite(store: Arc<dyn CheckpointStore>) {
     let run = store.run("run-a").unwrap().unwrap();
     assert_eq!((run.checkpoints, run.status), (2, RunStatus::Running));
     store.set_status("run-a", RunStatus::Completed).unwrap();
-    assert_eq!(store.run("run-a").unwrap().unwrap().status, RunStatus::Completed);
+    assert_eq!(
+        store.run("run-a").unwrap().unwrap().status,
+        RunStatus::Completed
+    );
 
     // Tapes: per execution, in ordinal order, replaced at the same ordinal.
-    store.record_call("run-a", "r:0:ask#1", 1, &call("two", "2")).unwrap();
-    store.record_call("run-a", "r:0:ask#1", 0, &call("one", "1")).unwrap();
-    store.record_call("run-a", "r:1:ask#1", 0, &call("other", "o")).unwrap();
+    store
+        .record_call("run-a", "r:0:ask#1", 1, &call("two", "2"))
+        .unwrap();
+    store
+        .record_call("run-a", "r:0:ask#1", 0, &call("one", "1"))
+        .unwrap();
+    store
+        .record_call("run-a", "r:1:ask#1", 0, &call("other", "o"))
+        .unwrap();
     let answers = |exec: &str| -> Vec<String> {
         store
             .calls("run-a", exec)
@@ -137,7 +167,9 @@ pub fn store_suite(store: Arc<dyn CheckpointStore>) {
             .collect()
     };
     assert_eq!(answers("r:0:ask#1"), ["1", "2"]);
-    store.record_call("run-a", "r:0:ask#1", 1, &call("two", "2b")).unwrap();
+    store
+        .record_call("run-a", "r:0:ask#1", 1, &call("two", "2b"))
+        .unwrap();
     assert_eq!(answers("r:0:ask#1"), ["1", "2b"]);
     assert!(store.calls("run-b", "r:0:ask#1").unwrap().is_empty());
 
@@ -145,11 +177,22 @@ pub fn store_suite(store: Arc<dyn CheckpointStore>) {
     // every call after it go to the provider.
     let tape = ExecutionTape::open(store.clone(), "run-a", "r:0:ask#1".into());
     let request = |p: &str| call(p, "").request;
-    assert!(matches!(tape.turn("main", false, &request("one")), TapeTurn::Replay(e) if e.response.as_ref().unwrap().content == "1"));
-    assert!(matches!(tape.turn("main", false, &request("changed")), TapeTurn::Call(1)));
-    assert!(matches!(tape.turn("main", false, &request("two")), TapeTurn::Call(2)));
+    assert!(
+        matches!(tape.turn("main", false, &request("one")), TapeTurn::Replay(e) if e.response.as_ref().unwrap().content == "1")
+    );
+    assert!(matches!(
+        tape.turn("main", false, &request("changed")),
+        TapeTurn::Call(1)
+    ));
+    assert!(matches!(
+        tape.turn("main", false, &request("two")),
+        TapeTurn::Call(2)
+    ));
     let streamed = ExecutionTape::open(store.clone(), "run-a", "r:0:ask#1".into());
-    assert!(matches!(streamed.turn("main", true, &request("one")), TapeTurn::Call(0)));
+    assert!(matches!(
+        streamed.turn("main", true, &request("one")),
+        TapeTurn::Call(0)
+    ));
 }
 
 #[test]
@@ -166,8 +209,13 @@ fn sqlite_checkpoints_survive_reopening() {
     {
         let store = SqliteStore::open(&path).unwrap();
         store.put_run(&record("run-a", 1)).unwrap();
-        store.save(&checkpoint("run-a", "after node a", 1, RunStatus::Running)).unwrap();
+        store
+            .save(&checkpoint("run-a", "after node a", 1, RunStatus::Running))
+            .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.checkpoint("run-a", None).unwrap().unwrap().reason, "after node a");
+    assert_eq!(
+        store.checkpoint("run-a", None).unwrap().unwrap().reason,
+        "after node a"
+    );
 }

@@ -28,7 +28,7 @@ struct Cursor {
 #[derive(Debug)]
 pub enum TapeTurn {
     /// Answer it with this recording.
-    Replay(TapeEntry),
+    Replay(Box<TapeEntry>),
     /// Send it to the provider, then [`ExecutionTape::record`] it under this ordinal.
     Call(u32),
 }
@@ -68,7 +68,7 @@ impl ExecutionTape {
             && same_request(&entry.request, request)
             && entry.error.is_none()
         {
-            return TapeTurn::Replay(entry.clone());
+            return TapeTurn::Replay(Box::new(entry.clone()));
         }
         cursor.diverged = true;
         TapeTurn::Call(ordinal)

@@ -20,6 +20,11 @@ pub enum RunError {
     },
     #[error("the run was interrupted ({0})")]
     Interrupted(String),
+    /// Stopped at an `interrupt_before` / `interrupt_after` node, checkpointed.
+    #[error("the run stopped {when} node `{node}` (an interrupt); resume it with `kettle resume`")]
+    Paused { node: String, when: String },
+    #[error("cannot save the run's checkpoint: {0}")]
+    Checkpoint(String),
 }
 
 impl RunError {

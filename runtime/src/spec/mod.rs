@@ -28,8 +28,9 @@ pub use limits::{MAX_LOG_LINE_BYTES, NodeLimits, RunLimits, raise_hint};
 pub use llm_settings::{LlmSettings, PROVIDER_TYPES, ProviderSettings};
 pub use load::{Findings, LoadedSpec, PathRef, check, load_file, parse_file, parse_str, validate};
 pub use model::{
-    AgentSpec, BudgetSpec, END, EdgeSpec, FsAccess, FsGrantSpec, LimitsSpec, LlmGrantSpec,
-    NodeSpec, ParallelSettings, PermissionsSpec, RetrySpec, START, Settings, TracingSettings,
+    AgentSpec, BudgetSpec, CheckpointSettings, END, EdgeSpec, FsAccess, FsGrantSpec, LimitsSpec,
+    LlmGrantSpec, NodeSpec, ParallelSettings, PermissionsSpec, RetrySpec, START, Settings,
+    TracingSettings,
 };
 pub use tracing_settings::{EXPORTERS, ExporterList, LangfuseSettings, OpikSettings};
 pub use validate::secret_variables;
