@@ -393,3 +393,62 @@ nodes:
         json!({"n": 60})
     );
 }
+
+#[test]
+fn a_killed_dynamic_parallel_resumes_without_running_its_finished_items_again() {
+    let hang = Arc::new(AtomicBool::new(true));
+    let server = server(hang.clone());
+    let scratch = Scratch::new();
+    let yaml = format!(
+        r#"name: durable-items
+settings:
+  llm: {{provider: openai, model: m, base_url: {base}, max_retries: 0}}
+nodes:
+  - name: each
+    type: dynamic_parallel
+    items: "{{{{ state.words }}}}"
+    max_concurrency: 1
+    fan_in: collect
+    action:
+      uses: llm.call
+      with: {{prompt: "{{{{ item }}}}"}}
+      output: said
+  - name: collect
+    run: {{type: expression, value: "parallel_results | map(attribute='state') | map(attribute='said') | map(attribute='content') | join(' | ')", output_key: all}}
+"#,
+        base = server.url("/v1")
+    );
+    let agent = scratch.agent("agent.yaml", &yaml);
+    let input = r#"{"words": ["alpha", "beta", "Second gamma"]}"#;
+    let mut child = scratch
+        .run_command(&agent)
+        .args(["--checkpoint", "--input", input])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kettle starts");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while server.requests().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the run never reached the hanging item"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert_eq!(server.requests().len(), 3);
+
+    let run_id = only_run_id(&scratch);
+    hang.store(false, Ordering::SeqCst);
+    let state = final_state(&resume(&scratch, &run_id, &[]));
+    let after: Vec<String> = server.requests()[3..].iter().map(last_message).collect();
+    assert_eq!(after, ["Second gamma"], "finished items are not run again");
+    assert_eq!(
+        state["all"],
+        "echo: alpha | echo: beta | echo: Second gamma"
+    );
+    let spans = scratch.only_trace();
+    assert_whole_trace(&spans);
+}
