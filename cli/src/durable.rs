@@ -51,9 +51,13 @@ fn prepare(args: &ResumeArgs) -> Result<(RunArgs, Resumed), String> {
             ),
             None => format!("run `{}` has no checkpoint yet", run.run_id),
         })?;
+    let mut answer = None;
     if let Some(text) = &args.input {
         match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(input)) => checkpoint.position.merge_input(&input),
+            Ok(Value::Object(input)) => {
+                checkpoint.position.merge_input(&input);
+                answer = Some(input.get("answer").cloned().unwrap_or(Value::Object(input)));
+            }
             Ok(_) => {
                 return Err(
                     "--input must be a JSON object, such as '{\"answer\": \"yes\"}'".into(),
@@ -82,7 +86,14 @@ fn prepare(args: &ResumeArgs) -> Result<(RunArgs, Resumed), String> {
         checkpoint: true,
         store: args.store.clone(),
     };
-    Ok((run_args, Resumed { store, checkpoint }))
+    Ok((
+        run_args,
+        Resumed {
+            store,
+            checkpoint,
+            answer,
+        },
+    ))
 }
 
 pub fn list(args: RunsListArgs) -> u8 {

@@ -29,6 +29,8 @@ pub fn run(args: RunArgs) -> u8 {
 pub struct Resumed {
     pub store: Arc<dyn CheckpointStore>,
     pub checkpoint: Checkpoint,
+    /// What `interrupt` returns to the node that asked: `--input`'s `answer`, else all of it.
+    pub answer: Option<Value>,
 }
 
 /// `kettle run`, or `kettle resume` (which runs the run's agent file from a checkpoint).
@@ -125,7 +127,23 @@ async fn run_async(args: RunArgs, resumed: Option<Resumed>) -> Result<u8, Stop> 
             kettle::redact::text(&e.to_string())
         );
     }
-    if let Err(RunError::Paused { node, when }) = &report.outcome {
+    if let Err(RunError::Paused {
+        node,
+        when,
+        payload,
+    }) = &report.outcome
+    {
+        if let Some(payload) = payload {
+            eprintln!(
+                "kettle: node `{node}` asks: {}",
+                kettle::redact::controls(&kettle::redact::text(payload))
+            );
+        }
+        if options.durable.is_none() {
+            eprintln!(
+                "kettle: the run was not durable; run it with --checkpoint to be able to resume it"
+            );
+        }
         eprintln!(
             "kettle: the run is waiting {when} node `{node}`; continue it with:\n  kettle resume {} --input '{{\"answer\": ...}}'",
             report.run_id
@@ -170,6 +188,7 @@ fn durability(
             store: resumed.store,
             agent_file,
             resume: Some(resumed.checkpoint),
+            answer: resumed.answer,
         }));
     }
     let wanted = args.checkpoint
@@ -187,6 +206,7 @@ fn durability(
         store,
         agent_file,
         resume: None,
+        answer: None,
     }))
 }
 

@@ -452,3 +452,48 @@ nodes:
     let spans = scratch.only_trace();
     assert_whole_trace(&spans);
 }
+
+#[test]
+fn a_rust_node_asks_a_person_and_gets_the_answer_on_resume() {
+    let server = server(Arc::new(AtomicBool::new(false)));
+    let scratch = Scratch::new();
+    let agent = scratch.agent(
+        "agent.yaml",
+        &format!(
+            r#"name: ask
+settings:
+  llm: {{provider: openai, model: m, base_url: {base}, max_retries: 0}}
+nodes:
+  - name: ask
+    component: {node}
+  - name: after
+    run: {{type: expression, value: "'published' if state.decision.ok else 'held'", output_key: outcome}}
+"#,
+            base = server.url("/v1"),
+            node = repo().join("tests/nodes/ask-person").display()
+        ),
+    );
+    let first = scratch.run(&agent, &["--checkpoint", "--input", r#"{"topic": "tea"}"#]);
+    let run_id = interrupted(&first);
+    assert!(
+        stderr(&first).contains(
+            r#"node `ask` asks: {"draft":"echo: Draft about tea","question":"Publish this draft?"}"#
+        ),
+        "{}",
+        stderr(&first)
+    );
+    assert_eq!(server.requests().len(), 1);
+    let resumed = resume(
+        &scratch,
+        &run_id,
+        &["--input", r#"{"answer": {"ok": true}}"#],
+    );
+    assert_eq!(
+        final_state(&resumed),
+        json!({"topic": "tea", "answer": {"ok": true}, "draft": "echo: Draft about tea",
+               "decision": {"ok": true}, "outcome": "published"})
+    );
+    // The node ran again from its start; its LLM call was answered from the checkpoint.
+    assert_eq!(server.requests().len(), 1, "the draft call was paid once");
+    assert_whole_trace(&scratch.only_trace());
+}

@@ -152,6 +152,7 @@ impl NodeRun {
             span_caps: SpanCaps::default(),
             max_spans: kettle::telemetry::DEFAULT_MAX_SPANS_PER_RUN,
             content: ContentPolicy::default(),
+            answer: None,
         });
         Self {
             _telemetry: telemetry,

@@ -26,6 +26,8 @@ pub struct RunSetup<'a> {
     pub max_spans: u64,
     /// Whether prompts and answers go on the spans.
     pub content: ContentPolicy,
+    /// The answer a resumed run gives the first node that calls `interrupt` (JSON).
+    pub answer: Option<String>,
 }
 
 /// What a capability reads when one execution of a node is prepared.

@@ -101,8 +101,11 @@ impl RunStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterruptPos {
     pub node: String,
-    /// `before` or `after`.
+    /// `before`, `after`, or `inside` (the node called `interrupt`).
     pub when: String,
+    /// What the node asked (JSON), for `inside`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
 }
 
 /// A run's position, saved atomically.

@@ -127,6 +127,7 @@ mod tests {
             span_caps: SpanCaps::default(),
             max_spans: 100,
             content: ContentPolicy::default(),
+            answer: None,
         })
     }
 

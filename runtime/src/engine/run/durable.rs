@@ -349,17 +349,37 @@ impl Run<'_> {
 
     /// Saves an interrupted checkpoint and stops the run.
     fn pause(&self, node: &str, when: &str) -> Result<(), RunError> {
+        self.pause_with(node, when, None)
+    }
+
+    /// Node `node` on `path` asked a person (`interrupt`): saves the position with the node
+    /// still to run, and stops the run.
+    pub(super) fn asked(&self, path: PathId, node: &str, payload: String) -> RunError {
+        if let Some(d) = &self.durable
+            && let Some(slot) = d.paths().slot(path)
+        {
+            slot.pos.next = Some(node.to_string());
+        }
+        match self.pause_with(node, "inside", Some(payload)) {
+            Err(e) => e,
+            Ok(()) => RunError::Checkpoint("internal: an interrupt did not stop the run".into()),
+        }
+    }
+
+    fn pause_with(&self, node: &str, when: &str, payload: Option<String>) -> Result<(), RunError> {
         self.save(
             format!("interrupt {when} {node}"),
             RunStatus::Interrupted,
             Some(InterruptPos {
                 node: node.to_string(),
                 when: when.to_string(),
+                payload: payload.clone(),
             }),
         )?;
         Err(RunError::Paused {
             node: node.to_string(),
             when: when.to_string(),
+            payload,
         })
     }
 

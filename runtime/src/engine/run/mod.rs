@@ -57,6 +57,8 @@ pub struct Durability {
     pub agent_file: String,
     /// Resume this checkpoint (of the run it names): its position, steps, usage and trace.
     pub resume: Option<Checkpoint>,
+    /// What the first `interrupt` call of the resumed run returns.
+    pub answer: Option<Value>,
 }
 
 /// Runs agents: the sandbox their components run in and the telemetry their traces go to.
@@ -165,6 +167,11 @@ impl Runtime {
             span_caps: self.telemetry.caps(),
             max_spans: agent.max_spans,
             content,
+            answer: options
+                .durable
+                .as_ref()
+                .and_then(|d| d.answer.as_ref())
+                .map(Value::to_string),
         });
         if let Some(checkpoint) = resume {
             let usage = &capabilities.llm.usage;

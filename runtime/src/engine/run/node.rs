@@ -34,6 +34,12 @@ impl Run<'_> {
             let tape = self.tape_for(path, name, attempt);
             let outcome =
                 with_tape(tape, self.run_attempt(parent, index, state, attempt, path)).await;
+            // The node called `interrupt` without an answer: the run stops here, checkpointed.
+            if outcome.is_err()
+                && let Some(asked) = self.capabilities.interrupt.take_asked()
+            {
+                return Err(self.asked(path, &asked.node, asked.payload));
+            }
             match outcome {
                 Err(RunError::Node { kind, .. })
                     if attempt < policy.max_attempts() && policy.retries(&kind) =>
