@@ -8,6 +8,7 @@ use crate::support::llm_server::{LlmServer, Recorded, Reply};
 use crate::support::provider_shapes::openai_completion;
 use crate::support::{Scratch, assert_whole_trace, final_state, repo, stderr, stdout};
 use serde_json::{Value, json};
+use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -206,6 +207,12 @@ fn a_run_killed_mid_fan_out_resumes_without_paying_twice() {
     assert_eq!(
         after,
         ["Second: echo: First: Weather in Lima?"],
+        "{}",
+        stderr(&resumed)
+    );
+    // The run's LLM use counts each of the 4 calls once, across the kill.
+    assert!(
+        stderr(&resumed).contains("4 LLM calls"),
         "{}",
         stderr(&resumed)
     );
@@ -453,8 +460,11 @@ nodes:
     assert_whole_trace(&spans);
 }
 
-#[test]
-fn a_rust_node_asks_a_person_and_gets_the_answer_on_resume() {
+/// A node (`tests/nodes/ask-person` or its Python and JavaScript twins) drafts with one LLM
+/// call and asks a person through the `interrupt` import: the run stops with exit code 3 and
+/// the question; resumed with an answer, the node runs again, its LLM call answered from the
+/// checkpoint, and `interrupt` returns the answer.
+fn node_asks_a_person_and_gets_the_answer_on_resume(node: &Path) {
     let server = server(Arc::new(AtomicBool::new(false)));
     let scratch = Scratch::new();
     let agent = scratch.agent(
@@ -470,17 +480,20 @@ nodes:
     run: {{type: expression, value: "'published' if state.decision.ok else 'held'", output_key: outcome}}
 "#,
             base = server.url("/v1"),
-            node = repo().join("tests/nodes/ask-person").display()
+            node = node.display()
         ),
     );
     let first = scratch.run(&agent, &["--checkpoint", "--input", r#"{"topic": "tea"}"#]);
     let run_id = interrupted(&first);
-    assert!(
-        stderr(&first).contains(
-            r#"node `ask` asks: {"draft":"echo: Draft about tea","question":"Publish this draft?"}"#
-        ),
-        "{}",
-        stderr(&first)
+    let text = stderr(&first);
+    let asked: Value = text
+        .lines()
+        .find_map(|l| l.strip_prefix("kettle: node `ask` asks: "))
+        .and_then(|payload| serde_json::from_str(payload).ok())
+        .unwrap_or_else(|| panic!("no question in:\n{text}"));
+    assert_eq!(
+        asked,
+        json!({"question": "Publish this draft?", "draft": "echo: Draft about tea"})
     );
     assert_eq!(server.requests().len(), 1);
     let resumed = resume(
@@ -496,4 +509,20 @@ nodes:
     // The node ran again from its start; its LLM call was answered from the checkpoint.
     assert_eq!(server.requests().len(), 1, "the draft call was paid once");
     assert_whole_trace(&scratch.only_trace());
+}
+
+#[test]
+fn a_rust_node_asks_a_person_and_gets_the_answer_on_resume() {
+    node_asks_a_person_and_gets_the_answer_on_resume(&repo().join("tests/nodes/ask-person"));
+}
+
+#[test]
+#[ignore = "left: inside the Python component `from wit_world.imports import interrupt` raises ImportError (the JavaScript and Rust twins pass); see the durable-runs report"]
+fn a_python_node_asks_a_person_and_gets_the_answer_on_resume() {
+    node_asks_a_person_and_gets_the_answer_on_resume(&repo().join("tests/polyglot-nodes/ask-py"));
+}
+
+#[test]
+fn a_javascript_node_asks_a_person_and_gets_the_answer_on_resume() {
+    node_asks_a_person_and_gets_the_answer_on_resume(&repo().join("tests/polyglot-nodes/ask-js"));
 }

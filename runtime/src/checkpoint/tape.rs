@@ -4,6 +4,7 @@
 //! from the tape in the same order instead of being paid for twice. The first call that
 //! differs from the recorded one goes to the provider, and so does every call after it.
 
+use super::model::UsageUsed;
 use super::store::CheckpointStore;
 use crate::llm::{ChatRequest, TapeEntry};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,6 +23,8 @@ struct Cursor {
     recorded: Vec<TapeEntry>,
     next: u32,
     diverged: bool,
+    /// LLM use of this execution so far: calls when they start, tokens when they end.
+    used: UsageUsed,
 }
 
 /// What to do with one call.
@@ -56,11 +59,22 @@ impl ExecutionTape {
         &self.exec
     }
 
+    /// LLM use of this execution so far (calls started, tokens of calls ended). A checkpoint
+    /// taken while the execution runs leaves it out of the run's use, since the execution
+    /// runs again, and counts again, after a resume.
+    pub fn used(&self) -> UsageUsed {
+        self.cursor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .used
+    }
+
     /// The next call of the execution: replayed if it is the recorded one, else made.
     pub fn turn(&self, provider: &str, stream: bool, request: &ChatRequest) -> TapeTurn {
         let mut cursor = self.cursor.lock().unwrap_or_else(PoisonError::into_inner);
         let ordinal = cursor.next;
         cursor.next += 1;
+        cursor.used.calls += 1;
         if !cursor.diverged
             && let Some(entry) = cursor.recorded.get(ordinal as usize)
             && entry.provider == provider
@@ -68,7 +82,12 @@ impl ExecutionTape {
             && same_request(&entry.request, request)
             && entry.error.is_none()
         {
-            return TapeTurn::Replay(Box::new(entry.clone()));
+            let entry = Box::new(entry.clone());
+            if let Some(response) = &entry.response {
+                cursor.used.input_tokens += u64::from(response.usage.input_tokens);
+                cursor.used.output_tokens += u64::from(response.usage.output_tokens);
+            }
+            return TapeTurn::Replay(entry);
         }
         cursor.diverged = true;
         TapeTurn::Call(ordinal)
@@ -77,6 +96,11 @@ impl ExecutionTape {
     /// Saves a completed call; a failure to save is logged (the call is then paid again
     /// after a crash, never lost).
     pub fn record(&self, ordinal: u32, entry: &TapeEntry) {
+        if let Some(response) = &entry.response {
+            let mut cursor = self.cursor.lock().unwrap_or_else(PoisonError::into_inner);
+            cursor.used.input_tokens += u64::from(response.usage.input_tokens);
+            cursor.used.output_tokens += u64::from(response.usage.output_tokens);
+        }
         if let Err(e) = self
             .store
             .record_call(&self.run_id, &self.exec, ordinal, entry)

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 tokio::task_local! {
     static TAPE: Option<Arc<ExecutionTape>>;
@@ -47,6 +47,8 @@ pub(super) struct DurableRun {
     /// Resumed from an interrupt before this node: it runs this time.
     pub pass_before: Mutex<Option<String>>,
     paths: Mutex<Paths>,
+    /// The tapes of the executions in flight: their LLM use is left out of checkpoints.
+    live: Mutex<Vec<Weak<ExecutionTape>>>,
 }
 
 impl DurableRun {
@@ -64,7 +66,30 @@ impl DurableRun {
             parent_seq,
             pass_before: Mutex::new(pass_before),
             paths: Mutex::new(Paths::default()),
+            live: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Opens the tape of execution `exec` and counts it as in flight.
+    fn open_tape(&self, run_id: &str, exec: String) -> Arc<ExecutionTape> {
+        let tape = Arc::new(ExecutionTape::open(self.store.clone(), run_id, exec));
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        live.retain(|t| t.strong_count() > 0);
+        live.push(Arc::downgrade(&tape));
+        tape
+    }
+
+    /// LLM use of the executions in flight.
+    fn in_flight(&self) -> UsageUsed {
+        let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        live.iter()
+            .filter_map(Weak::upgrade)
+            .map(|t| t.used())
+            .fold(UsageUsed::default(), |a, b| UsageUsed {
+                calls: a.calls + b.calls,
+                input_tokens: a.input_tokens + b.input_tokens,
+                output_tokens: a.output_tokens + b.output_tokens,
+            })
     }
 
     fn paths(&self) -> MutexGuard<'_, Paths> {
@@ -179,11 +204,7 @@ impl Run<'_> {
             let slot = paths.slot(path)?;
             format!("{}:{}:{node}#{attempt}", slot.key, slot.pos.done)
         };
-        Some(Arc::new(ExecutionTape::open(
-            d.store.clone(),
-            self.run_id,
-            exec,
-        )))
+        Some(d.open_tape(self.run_id, exec))
     }
 
     /// The tape of item `index` of the `dynamic_parallel` execution whose tape is `node_tape`.
@@ -194,11 +215,7 @@ impl Run<'_> {
     ) -> Option<Arc<ExecutionTape>> {
         let d = self.durable.as_ref()?;
         let exec = format!("{}/item{index}", node_tape?.exec());
-        Some(Arc::new(ExecutionTape::open(
-            d.store.clone(),
-            self.run_id,
-            exec,
-        )))
+        Some(d.open_tape(self.run_id, exec))
     }
 
     /// Before node `node` runs on `path`: stops the run there if it is an `interrupt_before`
@@ -394,6 +411,7 @@ impl Run<'_> {
             return Ok(());
         };
         let usage = &self.capabilities.llm.usage;
+        let flying = d.in_flight();
         let checkpoint = Checkpoint {
             run_id: self.run_id.to_string(),
             seq: 0,
@@ -401,9 +419,18 @@ impl Run<'_> {
             position: d.paths().snapshot(MAIN),
             steps: self.steps.load(Ordering::Relaxed),
             usage: UsageUsed {
-                calls: usage.calls.load(Ordering::Relaxed),
-                input_tokens: usage.input_tokens.load(Ordering::Relaxed),
-                output_tokens: usage.output_tokens.load(Ordering::Relaxed),
+                calls: usage
+                    .calls
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(flying.calls),
+                input_tokens: usage
+                    .input_tokens
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(flying.input_tokens),
+                output_tokens: usage
+                    .output_tokens
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(flying.output_tokens),
             },
             trace_id: d.trace_id.clone(),
             root_span_id: d.root_span_id.clone(),
