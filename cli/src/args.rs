@@ -15,8 +15,12 @@ Examples:
   kettle graph agent.yaml --format dot | dot -Tsvg > agent.svg
   kettle build examples/polyglot/agent.yaml   # build every node folder of an agent
   kettle doctor                     # which node toolchains are installed, and where
+  kettle run agent.yaml --checkpoint   # durable: kill it, then `kettle resume RUN_ID`
+  kettle runs list                  # durable runs and their status
+  kettle resume 018f3c2a1b4-9e1d2c3f --input '{\"answer\": \"yes\"}'
 
-Exit codes: 0 the run succeeded, 1 the run failed, 2 bad input (agent file, input, flags).
+Exit codes: 0 the run succeeded, 1 the run failed, 2 bad input (agent file, input, flags),
+  3 the run stopped at an interrupt (checkpointed; continue it with `kettle resume`).
 Environment: KETTLE_CACHE_DIR (built and compiled components), KETTLE_TOOLCHAINS_DIR (node
   toolchains, default CACHE/toolchains), KETTLE_LOG (log filter, e.g. debug),
   TRACEPARENT (join a trace), OTEL_EXPORTER_OTLP_ENDPOINT / _TRACES_ENDPOINT / _HEADERS,
@@ -56,6 +60,76 @@ pub enum Command {
         #[command(subcommand)]
         command: TraceCommand,
     },
+    /// Continue a durable run from its last checkpoint (after a crash or an interrupt), or
+    /// fork it from an earlier one with --from.
+    Resume(ResumeArgs),
+    /// List durable runs and their checkpoints.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run's id (see `kettle runs list`).
+    pub run_id: String,
+    /// Keys merged into the state before the run continues (the answer to an interrupt).
+    #[arg(long, value_name = "JSON")]
+    pub input: Option<String>,
+    /// Resume from this checkpoint (`kettle runs show RUN_ID --history`) instead of the last.
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub from: Option<u64>,
+    /// The checkpoint store: a SQLite file [default: .kettle/state.db].
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Write the final state to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Folder for the trace files [default: settings.tracing.dir, else .kettle/traces].
+    #[arg(long, value_name = "DIR")]
+    pub trace_dir: Option<PathBuf>,
+    /// Print no summary on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Stream one JSON line per node start and finish to stderr.
+    #[arg(long)]
+    pub events: bool,
+    /// As for `kettle run`: let the agent's shell provider NAME run its program (grants are
+    /// not stored with the run; give them again).
+    #[arg(
+        long = "allow-shell-provider",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub allow_shell_providers: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Every durable run, newest first: id, status, agent, checkpoints.
+    List(RunsListArgs),
+    /// One run: its status and last checkpoint (the next nodes, the state), or all its
+    /// checkpoints with --history.
+    Show(RunsShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunsListArgs {
+    /// The checkpoint store: a SQLite file [default: .kettle/state.db].
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsShowArgs {
+    pub run_id: String,
+    /// List every checkpoint of the run.
+    #[arg(long)]
+    pub history: bool,
+    /// The checkpoint store: a SQLite file [default: .kettle/state.db].
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
 }
 
 const SERVE_EXAMPLES: &str = "\
@@ -167,6 +241,14 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub allow_shell_providers: Vec<String>,
+    /// Make the run durable: a checkpoint after every node in the store (settings.checkpoint,
+    /// else .kettle/state.db), so that `kettle resume RUN_ID` continues it after a crash.
+    #[arg(long)]
+    pub checkpoint: bool,
+    /// The checkpoint store: a SQLite file [default: settings.checkpoint.url, else
+    /// .kettle/state.db]; implies --checkpoint.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Args)]

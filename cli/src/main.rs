@@ -7,6 +7,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod args;
 mod build;
 mod doctor;
+mod durable;
 mod graph;
 mod run;
 mod serve;
@@ -14,7 +15,7 @@ mod summary;
 mod trace;
 mod validate;
 
-use args::{Cli, Command, TraceCommand};
+use args::{Cli, Command, RunsCommand, TraceCommand};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ const EXIT_OK: u8 = 0;
 const EXIT_RUN_FAILED: u8 = 1;
 /// The input was wrong: agent file, input state, component, flags.
 const EXIT_BAD_INPUT: u8 = 2;
+/// The run stopped at an interrupt, checkpointed: `kettle resume` continues it.
+const EXIT_INTERRUPTED: u8 = 3;
 
 /// Parses the command line, runs the command, and returns its exit code.
 fn main() -> ExitCode {
@@ -42,6 +45,13 @@ fn main() -> ExitCode {
         Command::Trace {
             command: TraceCommand::Push(args),
         } => trace::push(args),
+        Command::Resume(args) => durable::resume(args),
+        Command::Runs {
+            command: RunsCommand::List(args),
+        } => durable::list(args),
+        Command::Runs {
+            command: RunsCommand::Show(args),
+        } => durable::show(args),
     };
     ExitCode::from(code)
 }

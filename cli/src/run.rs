@@ -2,10 +2,14 @@
 
 use super::args::RunArgs;
 use super::summary;
-use super::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, Threads, block_on, cache_dir};
+use super::{
+    EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, Threads, block_on, cache_dir,
+};
 use futures::FutureExt;
+use kettle::checkpoint::{Checkpoint, CheckpointStore, open_store};
 use kettle::engine::{
-    Agent, ComponentEvent, EventSink, RunOptions, Runtime, load_agent, load_agent_for_replay,
+    Agent, ComponentEvent, Durability, EventSink, RunError, RunOptions, Runtime, load_agent,
+    load_agent_for_replay,
 };
 use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
 use kettle::spec::LimitsSpec;
@@ -19,8 +23,21 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 pub fn run(args: RunArgs) -> u8 {
+    run_or_resume(args, None)
+}
+
+/// A run to continue: its store and the checkpoint (with the resume's input merged in).
+pub struct Resumed {
+    pub store: Arc<dyn CheckpointStore>,
+    pub checkpoint: Checkpoint,
+    /// What `interrupt` returns to the node that asked: `--input`'s `answer`, else all of it.
+    pub answer: Option<Value>,
+}
+
+/// `kettle run`, or `kettle resume` (which runs the run's agent file from a checkpoint).
+pub fn run_or_resume(args: RunArgs, resumed: Option<Resumed>) -> u8 {
     block_on(Threads::Many, async move {
-        match run_async(args).await {
+        match run_async(args, resumed).await {
             Ok(code) => code,
             Err(stop) => {
                 eprintln!("kettle: {}", kettle::redact::text(&stop.message));
@@ -37,7 +54,7 @@ struct Stop {
 }
 
 impl Stop {
-    fn bad_input(message: impl ToString) -> Self {
+    pub(crate) fn bad_input(message: impl ToString) -> Self {
         Self {
             message: message.to_string(),
             code: EXIT_BAD_INPUT,
@@ -52,7 +69,7 @@ impl Stop {
     }
 }
 
-async fn run_async(args: RunArgs) -> Result<u8, Stop> {
+async fn run_async(args: RunArgs, resumed: Option<Resumed>) -> Result<u8, Stop> {
     let limits = parse_limits(&args.limits).map_err(Stop::bad_input)?;
     let input = read_input(&args).map_err(Stop::bad_input)?;
     let cache = cache_dir();
@@ -102,7 +119,9 @@ async fn run_async(args: RunArgs) -> Result<u8, Stop> {
         .map(Arc::new)
         .map_err(Stop::bad_input)?;
     let runtime = Runtime::new(sandbox, telemetry.clone());
+    let durable = durability(&args, &agent, resumed).map_err(Stop::bad_input)?;
     let options = RunOptions {
+        durable,
         max_steps: args.max_steps,
         parent,
         limits,
@@ -125,6 +144,33 @@ async fn run_async(args: RunArgs) -> Result<u8, Stop> {
         eprintln!(
             "kettle: run failed: {}",
             kettle::redact::text(&e.to_string())
+        );
+    }
+    if let Err(RunError::Paused {
+        node,
+        when,
+        payload,
+    }) = &report.outcome
+    {
+        if let Some(payload) = payload {
+            eprintln!(
+                "kettle: node `{node}` asks: {}",
+                kettle::redact::controls(&kettle::redact::text(payload))
+            );
+        }
+        if options.durable.is_none() {
+            eprintln!(
+                "kettle: the run was not durable; run it with --checkpoint to be able to resume it"
+            );
+        }
+        eprintln!(
+            "kettle: the run is waiting {when} node `{node}`; continue it with:\n  kettle resume {} --input '{{\"answer\": ...}}'",
+            report.run_id
+        );
+    } else if report.outcome.is_err() && options.durable.is_some() {
+        eprintln!(
+            "kettle: the run is checkpointed; continue it from its last checkpoint with: kettle resume {}",
+            report.run_id
         );
     }
     // A trace with spans missing fails the run, even when its nodes succeeded.
@@ -153,11 +199,49 @@ async fn run_async(args: RunArgs) -> Result<u8, Stop> {
             ))
         );
     }
-    Ok(if report.outcome.is_ok() && report.trace_error.is_none() {
-        EXIT_OK
-    } else {
-        EXIT_RUN_FAILED
+    Ok(match (&report.outcome, &report.trace_error) {
+        (Ok(()), None) => EXIT_OK,
+        (Err(RunError::Paused { .. }), None) => EXIT_INTERRUPTED,
+        _ => EXIT_RUN_FAILED,
     })
+}
+
+/// Whether the run is durable, and where its checkpoints go: `--checkpoint`/`--store`,
+/// `settings.checkpoint`, or interrupts in the agent (which need a checkpoint to resume from).
+fn durability(
+    args: &RunArgs,
+    agent: &Agent,
+    resumed: Option<Resumed>,
+) -> Result<Option<Durability>, String> {
+    let agent_file = std::fs::canonicalize(&args.agent)
+        .unwrap_or_else(|_| args.agent.clone())
+        .display()
+        .to_string();
+    if let Some(resumed) = resumed {
+        return Ok(Some(Durability {
+            store: resumed.store,
+            agent_file,
+            resume: Some(resumed.checkpoint),
+            answer: resumed.answer,
+        }));
+    }
+    let wanted = args.checkpoint
+        || args.store.is_some()
+        || agent.checkpoint.is_some()
+        || !agent.interrupts.is_empty();
+    if !wanted {
+        return Ok(None);
+    }
+    let settings = agent.checkpoint.clone().unwrap_or_default();
+    let kind = settings.store.as_deref().unwrap_or("sqlite");
+    let url = args.store.as_deref().or(settings.url.as_deref());
+    let store = open_store(kind, url).map_err(|e| format!("settings.checkpoint: {e}"))?;
+    Ok(Some(Durability {
+        store,
+        agent_file,
+        resume: None,
+        answer: None,
+    }))
 }
 
 /// The final state as JSON: to `output` when given (to stdout if it cannot be written), else

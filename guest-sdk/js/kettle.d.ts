@@ -119,3 +119,9 @@ export const log: {
   warn(message: string): void;
   error(message: string): void;
 };
+
+/**
+ * WIT `interrupt`: asks a person `payload` and returns their answer (JSON). In a run with no
+ * answer yet it does not return: the run stops, checkpointed, until `kettle resume`.
+ */
+export function interrupt(payload: unknown): unknown;

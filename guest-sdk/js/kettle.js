@@ -17,6 +17,7 @@
 import * as witLlm from "kettle:node/llm@0.1.0";
 import * as witTrace from "kettle:node/trace@0.1.0";
 import * as witLog from "kettle:node/log@0.1.0";
+import * as witInterrupt from "kettle:node/interrupt@0.1.0";
 
 /** A failure of the node; `kind` is one of "invalid-input", "llm", "failed". */
 export class NodeError extends Error {
@@ -219,3 +220,17 @@ export const log = Object.freeze({
   warn: (message) => witLog.log("warn", String(message)),
   error: (message) => witLog.log("error", String(message)),
 });
+
+/**
+ * Asks a person `payload` (shown to them as JSON) and returns their answer. In a run with no
+ * answer yet it does not return: the run stops (checkpointed) until `kettle resume RUN_ID
+ * --input '{"answer": ...}'`, and then the node runs again from its start.
+ */
+export function interrupt(payload) {
+  const answer = witInterrupt.interrupt(JSON.stringify(payload));
+  try {
+    return JSON.parse(answer);
+  } catch {
+    return answer;
+  }
+}

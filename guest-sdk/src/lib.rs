@@ -29,6 +29,7 @@ pub mod bindings {
 
 mod context;
 mod error;
+pub mod interrupt;
 pub mod llm;
 pub mod log;
 mod node;
@@ -36,6 +37,7 @@ pub mod trace;
 
 pub use context::Context;
 pub use error::NodeError;
+pub use interrupt::interrupt;
 pub use serde_json::{Value, json};
 
 #[doc(hidden)]

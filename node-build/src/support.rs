@@ -12,6 +12,7 @@ pub const WIT: &[(&str, &str)] = &[
     ("llm.wit", include_str!("../../wit/llm.wit")),
     ("trace.wit", include_str!("../../wit/trace.wit")),
     ("log.wit", include_str!("../../wit/log.wit")),
+    ("interrupt.wit", include_str!("../../wit/interrupt.wit")),
 ];
 
 /// The Python SDK: the package `kettle`, imported by `app.py`.
@@ -19,6 +20,10 @@ pub const PYTHON_SDK: &[(&str, &str)] = &[
     (
         "kettle/__init__.py",
         include_str!("../../guest-sdk/python/kettle/__init__.py"),
+    ),
+    (
+        "kettle/_interrupt.py",
+        include_str!("../../guest-sdk/python/kettle/_interrupt.py"),
     ),
     (
         "kettle/_world.py",

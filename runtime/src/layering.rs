@@ -8,6 +8,7 @@ const LAYERS: &[&str] = &[
     "spec",
     "graph",
     "llm",
+    "checkpoint",
     "telemetry",
     "capabilities",
     "sandbox",

@@ -88,6 +88,8 @@ impl Metrics {
                     RunError::Node { kind, .. } => kind.clone(),
                     RunError::StepLimit { .. } => "step_limit".to_string(),
                     RunError::Interrupted(_) => "cancelled".to_string(),
+                    RunError::Paused { .. } => "interrupted".to_string(),
+                    RunError::Checkpoint(_) => "checkpoint".to_string(),
                 };
                 *m.failures.entry((agent.clone(), kind)).or_default() += 1;
             }

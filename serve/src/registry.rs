@@ -18,7 +18,7 @@ const RECENT_RUNS: usize = 1000;
 pub struct RunRecord {
     pub run_id: String,
     pub agent: String,
-    /// `running`, `ok`, `failed` or `cancelled`.
+    /// `running`, `ok`, `failed`, `interrupted` (stopped at an interrupt) or `cancelled`.
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
@@ -141,7 +141,7 @@ impl RunBook {
     /// Records a run's progress or end; a finished or cancelled run is counted once.
     pub fn record(&self, record: RunRecord) {
         match record.status {
-            "ok" | "failed" => {
+            "ok" | "failed" | "interrupted" => {
                 self.finished.fetch_add(1, Ordering::SeqCst);
             }
             "cancelled" => {

@@ -311,6 +311,7 @@ async fn start_run(
     let status = match answer.status {
         "ok" => StatusCode::OK,
         "failed" => StatusCode::UNPROCESSABLE_ENTITY,
+        "interrupted" => StatusCode::ACCEPTED,
         _ if state.runs.is_draining() => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::GATEWAY_TIMEOUT,
     };

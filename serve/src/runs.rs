@@ -138,6 +138,7 @@ fn answer_of(report: &RunReport) -> Answer {
     let status = match (&report.outcome, &report.trace_error) {
         (Ok(()), None) => "ok",
         (Err(RunError::Interrupted(_)), _) => "cancelled",
+        (Err(RunError::Paused { .. }), None) => "interrupted",
         _ => "failed",
     };
     let mut body = json!({

@@ -284,6 +284,7 @@ fn the_python_stubs_are_generated_from_this_wit() {
         "componentize_py_types.py",
         "wit_world/__init__.py",
         "wit_world/imports/__init__.py",
+        "wit_world/imports/interrupt.py",
         "wit_world/imports/llm.py",
         "wit_world/imports/log.py",
         "wit_world/imports/trace.py",

@@ -13,7 +13,18 @@ componentize-py; the `wit_world` bindings it imports are generated from Kettle's
 """
 
 from . import llm, log, trace
+from ._interrupt import interrupt
 from .errors import Failed, InvalidInput, NodeError
 from .node import Context, node
 
-__all__ = ["node", "Context", "llm", "trace", "log", "NodeError", "InvalidInput", "Failed"]
+__all__ = [
+    "node",
+    "Context",
+    "llm",
+    "trace",
+    "log",
+    "interrupt",
+    "NodeError",
+    "InvalidInput",
+    "Failed",
+]

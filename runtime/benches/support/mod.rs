@@ -152,6 +152,7 @@ impl NodeRun {
             span_caps: SpanCaps::default(),
             max_spans: kettle::telemetry::DEFAULT_MAX_SPANS_PER_RUN,
             content: ContentPolicy::default(),
+            answer: None,
         });
         Self {
             _telemetry: telemetry,
@@ -189,6 +190,7 @@ impl NodeRun {
                 span: &span,
                 limits: &limits,
                 llm: &LlmGrant::default(),
+                tape: None,
             }),
             limits,
             grants: Arc::default(),

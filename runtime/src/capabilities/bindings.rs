@@ -17,4 +17,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use self::kettle::node::{llm, log, trace, types};
+pub use self::kettle::node::{interrupt, llm, log, trace, types};

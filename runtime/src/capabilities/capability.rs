@@ -4,6 +4,7 @@
 
 use super::NodeCapabilities;
 use super::llm::{LlmGrant, RunBudget};
+use crate::checkpoint::ExecutionTape;
 use crate::llm::LlmClient;
 use crate::spec::NodeLimits;
 use crate::telemetry::{ContentPolicy, SpanCaps, SpanHandle};
@@ -25,6 +26,8 @@ pub struct RunSetup<'a> {
     pub max_spans: u64,
     /// Whether prompts and answers go on the spans.
     pub content: ContentPolicy,
+    /// The answer a resumed run gives the first node that calls `interrupt` (JSON).
+    pub answer: Option<String>,
 }
 
 /// What a capability reads when one execution of a node is prepared.
@@ -36,6 +39,8 @@ pub struct NodeSetup<'a> {
     pub limits: &'a NodeLimits,
     /// The node's `permissions.llm`.
     pub llm: &'a LlmGrant,
+    /// The execution's LLM tape, in a durable run.
+    pub tape: Option<Arc<ExecutionTape>>,
 }
 
 /// A host import.

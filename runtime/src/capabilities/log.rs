@@ -246,6 +246,7 @@ mod tests {
                 span: &span,
                 limits: &limits,
                 llm: &LlmGrant::default(),
+                tape: None,
             },
         );
         assert_eq!(

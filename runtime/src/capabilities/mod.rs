@@ -7,6 +7,7 @@
 
 pub mod bindings;
 mod capability;
+pub mod interrupt;
 pub mod llm;
 pub mod log;
 #[cfg(test)]
@@ -14,6 +15,7 @@ mod test_support;
 pub mod trace;
 
 pub use capability::{CapabilitiesMut, Capability, CapabilityView, NodeSetup, RunSetup};
+pub use interrupt::{Asked, InterruptCapability, NodeInterrupt, RunInterrupt};
 pub use llm::{
     GuestStream, LimitBreach, LlmCapability, LlmCtx, LlmGrant, LlmQuota, LlmUsage, NodeLlm,
     ProviderCalls, RunBudget, RunLlm, TracedStream, traced_call, traced_stream,
@@ -25,4 +27,5 @@ capability::capabilities! {
     trace: TraceCapability,
     llm: LlmCapability,
     log: LogCapability,
+    interrupt: InterruptCapability,
 }

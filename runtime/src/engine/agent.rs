@@ -7,12 +7,13 @@ use crate::graph::{ComponentSource, Graph};
 use crate::llm::LlmClient;
 use crate::sandbox::{LoadOutcome, PreparedComponent, Sandbox, SandboxError};
 use crate::spec::{
-    LangfuseSettings, LimitsSpec, OpikSettings, RunLimits, SpecErrors, TracingSettings,
+    CheckpointSettings, LangfuseSettings, LimitsSpec, LoadedSpec, OpikSettings, RunLimits,
+    SpecError, SpecErrors, TracingSettings,
 };
 use crate::telemetry::DEFAULT_MAX_SPANS_PER_RUN;
 use kettle_build::{BuildError, BuildOptions, Language, build_interpreter, build_node};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +44,94 @@ pub struct Agent {
     /// What TEA allows but Kettle warns about (`kettle validate` prints the same), such as a
     /// TEA `settings:` section Kettle ignores.
     pub warnings: Vec<crate::spec::SpecError>,
+    /// `settings.checkpoint`: the agent's runs are durable.
+    pub checkpoint: Option<CheckpointSettings>,
+    /// The nodes the run stops before and after (`settings.interrupt_*`, node
+    /// `interrupt_*: true`, and TEA's `config.interrupt_*`).
+    pub interrupts: Interrupts,
     components: HashMap<usize, Arc<PreparedComponent>>,
+}
+
+/// The nodes a run stops at, to be resumed with `kettle resume`.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupts {
+    pub before: BTreeSet<String>,
+    pub after: BTreeSet<String>,
+}
+
+impl Interrupts {
+    pub fn is_empty(&self) -> bool {
+        self.before.is_empty() && self.after.is_empty()
+    }
+
+    /// Gathered from the spec; a name that is not a node is an error at its place.
+    fn from_spec(loaded: &LoadedSpec) -> Result<Self, Vec<SpecError>> {
+        let spec = &loaded.spec;
+        let mut interrupts = Self::default();
+        let mut errors = Vec::new();
+        let config_list = |key: &str| -> Vec<String> {
+            spec.config
+                .as_ref()
+                .and_then(|c| c.get(key))
+                .and_then(Value::as_array)
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let lists = [
+            (
+                "settings.interrupt_before",
+                spec.settings.interrupt_before.clone(),
+                true,
+            ),
+            (
+                "config.interrupt_before",
+                config_list("interrupt_before"),
+                true,
+            ),
+            (
+                "settings.interrupt_after",
+                spec.settings.interrupt_after.clone(),
+                false,
+            ),
+            (
+                "config.interrupt_after",
+                config_list("interrupt_after"),
+                false,
+            ),
+        ];
+        for (at, names, before) in lists {
+            for name in names {
+                if !spec.nodes.iter().any(|n| n.name == name) {
+                    errors.push(loaded.error_at(
+                        at,
+                        format!("{at} names `{name}`, which is not a node of this agent"),
+                        Some("list node names from `nodes:`".into()),
+                    ));
+                } else if before {
+                    interrupts.before.insert(name);
+                } else {
+                    interrupts.after.insert(name);
+                }
+            }
+        }
+        for node in &spec.nodes {
+            if node.interrupt_before {
+                interrupts.before.insert(node.name.clone());
+            }
+            if node.interrupt_after {
+                interrupts.after.insert(node.name.clone());
+            }
+        }
+        if errors.is_empty() {
+            Ok(interrupts)
+        } else {
+            Err(errors)
+        }
+    }
 }
 
 impl Agent {
@@ -191,6 +279,7 @@ async fn load(
         )
         .into());
     }
+    let interrupts = Interrupts::from_spec(&loaded).map_err(SpecErrors)?;
 
     let progress = |line: &str| events(ComponentEvent::Progress(line.to_string()));
     let policies: HashMap<String, NodePolicy> = loaded
@@ -306,6 +395,8 @@ async fn load(
         langfuse: loaded.spec.settings.langfuse.clone(),
         llm: Arc::new(llm),
         warnings,
+        checkpoint: loaded.spec.settings.checkpoint.clone(),
+        interrupts,
         components,
     })
 }

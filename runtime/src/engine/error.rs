@@ -20,6 +20,17 @@ pub enum RunError {
     },
     #[error("the run was interrupted ({0})")]
     Interrupted(String),
+    /// Stopped at an `interrupt_before` / `interrupt_after` node, checkpointed.
+    #[error("the run stopped {when} node `{node}` (an interrupt); resume it with `kettle resume`")]
+    Paused {
+        node: String,
+        /// `before`, `after`, or `inside` (the node called `interrupt`).
+        when: String,
+        /// What the node asked (JSON), for `inside`.
+        payload: Option<String>,
+    },
+    #[error("cannot save the run's checkpoint: {0}")]
+    Checkpoint(String),
 }
 
 impl RunError {

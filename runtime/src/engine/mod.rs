@@ -9,11 +9,13 @@ mod report;
 mod run;
 mod state;
 
-pub use agent::{Agent, AgentLoadError, ComponentEvent, load_agent, load_agent_for_replay};
+pub use agent::{
+    Agent, AgentLoadError, ComponentEvent, Interrupts, load_agent, load_agent_for_replay,
+};
 pub use component_check::{load_checked, load_with_warnings};
 pub use error::RunError;
 pub use events::EventSink;
 pub use policy::NodePolicy;
 pub use report::{RunReport, UsageSnapshot};
-pub use run::{DEFAULT_MAX_STEPS, PARALLEL_RESULTS, RunOptions, Runtime};
+pub use run::{DEFAULT_MAX_STEPS, Durability, PARALLEL_RESULTS, RunOptions, Runtime};
 pub use state::merge_update;

@@ -39,6 +39,11 @@ impl ChatStream {
         }
     }
 
+    /// A stream answered from a recording (a checkpointed node execution's tape).
+    pub fn from_tape(entry: &TapeEntry) -> Self {
+        Self::items(entry.items())
+    }
+
     /// Records this stream (written when it ends, with an error or not).
     pub(super) fn recorded(mut self, recorder: Arc<Recorder>, entry: TapeEntry) -> Self {
         self.recording = Some((recorder, entry));

@@ -30,8 +30,9 @@ pub use limits::{MAX_LOG_LINE_BYTES, NodeLimits, RunLimits, raise_hint};
 pub use llm_settings::{LlmSettings, PROVIDER_TYPES, ProviderSettings};
 pub use load::{Findings, LoadedSpec, PathRef, check, load_file, parse_file, parse_str, validate};
 pub use model::{
-    AgentSpec, BudgetSpec, END, EdgeSpec, FsAccess, FsGrantSpec, LimitsSpec, LlmGrantSpec,
-    NodeSpec, ParallelSettings, PermissionsSpec, RetrySpec, START, Settings, TracingSettings,
+    AgentSpec, BudgetSpec, CheckpointSettings, END, EdgeSpec, FsAccess, FsGrantSpec, LimitsSpec,
+    LlmGrantSpec, NodeSpec, ParallelSettings, PermissionsSpec, RetrySpec, START, Settings,
+    TracingSettings,
 };
 pub use shell_providers::{
     BUILTIN_SHELL_PROVIDERS, SHELL, ShellProviderSettings, command_line as shell_command_line,

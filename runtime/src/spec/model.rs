@@ -78,6 +78,15 @@ pub struct Settings {
     /// TEA's older place for `settings.llm.shell_providers`.
     #[serde(default)]
     pub shell_providers: BTreeMap<String, ShellProviderSettings>,
+    /// Durable runs: where checkpoints go (`kettle run --checkpoint` uses the default).
+    #[serde(default)]
+    pub checkpoint: Option<CheckpointSettings>,
+    /// Nodes the run stops before (checkpointed, exit code 3) until `kettle resume`.
+    #[serde(default)]
+    pub interrupt_before: Vec<String>,
+    /// Nodes the run stops after (checkpointed, exit code 3) until `kettle resume`.
+    #[serde(default)]
+    pub interrupt_after: Vec<String>,
 }
 
 impl Settings {
@@ -88,6 +97,18 @@ impl Settings {
             self.llm.as_ref().map(|l| &l.shell_providers),
         )
     }
+}
+
+/// `settings.checkpoint:`: the store of a durable run's checkpoints.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSettings {
+    /// `sqlite` (the default).
+    #[serde(default)]
+    pub store: Option<String>,
+    /// The SQLite file (default `.kettle/state.db`).
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// `settings.parallel:`. Kettle runs every branch as a future in its own process, so the
@@ -232,6 +253,12 @@ with_action_keys! {
         /// Whether running the node twice is harmless, so that a crash may be retried too.
         #[serde(default)]
         pub idempotent: bool,
+        /// Stop the run before this node (checkpointed, exit code 3) until `kettle resume`.
+        #[serde(default)]
+        pub interrupt_before: bool,
+        /// Stop the run after this node (checkpointed, exit code 3) until `kettle resume`.
+        #[serde(default)]
+        pub interrupt_after: bool,
         /// A node to route to when this one fails; it finds the failure in `state.error`.
         #[serde(default)]
         pub on_error: Option<String>,

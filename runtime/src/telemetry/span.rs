@@ -175,6 +175,10 @@ impl SpanHandle {
         self.cx.span().span_context().trace_id()
     }
 
+    pub fn span_id(&self) -> opentelemetry::trace::SpanId {
+        self.cx.span().span_context().span_id()
+    }
+
     /// The W3C Trace Context headers (`traceparent`, `tracestate`) naming this span.
     pub fn trace_headers(&self) -> Vec<(String, String)> {
         super::propagation::trace_headers(&self.cx)

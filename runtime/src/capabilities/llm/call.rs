@@ -4,7 +4,10 @@
 
 use super::stream::TracedStream;
 use super::usage::LlmUsage;
-use crate::llm::{Attempt, ChatRequest, ChatResponse, LlmClient, LlmError, Resolved};
+use crate::checkpoint::{ExecutionTape, TapeTurn};
+use crate::llm::{
+    Attempt, ChatRequest, ChatResponse, ChatStream, LlmClient, LlmError, Resolved, TapeEntry,
+};
 use crate::telemetry::{
     ContentPolicy, SpanGuard, SpanHandle, chat_request_attributes, chat_response_attributes,
     semconv,
@@ -15,7 +18,10 @@ use opentelemetry_sdk::trace::SdkTracer;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Performs one completion as a `chat {model}` CLIENT span, child of `parent`.
+/// Performs one completion as a `chat {model}` CLIENT span, child of `parent`. With the
+/// node execution's `tape` (a durable run), a call the execution already made before a crash
+/// or an interrupt is answered from it, and a call made is saved to it.
+#[allow(clippy::too_many_arguments)]
 pub async fn traced_call(
     client: &LlmClient,
     tracer: &SdkTracer,
@@ -23,6 +29,7 @@ pub async fn traced_call(
     usage: &LlmUsage,
     content: ContentPolicy,
     request: ChatRequest,
+    tape: Option<&ExecutionTape>,
 ) -> Result<ChatResponse, LlmError> {
     let resolved = client.resolve(request.clone());
     let span = ChatSpan::start(
@@ -34,11 +41,26 @@ pub async fn traced_call(
         content,
     );
     let outcome = match &resolved {
-        Ok(call) => {
-            client
-                .complete(call, &span.handle().trace_headers(), &span.observer())
-                .await
-        }
+        Ok(call) => match tape.map(|t| (t, t.turn(&call.provider.name, false, &call.request))) {
+            Some((_, TapeTurn::Replay(entry))) => {
+                span.mark_replayed();
+                entry.outcome()
+            }
+            Some((tape, TapeTurn::Call(ordinal))) => {
+                let outcome = client
+                    .complete(call, &span.handle().trace_headers(), &span.observer())
+                    .await;
+                if let Ok(response) = &outcome {
+                    tape.record(ordinal, &tape_entry(call, false, Some(response.clone())));
+                }
+                outcome
+            }
+            None => {
+                client
+                    .complete(call, &span.handle().trace_headers(), &span.observer())
+                    .await
+            }
+        },
         Err(e) => Err(e.clone()),
     };
     usage.record(outcome.as_ref());
@@ -78,6 +100,7 @@ fn record_sent(
 
 /// Opens a streamed completion as a `chat {model}` CLIENT span, child of `parent`; the span
 /// ends with the stream.
+#[allow(clippy::too_many_arguments)]
 pub async fn traced_stream(
     client: &LlmClient,
     tracer: &SdkTracer,
@@ -85,6 +108,7 @@ pub async fn traced_stream(
     usage: &Arc<LlmUsage>,
     content: ContentPolicy,
     request: ChatRequest,
+    tape: Option<&Arc<ExecutionTape>>,
 ) -> Result<TracedStream, LlmError> {
     let resolved = client.resolve(request.clone());
     let span = ChatSpan::start(
@@ -97,12 +121,25 @@ pub async fn traced_stream(
     );
     span.handle()
         .set_attribute(KeyValue::new(semconv::GEN_AI_REQUEST_STREAM, true));
+    let mut saving = None;
     let opened = match &resolved {
-        Ok(call) => {
-            client
-                .stream(call, &span.handle().trace_headers(), &span.observer())
-                .await
-        }
+        Ok(call) => match tape.map(|t| (t, t.turn(&call.provider.name, true, &call.request))) {
+            Some((_, TapeTurn::Replay(entry))) => {
+                span.mark_replayed();
+                Ok(ChatStream::from_tape(&entry))
+            }
+            Some((tape, TapeTurn::Call(ordinal))) => {
+                saving = Some((tape.clone(), ordinal, tape_entry(call, true, None)));
+                client
+                    .stream(call, &span.handle().trace_headers(), &span.observer())
+                    .await
+            }
+            None => {
+                client
+                    .stream(call, &span.handle().trace_headers(), &span.observer())
+                    .await
+            }
+        },
         Err(e) => Err(e.clone()),
     };
     record_sent(
@@ -113,12 +150,25 @@ pub async fn traced_stream(
         opened.as_ref().err(),
     );
     match opened {
-        Ok(stream) => Ok(TracedStream::new(stream, span, usage.clone())),
+        Ok(stream) => Ok(TracedStream::new(stream, span, usage.clone()).saved_to(saving)),
         Err(e) => {
             usage.record(Err(&e));
             span.finish(Err(&e));
             Err(e)
         }
+    }
+}
+
+/// A call as the tape keeps it (the HTTP request is left out: the tape answers, never resends).
+fn tape_entry(call: &Resolved, stream: bool, response: Option<ChatResponse>) -> TapeEntry {
+    TapeEntry {
+        provider: call.provider.name.clone(),
+        stream,
+        request: call.request.clone(),
+        http: None,
+        response,
+        deltas: Vec::new(),
+        error: None,
     }
 }
 
@@ -183,6 +233,12 @@ impl ChatSpan {
             attempts: Arc::new(AtomicU32::new(0)),
             content,
         }
+    }
+
+    /// Marks a call answered from the checkpointed tape of its node execution.
+    fn mark_replayed(&self) {
+        self.handle()
+            .set_attribute(KeyValue::new("kettle.llm.replayed", true));
     }
 
     pub(crate) fn handle(&self) -> &SpanHandle {

@@ -63,6 +63,7 @@ impl wit::Host for LlmCtx<'_> {
             &self.llm.usage,
             self.llm.content,
             request,
+            self.llm.tape.as_ref(),
         )
         .await;
         // The stream was counted as a call when admitted; its tokens count as they are known.
@@ -103,6 +104,7 @@ async fn traced(
         &llm.usage,
         llm.content,
         request,
+        llm.tape.as_deref(),
     )
     .await;
     llm.quota.record(&outcome);

@@ -15,6 +15,7 @@ pub use usage::{LlmUsage, ProviderCalls};
 
 use super::capability::{Capability, CapabilityView, NodeSetup, RunSetup};
 use super::trace::NodeTrace;
+use crate::checkpoint::ExecutionTape;
 use crate::llm::LlmClient;
 use crate::telemetry::ContentPolicy;
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct NodeLlm {
     pub quota: LlmQuota,
     /// Whether prompts and answers go on the `chat` spans.
     pub content: ContentPolicy,
+    /// The execution's LLM tape in a durable run (see `checkpoint::ExecutionTape`).
+    pub tape: Option<Arc<ExecutionTape>>,
 }
 
 /// What the `llm` import sees of the store: its own state, the resource table (streams) and,
@@ -86,6 +89,7 @@ impl Capability for LlmCapability {
             usage: run.usage.clone(),
             quota: run.quota(node),
             content: run.content,
+            tape: node.tape.clone(),
         }
     }
 
@@ -123,6 +127,7 @@ mod tests {
             span_caps: SpanCaps::default(),
             max_spans: 100,
             content: ContentPolicy::default(),
+            answer: None,
         })
     }
 
@@ -146,6 +151,7 @@ mod tests {
                 span,
                 limits: &limits,
                 llm: &LlmGrant::default(),
+                tape: None,
             },
         )
     }
@@ -280,6 +286,7 @@ mod tests {
                 span: &node_span,
                 limits: &limits,
                 llm: &LlmGrant::default(),
+                tape: None,
             },
         );
         let trace = NodeTrace::new(test.tracer.clone(), node_span.clone());

@@ -11,7 +11,8 @@ use super::call::ChatSpan;
 use super::convert::to_wit_chat_response;
 use super::host::guest_result;
 use super::usage::LlmUsage;
-use crate::llm::{ChatStream, LlmError, StreamItem};
+use crate::checkpoint::ExecutionTape;
+use crate::llm::{ChatStream, LlmError, StreamItem, TapeEntry};
 use crate::telemetry::semconv;
 use opentelemetry::KeyValue;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct TracedStream {
     deltas: u64,
     /// Tokens recorded in the run's usage so far.
     counted: u64,
+    /// Where the whole answer is saved when it ends (a durable run's tape), and under which ordinal.
+    saving: Option<(Arc<ExecutionTape>, u32, TapeEntry)>,
 }
 
 impl TracedStream {
@@ -43,7 +46,14 @@ impl TracedStream {
             first_chunk_seen: false,
             deltas: 0,
             counted: 0,
+            saving: None,
         }
+    }
+
+    /// Saves the answer, when it ends, to a node execution's tape.
+    pub(crate) fn saved_to(mut self, saving: Option<(Arc<ExecutionTape>, u32, TapeEntry)>) -> Self {
+        self.saving = saving;
+        self
     }
 
     /// Tokens of this stream counted so far in the run's usage.
@@ -87,8 +97,17 @@ impl TracedStream {
             ));
         }
         match &item {
-            Ok(Some(StreamItem::Delta(_))) => self.deltas += 1,
+            Ok(Some(StreamItem::Delta(text))) => {
+                self.deltas += 1;
+                if let Some((_, _, entry)) = &mut self.saving {
+                    entry.deltas.push(text.clone());
+                }
+            }
             Ok(Some(StreamItem::End(response))) => {
+                if let Some((tape, ordinal, mut entry)) = self.saving.take() {
+                    entry.response = Some(response.clone());
+                    tape.record(ordinal, &entry);
+                }
                 self.usage.record(Ok(response));
                 self.counted += u64::from(response.usage.input_tokens)
                     + u64::from(response.usage.output_tokens);

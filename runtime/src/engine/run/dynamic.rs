@@ -3,6 +3,7 @@
 //! order, each with its index, item, and final state or error.
 
 use super::Run;
+use super::durable::{PathId, current_tape, with_tape};
 use crate::engine::error::RunError;
 use crate::graph::{DynamicParallel, template};
 use crate::telemetry::{SpanGuard, SpanHandle};
@@ -18,8 +19,12 @@ impl Run<'_> {
         dp: &DynamicParallel,
         state: &Map<String, Value>,
         span: &SpanHandle,
+        path: PathId,
     ) -> Result<Map<String, Value>, RunError> {
         let items = self.items(node, dp, state)?;
+        // In a resumed durable run, the items that finished before the crash are not run again.
+        let finished = self.items_done(path);
+        let node_tape = current_tape();
         let count = items.len();
         let item_copies = if dp.fail_fast {
             items.clone()
@@ -31,14 +36,21 @@ impl Run<'_> {
             .max_concurrency
             .map_or(count, |m| m as usize)
             .clamp(1, count.max(1));
+        let mut results = vec![Value::Null; count];
+        for (&index, result) in finished.iter().filter(|(i, _)| **i < count) {
+            results[index] = result.clone();
+        }
         let mut runs = futures::stream::iter(
             items
                 .into_iter()
                 .enumerate()
-                .map(|(index, item)| self.run_item(node, dp, state, index, item, span)),
+                .filter(|(index, _)| !finished.contains_key(index))
+                .map(|(index, item)| {
+                    let tape = self.item_tape(node_tape.as_ref(), index);
+                    with_tape(tape, self.run_item(node, dp, state, index, item, span))
+                }),
         )
         .buffer_unordered(limit);
-        let mut results = vec![Value::Null; count];
         let mut failed = 0_i64;
         let mut cancelled = false;
         while let Some((index, item, outcome)) = runs.next().await {
@@ -50,6 +62,7 @@ impl Run<'_> {
                     json!({"index": index, "item": item, "error": error_value(&e)})
                 }
             };
+            self.item_done(path, node, index, &results[index])?;
             if cancelled {
                 break;
             }

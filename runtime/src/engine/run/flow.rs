@@ -3,7 +3,9 @@
 //! `parallel_results`, and the run-wide step limit.
 
 use super::Run;
+use super::durable::{MAIN, PathId};
 use super::node::error_route;
+use crate::checkpoint::PathPos;
 use crate::engine::error::RunError;
 use crate::engine::state::merge_update;
 use crate::graph::{Next, NodeKind, Route, Rule, template};
@@ -22,19 +24,68 @@ pub const PARALLEL_RESULTS: &str = "parallel_results";
 const TRAIL: usize = 64;
 
 impl Run<'_> {
-    /// Runs the agent's graph from `__start__` to `__end__`, on `state`.
-    pub(super) async fn run_graph(&self, state: &mut Map<String, Value>) -> Result<(), RunError> {
-        let first = match &self.agent.graph.entry {
-            Route::Rules(rules) => self.choose(START, rules, state, Map::new())?,
-            Route::Parallel { .. } => Next::End,
+    /// Runs the agent's graph from `__start__` (or from `resumed`, a checkpointed position) to
+    /// `__end__`, on `state`.
+    pub(super) async fn run_graph(
+        &self,
+        state: &mut Map<String, Value>,
+        resumed: Option<PathPos>,
+    ) -> Result<(), RunError> {
+        let (first, waiting) = match resumed {
+            Some(pos) => {
+                *state = pos.state.clone();
+                let first = self.next_named(pos.next.as_deref())?;
+                let waiting = pos.group.is_some();
+                self.start_paths(pos);
+                (first, waiting)
+            }
+            None => {
+                let first = match &self.agent.graph.entry {
+                    Route::Rules(rules) => self.choose(START, rules, state, Map::new())?,
+                    Route::Parallel { .. } => Next::End,
+                };
+                self.start_paths(PathPos::new(state.clone(), self.name_of(first)));
+                // A crash in the first node resumes from here.
+                self.save("start".into(), crate::checkpoint::RunStatus::Running, None)?;
+                (first, false)
+            }
         };
         let mut trail = Vec::new();
-        self.run_path(self.root, first, state, None, &mut trail)
+        self.run_path(self.root, first, state, None, &mut trail, MAIN, waiting)
             .await
+    }
+
+    /// The node a checkpoint names (`None`: the end).
+    fn next_named(&self, name: Option<&str>) -> Result<Next, RunError> {
+        match name {
+            None => Ok(Next::End),
+            Some(name) => self
+                .agent
+                .graph
+                .nodes
+                .iter()
+                .position(|n| n.name == name)
+                .map(Next::Node)
+                .ok_or_else(|| {
+                    RunError::Checkpoint(format!(
+                        "the checkpoint's next node `{name}` is not a node of the agent any more; resume with the agent file the run started with"
+                    ))
+                }),
+        }
+    }
+
+    fn name_of(&self, next: Next) -> Option<String> {
+        match next {
+            Next::Node(index) => Some(self.agent.graph.nodes[index].name.clone()),
+            Next::End => None,
+        }
     }
 
     /// Runs nodes from `first` until the end, or until the path reaches `stop` (the fan-in
     /// node of the group this path is a branch of). Node spans are children of `parent`.
+    /// `path` names the path in a durable run; `waiting`: it is resumed inside its parallel
+    /// group, whose branches run first (then `first` is the group's fan-in node).
+    #[allow(clippy::too_many_arguments)]
     fn run_path<'a, 'b: 'a>(
         &'a self,
         parent: &'a SpanHandle,
@@ -42,22 +93,40 @@ impl Run<'_> {
         state: &'a mut Map<String, Value>,
         stop: Option<usize>,
         trail: &'a mut Vec<usize>,
+        path: PathId,
+        waiting: bool,
     ) -> BoxFuture<'a, Result<(), RunError>> {
         Box::pin(async move {
             let graph = &self.agent.graph;
             let mut next = first;
+            if waiting
+                && let Next::Node(fan_in) = first
+                && let Some(fork) = self.fork_of(fan_in)
+            {
+                let branches = self.pending_branches(path);
+                let results = self.fan_out(parent, fork, branches, fan_in, trail).await?;
+                state.insert(PARALLEL_RESULTS.into(), Value::Array(results));
+                self.join(path, &graph.nodes[fan_in].name, state)?;
+            }
             while let Next::Node(index) = next {
                 if Some(index) == stop {
                     break;
                 }
+                self.before_node(path, &graph.nodes[index].name)?;
                 self.count_step(index, trail)?;
-                let update = match self.run_node(parent, index, state).await {
+                let update = match self.run_node(parent, index, state, path).await {
                     Ok(update) => update,
                     // With `on_error:`, the handler runs next and finds the failure in `state.error`.
                     Err(error) => match error_route(self.agent, index, &error) {
                         Some((handler, record)) => {
                             state.insert("error".into(), record);
                             next = Next::Node(handler);
+                            self.node_done(
+                                path,
+                                &graph.nodes[index].name,
+                                state,
+                                self.name_of(next).as_deref(),
+                            )?;
                             continue;
                         }
                         None => return Err(error),
@@ -79,15 +148,25 @@ impl Run<'_> {
                     && let Some(fan_in) = dp.fan_in
                 {
                     next = Next::Node(fan_in);
+                    self.node_done(path, &node.name, state, self.name_of(next).as_deref())?;
                     continue;
                 }
                 next = match graph.route(index) {
-                    Route::Rules(rules) => self.choose(&node.name, rules, state, result)?,
+                    Route::Rules(rules) => {
+                        let next = self.choose(&node.name, rules, state, result)?;
+                        self.node_done(path, &node.name, state, self.name_of(next).as_deref())?;
+                        next
+                    }
                     Route::Parallel { branches, fan_in } => {
-                        let results = self
-                            .fan_out(parent, index, branches, *fan_in, state, trail)
-                            .await?;
+                        let names: Vec<&str> = branches
+                            .iter()
+                            .map(|&b| graph.nodes[b].name.as_str())
+                            .collect();
+                        let fan_in_name = &graph.nodes[*fan_in].name;
+                        let starts = self.fork(path, &node.name, fan_in_name, state, &names)?;
+                        let results = self.fan_out(parent, index, starts, *fan_in, trail).await?;
                         state.insert(PARALLEL_RESULTS.into(), Value::Array(results));
+                        self.join(path, fan_in_name, state)?;
                         Next::Node(*fan_in)
                     }
                 };
@@ -96,17 +175,23 @@ impl Run<'_> {
         })
     }
 
-    /// Runs every branch concurrently from a copy of `state` up to `fan_in`; returns the
-    /// branch states in edge order. The first failing branch fails the group (the others
-    /// are dropped, their spans ending as cancelled).
-    #[allow(clippy::too_many_arguments)]
+    /// The node whose parallel edges join at `fan_in`.
+    fn fork_of(&self, fan_in: usize) -> Option<usize> {
+        let graph = &self.agent.graph;
+        (0..graph.nodes.len())
+            .find(|&i| matches!(graph.route(i), Route::Parallel { fan_in: f, .. } if *f == fan_in))
+    }
+
+    /// Runs every branch concurrently from its position (a copy of the state at its first
+    /// node, or where a checkpoint left it) up to `fan_in`; returns the branch states in edge
+    /// order. The first failing branch fails the group (the others are dropped, their spans
+    /// ending as cancelled).
     async fn fan_out(
         &self,
         parent: &SpanHandle,
         fork: usize,
-        branches: &[usize],
+        branches: Vec<(PathId, PathPos)>,
         fan_in: usize,
-        state: &Map<String, Value>,
         trail: &[usize],
     ) -> Result<Vec<Value>, RunError> {
         let graph = &self.agent.graph;
@@ -123,17 +208,21 @@ impl Run<'_> {
             ],
         ));
         let group = span.handle().clone();
-        let runs = branches.iter().map(|&branch| {
-            let mut branch_state = state.clone();
+        let runs = branches.into_iter().map(|(path, pos)| {
             let mut branch_trail = trail.to_vec();
             let group = group.clone();
             async move {
+                let first = self.next_named(pos.next.as_deref())?;
+                let waiting = pos.group.is_some();
+                let mut branch_state = pos.state;
                 self.run_path(
                     &group,
-                    Next::Node(branch),
+                    first,
                     &mut branch_state,
                     Some(fan_in),
                     &mut branch_trail,
+                    path,
+                    waiting,
                 )
                 .await
                 .map(|()| Value::Object(branch_state))

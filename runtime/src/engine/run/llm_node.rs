@@ -3,6 +3,7 @@
 //! `output` as `{content, usage, model, finish_reason, tool_calls}`.
 
 use crate::capabilities::{LlmUsage, traced_call, traced_stream};
+use crate::checkpoint::ExecutionTape;
 use crate::graph::LlmAction;
 use crate::llm::{
     ChatMessage, ChatRequest, ChatResponse, LlmClient, LlmError, Role, StreamItem, Tool,
@@ -15,6 +16,7 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 /// Performs the action: a call, or a stream read to its end.
+#[allow(clippy::too_many_arguments)]
 pub async fn perform(
     action: LlmAction,
     client: &LlmClient,
@@ -23,13 +25,32 @@ pub async fn perform(
     usage: &Arc<LlmUsage>,
     content: ContentPolicy,
     request: ChatRequest,
+    tape: Option<Arc<ExecutionTape>>,
 ) -> Result<ChatResponse, LlmError> {
     match action {
         LlmAction::Call | LlmAction::Tools => {
-            traced_call(client, tracer, parent, usage, content, request).await
+            traced_call(
+                client,
+                tracer,
+                parent,
+                usage,
+                content,
+                request,
+                tape.as_deref(),
+            )
+            .await
         }
         LlmAction::Stream => {
-            let mut stream = traced_stream(client, tracer, parent, usage, content, request).await?;
+            let mut stream = traced_stream(
+                client,
+                tracer,
+                parent,
+                usage,
+                content,
+                request,
+                tape.as_ref(),
+            )
+            .await?;
             loop {
                 match stream.next().await? {
                     Some(StreamItem::Delta(_)) => {}

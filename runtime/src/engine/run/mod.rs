@@ -4,12 +4,14 @@
 //! way out. [`Run`] is what one run shares with its nodes and branches; its fields are private
 //! to this module and the submodules that make up the run.
 
+mod durable;
 mod dynamic;
 mod file_action;
 mod flow;
 mod inline;
 mod llm_node;
 mod node;
+mod resume;
 mod steps;
 
 pub use flow::PARALLEL_RESULTS;
@@ -19,9 +21,11 @@ use super::error::RunError;
 use super::events::EventSink;
 use super::report::{RunReport, UsageSnapshot};
 use crate::capabilities::{RunCapabilities, RunSetup};
+use crate::checkpoint::{Checkpoint, CheckpointStore, RunRecord, RunStatus, now_ms};
 use crate::sandbox::{RunInstances, Sandbox};
 use crate::spec::LimitsSpec;
 use crate::telemetry::{SpanGuard, SpanHandle, Telemetry, root_attributes, root_output};
+use durable::DurableRun;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanContext;
 use serde_json::{Map, Value};
@@ -42,6 +46,20 @@ pub struct RunOptions {
     pub limits: LimitsSpec,
     /// The caller's span (from `traceparent`): the run's root becomes its child.
     pub parent: Option<SpanContext>,
+    /// A durable run: checkpointed to this store, or resumed from one of its checkpoints.
+    pub durable: Option<Durability>,
+}
+
+/// How a run is made durable.
+#[derive(Debug, Clone)]
+pub struct Durability {
+    pub store: Arc<dyn CheckpointStore>,
+    /// The agent file, recorded so that `kettle resume` finds it.
+    pub agent_file: String,
+    /// Resume this checkpoint (of the run it names): its position, steps, usage and trace.
+    pub resume: Option<Checkpoint>,
+    /// What the first `interrupt` call of the resumed run returns.
+    pub answer: Option<Value>,
 }
 
 /// Runs agents: the sandbox their components run in and the telemetry their traces go to.
@@ -66,6 +84,8 @@ struct Run<'a> {
     steps: AtomicU32,
     max_steps: u32,
     events: Option<&'a EventSink>,
+    /// The checkpoint store and live position of a durable run.
+    durable: Option<DurableRun>,
 }
 
 impl Runtime {
@@ -97,16 +117,44 @@ impl Runtime {
             seeded.extend(input);
             input = seeded;
         }
-        let run_id = new_run_id();
+        let resume = options.durable.as_ref().and_then(|d| d.resume.as_ref());
+        let run_id = resume.map_or_else(new_run_id, |c| c.run_id.clone());
         let tracer = self.telemetry.tracer();
         let content = self.telemetry.content();
         let trace_file = self.telemetry.register_run(&run_id);
+        // A resumed run continues its trace: its root is a child of the original root, and
+        // the spans the crash left unwritten get stand-ins.
+        let original_root =
+            resume.and_then(|c| resume::original_root(&c.trace_id, &c.root_span_id));
+        if let (Some(root), Some(durable)) = (&original_root, &options.durable) {
+            let started = durable
+                .store
+                .run(&run_id)
+                .ok()
+                .flatten()
+                .map_or_else(now_ms, |r| r.created_ms);
+            resume::stand_ins(
+                tracer,
+                trace_file.as_deref(),
+                root,
+                &agent.name,
+                &run_id,
+                started,
+            );
+        }
+        let mut attributes = root_attributes(&agent.name, &run_id, &input, content);
+        if let Some(checkpoint) = resume {
+            attributes.push(KeyValue::new(
+                "kettle.run.resumed_from",
+                checkpoint.seq as i64,
+            ));
+        }
         let root = SpanHandle::root(
             tracer,
             format!("invoke_agent {}", agent.name),
             &run_id,
-            root_attributes(&agent.name, &run_id, &input, content),
-            options.parent.clone(),
+            attributes,
+            original_root.clone().or_else(|| options.parent.clone()),
         );
         let trace_id = root.trace_id();
         let traceparent = root
@@ -124,7 +172,29 @@ impl Runtime {
             span_caps: self.telemetry.caps(),
             max_spans: agent.max_spans,
             content,
+            answer: options
+                .durable
+                .as_ref()
+                .and_then(|d| d.answer.as_ref())
+                .map(Value::to_string),
         });
+        if let Some(checkpoint) = resume {
+            let usage = &capabilities.llm.usage;
+            usage.calls.store(checkpoint.usage.calls, Ordering::Relaxed);
+            usage
+                .input_tokens
+                .store(checkpoint.usage.input_tokens, Ordering::Relaxed);
+            usage
+                .output_tokens
+                .store(checkpoint.usage.output_tokens, Ordering::Relaxed);
+        }
+        let (durable, setup_error) = match &options.durable {
+            Some(d) => match start_durable(d, agent, &run_id, &root) {
+                Ok(durable) => (Some(durable), None),
+                Err(e) => (None, Some(e)),
+            },
+            None => (None, None),
+        };
         let run = Run {
             sandbox: &self.sandbox,
             telemetry: &self.telemetry,
@@ -134,19 +204,31 @@ impl Runtime {
             root: &root,
             capabilities: &capabilities,
             instances: RunInstances::default(),
-            steps: AtomicU32::new(0),
+            steps: AtomicU32::new(resume.map_or(0, |c| c.steps)),
             max_steps: options
                 .max_steps
                 .or(agent.max_steps)
                 .unwrap_or(DEFAULT_MAX_STEPS),
             events: options.events.as_ref(),
+            durable,
         };
 
         let mut state = input;
-        let outcome = tokio::select! {
-            outcome = run.run_graph(&mut state) => outcome,
-            reason = interrupt => Err(RunError::Interrupted(reason)),
+        let resumed = resume.map(|c| c.position.clone());
+        let outcome = match setup_error {
+            Some(e) => Err(e),
+            None => tokio::select! {
+                outcome = run.run_graph(&mut state, resumed) => outcome,
+                reason = interrupt => Err(RunError::Interrupted(reason)),
+            },
         };
+        match &outcome {
+            Ok(()) => run.finish_durable(RunStatus::Completed),
+            Err(RunError::Paused { .. }) => run.finish_durable(RunStatus::Interrupted),
+            // Killed from outside (Ctrl-C, SIGTERM): resumable, as after a crash.
+            Err(RunError::Interrupted(_)) => {}
+            Err(_) => run.finish_durable(RunStatus::Failed),
+        }
         let nodes_run = run.steps.load(Ordering::Relaxed);
 
         for attribute in root_output(&state, content) {
@@ -186,6 +268,47 @@ impl Runtime {
             duration: started.elapsed(),
         }
     }
+}
+
+/// Records the run in the store (a resumed run keeps its original trace and root ids, so
+/// that every segment links to the same root).
+fn start_durable(
+    durable: &Durability,
+    agent: &Agent,
+    run_id: &str,
+    root: &SpanHandle,
+) -> Result<DurableRun, RunError> {
+    let resume = durable.resume.as_ref();
+    let (trace_id, root_span_id) = match resume {
+        Some(c) => (c.trace_id.clone(), c.root_span_id.clone()),
+        None => (root.trace_id().to_string(), root.span_id().to_string()),
+    };
+    let now = now_ms();
+    durable
+        .store
+        .put_run(&RunRecord {
+            run_id: run_id.to_string(),
+            agent: agent.name.clone(),
+            agent_file: durable.agent_file.clone(),
+            status: RunStatus::Running,
+            trace_id: trace_id.clone(),
+            root_span_id: root_span_id.clone(),
+            created_ms: now,
+            updated_ms: now,
+            checkpoints: 0,
+        })
+        .map_err(|e| RunError::Checkpoint(e.to_string()))?;
+    let pass_before = resume
+        .and_then(|c| c.interrupt.as_ref())
+        .filter(|i| i.when == "before")
+        .map(|i| i.node.clone());
+    Ok(DurableRun::new(
+        durable.store.clone(),
+        trace_id,
+        root_span_id,
+        resume.map(|c| c.seq),
+        pass_before,
+    ))
 }
 
 /// A run id: sortable by start time, unique enough to name a file.

@@ -3,6 +3,7 @@
 //! executions; and where a failure is routed.
 
 use super::Run;
+use super::durable::{PathId, current_tape, with_tape};
 use super::llm_node;
 use crate::capabilities::{LlmQuota, NodeSetup};
 use crate::engine::error::RunError;
@@ -23,12 +24,23 @@ impl Run<'_> {
         parent: &SpanHandle,
         index: usize,
         state: &Map<String, Value>,
+        path: PathId,
     ) -> Result<Map<String, Value>, RunError> {
         let name = &self.agent.graph.nodes[index].name;
         let policy = self.agent.policy(name);
         let mut attempt = 1;
         loop {
-            match self.run_attempt(parent, index, state, attempt).await {
+            // A durable run's execution answers the LLM calls it made before a crash from its tape.
+            let tape = self.tape_for(path, name, attempt);
+            let outcome =
+                with_tape(tape, self.run_attempt(parent, index, state, attempt, path)).await;
+            // The node called `interrupt` without an answer: the run stops here, checkpointed.
+            if outcome.is_err()
+                && let Some(asked) = self.capabilities.interrupt.take_asked()
+            {
+                return Err(self.asked(path, &asked.node, asked.payload));
+            }
+            match outcome {
                 Err(RunError::Node { kind, .. })
                     if attempt < policy.max_attempts() && policy.retries(&kind) =>
                 {
@@ -48,6 +60,7 @@ impl Run<'_> {
         index: usize,
         state: &Map<String, Value>,
         attempt: u32,
+        path: PathId,
     ) -> Result<Map<String, Value>, RunError> {
         let node = &self.agent.graph.nodes[index];
         let tracer = self.telemetry.tracer();
@@ -116,7 +129,7 @@ impl Run<'_> {
                 .await
             }
             NodeKind::DynamicParallel(dp) => {
-                self.run_dynamic_parallel(&node.name, dp, state, span.handle())
+                self.run_dynamic_parallel(&node.name, dp, state, span.handle(), path)
                     .await
             }
         };
@@ -166,6 +179,7 @@ impl Run<'_> {
             span,
             limits,
             llm: &self.agent.policy(node).llm,
+            tape: current_tape(),
         }
     }
 
@@ -262,6 +276,7 @@ impl Run<'_> {
             usage,
             self.telemetry.content(),
             request,
+            current_tape(),
         );
         let node_limit = limits.timeout();
         let limit = call_timeout

@@ -1,0 +1,44 @@
+//! Durable runs: a run's position saved after every node execution and at every fan-in
+//! (`model.rs`), in a store behind one trait (`store.rs`; SQLite in `sqlite.rs`), with the LLM
+//! tape of each node execution (`tape.rs`) so that a node run again after a crash or an
+//! interrupt does not pay twice for the calls it already made.
+
+mod model;
+mod sqlite;
+mod store;
+mod tape;
+
+pub use model::{
+    Checkpoint, CheckpointSummary, GroupPos, InterruptPos, PathPos, RunRecord, RunStatus,
+    UsageUsed, now_ms,
+};
+pub use sqlite::SqliteStore;
+pub use store::{CheckpointStore, StoreError};
+pub use tape::{ExecutionTape, TapeTurn};
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// The default store: `.kettle/state.db`.
+pub const DEFAULT_SQLITE_PATH: &str = ".kettle/state.db";
+
+/// Opens the store `kind` (`sqlite`) at `url` (a file path; default `.kettle/state.db`).
+pub fn open_store(kind: &str, url: Option<&str>) -> Result<Arc<dyn CheckpointStore>, StoreError> {
+    match kind {
+        "sqlite" => {
+            let path = url
+                .map(|u| u.strip_prefix("sqlite://").unwrap_or(u))
+                .unwrap_or(DEFAULT_SQLITE_PATH);
+            Ok(Arc::new(SqliteStore::open(Path::new(path))?))
+        }
+        other => Err(StoreError::Open {
+            at: url.unwrap_or("").to_string(),
+            message: format!(
+                "unknown checkpoint store `{other}`; use `sqlite` (postgres is not built yet)"
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod suite;
