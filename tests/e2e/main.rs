@@ -25,6 +25,7 @@ mod pool_slots;
 mod record_replay;
 mod sandbox;
 mod serve;
+mod serve_page;
 mod spec_errors;
 mod tea_corpus_more;
 mod tea_examples;

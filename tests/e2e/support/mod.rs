@@ -2,6 +2,7 @@
 //! and reading back the trace it wrote.
 #![allow(dead_code)]
 
+pub mod debian;
 pub mod llm_server;
 pub mod openai_server;
 pub mod otlp_receiver;
