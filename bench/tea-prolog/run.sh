@@ -35,14 +35,14 @@ best() {
   for _ in 1 2 3; do
     local start end t
     start=$(date +%s%N)
-    "$kettle" run "$1" --input '{"n": 0}' --trace-dir "$work/traces" >/dev/null
+    "$kettle" run "$1" --limit memory_mb=4000 --input '{"n": 0}' --trace-dir "$work/traces" >/dev/null
     end=$(date +%s%N)
     t=$(( (end - start) / 1000000 ))
     if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
   done
   echo "$best"
 }
-"$kettle" run "$work/chain1.yaml" --input '{"n": 0}' --trace-dir "$work/traces" >/dev/null # builds
+"$kettle" run "$work/chain1.yaml" --limit memory_mb=4000 --input '{"n": 0}' --trace-dir "$work/traces" >/dev/null # builds
 t1=$(best "$work/chain1.yaml")
 t21=$(best "$work/chain21.yaml")
 tclp=$(best "$work/clp.yaml")
