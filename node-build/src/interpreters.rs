@@ -2,6 +2,7 @@
 //! installed binary needs no repository), written into Kettle's cache and built like any
 //! node folder on first use. Adding a language is one entry in [`INTERPRETERS`].
 
+use super::npm_wasm::{self, NpmWasm};
 use super::support::materialize;
 use super::{BuildError, BuildOptions, BuildOutcome, Toolchains, build_node};
 use std::path::Path;
@@ -13,6 +14,8 @@ pub struct Interpreter {
     pub language: &'static str,
     /// The folder's files, relative path and text.
     pub files: &'static [(&'static str, &'static str)],
+    /// A WebAssembly module the folder needs from npm before it builds (Prolog's Trealla).
+    pub npm_wasm: Option<NpmWasm>,
 }
 
 /// Every language inline code may be written in, and its interpreter's folder.
@@ -20,6 +23,7 @@ pub const INTERPRETERS: &[Interpreter] = &[
     Interpreter {
         language: "python",
         files: &[("app.py", include_str!("../../interpreters/python/app.py"))],
+        npm_wasm: None,
     },
     Interpreter {
         language: "lua",
@@ -97,8 +101,99 @@ pub const INTERPRETERS: &[Interpreter] = &[
             ("wit/types.wit", include_str!("../../wit/types.wit")),
             ("wit/world.wit", include_str!("../../wit/world.wit")),
         ],
+        npm_wasm: None,
+    },
+    Interpreter {
+        language: "prolog",
+        files: &[
+            (
+                "Cargo.toml",
+                include_str!("../../interpreters/prolog/Cargo.toml"),
+            ),
+            (
+                "Cargo.lock",
+                include_str!("../../interpreters/prolog/Cargo.lock"),
+            ),
+            (
+                "build.rs",
+                include_str!("../../interpreters/prolog/build.rs"),
+            ),
+            (
+                "src/lib.rs",
+                include_str!("../../interpreters/prolog/src/lib.rs"),
+            ),
+            (
+                "src/interpreter.rs",
+                include_str!("../../interpreters/prolog/src/interpreter.rs"),
+            ),
+            (
+                "src/machine.rs",
+                include_str!("../../interpreters/prolog/src/machine.rs"),
+            ),
+            (
+                "src/wasi.rs",
+                include_str!("../../interpreters/prolog/src/wasi.rs"),
+            ),
+            (
+                "src/clauses.rs",
+                include_str!("../../interpreters/prolog/src/clauses.rs"),
+            ),
+            (
+                "src/terms.rs",
+                include_str!("../../interpreters/prolog/src/terms.rs"),
+            ),
+            (
+                "src/driver.pl",
+                include_str!("../../interpreters/prolog/src/driver.pl"),
+            ),
+            // The guest SDK it is written against, and the WIT the SDK binds.
+            ("guest-sdk/Cargo.toml", GUEST_SDK_MANIFEST),
+            (
+                "guest-sdk/src/lib.rs",
+                include_str!("../../guest-sdk/src/lib.rs"),
+            ),
+            (
+                "guest-sdk/src/context.rs",
+                include_str!("../../guest-sdk/src/context.rs"),
+            ),
+            (
+                "guest-sdk/src/error.rs",
+                include_str!("../../guest-sdk/src/error.rs"),
+            ),
+            (
+                "guest-sdk/src/llm.rs",
+                include_str!("../../guest-sdk/src/llm.rs"),
+            ),
+            (
+                "guest-sdk/src/log.rs",
+                include_str!("../../guest-sdk/src/log.rs"),
+            ),
+            (
+                "guest-sdk/src/node.rs",
+                include_str!("../../guest-sdk/src/node.rs"),
+            ),
+            (
+                "guest-sdk/src/trace.rs",
+                include_str!("../../guest-sdk/src/trace.rs"),
+            ),
+            ("wit/llm.wit", include_str!("../../wit/llm.wit")),
+            ("wit/log.wit", include_str!("../../wit/log.wit")),
+            ("wit/trace.wit", include_str!("../../wit/trace.wit")),
+            ("wit/types.wit", include_str!("../../wit/types.wit")),
+            ("wit/world.wit", include_str!("../../wit/world.wit")),
+        ],
+        npm_wasm: Some(TREALLA),
     },
 ];
+
+/// Trealla Prolog's WASI module, as npm's `trealla` (trealla-js) bundles it.
+const TREALLA: NpmWasm = NpmWasm {
+    package: "trealla",
+    version: "0.17.10",
+    bundle: "package/trealla.js",
+    dest: "trealla/tpl.wasm",
+    sha256: "5d6fcf41b960b9ce1b3bab65acf25f02b531c880c9dc31eab8c58409caf7cf60",
+};
 
 /// The guest SDK's manifest outside the repository's workspace (the repository's inherits its
 /// version and dependencies from the workspace; `interpreter_folders_are_complete` checks they
@@ -157,6 +252,9 @@ pub async fn build_interpreter(
         dir: support.clone(),
         source,
     })?;
+    if let Some(wasm) = &interpreter.npm_wasm {
+        npm_wasm::ensure(wasm, &dir, &support, progress).await?;
+    }
     build_node(&dir, cache_dir, &BuildOptions::default(), progress).await
 }
 
@@ -174,24 +272,33 @@ mod tests {
                 .map(|i| i.files.iter().map(|(name, _)| *name).collect())
                 .unwrap_or_default()
         };
-        let lua = listed("lua");
-        let mut expected = Vec::new();
-        for (folder, prefix) in [
-            ("interpreters/lua/src", "src"),
-            ("interpreters/lua/js-sys-shim/src", "js-sys-shim/src"),
-            ("guest-sdk/src", "guest-sdk/src"),
-            ("wit", "wit"),
+        for (language, folders) in [
+            (
+                "lua",
+                &[
+                    ("interpreters/lua/src", "src"),
+                    ("interpreters/lua/js-sys-shim/src", "js-sys-shim/src"),
+                ][..],
+            ),
+            ("prolog", &[("interpreters/prolog/src", "src")][..]),
         ] {
-            for entry in std::fs::read_dir(repo.join(folder)).expect("folder") {
-                let name = entry.expect("entry").file_name();
-                expected.push(format!("{prefix}/{}", name.to_string_lossy()));
+            let files = listed(language);
+            let mut expected = Vec::new();
+            for (folder, prefix) in folders
+                .iter()
+                .chain(&[("guest-sdk/src", "guest-sdk/src"), ("wit", "wit")])
+            {
+                for entry in std::fs::read_dir(repo.join(folder)).expect("folder") {
+                    let name = entry.expect("entry").file_name();
+                    expected.push(format!("{prefix}/{}", name.to_string_lossy()));
+                }
             }
-        }
-        for file in &expected {
-            assert!(
-                lua.contains(&file.as_str()),
-                "{file} is not compiled into the Lua interpreter"
-            );
+            for file in &expected {
+                assert!(
+                    files.contains(&file.as_str()),
+                    "{file} is not compiled into the {language} interpreter"
+                );
+            }
         }
         let workspace = std::fs::read_to_string(repo.join("Cargo.toml")).expect("Cargo.toml");
         for dependency in [

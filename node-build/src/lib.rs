@@ -4,6 +4,7 @@
 mod fingerprint;
 mod interpreters;
 mod js;
+mod npm_wasm;
 mod python;
 mod rust;
 mod support;

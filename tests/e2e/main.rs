@@ -11,6 +11,7 @@ mod graph_semantics;
 mod hello;
 mod hostile_polyglot;
 mod inline_lua;
+mod inline_prolog;
 mod inline_python;
 mod limit_holes;
 mod llm_faults;

@@ -27,12 +27,12 @@ fn structural_errors_are_all_reported_with_locations() {
     let scratch = Scratch::new();
     expect_bad_input(
         &scratch,
-        "name: a\nnodes:\n  - name: one\n    component: missing-folder\n  - name: two\n    run: |\n      % prolog\n      x.\n  - name: three\n    uses: llm.call\n    with:\n      prompt: \"{{ state.x \"\nedges:\n  - from: one\n    to: nowhere\n",
+        "name: a\nnodes:\n  - name: one\n    component: missing-folder\n  - name: two\n    language: javascript\n    run: |\n      x.\n  - name: three\n    uses: llm.call\n    with:\n      prompt: \"{{ state.x \"\nedges:\n  - from: one\n    to: nowhere\n",
         &[
             "agent.yaml:4:5: component of node `one`",
             "does not exist",
-            "agent.yaml:6:5: node `two` has inline code",
-            "no sandboxed interpreter for prolog",
+            "agent.yaml:7:5: node `two` has inline code",
+            "no sandboxed interpreter for javascript",
             "agent.yaml:12:7: bad template in node `three`, field `prompt`",
             "agent.yaml:15:5: `nowhere` is not a node of this agent",
         ],

@@ -51,8 +51,8 @@ nodes:
     condition: "state.x < 3"
     body:
       - name: inline
+        language: javascript
         run: |
-          % prolog
           x(1).
   - name: fan
     type: dynamic_parallel
@@ -77,7 +77,7 @@ edges:
             "agent.yaml:8:9: `nowhere` is not a node of this agent",
             "agent.yaml:10:5: component of node `middle`: ./missing-node does not exist",
             "agent.yaml:23:5: while_loop `spin` has no `max_iterations:`; it is required so that no loop runs forever",
-            "agent.yaml:28:9: a step of node `spin` has inline code (`run:`, prolog), which Kettle does not run: it has no sandboxed interpreter for prolog",
+            "agent.yaml:29:9: a step of node `spin` has inline code (`run:`, javascript), which Kettle does not run: it has no sandboxed interpreter for javascript",
             "agent.yaml:31:5: dynamic_parallel `fan` has no `items:`",
             "agent.yaml:34:7: a step of node `fan` uses the unknown action `http.get`",
             "agent.yaml:37:50: `collect` is the fan-in node of `middle`, but it is not marked `fan_in: true`",
@@ -128,8 +128,8 @@ fn each_broken_case_is_located() {
             "agent.yaml:4:5: node `one` has the unknown isolation `sometimes`",
         ),
         (
-            "name: a\nnodes:\n  - name: one\n    language: prolog\n    run: \"state(value, V).\"\n",
-            "agent.yaml:5:5: node `one` has inline code (`run:`, prolog), which Kettle does not run: it has no sandboxed interpreter for prolog",
+            "name: a\nnodes:\n  - name: one\n    language: javascript\n    run: \"state(value, V).\"\n",
+            "agent.yaml:5:5: node `one` has inline code (`run:`, javascript), which Kettle does not run: it has no sandboxed interpreter for javascript",
         ),
         (
             "name: a\nnodes:\n  - name: one\n    uses: http.get\n",

@@ -113,6 +113,6 @@ mod tests {
             Some(("prolog".into(), "run.code"))
         );
         assert_eq!(language(view(Some(&expression), None, None)), None);
-        assert!(runs("python") && !runs("prolog"));
+        assert!(runs("python") && runs("prolog") && !runs("javascript"));
     }
 }

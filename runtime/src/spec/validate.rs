@@ -564,7 +564,7 @@ fn validate_action(
     }
 }
 
-/// TEA's inline code in a language Kettle has no interpreter for (Prolog), or `language:`
+/// TEA's inline code in a language Kettle has no interpreter for, or `language:`
 /// without code, refused.
 fn inline_code(
     loaded: &LoadedSpec,

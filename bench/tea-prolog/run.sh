@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Inline Prolog's cost in Kettle: `kettle run` of chains of 1 and 21 Prolog nodes (each
+# `state(n, N), M is N + 1, return(n, M).`) and of one CLP(FD) node, best of 3 runs each, wall
+# time of the whole process (start, agent load from the compile cache, run, trace written).
+# The first node of a run starts Trealla (instance of the interpreter component, wasmi loading
+# Trealla's module, the driver); each next node costs (t21 - t1) / 20.
+#
+#   bench/tea-prolog/run.sh [path/to/kettle]    # default: $CARGO_TARGET_DIR/release/kettle
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+target=${CARGO_TARGET_DIR:-$repo/target}
+kettle=${1:-$target/release/kettle}
+work="$target/tea-prolog"
+mkdir -p "$work"
+for n in 1 21; do
+  {
+    echo "name: chain"
+    echo "nodes:"
+    for i in $(seq 0 $((n - 1))); do
+      printf '  - name: n%s\n    language: prolog\n    run: |\n      state(n, N), M is N + 1, return(n, M).\n' "$i"
+    done
+  } >"$work/chain$n.yaml"
+done
+cat >"$work/clp.yaml" <<'YAML'
+name: clp
+nodes:
+  - name: solve
+    language: prolog
+    run: |
+      X in 1..10, Y in 1..10, X + Y #= 15, X #< Y, label([X, Y]), return(x, X), return(y, Y).
+YAML
+best() {
+  local best=
+  for _ in 1 2 3; do
+    local start end t
+    start=$(date +%s%N)
+    "$kettle" run "$1" --limit memory_mb=4000 --input '{"n": 0}' --trace-dir "$work/traces" >/dev/null
+    end=$(date +%s%N)
+    t=$(( (end - start) / 1000000 ))
+    if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
+  done
+  echo "$best"
+}
+"$kettle" run "$work/chain1.yaml" --limit memory_mb=4000 --input '{"n": 0}' --trace-dir "$work/traces" >/dev/null # builds
+t1=$(best "$work/chain1.yaml")
+t21=$(best "$work/chain21.yaml")
+tclp=$(best "$work/clp.yaml")
+echo "kettle $(cd "$repo" && git rev-parse --short HEAD): 1 Prolog node ${t1} ms, 21 nodes ${t21} ms, each next node $(( (t21 - t1) / 20 )) ms, 1 CLP(FD) node ${tclp} ms (whole process, best of 3)"
