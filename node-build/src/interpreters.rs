@@ -161,6 +161,10 @@ pub const INTERPRETERS: &[Interpreter] = &[
                 include_str!("../../guest-sdk/src/error.rs"),
             ),
             (
+                "guest-sdk/src/interrupt.rs",
+                include_str!("../../guest-sdk/src/interrupt.rs"),
+            ),
+            (
                 "guest-sdk/src/llm.rs",
                 include_str!("../../guest-sdk/src/llm.rs"),
             ),
@@ -176,6 +180,7 @@ pub const INTERPRETERS: &[Interpreter] = &[
                 "guest-sdk/src/trace.rs",
                 include_str!("../../guest-sdk/src/trace.rs"),
             ),
+            ("wit/interrupt.wit", include_str!("../../wit/interrupt.wit")),
             ("wit/llm.wit", include_str!("../../wit/llm.wit")),
             ("wit/log.wit", include_str!("../../wit/log.wit")),
             ("wit/trace.wit", include_str!("../../wit/trace.wit")),

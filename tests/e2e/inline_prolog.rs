@@ -22,7 +22,7 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
 const AGENT: &str = r#"
 name: tea-inline-prolog
 settings:
-  limits: {memory_mb: 1536}
+  limits: {memory_mb: 4000}
 nodes:
   - name: verify_state_access
     language: prolog
@@ -64,7 +64,7 @@ edges:
 "#;
 
 #[test]
-#[ignore = "the Prolog interpreter component exceeds memory_mb 1536 at its first query (issue 20 report); run with --ignored"]
+#[ignore = "the Prolog interpreter component needs memory_mb 4000 and minutes per run on a loaded machine (issue 20); run with --ignored"]
 fn tea_prolog_examples_reach_their_documented_state_in_one_trace() {
     let _turn = one_at_a_time();
     let scratch = Scratch::new();
@@ -102,7 +102,7 @@ fn tea_prolog_examples_reach_their_documented_state_in_one_trace() {
 const SCHEDULING: &str = r#"
 name: clpfd-scheduling-agent
 settings:
-  limits: {memory_mb: 1536}
+  limits: {memory_mb: 4000}
 nodes:
   - name: solve_schedule
     language: prolog
@@ -138,7 +138,7 @@ nodes:
 "#;
 
 #[test]
-#[ignore = "the Prolog interpreter component exceeds memory_mb 1536 at its first query (issue 20 report); run with --ignored"]
+#[ignore = "the Prolog interpreter component needs memory_mb 4000 and minutes per run on a loaded machine (issue 20); run with --ignored"]
 fn tea_clpfd_scheduling_runs_on_clpz() {
     let _turn = one_at_a_time();
     let scratch = Scratch::new();
@@ -159,7 +159,7 @@ fn tea_clpfd_scheduling_runs_on_clpz() {
 }
 
 #[test]
-#[ignore = "the Prolog interpreter component exceeds memory_mb 1536 at its first query (issue 20 report); run with --ignored"]
+#[ignore = "the Prolog interpreter component needs memory_mb 4000 and minutes per run on a loaded machine (issue 20); run with --ignored"]
 fn prolog_errors_name_node_clause_and_term_and_hostile_prolog_is_contained() {
     let _turn = one_at_a_time();
     let scratch = Scratch::new();
@@ -213,6 +213,25 @@ fn prolog_errors_name_node_clause_and_term_and_hostile_prolog_is_contained() {
     );
     assert!(
         text.contains("grow") && (text.contains("memory") || text.contains("resource_error")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_prolog_node_below_the_interpreters_memory_says_how_much_it_needs() {
+    let _turn = one_at_a_time();
+    let scratch = Scratch::new();
+    let agent = scratch.agent(
+        "prolog.yaml",
+        "name: small\nnodes:\n  - name: answer\n    language: prolog\n    run: |\n      return(answer, 42).\n",
+    );
+    let output = scratch.run(&agent, &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("node `answer`")
+            && text.contains("at least 4000 MiB")
+            && text.contains("--limit memory_mb=4000"),
         "{text}"
     );
 }
