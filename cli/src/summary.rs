@@ -112,7 +112,16 @@ pub fn run_summary(report: &RunReport, remote: &[String], delivery: &[Delivery])
             report.llm_provider
         );
     } else {
-        let _ = writeln!(out, "  LLM     {}", per_provider(&llm.by_provider));
+        let before = if llm.restored_calls > 0 {
+            format!(
+                "; {} call{} before the resume",
+                llm.restored_calls,
+                plural(llm.restored_calls)
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "  LLM     {}{before}", per_provider(&llm.by_provider));
     }
     out
 }

@@ -265,7 +265,7 @@ edges:
                 "10:11: nodes[1].goto: expected a node name, or a list of `{if: EXPR, to: NODE}` rules, but found the number 5"
             ),
             at(
-                "11:5: nodes[1]: unknown field `wiht`, expected one of `name`, `component`, `config`, `uses`, `with`, `description`, `output`, `run`, `script`, `language`, `type`, `limits`, `permissions`, `retry`, `isolation`, `idempotent`, `on_error`, `goto`, `fan_in`, `steps`, `condition`, `max_iterations`, `body`, `items`, `item_var`, `index_var`, `max_concurrency`, `fail_fast`, `action`"
+                "11:5: nodes[1]: unknown field `wiht`, expected one of `name`, `component`, `config`, `uses`, `with`, `description`, `output`, `run`, `script`, `language`, `type`, `limits`, `permissions`, `retry`, `isolation`, `idempotent`, `interrupt_before`, `interrupt_after`, `on_error`, `goto`, `fan_in`, `steps`, `condition`, `max_iterations`, `body`, `items`, `item_var`, `index_var`, `max_concurrency`, `fail_fast`, `action`"
             ),
             at(
                 "16:12: nodes[2].body[0]: expected a step (a mapping with `uses:`, `component:` or `run:`), but found the text `not a step`"

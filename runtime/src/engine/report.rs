@@ -16,12 +16,15 @@ pub struct UsageSnapshot {
     pub output_tokens: u64,
     /// The calls sent, per provider.
     pub by_provider: Vec<ProviderCalls>,
+    /// Calls sent before the checkpoint a resumed run continued from.
+    pub restored_calls: u64,
 }
 
 impl UsageSnapshot {
-    /// Calls sent to a provider (or answered by the mock or a recording).
+    /// Calls sent to a provider (or answered by the mock or a recording), before a resume
+    /// included.
     pub fn sent(&self) -> u64 {
-        self.by_provider.iter().map(|p| p.calls).sum()
+        self.restored_calls + self.by_provider.iter().map(|p| p.calls).sum::<u64>()
     }
 }
 
@@ -33,6 +36,7 @@ impl From<&LlmUsage> for UsageSnapshot {
             input_tokens: usage.input_tokens.load(Ordering::Relaxed),
             output_tokens: usage.output_tokens.load(Ordering::Relaxed),
             by_provider: usage.sent_by_provider(),
+            restored_calls: usage.restored_calls.load(Ordering::Relaxed),
         }
     }
 }

@@ -86,7 +86,11 @@ fn record_sent(
     error: Option<&LlmError>,
 ) {
     let Some(call) = resolved else { return };
-    let sent = if client.is_replay() {
+    // A call the checkpointed tape answers was sent before the crash or interrupt: it counts
+    // once, in this segment, since the checkpoint left out the calls of the node in flight.
+    let sent = if span.replayed.load(Ordering::Relaxed) {
+        true
+    } else if client.is_replay() {
         !matches!(error, Some(LlmError::NotRecorded(_)))
     } else if call.is_http() {
         span.attempts.load(Ordering::Relaxed) > 0
@@ -178,6 +182,8 @@ pub(crate) struct ChatSpan {
     guard: SpanGuard,
     attempts: Arc<AtomicU32>,
     content: ContentPolicy,
+    /// Answered from the checkpointed tape of its node execution (a resumed run).
+    replayed: std::sync::atomic::AtomicBool,
 }
 
 impl ChatSpan {
@@ -231,12 +237,14 @@ impl ChatSpan {
                 attributes,
             )),
             attempts: Arc::new(AtomicU32::new(0)),
+            replayed: std::sync::atomic::AtomicBool::new(false),
             content,
         }
     }
 
     /// Marks a call answered from the checkpointed tape of its node execution.
     fn mark_replayed(&self) {
+        self.replayed.store(true, Ordering::Relaxed);
         self.handle()
             .set_attribute(KeyValue::new("kettle.llm.replayed", true));
     }

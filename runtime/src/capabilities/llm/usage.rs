@@ -14,6 +14,8 @@ pub struct LlmUsage {
     pub failed_calls: AtomicU64,
     pub input_tokens: AtomicU64,
     pub output_tokens: AtomicU64,
+    /// Calls sent before the checkpoint a resumed run continues from (not in `sent`).
+    pub restored_calls: AtomicU64,
     /// Per provider name: its `gen_ai.provider.name` and the calls sent to it.
     sent: Mutex<BTreeMap<String, (&'static str, u64)>>,
 }

@@ -182,6 +182,9 @@ impl Runtime {
             let usage = &capabilities.llm.usage;
             usage.calls.store(checkpoint.usage.calls, Ordering::Relaxed);
             usage
+                .restored_calls
+                .store(checkpoint.usage.calls, Ordering::Relaxed);
+            usage
                 .input_tokens
                 .store(checkpoint.usage.input_tokens, Ordering::Relaxed);
             usage
