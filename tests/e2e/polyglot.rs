@@ -139,7 +139,7 @@ fn kettle_build_builds_stale_nodes_only() {
     let build = || {
         let output = scratch
             .kettle()
-            .arg("build")
+            .args(["build", "--precompile"])
             .arg(&node)
             .output()
             .expect("kettle runs");
@@ -187,7 +187,7 @@ fn build_errors_show_the_tools_message_and_the_command_to_rerun() {
     ] {
         let output = scratch
             .kettle()
-            .arg("build")
+            .args(["build", "--precompile"])
             .arg(dir)
             .output()
             .expect("kettle runs");

@@ -10,7 +10,7 @@ use crate::spec::{
     LangfuseSettings, LimitsSpec, OpikSettings, RunLimits, SpecErrors, TracingSettings,
 };
 use crate::telemetry::DEFAULT_MAX_SPANS_PER_RUN;
-use kettle_build::{BuildError, BuildOptions, Language, build_interpreter, build_node};
+use kettle_build::{BuildError, BuildOptions, Language, NodeReady, build_interpreter, ready_node};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,6 +41,9 @@ pub struct Agent {
     pub langfuse: Option<LangfuseSettings>,
     pub llm: Arc<LlmClient>,
     components: HashMap<usize, Arc<PreparedComponent>>,
+    /// Per component id run from source (a Python folder in the Python interpreter): the
+    /// folder's source as the interpreter's config holds it (`{"module", "files"}`, JSON).
+    sources: HashMap<usize, Arc<str>>,
 }
 
 impl Agent {
@@ -54,6 +57,12 @@ impl Agent {
     /// The prepared component with id `component` (see `Graph::component_sources`).
     pub(crate) fn component(&self, component: usize) -> Option<&Arc<PreparedComponent>> {
         self.components.get(&component)
+    }
+
+    /// The source of component `component` when it is a node folder run from source by an
+    /// interpreter (its component is then the interpreter).
+    pub(crate) fn source(&self, component: usize) -> Option<&Arc<str>> {
+        self.sources.get(&component)
     }
 }
 
@@ -70,6 +79,8 @@ pub enum ComponentEvent {
     },
     /// A component was compiled, or loaded from the compile cache.
     Loaded { node: String, outcome: LoadOutcome },
+    /// A node folder runs from source in its language's interpreter: nothing was built.
+    FromSource { node: String, language: Language },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,31 +116,13 @@ pub async fn load_agent(
         .collect();
     let mut prepared: HashMap<PathBuf, Arc<PreparedComponent>> = HashMap::new();
     let mut components = HashMap::new();
+    let mut sources = HashMap::new();
     for (index, node, source) in graph.components() {
         let node = node.to_string();
         let wasm = match source {
             ComponentSource::Wasm(wasm) => wasm.clone(),
             ComponentSource::Interpreter(language) => {
-                let Some(interpreter) = kettle_build::interpreter(language) else {
-                    return Err(AgentLoadError::NoInterpreter {
-                        node,
-                        language: language.clone(),
-                    });
-                };
-                let built = build_interpreter(interpreter, cache_dir, &progress)
-                    .await
-                    .map_err(|source| AgentLoadError::Build {
-                        node: node.clone(),
-                        source,
-                    })?;
-                if built.built {
-                    events(ComponentEvent::Built {
-                        node: format!("{language} interpreter"),
-                        language: built.language,
-                        took: built.took,
-                    });
-                }
-                built.wasm
+                interpreter_wasm(&node, language, cache_dir, events).await?
             }
             ComponentSource::Folder(dir) => {
                 // A JavaScript node without an `http` grant is built without fetch, so that
@@ -139,20 +132,33 @@ pub async fn load_agent(
                         .get(&node)
                         .is_some_and(|p| !p.grants.http.is_empty()),
                 };
-                let built = build_node(dir, cache_dir, &options, &progress)
+                let ready = ready_node(dir, cache_dir, &options, &progress)
                     .await
                     .map_err(|source| AgentLoadError::Build {
                         node: node.clone(),
                         source,
                     })?;
-                if built.built {
-                    events(ComponentEvent::Built {
-                        node: node.clone(),
-                        language: built.language,
-                        took: built.took,
-                    });
+                match ready {
+                    NodeReady::Component(built) => {
+                        if built.built {
+                            events(ComponentEvent::Built {
+                                node: node.clone(),
+                                language: built.language,
+                                took: built.took,
+                            });
+                        }
+                        built.wasm
+                    }
+                    NodeReady::Source(folder) => {
+                        let language = Language::Python;
+                        events(ComponentEvent::FromSource {
+                            node: node.clone(),
+                            language,
+                        });
+                        sources.insert(index, Arc::from(folder.to_json().to_string()));
+                        interpreter_wasm(&node, language.name(), cache_dir, events).await?
+                    }
                 }
-                built.wasm
             }
         };
         let component =
@@ -167,6 +173,7 @@ pub async fn load_agent(
                     })?);
                     let node = match source {
                         ComponentSource::Interpreter(language) => format!("{language} interpreter"),
+                        _ if sources.contains_key(&index) => "python interpreter".into(),
                         _ => node.clone(),
                     };
                     events(ComponentEvent::Loaded {
@@ -210,5 +217,36 @@ pub async fn load_agent(
         langfuse: loaded.spec.settings.langfuse.clone(),
         llm: Arc::new(llm),
         components,
+        sources,
     })
+}
+
+/// The interpreter component of `language` (built on first use), for node `node`.
+async fn interpreter_wasm(
+    node: &str,
+    language: &str,
+    cache_dir: &Path,
+    events: &(dyn Fn(ComponentEvent) + Sync),
+) -> Result<PathBuf, AgentLoadError> {
+    let Some(interpreter) = kettle_build::interpreter(language) else {
+        return Err(AgentLoadError::NoInterpreter {
+            node: node.to_string(),
+            language: language.to_string(),
+        });
+    };
+    let progress = |line: &str| events(ComponentEvent::Progress(line.to_string()));
+    let built = build_interpreter(interpreter, cache_dir, &progress)
+        .await
+        .map_err(|source| AgentLoadError::Build {
+            node: node.to_string(),
+            source,
+        })?;
+    if built.built {
+        events(ComponentEvent::Built {
+            node: format!("{language} interpreter"),
+            language: built.language,
+            took: built.took,
+        });
+    }
+    Ok(built.wasm)
 }
