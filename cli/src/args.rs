@@ -328,10 +328,17 @@ A node folder is built by its language:
   app.py / pyproject.toml    Python: componentize-py, with the `kettle` SDK
   package.json / *.js        JavaScript: rolldown + componentize-js, with the `kettle` SDK
 Toolchains are installed on first use into Kettle's cache (see `kettle doctor`).
-A build is skipped when the sources, the WIT and the toolchain are unchanged.")]
+A build is skipped when the sources, the WIT and the toolchain are unchanged.
+A Python folder that needs nothing but the SDK (no declared dependencies, only the standard
+modules the interpreter holds) is not built: `kettle run` runs its source in the Python
+interpreter; `--precompile` builds it.")]
 pub struct BuildArgs {
     /// A node folder, or an agent file (every node folder it references is built).
     pub path: PathBuf,
+    /// Also build the Python folders that need nothing but the SDK (which `kettle run` runs
+    /// from source in the Python interpreter); `kettle run` then uses their components.
+    #[arg(long)]
+    pub precompile: bool,
 }
 
 #[derive(Debug, Args)]

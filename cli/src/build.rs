@@ -4,7 +4,7 @@
 use super::args::BuildArgs;
 use super::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, Threads, block_on, cache_dir};
 use kettle::graph::ComponentSource;
-use kettle_build::{BuildOptions, Language, build_node};
+use kettle_build::{BuildOptions, Language, SourceVerdict, build_node, python_source};
 use std::path::{Path, PathBuf};
 
 pub fn build(args: BuildArgs) -> u8 {
@@ -30,6 +30,21 @@ async fn build_async(args: BuildArgs) -> u8 {
     let progress = |line: &str| eprintln!("kettle: {line}…");
     for (node, dir) in folders {
         let label = node.map_or_else(|| dir.display().to_string(), |n| format!("node `{n}`"));
+        if !args.precompile && Language::detect(&dir) == Some(Language::Python) {
+            match python_source(&dir) {
+                Ok(SourceVerdict::Runs(_)) => {
+                    eprintln!(
+                        "kettle: {label} (python) needs no build: `kettle run` runs its source in the Python interpreter (`--precompile` builds its component)"
+                    );
+                    continue;
+                }
+                Ok(SourceVerdict::Build(_)) => {}
+                Err(e) => {
+                    eprintln!("kettle: {label}: {e}");
+                    return EXIT_RUN_FAILED;
+                }
+            }
+        }
         match build_node(&dir, &cache, &BuildOptions::default(), &progress).await {
             Ok(outcome) if outcome.built => eprintln!(
                 "kettle: built {label} ({}) in {:.1} s → {}",

@@ -28,6 +28,11 @@ pub fn component_event(event: &ComponentEvent) -> String {
                 took.as_secs_f64()
             )
         }
+        ComponentEvent::FromSource { node, language } => format!(
+            "node `{node}` ({}) runs from source in the {} interpreter (no build; `kettle build --precompile` builds its component)",
+            language.name(),
+            language.name()
+        ),
         ComponentEvent::Loaded {
             node,
             outcome: LoadOutcome::Cached { took },

@@ -8,17 +8,27 @@ the update. It sees `state`, `variables`, `json`, `actions` (empty), `requests` 
 (TEA's names), plus `llm`, `trace` and `log` from the Kettle SDK; in a fan-in node
 `parallel_results`, in a `dynamic_parallel` item its item and index variables.
 
+It also runs Python node folders from source (`kettle run` on a folder that needs nothing but
+the SDK): the config's `kettle_node_folder` holds the folder's `.py` files and its module, and
+`config` the node's own `config:`. The folder's modules are imported from those files, and its
+`@node` function is called as a built component's would be, with the node's context.
+
 The host may call one instance many times in a run: compiled code is cached by its text, and
 every execution gets fresh globals. `print` goes to the node's log (host-owned, bounded).
 """
 
 import builtins
+import importlib.machinery
 import json
 import sys
 import traceback
 import types
 
 from kettle import Failed, llm, log, node, trace
+from kettle import _traceback
+
+# The SDK's module `kettle.node` (the package's attribute `node` is the decorator).
+_sdk_node = sys.modules["kettle.node"]
 
 # At run time the interpreter has no files, so its standard library is what the component's
 # snapshot holds: the modules imported while componentize-py builds it. TEA's inline code
@@ -162,8 +172,85 @@ def _update_of_locals(names):
     }
 
 
+# Where a node folder's files appear to be, in frames and `__file__`.
+FOLDER_ROOT = "/kettle-node"
+
+
+class _FolderFinder:
+    """Imports a node folder's modules from its files, handed in the config."""
+
+    def __init__(self, files):
+        self._files = files
+
+    def find_spec(self, name, path=None, target=None):
+        base = name.replace(".", "/")
+        for relative, package in ((f"{base}.py", False), (f"{base}/__init__.py", True)):
+            if relative in self._files:
+                spec = importlib.machinery.ModuleSpec(
+                    name, self, origin=f"{FOLDER_ROOT}/{relative}", is_package=package
+                )
+                spec.has_location = True
+                if package:
+                    spec.submodule_search_locations = [f"{FOLDER_ROOT}/{base}"]
+                return spec
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        filename = module.__spec__.origin
+        text = self._files[filename[len(FOLDER_ROOT) + 1 :]]
+        _traceback.remember(filename, text)
+        module.__file__ = filename
+        try:
+            code = compile(text, filename, "exec")
+        except SyntaxError as error:
+            shown = f"\n    {error.text.strip()}" if error.text else ""
+            raise Failed(
+                f"SyntaxError: {error.msg}\nTraceback (most recent call last):\n"
+                f'  File "{filename[len(FOLDER_ROOT) + 1 :]}", line {error.lineno}{shown}'
+            ) from None
+        exec(code, module.__dict__)
+
+
+def _run_folder(ctx, state, folder):
+    """One execution of a node folder's `@node` function, as its component would run it."""
+    files = folder.get("files") or {}
+    module = folder.get("module") or "app"
+    _traceback.set_root(FOLDER_ROOT)
+    # The folder's modules replace any module of the same name (the interpreter is `app`).
+    local = {path.split("/")[0].removesuffix(".py") for path in files}
+    for name in list(sys.modules):
+        if name.split(".")[0] in local:
+            del sys.modules[name]
+    sys.meta_path.insert(0, _FolderFinder(files))
+    interpreter = _sdk_node._registered
+    _sdk_node._registered = None
+    try:
+        __import__(module)
+        function = _sdk_node._registered
+    finally:
+        _sdk_node._registered = interpreter
+    if function is None:
+        raise Failed(
+            "no @node function: decorate the node's run function with @kettle.node"
+        )
+    config = ctx.config.get("config")
+    node_ctx = _sdk_node.Context(
+        run_id=ctx.run_id,
+        node_name=ctx.node_name,
+        attempt=ctx.attempt,
+        config=config if isinstance(config, dict) else {},
+    )
+    return function(node_ctx, state)
+
+
 @node
 def run(ctx, context: dict) -> dict:
+    folder = ctx.config.get("kettle_node_folder")
+    if isinstance(folder, dict):
+        return _run_folder(ctx, context, folder)
     code = ctx.config.get("code")
     if not isinstance(code, str):
         raise Failed("the interpreter was given no `code` in its config")

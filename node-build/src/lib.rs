@@ -6,6 +6,7 @@ mod interpreters;
 mod js;
 mod npm_wasm;
 mod python;
+mod python_source;
 mod rust;
 mod support;
 mod toolchain;
@@ -15,6 +16,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 pub use interpreters::{INTERPRETERS, Interpreter, build_interpreter, interpreter};
+pub use python_source::{PythonSource, SourceVerdict, python_source};
 pub use toolchain::{ToolStatus, Toolchains};
 
 /// The languages a node folder can be written in.
@@ -98,6 +100,72 @@ pub enum BuildError {
         dir: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// How a run gets a node folder ready.
+#[derive(Debug)]
+pub enum NodeReady {
+    /// A component: built now, or the last build still up to date.
+    Component(BuildOutcome),
+    /// A Python folder that needs nothing but the SDK, run from source by the Python
+    /// interpreter component: no build.
+    Source(PythonSource),
+}
+
+/// Gets the node in `dir` ready to run: a Python folder that needs nothing but the SDK runs
+/// from source (unless `kettle build --precompile` left an up-to-date component of it); any
+/// other folder is built unless its last build is up to date.
+pub async fn ready_node(
+    dir: &Path,
+    cache_dir: &Path,
+    options: &BuildOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<NodeReady, BuildError> {
+    if Language::detect(dir) == Some(Language::Python) {
+        if let Some(built) = up_to_date(dir, cache_dir, options).await? {
+            return Ok(NodeReady::Component(built));
+        }
+        if let SourceVerdict::Runs(source) = python_source(dir)? {
+            return Ok(NodeReady::Source(source));
+        }
+    }
+    build_node(dir, cache_dir, options, progress)
+        .await
+        .map(NodeReady::Component)
+}
+
+/// Where the component of the node folder `dir` is kept, if it was ever built.
+pub fn built_component(dir: &Path, cache_dir: &Path) -> Option<PathBuf> {
+    let dir = dir.canonicalize().ok()?;
+    let slot = BuildSlot::new(cache_dir, &dir);
+    slot.wasm.is_file().then_some(slot.wasm)
+}
+
+/// The last build of the node in `dir`, if it is up to date.
+pub async fn up_to_date(
+    dir: &Path,
+    cache_dir: &Path,
+    options: &BuildOptions,
+) -> Result<Option<BuildOutcome>, BuildError> {
+    let started = Instant::now();
+    let io = |source| BuildError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let dir = dir.canonicalize().map_err(io)?;
+    let language =
+        Language::detect(&dir).ok_or_else(|| BuildError::UnknownLanguage { dir: dir.clone() })?;
+    let toolchains = Toolchains::for_cache(cache_dir);
+    let slot = BuildSlot::new(cache_dir, &dir);
+    let fingerprint = fingerprint::fingerprint(&dir, language, options, &toolchains)
+        .await
+        .map_err(io)?;
+    Ok(slot.is_fresh(&fingerprint).then(|| BuildOutcome {
+        wasm: slot.wasm,
+        language,
+        built: false,
+        took: started.elapsed(),
+    }))
 }
 
 /// Builds the node in `dir` unless its last build is up to date. `progress` receives one line

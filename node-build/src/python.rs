@@ -28,13 +28,7 @@ pub async fn build(
     let sdk = materialize(&support, "python-sdk", PYTHON_SDK).map_err(io)?;
     let entry = work.join("entry");
     std::fs::create_dir_all(&entry).map_err(io)?;
-    std::fs::write(
-        entry.join(format!("{ENTRY}.py")),
-        format!(
-            "import {module}  # registers the node's @node function\nfrom kettle._world import WitWorld  # noqa: F401\n"
-        ),
-    )
-    .map_err(io)?;
+    std::fs::write(entry.join(format!("{ENTRY}.py")), entry_source(&module)).map_err(io)?;
     // An empty venv: componentize-py adds `$VIRTUAL_ENV`'s site-packages to the component,
     // and must not pick up the one it is installed in, nor the system's.
     let env = work.join("env");
@@ -79,8 +73,28 @@ pub async fn build(
     Ok(out)
 }
 
+/// The entry module's text: imports the node and the SDK's `WitWorld`, and keeps the node's
+/// source lines in the snapshot for its tracebacks (a component has no files at run time).
+fn entry_source(module: &str) -> String {
+    let depth = module.matches('.').count();
+    format!(
+        "import os as _os\n\
+         import sys as _sys\n\
+         import {module}  # registers the node's @node function\n\
+         from kettle import _traceback\n\
+         from kettle._world import WitWorld  # noqa: F401\n\
+         \n\
+         _file = _sys.modules[\"{module}\"].__file__\n\
+         _root = _os.path.dirname(_file)\n\
+         for _ in range({depth} + _file.endswith(\"__init__.py\")):\n    \
+             _root = _os.path.dirname(_root)\n\
+         _traceback.set_root(_root)\n\
+         _traceback.remember_sources()\n"
+    )
+}
+
 /// The node's module name.
-fn entry_module(dir: &Path) -> Result<String, BuildError> {
+pub(crate) fn entry_module(dir: &Path) -> Result<String, BuildError> {
     if let Some(module) = std::fs::read_to_string(dir.join("pyproject.toml"))
         .ok()
         .and_then(|text| kettle_module(&text))

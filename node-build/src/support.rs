@@ -26,6 +26,10 @@ pub const PYTHON_SDK: &[(&str, &str)] = &[
         include_str!("../../guest-sdk/python/kettle/_interrupt.py"),
     ),
     (
+        "kettle/_traceback.py",
+        include_str!("../../guest-sdk/python/kettle/_traceback.py"),
+    ),
+    (
         "kettle/_world.py",
         include_str!("../../guest-sdk/python/kettle/_world.py"),
     ),

@@ -23,6 +23,7 @@ mod openai_provider;
 mod parallel_traces;
 mod polyglot;
 mod pool_slots;
+mod python_dev_loop;
 mod record_replay;
 mod sandbox;
 mod serve;

@@ -4,6 +4,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
+from ._traceback import describe
 from .errors import NodeError
 from .llm import LlmError
 
@@ -81,7 +82,7 @@ def run_registered(wit_ctx: Any, state: str) -> str:
     except LlmError as error:
         raise fail("llm", str(error))
     except Exception as error:  # noqa: BLE001 - every exception is the node's failure
-        raise fail("failed", f"{type(error).__name__}: {error}")
+        raise fail("failed", describe(error))
     if update is None:
         update = {}
     if not isinstance(update, dict):

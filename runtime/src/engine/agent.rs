@@ -11,7 +11,7 @@ use crate::spec::{
     SpecError, SpecErrors, TracingSettings,
 };
 use crate::telemetry::DEFAULT_MAX_SPANS_PER_RUN;
-use kettle_build::{BuildError, BuildOptions, Language, build_interpreter, build_node};
+use kettle_build::{BuildError, BuildOptions, Language, NodeReady, build_interpreter, ready_node};
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -50,6 +50,9 @@ pub struct Agent {
     /// `interrupt_*: true`, and TEA's `config.interrupt_*`).
     pub interrupts: Interrupts,
     components: HashMap<usize, Arc<PreparedComponent>>,
+    /// Per component id run from source (a Python folder in the Python interpreter): the
+    /// folder's source as the interpreter's config holds it (`{"module", "files"}`, JSON).
+    sources: HashMap<usize, Arc<str>>,
 }
 
 /// The nodes a run stops at, to be resumed with `kettle resume`.
@@ -146,6 +149,12 @@ impl Agent {
     pub(crate) fn component(&self, component: usize) -> Option<&Arc<PreparedComponent>> {
         self.components.get(&component)
     }
+
+    /// The source of component `component` when it is a node folder run from source by an
+    /// interpreter (its component is then the interpreter).
+    pub(crate) fn source(&self, component: usize) -> Option<&Arc<str>> {
+        self.sources.get(&component)
+    }
 }
 
 /// Progress while loading, one event per component.
@@ -161,6 +170,8 @@ pub enum ComponentEvent {
     },
     /// A component was compiled, or loaded from the compile cache.
     Loaded { node: String, outcome: LoadOutcome },
+    /// A node folder runs from source in its language's interpreter: nothing was built.
+    FromSource { node: String, language: Language },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -290,31 +301,13 @@ async fn load(
         .collect();
     let mut prepared: HashMap<PathBuf, Arc<PreparedComponent>> = HashMap::new();
     let mut components = HashMap::new();
+    let mut sources = HashMap::new();
     for (index, node, source) in graph.components() {
         let node = node.to_string();
         let wasm = match source {
             ComponentSource::Wasm(wasm) => wasm.clone(),
             ComponentSource::Interpreter(language) => {
-                let Some(interpreter) = kettle_build::interpreter(language) else {
-                    return Err(AgentLoadError::NoInterpreter {
-                        node,
-                        language: language.clone(),
-                    });
-                };
-                let built = build_interpreter(interpreter, cache_dir, &progress)
-                    .await
-                    .map_err(|source| AgentLoadError::Build {
-                        node: node.clone(),
-                        source,
-                    })?;
-                if built.built {
-                    events(ComponentEvent::Built {
-                        node: format!("{language} interpreter"),
-                        language: built.language,
-                        took: built.took,
-                    });
-                }
-                built.wasm
+                interpreter_wasm(&node, language, cache_dir, events).await?
             }
             ComponentSource::Folder(dir) => {
                 // A JavaScript node without an `http` grant is built without fetch, so that
@@ -324,20 +317,33 @@ async fn load(
                         .get(&node)
                         .is_some_and(|p| !p.grants.http.is_empty()),
                 };
-                let built = build_node(dir, cache_dir, &options, &progress)
+                let ready = ready_node(dir, cache_dir, &options, &progress)
                     .await
                     .map_err(|source| AgentLoadError::Build {
                         node: node.clone(),
                         source,
                     })?;
-                if built.built {
-                    events(ComponentEvent::Built {
-                        node: node.clone(),
-                        language: built.language,
-                        took: built.took,
-                    });
+                match ready {
+                    NodeReady::Component(built) => {
+                        if built.built {
+                            events(ComponentEvent::Built {
+                                node: node.clone(),
+                                language: built.language,
+                                took: built.took,
+                            });
+                        }
+                        built.wasm
+                    }
+                    NodeReady::Source(folder) => {
+                        let language = Language::Python;
+                        events(ComponentEvent::FromSource {
+                            node: node.clone(),
+                            language,
+                        });
+                        sources.insert(index, Arc::from(folder.to_json().to_string()));
+                        interpreter_wasm(&node, language.name(), cache_dir, events).await?
+                    }
                 }
-                built.wasm
             }
         };
         let component =
@@ -352,6 +358,7 @@ async fn load(
                     })?);
                     let node = match source {
                         ComponentSource::Interpreter(language) => format!("{language} interpreter"),
+                        _ if sources.contains_key(&index) => "python interpreter".into(),
                         _ => node.clone(),
                     };
                     events(ComponentEvent::Loaded {
@@ -398,5 +405,36 @@ async fn load(
         checkpoint: loaded.spec.settings.checkpoint.clone(),
         interrupts,
         components,
+        sources,
     })
+}
+
+/// The interpreter component of `language` (built on first use), for node `node`.
+async fn interpreter_wasm(
+    node: &str,
+    language: &str,
+    cache_dir: &Path,
+    events: &(dyn Fn(ComponentEvent) + Sync),
+) -> Result<PathBuf, AgentLoadError> {
+    let Some(interpreter) = kettle_build::interpreter(language) else {
+        return Err(AgentLoadError::NoInterpreter {
+            node: node.to_string(),
+            language: language.to_string(),
+        });
+    };
+    let progress = |line: &str| events(ComponentEvent::Progress(line.to_string()));
+    let built = build_interpreter(interpreter, cache_dir, &progress)
+        .await
+        .map_err(|source| AgentLoadError::Build {
+            node: node.to_string(),
+            source,
+        })?;
+    if built.built {
+        events(ComponentEvent::Built {
+            node: format!("{language} interpreter"),
+            language: built.language,
+            took: built.took,
+        });
+    }
+    Ok(built.wasm)
 }

@@ -200,10 +200,17 @@ impl Run<'_> {
         span: &SpanHandle,
         attempt: u32,
     ) -> Result<Map<String, Value>, RunError> {
+        let source = self.agent.source(component);
         let component = self
             .agent
             .component(component)
             .ok_or_else(|| RunError::node(node, "internal", "the component was not prepared"))?;
+        // A folder run from source: the interpreter receives the folder's files beside the
+        // node's own config, and hands the node only the latter.
+        let config = match source {
+            Some(source) => format!(r#"{{"kettle_node_folder":{source},"config":{config}}}"#),
+            None => config.to_string(),
+        };
         let limits = self.limits_of(node);
         let capabilities = self
             .capabilities
@@ -212,7 +219,7 @@ impl Run<'_> {
             run_id: self.run_id.to_string(),
             node_name: node.to_string(),
             attempt,
-            config: config.to_string(),
+            config,
             state: Value::Object(state.clone()).to_string(),
             capabilities,
             grants: self.agent.policy(node).grants.clone(),
