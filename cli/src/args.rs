@@ -144,8 +144,10 @@ Environment: KETTLE_SERVE_TOKEN, the bearer token every request but /healthz and
 
 Routes: POST /v1/agents/{name}/runs ({\"input\": {...}, \"timeout_ms\": N}; JSON answer, or
   server-sent events with Accept: text/event-stream), GET /v1/agents, GET /v1/runs[?status=],
-  GET /v1/runs/{id}, GET /healthz, GET /readyz, GET /metrics (Prometheus text).
-Answers: 200 run ok, 422 run failed, 504 run cancelled at its timeout, 429 at the concurrency
+  GET /v1/runs/{id}, POST /v1/runs/{id}/resume ({\"input\": {\"answer\": ...}}: a durable run
+  stopped at an interrupt continues), GET /healthz, GET /readyz, GET /metrics (Prometheus text),
+  GET / (a page: the agents' graphs, a run form, live events, the state, the span tree).
+Answers: 200 run ok, 202 run stopped at an interrupt, 422 run failed, 504 run cancelled at its timeout, 429 at the concurrency
   limit (with Retry-After), 413 body too large, 401 bad token, 503 shutting down. Each run's
   answer carries `traceparent` naming its root span; a request's `traceparent` makes the run
   part of the caller's trace.";
@@ -173,6 +175,11 @@ pub struct ServeArgs {
     /// Where the file exporter writes traces (beats the agents' settings).
     #[arg(long)]
     pub trace_dir: Option<PathBuf>,
+    /// Make every agent's runs durable, checkpointed in this SQLite file; without it, agents
+    /// with settings.checkpoint or interrupts are durable in their own store (default
+    /// .kettle/state.db). Interrupted runs continue with POST /v1/runs/{id}/resume.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Args)]

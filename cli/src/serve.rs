@@ -20,6 +20,7 @@ pub fn serve(args: ServeArgs) -> u8 {
             .filter(|t| !t.is_empty()),
         cache_dir: cache_dir(),
         trace_dir: args.trace_dir,
+        store: args.store,
     };
     block_on(Threads::Many, async move {
         let ready =

@@ -2,6 +2,7 @@
 //! each with its own telemetry (its `settings.tracing`), before the first request.
 
 use crate::ServeConfig;
+use kettle::checkpoint::{CheckpointStore, open_store};
 use kettle::engine::{Agent, Runtime, load_agent, load_checked};
 use kettle::graph::{GraphFormat, render};
 use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
@@ -36,6 +37,8 @@ pub enum CatalogError {
     NoAgents,
     #[error("the sandbox cannot start: {0}")]
     Sandbox(String),
+    #[error("{}: the checkpoint store: {message}", path.display())]
+    Store { path: PathBuf, message: String },
 }
 
 /// One served agent.
@@ -47,6 +50,11 @@ pub struct Served {
     pub graph: serde_json::Value,
     pub agent: Agent,
     pub runtime: Runtime,
+    /// Where the agent's runs are checkpointed, when they are durable (`--store`,
+    /// `settings.checkpoint`, or interrupts, which need a checkpoint to resume from).
+    pub store: Option<Arc<dyn CheckpointStore>>,
+    /// The agent file, absolute, as durable runs record it.
+    pub agent_file: String,
     telemetry: Arc<Telemetry>,
 }
 
@@ -77,6 +85,34 @@ impl Catalog {
             agents.insert(served.name.clone(), Arc::new(served));
         }
         Ok(Self { agents })
+    }
+
+    /// The served agent a durable run belongs to, with its record in that agent's store.
+    pub fn durable_run(
+        &self,
+        run_id: &str,
+    ) -> Option<(Arc<Served>, kettle::checkpoint::RunRecord)> {
+        self.agents.values().find_map(|served| {
+            let store = served.store.as_ref()?;
+            let record = store.run(run_id).ok().flatten()?;
+            (record.agent_file == served.agent_file || record.agent == served.name)
+                .then(|| (served.clone(), record))
+        })
+    }
+
+    /// Durable runs stopped at an interrupt, from every agent's store, newest first.
+    pub fn interrupted_runs(&self) -> Vec<kettle::checkpoint::RunRecord> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut runs: Vec<_> = self
+            .agents
+            .values()
+            .filter_map(|served| served.store.as_ref().and_then(|s| s.runs().ok()))
+            .flatten()
+            .filter(|r| r.status == kettle::checkpoint::RunStatus::Interrupted)
+            .filter(|r| seen.insert(r.run_id.clone()))
+            .collect();
+        runs.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms));
+        runs
     }
 
     /// Flushes and stops every agent's exporters.
@@ -123,7 +159,26 @@ async fn load_one(
         .map_err(|e| invalid(e.to_string()))
         .and_then(|c| Telemetry::new(&c).map_err(|e| invalid(e.to_string())))
         .map(Arc::new)?;
+    let durable =
+        config.store.is_some() || agent.checkpoint.is_some() || !agent.interrupts.is_empty();
+    let store = if durable {
+        let settings = agent.checkpoint.clone().unwrap_or_default();
+        let kind = settings.store.as_deref().unwrap_or("sqlite");
+        let url = config.store.as_deref().or(settings.url.as_deref());
+        Some(open_store(kind, url).map_err(|e| CatalogError::Store {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?)
+    } else {
+        None
+    };
+    let agent_file = std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string();
     Ok(Served {
+        store,
+        agent_file,
         name: agent.name.clone(),
         description,
         mermaid,

@@ -49,6 +49,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/{id}", get(get_run))
         .route("/v1/runs/{id}/trace", get(get_trace))
+        .route("/v1/runs/{id}/resume", post(resume_run))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -133,7 +134,25 @@ struct ListQuery {
 }
 
 async fn list_runs(State(state): State<Shared>, Query(query): Query<ListQuery>) -> Response {
-    axum::Json(json!({ "runs": state.runs.list(query.status.as_deref()) })).into_response()
+    let mut runs = state.runs.list(query.status.as_deref());
+    // Runs waiting on a person outlive the server that started them: read from the stores.
+    if query.status.as_deref() == Some("interrupted") {
+        for record in state.catalog.interrupted_runs() {
+            if !runs.iter().any(|r| r.run_id == record.run_id) {
+                runs.push(crate::registry::RunRecord {
+                    run_id: record.run_id,
+                    agent: record.agent,
+                    status: "interrupted",
+                    trace_id: Some(record.trace_id),
+                    error: None,
+                    state: None,
+                    duration_ms: None,
+                    trace_file: None,
+                });
+            }
+        }
+    }
+    axum::Json(json!({ "runs": runs })).into_response()
 }
 
 async fn get_run(State(state): State<Shared>, Path(id): Path<String>) -> Response {
@@ -190,24 +209,97 @@ async fn start_run(
             format!("no agent `{name}`; this server runs: {}", names.join(", ")),
         );
     };
-    let body: RunBody = if body.is_empty() {
-        RunBody {
-            input: Map::new(),
-            timeout_ms: None,
+    let body = match parse_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    run_and_answer(state, served, headers, body, None).await
+}
+
+/// `POST /v1/runs/{id}/resume`: continues a durable run (stopped at an interrupt, or cut off by
+/// a crash) from its last checkpoint; `input` is merged into its state and its `answer` key
+/// (or the whole input) is what the node's `interrupt` call returns.
+async fn resume_run(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = match parse_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let Some((served, record)) = state.catalog.durable_run(&id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no durable run `{id}` in the stores of this server's agents; GET /v1/runs?status=interrupted lists the runs waiting"
+            ),
+        );
+    };
+    if record.status == kettle::checkpoint::RunStatus::Completed {
+        return error(
+            StatusCode::CONFLICT,
+            format!("run `{id}` completed; there is nothing to resume"),
+        );
+    }
+    let Some(store) = served.store.as_ref() else {
+        return error(StatusCode::NOT_FOUND, format!("no durable run `{id}`"));
+    };
+    let mut checkpoint = match store.checkpoint(&id, None) {
+        Ok(Some(checkpoint)) => checkpoint,
+        Ok(None) => {
+            return error(
+                StatusCode::CONFLICT,
+                format!("run `{id}` has no checkpoint yet"),
+            );
         }
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(body) => body,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "the body must be a JSON object such as {{\"input\": {{\"topic\": \"tea\"}}, \"timeout_ms\": 30000}}: {e}"
-                    ),
-                );
-            }
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot read the checkpoint of run `{id}`: {e}"),
+            );
         }
     };
+    let answer = (!body.input.is_empty()).then(|| {
+        checkpoint.position.merge_input(&body.input);
+        body.input
+            .get("answer")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(body.input.clone()))
+    });
+    let body = RunBody {
+        input: Map::new(),
+        timeout_ms: body.timeout_ms,
+    };
+    run_and_answer(state, served, headers, body, Some((checkpoint, answer))).await
+}
+
+fn parse_body(body: &Bytes) -> Result<RunBody, Response> {
+    if body.is_empty() {
+        return Ok(RunBody {
+            input: Map::new(),
+            timeout_ms: None,
+        });
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the body must be a JSON object such as {{\"input\": {{\"topic\": \"tea\"}}, \"timeout_ms\": 30000}}: {e}"
+            ),
+        )
+    })
+}
+
+/// Admits the run (or says why not), runs it, and answers with JSON or server-sent events.
+async fn run_and_answer(
+    state: Shared,
+    served: Arc<crate::catalog::Served>,
+    headers: HeaderMap,
+    body: RunBody,
+    resume: Option<(kettle::checkpoint::Checkpoint, Option<Value>)>,
+) -> Response {
     let parent = match headers.get("traceparent").map(|v| v.to_str()) {
         None => None,
         Some(Ok(text)) => {
@@ -257,6 +349,7 @@ async fn start_run(
         input: body.input,
         parent,
         timeout,
+        resume,
     };
     let wants_events = headers
         .get(header::ACCEPT)

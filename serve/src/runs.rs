@@ -4,7 +4,8 @@
 use crate::catalog::Served;
 use crate::metrics::Metrics;
 use crate::registry::{RunBook, RunRecord, Ticket};
-use kettle::engine::{EventSink, RunError, RunOptions, RunReport};
+use kettle::checkpoint::Checkpoint;
+use kettle::engine::{Durability, EventSink, RunError, RunOptions, RunReport};
 use opentelemetry::trace::SpanContext;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct RunRequest {
     pub input: Map<String, Value>,
     pub parent: Option<SpanContext>,
     pub timeout: Duration,
+    /// Continue a durable run from this checkpoint; what its `interrupt` call returns.
+    pub resume: Option<(Checkpoint, Option<Value>)>,
 }
 
 /// Held by whoever answers the client; dropping it (the client left) cancels the run.
@@ -49,9 +52,20 @@ pub fn start(
     let sink = event_sink(&served.name, &book, &metrics, progress.clone());
     let mut shutdown = book.cancelled_by_shutdown();
     tokio::spawn(async move {
+        let (resume, answer) = match request.resume {
+            Some((checkpoint, answer)) => (Some(checkpoint), answer),
+            None => (None, None),
+        };
+        let durable = served.store.clone().map(|store| Durability {
+            store,
+            agent_file: served.agent_file.clone(),
+            resume,
+            answer,
+        });
         let options = RunOptions {
             parent: request.parent,
             events: Some(sink),
+            durable,
             ..RunOptions::default()
         };
         let timeout = request.timeout;
@@ -157,6 +171,22 @@ fn answer_of(report: &RunReport) -> Answer {
     });
     if let Some(error) = report_error(report) {
         body["error"] = Value::String(error);
+    }
+    if let Err(RunError::Paused {
+        node,
+        when,
+        payload,
+    }) = &report.outcome
+    {
+        let asked = payload
+            .as_deref()
+            .map(|p| serde_json::from_str(p).unwrap_or_else(|_| Value::String(p.to_string())));
+        body["interrupt"] = json!({
+            "node": node,
+            "when": when,
+            "payload": asked,
+            "resume": format!("/v1/runs/{}/resume", report.run_id),
+        });
     }
     Answer {
         status,

@@ -561,3 +561,79 @@ fn runs_past_the_grace_period_are_cancelled_answered_and_counted() {
         assert_eq!(assert_whole_trace(spans).status.code, "error");
     }
 }
+
+/// Stops before `approve` until a person answers.
+const APPROVAL: &str = "name: approval
+settings:
+  interrupt_before: [approve]
+nodes:
+  - name: draft
+    run: {type: expression, value: \"'draft for ' ~ state.topic\", output_key: draft}
+  - name: approve
+    run: {type: expression, value: \"state.answer ~ ': ' ~ state.draft\", output_key: decision}
+";
+
+#[test]
+fn a_run_stopped_at_an_interrupt_is_listed_and_resumed_even_by_the_next_server() {
+    let scratch = Scratch::new();
+    let agent = scratch.agent("approval.yaml", APPROVAL);
+    let store = scratch.path().join("state.db");
+    let store = store.to_str().expect("utf-8");
+    let server = Server::start(&scratch, &[&agent], &["--store", store], &[]);
+    let response = client()
+        .post(server.url("/v1/agents/approval/runs"))
+        .body(r#"{"input": {"topic": "tea"}}"#)
+        .send()
+        .expect("answer");
+    assert_eq!(response.status(), 202);
+    let stopped: Value = response.json().expect("json");
+    assert_eq!(stopped["status"], "interrupted");
+    assert_eq!(stopped["state"]["draft"], "draft for tea");
+    assert_eq!(stopped["interrupt"]["node"], "approve");
+    assert_eq!(stopped["interrupt"]["when"], "before");
+    let run_id = stopped["run_id"].as_str().expect("run id").to_string();
+    assert_eq!(
+        stopped["interrupt"]["resume"],
+        format!("/v1/runs/{run_id}/resume")
+    );
+    let (code, log) = server.terminate();
+    assert_eq!(code, 0, "{log}");
+
+    // A new server on the same store: the run still waits, and continues with the answer.
+    let server = Server::start(&scratch, &[&agent], &["--store", store], &[]);
+    let waiting: Value = client()
+        .get(server.url("/v1/runs?status=interrupted"))
+        .send()
+        .expect("answer")
+        .json()
+        .expect("json");
+    assert_eq!(waiting["runs"][0]["run_id"], run_id.as_str(), "{waiting}");
+    let response = client()
+        .post(server.url(&format!("/v1/runs/{run_id}/resume")))
+        .body(r#"{"input": {"answer": "approved"}}"#)
+        .send()
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    let done: Value = response.json().expect("json");
+    assert_eq!(done["run_id"], run_id.as_str());
+    assert_eq!(
+        done["trace_id"], stopped["trace_id"],
+        "one trace across the interrupt"
+    );
+    assert_eq!(
+        done["state"],
+        json!({"topic": "tea", "draft": "draft for tea", "answer": "approved", "decision": "approved: draft for tea"})
+    );
+    let again = client()
+        .post(server.url(&format!("/v1/runs/{run_id}/resume")))
+        .body("{}")
+        .send()
+        .expect("answer");
+    assert_eq!(again.status(), 409, "a completed run is not resumed again");
+    let unknown = client()
+        .post(server.url("/v1/runs/nope/resume"))
+        .body("{}")
+        .send()
+        .expect("answer");
+    assert_eq!(unknown.status(), 404);
+}
