@@ -111,7 +111,7 @@ impl Catalog {
             .filter(|r| r.status == kettle::checkpoint::RunStatus::Interrupted)
             .filter(|r| seen.insert(r.run_id.clone()))
             .collect();
-        runs.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms));
+        runs.sort_by_key(|r| std::cmp::Reverse(r.updated_ms));
         runs
     }
 

@@ -211,7 +211,7 @@ async fn start_run(
     };
     let body = match parse_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     run_and_answer(state, served, headers, body, None).await
 }
@@ -227,7 +227,7 @@ async fn resume_run(
 ) -> Response {
     let body = match parse_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let Some((served, record)) = state.catalog.durable_run(&id) else {
         return error(
@@ -275,7 +275,7 @@ async fn resume_run(
     run_and_answer(state, served, headers, body, Some((checkpoint, answer))).await
 }
 
-fn parse_body(body: &Bytes) -> Result<RunBody, Response> {
+fn parse_body(body: &Bytes) -> Result<RunBody, String> {
     if body.is_empty() {
         return Ok(RunBody {
             input: Map::new(),
@@ -283,11 +283,8 @@ fn parse_body(body: &Bytes) -> Result<RunBody, Response> {
         });
     }
     serde_json::from_slice(body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!(
+        format!(
                 "the body must be a JSON object such as {{\"input\": {{\"topic\": \"tea\"}}, \"timeout_ms\": 30000}}: {e}"
-            ),
         )
     })
 }

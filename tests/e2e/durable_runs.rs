@@ -517,7 +517,6 @@ fn a_rust_node_asks_a_person_and_gets_the_answer_on_resume() {
 }
 
 #[test]
-#[ignore = "left: inside the Python component `from wit_world.imports import interrupt` raises ImportError (the JavaScript and Rust twins pass); see the durable-runs report"]
 fn a_python_node_asks_a_person_and_gets_the_answer_on_resume() {
     node_asks_a_person_and_gets_the_answer_on_resume(&repo().join("tests/polyglot-nodes/ask-py"));
 }
