@@ -5,6 +5,7 @@
 use crate::support::tiny_server::{Answer, TinyServer};
 use crate::support::{Scratch, assert_whole_trace, final_state, repo, span, stderr};
 use serde_json::{Value, json};
+use std::time::Duration;
 
 /// Runs the hostile node (configured by `config` and the extra node keys `node_yaml`) in a
 /// parallel group beside a well-behaved sibling. The hostile node's failure is routed to a
@@ -448,6 +449,63 @@ fn the_time_limit_covers_an_llm_call_to_a_server_that_never_answers() {
         call.status.code, "error",
         "the abandoned call is closed too"
     );
+}
+
+/// Node executions are tasks of the run's runtime (branches use every core): a branch whose
+/// group fails (here a sibling's time limit) is aborted wherever its guest is, and the spans its guest left open are closed
+/// before the trace is written — under the node span of its branch, marked as not finished.
+#[test]
+fn a_cancelled_branch_running_on_another_core_leaves_no_span_open() {
+    let scratch = Scratch::new();
+    let hostile = repo().join("tests/nodes/hostile");
+    let mut yaml = String::from(
+        "name: cancelcores\nnodes:\n  - name: fork\n    run: {type: expression, value: \"1\", output_key: forked}\n  - name: crash\n    component: HOSTILE\n    config: {mode: spin}\n    limits: {timeout_ms: 1500}\n",
+    );
+    for i in 0..4 {
+        yaml.push_str(&format!(
+            "  - name: spin{i}\n    component: HOSTILE\n    config: {{mode: trace-spin-in-span}}\n    limits: {{timeout_ms: 30000}}\n"
+        ));
+    }
+    yaml.push_str("  - name: join\n    fan_in: true\n    run: {type: expression, value: \"parallel_results | length\", output_key: n}\nedges:\n");
+    for name in ["crash", "spin0", "spin1", "spin2", "spin3"] {
+        yaml.push_str(&format!(
+            "  - {{from: fork, to: {name}, type: parallel, fan_in: join}}\n  - {{from: {name}, to: join}}\n"
+        ));
+    }
+    let yaml = yaml.replace("HOSTILE", &hostile.display().to_string());
+    let agent = scratch.agent("cancelcores.yaml", &yaml);
+    let started = std::time::Instant::now();
+    let output = scratch.run(&agent, &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the spinning branches were stopped, not waited for: {:?}",
+        started.elapsed()
+    );
+    let spans = scratch.only_trace();
+    assert_whole_trace(&spans);
+    // The failing branch times out after 1.5 s: by then every other branch's guest has
+    // opened its span and is spinning in it.
+    let spinning: Vec<_> = spans.iter().filter(|s| s.name == "spinning").collect();
+    assert_eq!(spinning.len(), 4, "every guest span was closed and written");
+    for span in &spinning {
+        let parent = spans
+            .iter()
+            .find(|p| Some(&p.span_id) == span.parent_span_id.as_ref())
+            .expect("the guest span's parent is in the trace");
+        assert!(
+            parent.name.starts_with("node spin"),
+            "under its node: {}",
+            parent.name
+        );
+    }
+    for i in 0..4 {
+        let node = span(&spans, &format!("node spin{i}"));
+        assert_eq!(
+            node.attributes["kettle.cancelled"], true,
+            "spin{i} was cancelled"
+        );
+    }
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! instance of it (or a fresh one for `isolation: node`), under the node's limits and span.
 
 use super::Run;
+use super::cores::Instance;
 use super::node::parse_update;
 use crate::engine::error::RunError;
 use crate::graph::InlineAction;
@@ -79,13 +80,12 @@ impl Run<'_> {
             grants: self.agent.policy(node).grants.clone(),
             limits,
         };
-        let executed = if inline.fresh_instance {
-            self.sandbox.execute(interpreter, invocation).await
+        let instance = if inline.fresh_instance {
+            Instance::Fresh
         } else {
-            self.sandbox
-                .execute_in_run(&self.instances, inline.interpreter, interpreter, invocation)
-                .await
+            Instance::Kept(inline.interpreter)
         };
+        let executed = self.tasks.execute(interpreter, instance, invocation).await;
         let output = executed.map_err(|failure| {
             RunError::node(
                 node,

@@ -4,6 +4,7 @@
 //! way out. [`Run`] is what one run shares with its nodes and branches; its fields are private
 //! to this module and the submodules that make up the run.
 
+mod cores;
 mod durable;
 mod dynamic;
 mod file_action;
@@ -22,7 +23,7 @@ use super::events::EventSink;
 use super::report::{RunReport, UsageSnapshot};
 use crate::capabilities::{RunCapabilities, RunSetup};
 use crate::checkpoint::{Checkpoint, CheckpointStore, RunRecord, RunStatus, now_ms};
-use crate::sandbox::{RunInstances, Sandbox};
+use crate::sandbox::Sandbox;
 use crate::spec::LimitsSpec;
 use crate::telemetry::{SpanGuard, SpanHandle, Telemetry, root_attributes, root_output};
 use durable::DurableRun;
@@ -70,7 +71,6 @@ pub struct Runtime {
 
 /// What one run shares with its nodes and branches.
 struct Run<'a> {
-    sandbox: &'a Sandbox,
     telemetry: &'a Telemetry,
     agent: &'a Agent,
     options: &'a RunOptions,
@@ -78,8 +78,9 @@ struct Run<'a> {
     root: &'a SpanHandle,
     /// The capabilities' run-wide state (the LLM client, budget and usage, ...).
     capabilities: &'a RunCapabilities,
-    /// The run's interpreter instances for inline code (never shared with another run).
-    instances: RunInstances,
+    /// The run's node executions, each a task of the runtime (so branches use every core),
+    /// and its interpreter instances for inline code (never shared with another run).
+    tasks: cores::NodeTasks,
     /// Node executions so far, across all branches.
     steps: AtomicU32,
     max_steps: u32,
@@ -199,14 +200,13 @@ impl Runtime {
             None => (None, None),
         };
         let run = Run {
-            sandbox: &self.sandbox,
             telemetry: &self.telemetry,
             agent,
             options,
             run_id: &run_id,
             root: &root,
             capabilities: &capabilities,
-            instances: RunInstances::default(),
+            tasks: cores::NodeTasks::new(self.sandbox.clone()),
             steps: AtomicU32::new(resume.map_or(0, |c| c.steps)),
             max_steps: options
                 .max_steps
@@ -225,6 +225,16 @@ impl Runtime {
                 reason = interrupt => Err(RunError::Interrupted(reason)),
             },
         };
+        // Executions of branches that were dropped (a failing sibling, an interrupt) are
+        // aborted; their spans must be closed before the root is and the trace flushed.
+        let still_running = run.tasks.drain().await;
+        if still_running > 0 {
+            tracing::warn!(
+                run = %run_id,
+                still_running,
+                "node executions did not stop in time; their spans may be missing from the trace"
+            );
+        }
         match &outcome {
             Ok(()) => run.finish_durable(RunStatus::Completed),
             Err(RunError::Paused { .. }) => run.finish_durable(RunStatus::Interrupted),

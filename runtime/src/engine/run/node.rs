@@ -3,6 +3,7 @@
 //! executions; and where a failure is routed.
 
 use super::Run;
+use super::cores::Instance;
 use super::durable::{PathId, current_tape, with_tape};
 use super::llm_node;
 use crate::capabilities::{LlmQuota, NodeSetup};
@@ -226,8 +227,8 @@ impl Run<'_> {
             limits,
         };
         let output = self
-            .sandbox
-            .execute(component, invocation)
+            .tasks
+            .execute(component, Instance::Fresh, invocation)
             .await
             .map_err(|failure| RunError::node(node, &failure.kind(), failure.to_string()))?;
         parse_update(node, &output.update)

@@ -16,6 +16,7 @@ pub fn run(mode: &str, config: &Value) -> Option<Result<String, NodeError>> {
         "trace-spans-and-calls" => Ok(spans_and_calls(count("spans", 10), count("calls", 10))),
         "trace-hold-streams" => Ok(hold_streams(count("streams", 1000))),
         "trace-forge" => Ok(forge(count("fillers", 200))),
+        "trace-spin-in-span" => spin_in_span(),
         _ => return None,
     })
 }
@@ -28,6 +29,17 @@ fn leak_spans(spans: u64) -> String {
         span.leak();
     }
     json!({ "opened": spans }).to_string()
+}
+
+/// Opens a span and spins inside it until the host stops the node: the span is left for the
+/// host to close, whether the node times out or its branch is cancelled.
+fn spin_in_span() -> ! {
+    let span = trace::span("spinning");
+    span.leak();
+    let mut i = 0u64;
+    loop {
+        i = std::hint::black_box(i.wrapping_add(1));
+    }
 }
 
 /// `spans` guest spans, each ended at once, then `calls` LLM calls (a `chat` span each).

@@ -1,0 +1,111 @@
+//! Node executions as tasks of the run's async runtime, so that parallel branches and
+//! `dynamic_parallel` items run guest code on every core instead of taking turns on the thread
+//! that polls the run. Each task is aborted when the branch awaiting it is dropped (a failing
+//! sibling, a cancelled run), and the run waits for its tasks to be gone before it closes its
+//! root span and flushes the trace, so a cancelled execution's spans are closed, not lost.
+
+use crate::sandbox::{
+    NodeFailure, NodeInvocation, NodeOutput, PreparedComponent, RunInstances, Sandbox,
+};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
+
+/// How long a run waits at its end for cancelled executions to drop. Guest code yields at
+/// every epoch tick (10 ms), so an aborted task is normally gone within one tick; the bound
+/// only matters for a host call that does not yield.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Which instance an execution runs in.
+pub(super) enum Instance {
+    /// A fresh instance of the component.
+    Fresh,
+    /// The run's kept interpreter instance under this key (inline code).
+    Kept(usize),
+}
+
+/// The node executions of one run.
+pub(super) struct NodeTasks {
+    sandbox: Arc<Sandbox>,
+    instances: Arc<RunInstances>,
+    tracker: TaskTracker,
+}
+
+impl NodeTasks {
+    pub fn new(sandbox: Arc<Sandbox>) -> Self {
+        Self {
+            sandbox,
+            instances: Arc::new(RunInstances::default()),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// Runs one execution of `component` as a task of the current runtime.
+    pub async fn execute(
+        &self,
+        component: &Arc<PreparedComponent>,
+        instance: Instance,
+        invocation: NodeInvocation,
+    ) -> Result<NodeOutput, NodeFailure> {
+        let sandbox = self.sandbox.clone();
+        let instances = self.instances.clone();
+        let component = component.clone();
+        let execution = async move {
+            match instance {
+                Instance::Fresh => sandbox.execute(&component, invocation).await,
+                Instance::Kept(key) => {
+                    sandbox
+                        .execute_in_run(&instances, key, &component, invocation)
+                        .await
+                }
+            }
+        };
+        let task = AbortOnDrop(self.tracker.spawn(execution));
+        match task.await {
+            Ok(result) => result,
+            Err(e) => Err(NodeFailure::Sandbox {
+                message: if e.is_panic() {
+                    "the host panicked while running the node (a bug in Kettle: please report it)"
+                        .into()
+                } else {
+                    format!("the execution was cancelled: {e}")
+                },
+            }),
+        }
+    }
+
+    /// Waits (up to [`DRAIN`]) until every execution the run started has ended or, when
+    /// aborted, dropped its store; returns how many were still running after the wait.
+    pub async fn drain(&self) -> usize {
+        self.tracker.close();
+        if tokio::time::timeout(DRAIN, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            return self.tracker.len();
+        }
+        0
+    }
+}
+
+/// A task handle that aborts its task when dropped: a branch dropped by its group (a failing
+/// sibling) or a run dropped by its caller takes its executions with it.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
