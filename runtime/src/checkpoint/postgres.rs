@@ -122,14 +122,21 @@ impl PostgresStore {
         }
     }
 
-    /// Runs `call` on the connection thread and waits for its answer.
+    /// Runs `call` on the connection thread and waits for its answer. A connection the server
+    /// closed (a restart, a failover) is only noticed when used: then the call is made once
+    /// more on a new connection. Every call is safe to repeat (a `save` whose commit was lost
+    /// with the connection may be saved twice, as two consecutive equal checkpoints).
     fn call<R: Send + 'static>(
         &self,
-        call: impl FnOnce(&mut Client) -> Result<R, Failure> + Send + 'static,
+        call: impl Fn(&mut Client) -> Result<R, Failure> + Send + 'static,
     ) -> Result<R, StoreError> {
         let (answer, answered) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |connection| {
-            let result = connection.client().map_err(Failure::Query).and_then(call);
+            let mut result = connection.client().map_err(Failure::Query).and_then(&call);
+            if matches!(&result, Err(Failure::Query(e)) if e.is_closed()) {
+                connection.client = None;
+                result = connection.client().map_err(Failure::Query).and_then(&call);
+            }
             let _ = answer.send(result);
         });
         let lost = || StoreError::Query {
@@ -260,8 +267,9 @@ impl CheckpointStore for PostgresStore {
     }
 
     fn save(&self, checkpoint: &Checkpoint) -> Result<u64, StoreError> {
-        let mut saved = checkpoint.clone();
+        let checkpoint = checkpoint.clone();
         self.call(move |db| {
+            let mut saved = checkpoint.clone();
             let mut tx = db.transaction()?;
             // FOR UPDATE: two processes saving the same run take turns for its next number.
             let last: i64 = tx

@@ -9,7 +9,7 @@ mod debian;
 #[path = "../../../tests/e2e/support/postgres.rs"]
 mod server;
 
-use super::suite::store_suite;
+use super::suite::{self, store_suite};
 use super::*;
 use server::PostgresServer;
 
@@ -65,6 +65,19 @@ fn postgres_store_opens_a_fresh_database_from_many_processes_at_once() {
         let store = store.unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
         assert!(store.runs().unwrap().is_empty());
     }
+}
+
+#[test]
+fn postgres_store_reconnects_after_the_server_restarts() {
+    let server = PostgresServer::start();
+    let url = server.database("restarted");
+    let store = open_store("postgres", Some(&url)).unwrap();
+    store.put_run(&suite::record("run-a", 1)).unwrap();
+    server.restart();
+    let run = store
+        .run("run-a")
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    assert_eq!(run.map(|r| r.run_id).as_deref(), Some("run-a"));
 }
 
 #[test]

@@ -133,6 +133,20 @@ impl PostgresServer {
         command
     }
 
+    /// Restarts the server (fast shutdown: open connections are closed).
+    pub fn restart(&self) {
+        check(
+            "pg_ctl restart",
+            self.server_tool("pg_ctl")
+                .args(["-w", "-t", "60", "-m", "fast", "-l"])
+                .arg(self.dir.path().join("server.log"))
+                .arg("-D")
+                .arg(self.data())
+                .arg("restart")
+                .output(),
+        );
+    }
+
     /// Creates the empty database `name` and returns its URL.
     pub fn database(&self, name: &str) -> String {
         check(
