@@ -81,10 +81,10 @@ impl PostgresServer {
                     .output(),
             );
         }
-        let server = Self {
+        let mut server = Self {
             bin,
             dir,
-            port: free_port(),
+            port: 0,
             as_postgres,
         };
         check(
@@ -96,22 +96,31 @@ impl PostgresServer {
                 .arg(server.data())
                 .output(),
         );
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=100",
-            server.port,
-            server.dir.path().display()
-        );
-        check(
-            "pg_ctl start",
-            server
+        // The free port may be taken by someone else (a test starting its own server at the
+        // same moment) before the server binds it: then another one.
+        for attempt in 1..=5 {
+            server.port = free_port();
+            let options = format!(
+                "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=100",
+                server.port,
+                server.dir.path().display()
+            );
+            let started = server
                 .server_tool("pg_ctl")
                 .args(["-w", "-t", "60", "-o", &options, "-l"])
                 .arg(server.dir.path().join("server.log"))
                 .arg("-D")
                 .arg(server.data())
                 .arg("start")
-                .output(),
-        );
+                .output();
+            if attempt == 5 || started.as_ref().is_ok_and(|o| o.status.success()) {
+                check(
+                    &format!("pg_ctl start (server log:\n{})", server.log()),
+                    started,
+                );
+                break;
+            }
+        }
         server
     }
 
