@@ -88,6 +88,10 @@ fn postgres_store_says_where_it_failed_without_the_password() {
     assert!(error.contains("/missing"), "{error}");
     assert!(error.contains("does not exist"), "{error}");
     assert!(!error.contains("s3cret"), "{error}");
+    // No TLS: a URL that requires it is refused, not silently sent in clear.
+    let tls = format!("{}?sslmode=require", server.url("postgres"));
+    let error = open_store("postgres", Some(&tls)).unwrap_err().to_string();
+    assert!(error.contains("TLS"), "{error}");
     let error = open_store("postgres", None).unwrap_err().to_string();
     assert!(error.contains("postgres://"), "{error}");
 }
