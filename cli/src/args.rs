@@ -80,7 +80,7 @@ pub struct ResumeArgs {
     /// Resume from this checkpoint (`kettle runs show RUN_ID --history`) instead of the last.
     #[arg(long, value_name = "CHECKPOINT")]
     pub from: Option<u64>,
-    /// The checkpoint store: a SQLite file [default: .kettle/state.db].
+    /// The checkpoint store: a SQLite file, or a postgres:// URL [default: .kettle/state.db].
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
     /// Write the final state to FILE instead of stdout.
@@ -116,7 +116,7 @@ pub enum RunsCommand {
 
 #[derive(Debug, Args)]
 pub struct RunsListArgs {
-    /// The checkpoint store: a SQLite file [default: .kettle/state.db].
+    /// The checkpoint store: a SQLite file, or a postgres:// URL [default: .kettle/state.db].
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
 }
@@ -127,7 +127,7 @@ pub struct RunsShowArgs {
     /// List every checkpoint of the run.
     #[arg(long)]
     pub history: bool,
-    /// The checkpoint store: a SQLite file [default: .kettle/state.db].
+    /// The checkpoint store: a SQLite file, or a postgres:// URL [default: .kettle/state.db].
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
 }
@@ -175,9 +175,9 @@ pub struct ServeArgs {
     /// Where the file exporter writes traces (beats the agents' settings).
     #[arg(long)]
     pub trace_dir: Option<PathBuf>,
-    /// Make every agent's runs durable, checkpointed in this SQLite file; without it, agents
-    /// with settings.checkpoint or interrupts are durable in their own store (default
-    /// .kettle/state.db). Interrupted runs continue with POST /v1/runs/{id}/resume.
+    /// Make every agent's runs durable, checkpointed in this SQLite file or postgres:// URL;
+    /// without it, agents with settings.checkpoint or interrupts are durable in their own
+    /// store (default .kettle/state.db). Interrupted runs continue with POST /v1/runs/{id}/resume.
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
 }
@@ -252,8 +252,8 @@ pub struct RunArgs {
     /// else .kettle/state.db), so that `kettle resume RUN_ID` continues it after a crash.
     #[arg(long)]
     pub checkpoint: bool,
-    /// The checkpoint store: a SQLite file [default: settings.checkpoint.url, else
-    /// .kettle/state.db]; implies --checkpoint.
+    /// The checkpoint store: a SQLite file or a postgres://USER:PASSWORD@HOST:PORT/DATABASE
+    /// URL [default: settings.checkpoint.url, else .kettle/state.db]; implies --checkpoint.
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
 }

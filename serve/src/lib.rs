@@ -40,9 +40,9 @@ pub struct ServeConfig {
     pub cache_dir: PathBuf,
     /// `--trace-dir`: where the file exporter writes, beating the agents' settings.
     pub trace_dir: Option<PathBuf>,
-    /// `--store`: the SQLite file of durable runs' checkpoints; makes every agent's runs
-    /// durable. Without it, agents with `settings.checkpoint` or interrupts are durable in their
-    /// own store (default `.kettle/state.db`).
+    /// `--store`: the SQLite file or postgres:// URL of durable runs' checkpoints; makes every
+    /// agent's runs durable. Without it, agents with `settings.checkpoint` or interrupts are
+    /// durable in their own store (default `.kettle/state.db`).
     pub store: Option<String>,
 }
 

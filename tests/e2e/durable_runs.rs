@@ -108,7 +108,7 @@ edges:
 }
 
 /// `kettle resume ARGS` in `scratch`, traces in its trace folder.
-fn resume(scratch: &Scratch, run_id: &str, extra: &[&str]) -> Output {
+pub(crate) fn resume(scratch: &Scratch, run_id: &str, extra: &[&str]) -> Output {
     scratch
         .kettle()
         .args(["resume", run_id, "--trace-dir"])
@@ -265,7 +265,7 @@ fn a_run_killed_mid_fan_out_resumes_without_paying_twice() {
     );
 }
 
-fn interrupt_agent(scratch: &Scratch, key: &str) -> std::path::PathBuf {
+pub(crate) fn interrupt_agent(scratch: &Scratch, key: &str) -> std::path::PathBuf {
     scratch.agent(
         "agent.yaml",
         &format!(
@@ -284,7 +284,7 @@ nodes:
     )
 }
 
-fn interrupted(output: &Output) -> String {
+pub(crate) fn interrupted(output: &Output) -> String {
     assert_eq!(output.status.code(), Some(3), "{}", stderr(output));
     let text = stderr(output);
     let hint = text

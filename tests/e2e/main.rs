@@ -5,6 +5,7 @@
 mod support;
 
 mod concurrent_runs;
+mod durable_postgres;
 mod durable_runs;
 mod escape_holes;
 mod graph_semantics;

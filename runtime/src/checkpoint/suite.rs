@@ -5,7 +5,7 @@ use crate::llm::{ChatMessage, ChatRequest, ChatResponse, Role, TapeEntry, Usage}
 use serde_json::json;
 use std::collections::BTreeMap;
 
-fn record(run_id: &str, created_ms: u64) -> RunRecord {
+pub(crate) fn record(run_id: &str, created_ms: u64) -> RunRecord {
     RunRecord {
         run_id: run_id.into(),
         agent: "fanout".into(),

@@ -103,10 +103,11 @@ impl Settings {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointSettings {
-    /// `sqlite` (the default).
+    /// `sqlite` (the default) or `postgres`.
     #[serde(default)]
     pub store: Option<String>,
-    /// The SQLite file (default `.kettle/state.db`).
+    /// The SQLite file (default `.kettle/state.db`), or the Postgres URL (which selects
+    /// Postgres by itself).
     #[serde(default)]
     pub url: Option<String>,
 }

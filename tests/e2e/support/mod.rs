@@ -6,6 +6,7 @@ pub mod debian;
 pub mod llm_server;
 pub mod openai_server;
 pub mod otlp_receiver;
+pub mod postgres;
 pub mod provider_shapes;
 pub mod tiny_server;
 
