@@ -119,6 +119,7 @@ async fn run_async(args: RunArgs, resumed: Option<Resumed>) -> Result<u8, Stop> 
         .map(Arc::new)
         .map_err(Stop::bad_input)?;
     let runtime = Runtime::new(sandbox, telemetry.clone());
+    let store_flag = store_flag(&args, &agent, resumed.as_ref());
     let durable = durability(&args, &agent, resumed).map_err(Stop::bad_input)?;
     let options = RunOptions {
         durable,
@@ -164,12 +165,12 @@ async fn run_async(args: RunArgs, resumed: Option<Resumed>) -> Result<u8, Stop> 
             );
         }
         eprintln!(
-            "kettle: the run is waiting {when} node `{node}`; continue it with:\n  kettle resume {} --input '{{\"answer\": ...}}'",
+            "kettle: the run is waiting {when} node `{node}`; continue it with:\n  kettle resume {}{store_flag} --input '{{\"answer\": ...}}'",
             report.run_id
         );
     } else if report.outcome.is_err() && options.durable.is_some() {
         eprintln!(
-            "kettle: the run is checkpointed; continue it from its last checkpoint with: kettle resume {}",
+            "kettle: the run is checkpointed; continue it from its last checkpoint with: kettle resume {}{store_flag}",
             report.run_id
         );
     }
@@ -204,6 +205,30 @@ async fn run_async(args: RunArgs, resumed: Option<Resumed>) -> Result<u8, Stop> 
         (Err(RunError::Paused { .. }), None) => EXIT_INTERRUPTED,
         _ => EXIT_RUN_FAILED,
     })
+}
+
+/// The `--store` a resume of this run needs (none for the default store): the URL of
+/// `--store` or `settings.checkpoint.url`, never repeated when it holds a password.
+fn store_flag(args: &RunArgs, agent: &Agent, resumed: Option<&Resumed>) -> String {
+    // A resume reads the store its `--store` names, whatever the agent's settings say.
+    let from_settings = || {
+        agent
+            .checkpoint
+            .as_ref()
+            .and_then(|settings| settings.url.clone())
+    };
+    let url = match resumed {
+        Some(_) => args.store.clone(),
+        None => args.store.clone().or_else(from_settings),
+    };
+    match url {
+        None => String::new(),
+        Some(url) if url.contains('@') => {
+            " --store URL (the store's URL, as given to --store or in settings.checkpoint.url)"
+                .into()
+        }
+        Some(url) => format!(" --store '{url}'"),
+    }
 }
 
 /// Whether the run is durable, and where its checkpoints go: `--checkpoint`/`--store`,
