@@ -248,6 +248,8 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub allow_shell_providers: Vec<String>,
+    #[command(flatten)]
+    pub precompiled: PrecompiledArgs,
     /// Make the run durable: a checkpoint after every node in the store (settings.checkpoint,
     /// else .kettle/state.db), so that `kettle resume RUN_ID` continues it after a crash.
     #[arg(long)]
@@ -338,14 +340,46 @@ Toolchains are installed on first use into Kettle's cache (see `kettle doctor`).
 A build is skipped when the sources, the WIT and the toolchain are unchanged.
 A Python folder that needs nothing but the SDK (no declared dependencies, only the standard
 modules the interpreter holds) is not built: `kettle run` runs its source in the Python
-interpreter; `--precompile` builds it.")]
+interpreter; `--precompile` builds it.
+
+With --precompile and an agent file, every component of the agent (node folders, .wasm files,
+the interpreters of its inline code) is also compiled ahead of time, for this machine or for
+--target, into .cwasm files beside a manifest.json, in
+.kettle/precompiled/{agent file stem}/{target}/ beside the agent file unless --out says
+where. `kettle run` loads them instead of compiling; a runtime-only kettle (built without
+Cranelift) runs only them. Copy the agent's folder with its .kettle/precompiled/ to the
+device:
+  kettle build --precompile agent.yaml --target aarch64-unknown-linux-gnu")]
 pub struct BuildArgs {
     /// A node folder, or an agent file (every node folder it references is built).
     pub path: PathBuf,
     /// Also build the Python folders that need nothing but the SDK (which `kettle run` runs
-    /// from source in the Python interpreter); `kettle run` then uses their components.
+    /// from source in the Python interpreter); for an agent file, also compile every
+    /// component ahead of time (.cwasm files and their manifest).
     #[arg(long)]
     pub precompile: bool,
+    /// The target triple to compile for with --precompile, such as
+    /// aarch64-unknown-linux-gnu [default: this machine's].
+    #[arg(long, value_name = "TRIPLE", requires = "precompile")]
+    pub target: Option<String>,
+    /// Where --precompile writes the manifest and .cwasm files [default:
+    /// .kettle/precompiled/{agent file stem}/{target}/ beside the agent file].
+    #[arg(long, value_name = "DIR", requires = "precompile")]
+    pub out: Option<PathBuf>,
+}
+
+/// Where a run finds the components `kettle build --precompile` compiled.
+#[derive(Debug, Args, Default, Clone)]
+pub struct PrecompiledArgs {
+    /// The folder of the agent's precompiled components (its manifest.json) [default:
+    /// .kettle/precompiled/{agent file stem}/{this machine's target}/ beside the agent file,
+    /// used when it exists].
+    #[arg(long, value_name = "DIR")]
+    pub precompiled: Option<PathBuf>,
+    /// Run only precompiled components, as a runtime-only kettle (built without Cranelift)
+    /// does, and refuse the others: checks that a precompiled agent is complete.
+    #[arg(long)]
+    pub precompiled_only: bool,
 }
 
 #[derive(Debug, Args)]

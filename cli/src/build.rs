@@ -12,6 +12,89 @@ pub fn build(args: BuildArgs) -> u8 {
 }
 
 async fn build_async(args: BuildArgs) -> u8 {
+    if args.precompile && !kettle::sandbox::HAS_COMPILER && !args.path.is_dir() {
+        return precompile(&args).await;
+    }
+    let code = build_folders(&args).await;
+    if code != EXIT_OK || !args.precompile {
+        return code;
+    }
+    if args.path.is_dir() {
+        if args.target.is_some() || args.out.is_some() {
+            eprintln!(
+                "kettle: --target and --out precompile an agent's components: give the agent file (agent.yaml), not a node folder"
+            );
+            return EXIT_BAD_INPUT;
+        }
+        return code;
+    }
+    precompile(&args).await
+}
+
+/// Compiles every component of the agent ahead of time, printing one line per component.
+#[cfg(feature = "compiler")]
+async fn precompile(args: &BuildArgs) -> u8 {
+    use kettle::engine::{PrecompileError, PrecompileOptions, precompile_agent};
+    let options = PrecompileOptions {
+        target: args.target.clone(),
+        out: args.out.clone(),
+    };
+    let events = |event: kettle::engine::ComponentEvent| {
+        eprintln!("kettle: {}", super::summary::component_event(&event));
+    };
+    match precompile_agent(&args.path, &options, &cache_dir(), &events).await {
+        Ok(report) => {
+            let target = &report.manifest.target;
+            for (entry, took) in report.manifest.components.iter().zip(&report.took) {
+                let nodes = entry
+                    .nodes
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                eprintln!(
+                    "kettle: precompiled {} (node {nodes}) for {target} in {:.1} s → {}",
+                    entry.source,
+                    took.as_secs_f64(),
+                    entry.cwasm
+                );
+            }
+            eprintln!(
+                "kettle: wrote {} ({} component{}, wasmtime {})",
+                report.dir.join(kettle::sandbox::MANIFEST_FILE).display(),
+                report.manifest.components.len(),
+                if report.manifest.components.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                report.manifest.wasmtime
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("kettle: {e}");
+            match e {
+                PrecompileError::Spec(_) | PrecompileError::Target { .. } => EXIT_BAD_INPUT,
+                _ => EXIT_RUN_FAILED,
+            }
+        }
+    }
+}
+
+/// A runtime-only kettle has no compiler: it says where to precompile instead.
+#[cfg(not(feature = "compiler"))]
+async fn precompile(args: &BuildArgs) -> u8 {
+    eprintln!(
+        "kettle: this kettle is a runtime-only build, without Cranelift: it cannot precompile\n  hint: with a full kettle, run `kettle build --precompile {} --target {}`, then copy the agent's folder with its .kettle/precompiled/ here",
+        args.path.display(),
+        kettle::sandbox::host_target()
+    );
+    EXIT_BAD_INPUT
+}
+
+/// Builds the node folder, or every node folder of the agent file.
+async fn build_folders(args: &BuildArgs) -> u8 {
     let folders = match node_folders(&args.path) {
         Ok(folders) => folders,
         Err(message) => {
@@ -19,6 +102,9 @@ async fn build_async(args: BuildArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     };
+    if folders.is_empty() && args.precompile {
+        return EXIT_OK;
+    }
     if folders.is_empty() {
         eprintln!(
             "kettle: {} has no node folder to build (its components are .wasm files or built-in actions)",

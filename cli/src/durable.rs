@@ -86,6 +86,7 @@ fn prepare(args: &ResumeArgs) -> Result<(RunArgs, Resumed), String> {
         checkpoint: true,
         store: args.store.clone(),
         allow_shell_providers: args.allow_shell_providers.clone(),
+        precompiled: Default::default(),
     };
     Ok((
         run_args,

@@ -11,7 +11,7 @@ use kettle::engine::{
     Agent, ComponentEvent, Durability, EventSink, RunError, RunOptions, Runtime, load_agent,
     load_agent_for_replay,
 };
-use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
+use kettle::sandbox::{CompileCache, PrecompiledSettings, Sandbox, SandboxConfig};
 use kettle::spec::LimitsSpec;
 use kettle::telemetry::{
     ExporterKind, Telemetry, TelemetryConfig, TraceOverrides, TraceSettings, parse_traceparent,
@@ -24,6 +24,16 @@ use std::sync::Arc;
 
 pub fn run(args: RunArgs) -> u8 {
     run_or_resume(args, None)
+}
+
+/// Where the run looks for precompiled components: `--precompiled`, `--precompiled-only`, and
+/// always only those in a runtime-only kettle.
+fn precompiled_settings(args: &super::args::PrecompiledArgs) -> PrecompiledSettings {
+    let default = PrecompiledSettings::default();
+    PrecompiledSettings {
+        only: default.only || args.precompiled_only,
+        dir: args.precompiled.clone(),
+    }
 }
 
 /// A run to continue: its store and the checkpoint (with the resume's input merged in).
@@ -74,6 +84,7 @@ async fn run_async(args: RunArgs, resumed: Option<Resumed>) -> Result<u8, Stop> 
     let input = read_input(&args).map_err(Stop::bad_input)?;
     let cache = cache_dir();
     let sandbox = Sandbox::new(&SandboxConfig::default(), CompileCache::new(&cache))
+        .map(|sandbox| sandbox.with_precompiled(precompiled_settings(&args.precompiled)))
         .map(Arc::new)
         .map_err(Stop::failed)?;
     let quiet = args.quiet;

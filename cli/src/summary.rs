@@ -35,6 +35,15 @@ pub fn component_event(event: &ComponentEvent) -> String {
         ),
         ComponentEvent::Loaded {
             node,
+            outcome: LoadOutcome::Precompiled { took },
+        } => {
+            format!(
+                "loaded node `{node}` precompiled in {} ms",
+                took.as_millis()
+            )
+        }
+        ComponentEvent::Loaded {
+            node,
             outcome: LoadOutcome::Cached { took },
         } => {
             format!(

@@ -7,6 +7,7 @@ mod support;
 mod concurrent_runs;
 mod durable_postgres;
 mod durable_runs;
+mod edge_build;
 mod escape_holes;
 mod graph_semantics;
 mod hello;

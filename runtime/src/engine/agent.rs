@@ -184,6 +184,27 @@ pub enum AgentLoadError {
     Sandbox { node: String, source: SandboxError },
     #[error("node `{node}`: Kettle has no interpreter for {language} inline code")]
     NoInterpreter { node: String, language: String },
+    #[error("{0}")]
+    Precompiled(#[from] crate::sandbox::PrecompiledError),
+    #[error("no precompiled components in {} (it has no manifest.json)\n  hint: precompile them: `{command}`", dir.display())]
+    NoManifest { dir: PathBuf, command: String },
+    #[error(
+        "node `{node}`: its component ({component}) is not precompiled, and {reason}\n  hint: precompile the agent's components (inline-code interpreters included): `{command}`"
+    )]
+    NotPrecompiled {
+        node: String,
+        component: String,
+        reason: &'static str,
+        command: String,
+    },
+    #[error(
+        "node `{node}`: its component ({component}) changed since it was precompiled\n  hint: precompile the agent's components again: `{command}`"
+    )]
+    Stale {
+        node: String,
+        component: String,
+        command: String,
+    },
 }
 
 /// The options of the graph's `llm.*` actions (nodes, steps, loop bodies, parallel items)
@@ -302,8 +323,24 @@ async fn load(
     let mut prepared: HashMap<PathBuf, Arc<PreparedComponent>> = HashMap::new();
     let mut components = HashMap::new();
     let mut sources = HashMap::new();
+    let precompiled = super::precompile::open_for(path, sandbox.precompiled())?;
+    let command = super::precompile::precompile_command(path);
     for (index, node, source) in graph.components() {
         let node = node.to_string();
+        if sandbox.precompiled().only {
+            let component = precompiled_only(
+                path,
+                &node,
+                source,
+                precompiled.as_ref(),
+                sandbox,
+                &mut prepared,
+                &command,
+                events,
+            )?;
+            components.insert(index, component);
+            continue;
+        }
         let wasm = match source {
             ComponentSource::Wasm(wasm) => wasm.clone(),
             ComponentSource::Interpreter(language) => {
@@ -346,29 +383,30 @@ async fn load(
                 }
             }
         };
-        let component =
-            match prepared.get(&wasm) {
-                Some(component) => component.clone(),
-                None => {
-                    let component = Arc::new(sandbox.prepare(&wasm).map_err(|source| {
-                        AgentLoadError::Sandbox {
+        let component = match prepared.get(&wasm) {
+            Some(component) => component.clone(),
+            None => {
+                let component = Arc::new(
+                    sandbox
+                        .prepare_using(&wasm, precompiled.as_ref(), &command)
+                        .map_err(|source| AgentLoadError::Sandbox {
                             node: node.clone(),
                             source,
-                        }
-                    })?);
-                    let node = match source {
-                        ComponentSource::Interpreter(language) => format!("{language} interpreter"),
-                        _ if sources.contains_key(&index) => "python interpreter".into(),
-                        _ => node.clone(),
-                    };
-                    events(ComponentEvent::Loaded {
-                        node,
-                        outcome: component.load.clone(),
-                    });
-                    prepared.insert(wasm, component.clone());
-                    component
-                }
-            };
+                        })?,
+                );
+                let node = match source {
+                    ComponentSource::Interpreter(language) => format!("{language} interpreter"),
+                    _ if sources.contains_key(&index) => "python interpreter".into(),
+                    _ => node.clone(),
+                };
+                events(ComponentEvent::Loaded {
+                    node,
+                    outcome: component.load.clone(),
+                });
+                prepared.insert(wasm, component.clone());
+                component
+            }
+        };
         components.insert(index, component);
     }
 
@@ -407,6 +445,73 @@ async fn load(
         components,
         sources,
     })
+}
+
+/// The precompiled component of node `node` (no build, no compile), found in the manifest by
+/// where it comes from; refused, saying how to precompile it, when the manifest lacks it or
+/// its `.wasm` file changed since.
+#[allow(clippy::too_many_arguments)]
+fn precompiled_only(
+    agent: &Path,
+    node: &str,
+    source: &ComponentSource,
+    precompiled: Option<&crate::sandbox::Precompiled>,
+    sandbox: &Sandbox,
+    prepared: &mut HashMap<PathBuf, Arc<PreparedComponent>>,
+    command: &str,
+    events: &(dyn Fn(ComponentEvent) + Sync),
+) -> Result<Arc<PreparedComponent>, AgentLoadError> {
+    let key = super::precompile::source_key(agent, source);
+    let Some(found) = precompiled.and_then(|p| p.by_source(&key)) else {
+        return Err(AgentLoadError::NotPrecompiled {
+            node: node.to_string(),
+            component: key,
+            reason: super::precompile::only_reason(),
+            command: command.to_string(),
+        });
+    };
+    if let ComponentSource::Wasm(file) = source {
+        // A .wasm file is at hand: it must be the one that was compiled.
+        let bytes = std::fs::read(file).map_err(|source| AgentLoadError::Sandbox {
+            node: node.to_string(),
+            source: SandboxError::Read {
+                path: file.clone(),
+                source,
+            },
+        })?;
+        if crate::sandbox::component_sha256(&bytes) != found.component_sha256 {
+            return Err(AgentLoadError::Stale {
+                node: node.to_string(),
+                component: key,
+                command: command.to_string(),
+            });
+        }
+    }
+    if let Some(component) = prepared.get(&found.cwasm) {
+        return Ok(component.clone());
+    }
+    let label = match source {
+        ComponentSource::Wasm(file) | ComponentSource::Folder(file) => file.clone(),
+        ComponentSource::Interpreter(language) => PathBuf::from(format!("{language} interpreter")),
+    };
+    let component = Arc::new(
+        sandbox
+            .prepare_precompiled(&label, &found, command)
+            .map_err(|source| AgentLoadError::Sandbox {
+                node: node.to_string(),
+                source,
+            })?,
+    );
+    let shown = match source {
+        ComponentSource::Interpreter(language) => format!("{language} interpreter"),
+        _ => node.to_string(),
+    };
+    events(ComponentEvent::Loaded {
+        node: shown,
+        outcome: component.load.clone(),
+    });
+    prepared.insert(found.cwasm.clone(), component.clone());
+    Ok(component)
 }
 
 /// The interpreter component of `language` (built on first use), for node `node`.

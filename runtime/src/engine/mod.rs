@@ -5,6 +5,7 @@ mod component_check;
 mod error;
 mod events;
 mod policy;
+mod precompile;
 mod report;
 mod run;
 mod state;
@@ -16,6 +17,9 @@ pub use component_check::{load_checked, load_with_warnings};
 pub use error::RunError;
 pub use events::EventSink;
 pub use policy::NodePolicy;
+#[cfg(feature = "compiler")]
+pub use precompile::{PrecompileError, PrecompileOptions, PrecompileReport, precompile_agent};
+pub use precompile::{default_out as default_precompiled_dir, precompile_command, source_key};
 pub use report::{RunReport, UsageSnapshot};
 pub use run::{DEFAULT_MAX_STEPS, Durability, PARALLEL_RESULTS, RunOptions, Runtime};
 pub use state::merge_update;

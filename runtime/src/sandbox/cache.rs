@@ -3,6 +3,9 @@
 //! bounded: when a new entry takes it over the limit, the least recently used entries go
 //! (a load refreshes its entry's modification time), never one this process has loaded.
 
+// Without a compiler (the `runtime-only` build) nothing is compiled, so nothing is cached.
+#![cfg_attr(not(feature = "compiler"), allow(dead_code, unused_imports))]
+
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -22,6 +25,8 @@ const ENTRY_EXTENSION: &str = "cwasm";
 /// How a component was obtained.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoadOutcome {
+    /// Loaded from the files `kettle build --precompile` wrote.
+    Precompiled { took: Duration },
     /// Compiled now, and stored for the next runs.
     Compiled { took: Duration },
     /// Deserialized from the cache.
@@ -59,6 +64,7 @@ impl CompileCache {
     }
 
     /// The compiled form of `wasm`, from the cache when it is there.
+    #[cfg(feature = "compiler")]
     pub fn load(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<(Component, LoadOutcome)> {
         let started = Instant::now();
         let path = self
@@ -96,6 +102,7 @@ impl CompileCache {
         Ok((component, LoadOutcome::Compiled { took }))
     }
 
+    #[cfg(feature = "compiler")]
     fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let bytes = component.serialize()?;
@@ -182,6 +189,7 @@ fn touch(path: &Path) -> std::io::Result<()> {
     std::fs::File::open(path)?.set_modified(SystemTime::now())
 }
 
+#[cfg(feature = "compiler")]
 fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
     let mut hasher = DigestHasher(Sha256::new());
     hasher.0.update(wasm);
@@ -204,7 +212,7 @@ impl Hasher for DigestHasher {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compiler"))]
 mod tests {
     use super::*;
 

@@ -2,9 +2,9 @@
 //! call suspends on its fiber), and the pooling allocator for cheap fresh instances.
 
 use super::slots::{CORE_INSTANCES_PER_SLOT, MEMORIES_PER_SLOT, TABLES_PER_SLOT};
-use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
-};
+#[cfg(feature = "compiler")]
+use wasmtime::OptLevel;
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 const MEMORY_KEPT_RESIDENT: usize = 1 << 20;
 const TABLE_KEPT_RESIDENT: usize = 64 << 10;
@@ -69,13 +69,30 @@ pub fn engine_config(config: &SandboxConfig) -> Config {
     wasm
 }
 
+/// What [`base_config`] and [`engine_config`] set that compiled code depends on, for the
+/// precompiled manifest's engine fingerprint: change it with them.
+pub const ENGINE_SETTINGS: &str =
+    "component-model; opt-level=speed; epoch-interruption; consume-fuel; max-memory=4GiB";
+
 fn base_config() -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    #[cfg(feature = "compiler")]
     config.cranelift_opt_level(OptLevel::Speed);
     // Time limits: guest code yields at every epoch tick so that deadlines can fire.
     config.epoch_interruption(true);
     // Optional deterministic instruction budgets (`limits.fuel`).
     config.consume_fuel(true);
     config
+}
+
+/// An engine with Kettle's settings that compiles for `target` (a triple such as
+/// `aarch64-unknown-linux-gnu`; this machine's when `None`), for `kettle build --precompile`.
+#[cfg(feature = "compiler")]
+pub fn precompile_engine(target: Option<&str>) -> wasmtime::Result<Engine> {
+    let mut config = engine_config(&SandboxConfig::default());
+    if let Some(target) = target {
+        config.target(target)?;
+    }
+    Engine::new(&config)
 }

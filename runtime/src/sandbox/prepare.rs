@@ -5,6 +5,7 @@ use super::cache::{CompileCache, LoadOutcome};
 use super::engine::{SandboxConfig, new_engine};
 use super::execute::{NodeFailure, NodeInvocation, NodeOutput};
 use super::host::NodeHost;
+use super::precompiled::{Precompiled, PrecompiledComponent, PrecompiledSettings};
 use super::slots::{ExecutionSlots, PoolShape};
 use crate::capabilities;
 use crate::capabilities::bindings::NodePre;
@@ -25,6 +26,15 @@ pub enum SandboxError {
     Compile { path: PathBuf, message: String },
     #[error("{} does not fit the kettle:node world: {message}\n  hint: build the node against wit/ of this Kettle (kettle-guest for Rust)", path.display())]
     Link { path: PathBuf, message: String },
+    #[error("cannot load the precompiled {} (compiled from {}): {message}\n  hint: precompile again: `{command}`", cwasm.display(), path.display())]
+    Precompiled {
+        path: PathBuf,
+        cwasm: PathBuf,
+        message: String,
+        command: String,
+    },
+    #[error("this kettle cannot compile {}: it is a runtime-only build, without Cranelift, which runs precompiled components only", path.display())]
+    NoCompiler { path: PathBuf },
 }
 
 /// A component ready for fresh instances.
@@ -41,6 +51,7 @@ pub struct Sandbox {
     engine: Engine,
     linker: Linker<NodeHost>,
     cache: CompileCache,
+    precompiled: PrecompiledSettings,
     pub(super) slots: ExecutionSlots,
 }
 
@@ -66,8 +77,19 @@ impl Sandbox {
             engine,
             linker,
             cache,
+            precompiled: PrecompiledSettings::default(),
             slots: ExecutionSlots::new(config.max_concurrent_instances),
         })
+    }
+
+    /// The same sandbox, looking for precompiled components as `settings` say.
+    pub fn with_precompiled(mut self, settings: PrecompiledSettings) -> Self {
+        self.precompiled = settings;
+        self
+    }
+
+    pub fn precompiled(&self) -> &PrecompiledSettings {
+        &self.precompiled
     }
 
     pub fn engine(&self) -> &Engine {
@@ -80,17 +102,28 @@ impl Sandbox {
 
     /// Compiles (or loads from the cache) and links the component at `path`.
     pub fn prepare(&self, path: &Path) -> Result<PreparedComponent, SandboxError> {
+        self.prepare_using(path, None, "")
+    }
+
+    /// Like [`Sandbox::prepare`], but loads the component's compiled form from `precompiled`
+    /// when it lists the component (by its SHA-256); `command` precompiles again, for the
+    /// message if that file cannot be loaded.
+    pub fn prepare_using(
+        &self,
+        path: &Path,
+        precompiled: Option<&Precompiled>,
+        command: &str,
+    ) -> Result<PreparedComponent, SandboxError> {
         let wasm = std::fs::read(path).map_err(|source| SandboxError::Read {
             path: path.into(),
             source,
         })?;
-        let (component, load) =
-            self.cache
-                .load(&self.engine, &wasm)
-                .map_err(|e| SandboxError::Compile {
-                    path: path.into(),
-                    message: format!("{e:#}"),
-                })?;
+        if let Some(found) =
+            precompiled.and_then(|p| p.by_sha256(&super::precompiled::component_sha256(&wasm)))
+        {
+            return self.prepare_precompiled(path, &found, command);
+        }
+        let (component, load) = self.compile(path, &wasm)?;
         let link = |e: wasmtime::Error| SandboxError::Link {
             path: path.into(),
             message: format!("{e:#}"),
@@ -106,6 +139,67 @@ impl Sandbox {
             path: path.into(),
             load,
             shape,
+            pre,
+        })
+    }
+
+    #[cfg(feature = "compiler")]
+    fn compile(
+        &self,
+        path: &Path,
+        wasm: &[u8],
+    ) -> Result<(wasmtime::component::Component, LoadOutcome), SandboxError> {
+        self.cache
+            .load(&self.engine, wasm)
+            .map_err(|e| SandboxError::Compile {
+                path: path.into(),
+                message: format!("{e:#}"),
+            })
+    }
+
+    #[cfg(not(feature = "compiler"))]
+    fn compile(
+        &self,
+        path: &Path,
+        _wasm: &[u8],
+    ) -> Result<(wasmtime::component::Component, LoadOutcome), SandboxError> {
+        Err(SandboxError::NoCompiler { path: path.into() })
+    }
+
+    /// Loads and links the compiled form `found` of the component `path` names (which need
+    /// not exist here); `command` precompiles again, for the message when it cannot load.
+    pub fn prepare_precompiled(
+        &self,
+        path: &Path,
+        found: &PrecompiledComponent,
+        command: &str,
+    ) -> Result<PreparedComponent, SandboxError> {
+        let started = std::time::Instant::now();
+        let failed = |e: wasmtime::Error| SandboxError::Precompiled {
+            path: path.into(),
+            cwasm: found.cwasm.clone(),
+            message: format!("{e:#}"),
+            command: command.to_string(),
+        };
+        // SAFETY: deserializing trusts the file to be wasmtime's own output: it is read from
+        // the manifest's folder, which the operator chose and trusts like the `kettle` binary
+        // itself (README, "Edge"); wasmtime still checks its header, version and settings.
+        let component =
+            unsafe { wasmtime::component::Component::deserialize_file(&self.engine, &found.cwasm) }
+                .map_err(failed)?;
+        let load = LoadOutcome::Precompiled {
+            took: started.elapsed(),
+        };
+        let link = |e: wasmtime::Error| SandboxError::Link {
+            path: path.into(),
+            message: format!("{e:#}"),
+        };
+        let pre =
+            NodePre::new(self.linker.instantiate_pre(&component).map_err(link)?).map_err(link)?;
+        Ok(PreparedComponent {
+            path: path.into(),
+            load,
+            shape: found.shape,
             pre,
         })
     }
