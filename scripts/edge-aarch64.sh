@@ -5,6 +5,8 @@
 # its final state must be the one the full `kettle` gives here. Then checks that the
 # runtime-only binary refuses an agent whose components were not precompiled, saying how.
 # Installs what it needs from Debian (apt-get) and the Rust target (rustup) when missing.
+# KETTLE_EDGE_PROFILE=dev builds without optimisation (what CI does: the check is that it runs,
+# not how small it is; a cold release build of wasmtime for aarch64 costs ~20 more minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=aarch64-unknown-linux-gnu
@@ -24,13 +26,19 @@ fi
 # The standard library of the toolchain in use (rust-toolchain pins it where present).
 rustup target add "$TARGET"
 
+profile="${KETTLE_EDGE_PROFILE:-release}"
+case "$profile" in
+  release) profile_dir=release ;;
+  dev) profile_dir=debug ;;
+  *) echo "edge: KETTLE_EDGE_PROFILE is release or dev, not $profile" >&2; exit 2 ;;
+esac
 started=$(date +%s)
 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
   CARGO_TARGET_DIR="$EDGE_TARGET_DIR" \
-  cargo build --release --locked -p kettle-cli --no-default-features --features runtime-only \
+  cargo build --profile "$profile" --locked -p kettle-cli --no-default-features --features runtime-only \
   --target "$TARGET"
-echo "edge: runtime-only kettle for $TARGET built in $(( $(date +%s) - started )) s"
-edge_kettle="$EDGE_TARGET_DIR/$TARGET/release/kettle"
+echo "edge: runtime-only kettle ($profile) for $TARGET built in $(( $(date +%s) - started )) s"
+edge_kettle="$EDGE_TARGET_DIR/$TARGET/$profile_dir/kettle"
 cargo build --locked -p kettle-cli
 host_kettle="$CARGO_TARGET_DIR/debug/kettle"
 
