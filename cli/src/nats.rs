@@ -54,8 +54,17 @@ pub struct SubmitArgs {
     /// The agent's `name`.
     pub agent: String,
     /// The initial state, a JSON object.
-    #[arg(long, value_name = "JSON", default_value = "{}")]
+    #[arg(
+        long,
+        value_name = "JSON",
+        default_value = "{}",
+        conflicts_with = "inputs"
+    )]
     pub input: String,
+    /// Many runs: a file of JSON objects, one initial state a line ("-" for stdin); their
+    /// ids are RUN_ID-1, RUN_ID-2, ... With --wait, the results are printed as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub inputs: Option<PathBuf>,
     /// The run's id [default: a new one]; submitting an id twice within ten minutes queues it once.
     #[arg(long)]
     pub run_id: Option<String>,
@@ -127,6 +136,9 @@ pub fn worker(args: WorkerArgs) -> u8 {
 }
 
 pub fn submit_cmd(args: SubmitArgs) -> u8 {
+    if let Some(file) = &args.inputs {
+        return submit_many(&args, file);
+    }
     let input = match serde_json::from_str::<Value>(&args.input) {
         Ok(Value::Object(input)) => input,
         Ok(_) => return fail("--input must be a JSON object, such as '{\"topic\": \"tea\"}'"),
@@ -167,6 +179,77 @@ pub fn submit_cmd(args: SubmitArgs) -> u8 {
                 EXIT_OK
             }
             Err(e) => fail(e),
+        }
+    })
+}
+
+/// `kettle submit --inputs FILE`: one run per line.
+fn submit_many(args: &SubmitArgs, file: &std::path::Path) -> u8 {
+    let text = if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    };
+    let text = match text {
+        Ok(text) => text,
+        Err(e) => return fail(format!("--inputs {}: {e}", file.display())),
+    };
+    let prefix = args.run_id.clone().unwrap_or_else(new_run_id);
+    let mut requests = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(input)) => requests.push(RunRequest {
+                run_id: format!("{prefix}-{}", requests.len() + 1),
+                agent: args.agent.clone(),
+                input,
+                traceparent: args.traceparent.clone().filter(|t| !t.trim().is_empty()),
+            }),
+            _ => {
+                return fail(format!(
+                    "--inputs {}:{}: each line must be a JSON object (one run's initial state)",
+                    file.display(),
+                    n + 1
+                ));
+            }
+        }
+    }
+    let (nats, wait, timeout) = (args.nats.clone(), args.wait, args.timeout);
+    block_on(Threads::One, async move {
+        let jet = match Jet::connect(&nats).await {
+            Ok(jet) => jet,
+            Err(e) => return fail(e),
+        };
+        if !wait {
+            for request in &requests {
+                if let Err(e) = submit(&jet, request).await {
+                    return fail(e);
+                }
+                println!("{}", request.run_id);
+            }
+            return EXIT_OK;
+        }
+        match kettle_worker::submit_all_and_wait(&jet, &requests, Duration::from_secs(timeout))
+            .await
+        {
+            Ok(results) => {
+                for result in &results {
+                    println!("{}", serde_json::to_string(result).unwrap_or_default());
+                }
+                if results.iter().all(|r| r.status == "completed") {
+                    EXIT_OK
+                } else {
+                    EXIT_RUN_FAILED
+                }
+            }
+            Err(e) => {
+                let code = exit_code(&e);
+                let _ = fail(e);
+                code
+            }
         }
     })
 }

@@ -374,3 +374,174 @@ fn runs_survive_a_killed_worker() {
         resumed.len()
     );
 }
+
+fn stuck_agent(scratch: &Scratch, server: &LlmServer) -> std::path::PathBuf {
+    scratch.agent(
+        "stuck.yaml",
+        &format!(
+            r#"name: stuck
+settings:
+  llm: {{provider: openai, model: m, base_url: {base}, max_retries: 0, timeout: 600}}
+nodes:
+  - name: ask
+    steps:
+      - name: only
+        uses: llm.call
+        with: {{prompt: "{{{{ state.prompt }}}}"}}
+        output: answer
+"#,
+            base = server.url("/v1"),
+        ),
+    )
+}
+
+fn worker(scratch: &Scratch, url: &str, agent: &Path, name: &str) -> Reaped {
+    let child = scratch
+        .kettle()
+        .args([
+            "worker",
+            "--nats",
+            url,
+            "--ack-wait",
+            "3",
+            "--max-deliver",
+            "1",
+        ])
+        .args(["--name", name, "--trace-dir"])
+        .arg(scratch.traces())
+        .arg(agent)
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(scratch.path().join(format!("{name}.stderr")))
+                .expect("stderr file"),
+        )
+        .spawn()
+        .expect("kettle worker starts");
+    Reaped(child)
+}
+
+/// `kettle submit --wait` and `kettle result` answer with the run's result; a request that is
+/// not a run request, and one whose only allowed delivery died with its worker, end on the
+/// dead-letter subject with what went wrong.
+#[test]
+fn submit_waits_for_results_and_lost_requests_become_dead_letters() {
+    let scratch = Scratch::new();
+    let (_nats, url) = nats_server(&scratch.path().join("jetstream"));
+    let server = LlmServer::start(|request| {
+        let prompt = last_message(request);
+        if prompt == "hang" {
+            return Reply::Hang;
+        }
+        Reply::json(&openai_completion(
+            "c",
+            "m",
+            Some(&format!("echo: {prompt}")),
+            &[],
+            "stop",
+            (7, 3),
+        ))
+    });
+    let agent = stuck_agent(&scratch, &server);
+    let mut first = worker(&scratch, &url, &agent, "first");
+
+    let submitted = scratch
+        .kettle()
+        .args([
+            "submit",
+            "--nats",
+            &url,
+            "stuck",
+            "--input",
+            r#"{"prompt": "tea"}"#,
+        ])
+        .args(["--run-id", "tea-1", "--wait", "--timeout", "120"])
+        .output()
+        .expect("kettle submit");
+    assert!(submitted.status.success(), "{}", stderr(&submitted));
+    let result: RunResult = serde_json::from_slice(&submitted.stdout).expect("the result");
+    assert_eq!(
+        (result.status.as_str(), &result.state["answer"]["content"]),
+        ("completed", &json!("echo: tea"))
+    );
+    let fetched = scratch
+        .kettle()
+        .args(["result", "--nats", &url, "tea-1"])
+        .output()
+        .expect("kettle result");
+    assert!(fetched.status.success(), "{}", stderr(&fetched));
+    assert_eq!(
+        serde_json::from_slice::<RunResult>(&fetched.stdout).expect("the result"),
+        result
+    );
+    let unknown = scratch
+        .kettle()
+        .args(["result", "--nats", &url, "nobody"])
+        .output()
+        .expect("kettle result");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("no result yet"),
+        "{}",
+        stderr(&unknown)
+    );
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let letters = runtime.block_on(async {
+        let jet = Jet::connect(&url).await.expect("connects");
+        let mut dead = jet
+            .client
+            .subscribe("kettle.dead.>")
+            .await
+            .expect("subscribe");
+        let hanging = RunRequest {
+            run_id: "hang-1".into(),
+            agent: "stuck".into(),
+            input: serde_json::from_value(json!({"prompt": "hang"})).expect("object"),
+            traceparent: None,
+        };
+        submit(&jet, &hanging).await.expect("submitted");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !server.requests().iter().any(|r| last_message(r) == "hang") {
+            assert!(Instant::now() < deadline, "the run never called the LLM");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        first.0.kill().expect("SIGKILL");
+        let _second = worker(&scratch, &url, &agent, "second");
+        jet.js
+            .publish("kettle.runs.stuck", "not a request".into())
+            .await
+            .expect("published")
+            .await
+            .expect("stored");
+        let mut letters = Vec::new();
+        while letters.len() < 2 {
+            let message = tokio::time::timeout(Duration::from_secs(60), dead.next())
+                .await
+                .expect("a dead letter within a minute")
+                .expect("the subscription is open");
+            let letter: kettle_worker::DeadLetter =
+                serde_json::from_slice(&message.payload).expect("a dead letter");
+            letters.push(letter);
+        }
+        letters
+    });
+    let garbled = letters
+        .iter()
+        .find(|l| l.request == "not a request")
+        .expect("the garbled request's letter");
+    assert!(
+        garbled.error.contains("not a Kettle run request"),
+        "{}",
+        garbled.error
+    );
+    let lost = letters
+        .iter()
+        .find(|l| l.run_id == "hang-1")
+        .expect("the lost request's letter");
+    assert_eq!((lost.agent.as_str(), lost.deliveries), ("stuck", 1));
+    assert!(
+        lost.error.contains("stopped without a word"),
+        "{}",
+        lost.error
+    );
+}

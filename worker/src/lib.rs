@@ -20,7 +20,9 @@ mod worker;
 
 pub use jet::{Jet, public_url};
 pub use kv_store::KvStore;
-pub use submit::{Submitted, fetch_result, new_run_id, submit, submit_and_wait, wait_result};
+pub use submit::{
+    Submitted, fetch_result, new_run_id, submit, submit_all_and_wait, submit_and_wait, wait_result,
+};
 pub use wire::{DeadLetter, RunRequest, RunResult};
 pub use worker::{WorkerConfig, WorkerSummary, work};
 

@@ -134,3 +134,46 @@ async fn wait(
         )
     })
 }
+
+/// Enqueues every request and waits up to `timeout` for all their results, which are
+/// returned in the order they arrived.
+pub async fn submit_all_and_wait(
+    jet: &Jet,
+    requests: &[RunRequest],
+    timeout: Duration,
+) -> Result<Vec<RunResult>, WorkerError> {
+    let mut results = jet
+        .client
+        .subscribe("kettle.results.>")
+        .await
+        .map_err(|e| nats_error(&jet.url, e))?;
+    let mut waiting: std::collections::HashSet<&str> =
+        requests.iter().map(|r| r.run_id.as_str()).collect();
+    for request in requests {
+        submit(jet, request).await?;
+    }
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !waiting.is_empty() {
+        let message = tokio::time::timeout_at(deadline, results.next())
+            .await
+            .map_err(|_| WorkerError::Timeout {
+                run_id: format!(
+                    "{} runs, such as {}",
+                    waiting.len(),
+                    waiting.iter().next().copied().unwrap_or_default()
+                ),
+                waited: timeout,
+            })?
+            .ok_or_else(|| {
+                nats_error(&jet.url, "the connection closed while waiting for results")
+            })?;
+        let Ok(result) = serde_json::from_slice::<RunResult>(&message.payload) else {
+            continue;
+        };
+        if waiting.remove(result.run_id.as_str()) {
+            got.push(result);
+        }
+    }
+    Ok(got)
+}

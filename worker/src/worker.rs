@@ -10,7 +10,8 @@ use crate::agents::{self, Served};
 use crate::jet::{Jet, nats_error};
 use crate::kv_store::KvStore;
 use crate::names::{
-    consumer_name, dead_subject, events_subject, result_subject, run_subject, token_problem,
+    RUNS_STREAM, consumer_name, dead_subject, events_subject, result_subject, run_subject,
+    token_problem,
 };
 use crate::submit::fetch_result;
 use crate::wire::{DeadLetter, RunRequest, RunResult};
@@ -128,6 +129,7 @@ pub async fn work(
             continue;
         };
         loops.spawn(pull_loop(ctx.clone(), consumer, served, slots.clone()));
+        loops.spawn(dead_deliveries(ctx.clone(), name));
     }
     let names: Vec<String> = agents.keys().cloned().collect();
     ready(&names);
@@ -274,6 +276,8 @@ async fn handle(ctx: Arc<Ctx>, served: Arc<Served>, message: Message, _slot: Own
         }
         Attempt::Retry(error) => {
             tracing::warn!("run {} (delivery {delivery}): {error}", request.run_id);
+            let key = error_key(&request.run_id);
+            let _ = ctx.jet.state.put(key, Bytes::from(error.clone())).await;
             if i64::try_from(delivery).unwrap_or(i64::MAX) >= ctx.config.max_deliver {
                 dead(&ctx, &message, &agent, &request.run_id, delivery, error).await;
             } else {
@@ -462,7 +466,6 @@ async fn dead(
     deliveries: u64,
     error: String,
 ) {
-    tracing::warn!("run {run_id} given up after {deliveries} deliveries: {error}");
     let letter = DeadLetter {
         run_id: run_id.to_string(),
         agent: agent.to_string(),
@@ -470,19 +473,8 @@ async fn dead(
         error,
         request: String::from_utf8_lossy(&message.payload).into_owned(),
     };
-    let published = match serde_json::to_vec(&letter) {
-        Ok(payload) => ctx
-            .jet
-            .js
-            .publish(dead_subject(agent), payload.into())
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    match published {
+    match publish_dead(ctx, &letter).await {
         Ok(()) => {
-            ctx.counts.dead.fetch_add(1, Ordering::SeqCst);
             let _ = message.ack_with(AckKind::Term).await;
         }
         Err(e) => {
@@ -492,4 +484,105 @@ async fn dead(
                 .await;
         }
     }
+}
+
+async fn publish_dead(ctx: &Ctx, letter: &DeadLetter) -> Result<(), String> {
+    tracing::warn!(
+        "run {} given up after {} deliveries: {}",
+        letter.run_id,
+        letter.deliveries,
+        letter.error
+    );
+    let payload = serde_json::to_vec(letter).map_err(|e| e.to_string())?;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", format!("dead-{}", letter.run_id).as_str());
+    ctx.jet
+        .js
+        .publish_with_headers(dead_subject(&letter.agent), headers, payload.into())
+        .await
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
+    ctx.counts.dead.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+/// The advisory JetStream publishes when a request was delivered `max_deliver` times and
+/// never acknowledged.
+#[derive(serde::Deserialize)]
+struct MaxDeliveries {
+    stream_seq: u64,
+    deliveries: u64,
+}
+
+/// Requests whose last delivery died with its worker (killed, out of memory, cut off): no
+/// worker saw the attempt fail, so JetStream's advisory says it; one worker of the queue
+/// group moves each such request, with the last error an attempt recorded, to
+/// `kettle.dead.<agent>`, and removes it from the queue.
+async fn dead_deliveries(ctx: Arc<Ctx>, agent: String) {
+    let subject = format!(
+        "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{RUNS_STREAM}.{}",
+        consumer_name(&agent)
+    );
+    let mut advisories = match ctx
+        .jet
+        .client
+        .queue_subscribe(subject, "kettle-workers".into())
+        .await
+    {
+        Ok(sub) => sub,
+        Err(e) => {
+            tracing::warn!("cannot listen for requests given up on, for agent {agent}: {e}");
+            return;
+        }
+    };
+    let mut stop = ctx.stop.clone();
+    loop {
+        let advisory = tokio::select! {
+            advisory = advisories.next() => match advisory {
+                Some(advisory) => advisory,
+                None => return,
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let Ok(advisory) = serde_json::from_slice::<MaxDeliveries>(&advisory.payload) else {
+            continue;
+        };
+        // Gone already: acknowledged late, or handled by another worker.
+        let Ok(stored) = ctx.jet.runs.get_raw_message(advisory.stream_seq).await else {
+            continue;
+        };
+        let run_id = serde_json::from_slice::<RunRequest>(&stored.payload)
+            .map(|r| r.run_id)
+            .unwrap_or_default();
+        let recorded = match ctx.jet.state.get(error_key(&run_id)).await {
+            Ok(Some(error)) => Some(String::from_utf8_lossy(&error).into_owned()),
+            _ => None,
+        };
+        let error = match recorded {
+            Some(error) => format!("its last attempt's worker stopped without a word; the attempt before failed: {error}"),
+            None => "every attempt's worker stopped without a word (killed, out of memory, or cut off from NATS); see the workers' logs".to_string(),
+        };
+        let letter = DeadLetter {
+            run_id,
+            agent: agent.clone(),
+            deliveries: advisory.deliveries,
+            error,
+            request: String::from_utf8_lossy(&stored.payload).into_owned(),
+        };
+        match publish_dead(&ctx, &letter).await {
+            Ok(()) => {
+                let _ = ctx.jet.runs.delete_message(advisory.stream_seq).await;
+            }
+            Err(e) => tracing::warn!(
+                "cannot publish the dead letter of run {}: {e}",
+                letter.run_id
+            ),
+        }
+    }
+}
+
+/// Where the last failed attempt of a run left its error.
+fn error_key(run_id: &str) -> String {
+    format!("errors.{run_id}")
 }
