@@ -7,8 +7,8 @@
 //! transactions, so a save writes the checkpoint first and then moves the record's count to
 //! it with a compare-and-set on the record's revision: a crash between the two leaves the
 //! record on the previous checkpoint (the new one is overwritten by the next save), never on a
-//! checkpoint that is not there. Saves of one process are serialised, so that the parallel
-//! branches of a run number their checkpoints in the order they were taken.
+//! checkpoint that is not there. The saves of one run are serialised, so that its parallel
+//! branches number their checkpoints in the order they were taken.
 
 use crate::io::{IoThread, wait_on};
 use crate::jet::Jet;
@@ -22,8 +22,9 @@ use kettle::checkpoint::{
 use kettle::llm::TapeEntry;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// A checkpoint as the bucket holds it: with the time it was saved.
 #[derive(Serialize, serde::Deserialize)]
@@ -41,7 +42,16 @@ pub struct KvStore {
     /// Kept so that the connection's thread lives as long as the store.
     io: Arc<IoThread>,
     at: String,
-    saving: Mutex<()>,
+    /// The runs this process writes: each one's record as last written and its revision (so
+    /// that a save needs no read first; a compare-and-set that fails re-reads it), and a lock
+    /// that serialises the run's saves. Forgotten when the run ends.
+    live: Mutex<HashMap<String, Live>>,
+}
+
+#[derive(Default)]
+struct Live {
+    record: Option<(RunRecord, u64)>,
+    saving: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for KvStore {
@@ -57,7 +67,7 @@ impl KvStore {
             kv: jet.state.clone(),
             io: jet.io.clone(),
             at: format!("{} (bucket {STATE_BUCKET})", jet.url),
-            saving: Mutex::new(()),
+            live: Mutex::new(HashMap::new()),
         }
     }
 
@@ -102,8 +112,20 @@ impl KvStore {
             .map_err(|e| self.query(format!("writing {shown}: {e}")))
     }
 
+    fn live(&self) -> MutexGuard<'_, HashMap<String, Live>> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The run's record and revision: as this process last wrote it, else read.
+    fn current(&self, run_id: &str) -> Result<Option<(RunRecord, u64)>, StoreError> {
+        if let Some(known) = self.live().get(run_id).and_then(|l| l.record.clone()) {
+            return Ok(Some(known));
+        }
+        self.get::<RunRecord>(run_key(run_id))
+    }
+
     /// Writes `record` if the run's record is still at `revision` (`None`: if there is none);
-    /// false when it moved meanwhile.
+    /// false when it moved meanwhile (and then forgets what this process knew of it).
     fn put_record_at(&self, record: &RunRecord, revision: Option<u64>) -> Result<bool, StoreError> {
         let key = run_key(&record.run_id);
         let shown = key.clone();
@@ -111,11 +133,11 @@ impl KvStore {
         let written = self.on_io(move |kv| {
             Box::pin(async move {
                 match revision {
-                    Some(rev) => kv.update(key, bytes, rev).await.map(drop).map_err(|e| {
+                    Some(rev) => kv.update(key, bytes, rev).await.map_err(|e| {
                         let conflict = e.kind() == kv::UpdateErrorKind::WrongLastRevision;
                         (conflict, e.to_string())
                     }),
-                    None => kv.create(key, bytes).await.map(drop).map_err(|e| {
+                    None => kv.create(key, bytes).await.map_err(|e| {
                         let conflict = e.kind() == kv::CreateErrorKind::AlreadyExists;
                         (conflict, e.to_string())
                     }),
@@ -123,8 +145,23 @@ impl KvStore {
             })
         })?;
         match written {
-            Ok(()) => Ok(true),
-            Err((true, _)) => Ok(false),
+            Ok(revision) => {
+                let ended = record.status != RunStatus::Running;
+                let mut live = self.live();
+                if ended {
+                    live.remove(&record.run_id);
+                } else {
+                    live.entry(record.run_id.clone()).or_default().record =
+                        Some((record.clone(), revision));
+                }
+                Ok(true)
+            }
+            Err((true, _)) => {
+                if let Some(l) = self.live().get_mut(&record.run_id) {
+                    l.record = None;
+                }
+                Ok(false)
+            }
             Err((false, message)) => Err(self.query(format!("writing {shown}: {message}"))),
         }
     }
@@ -136,7 +173,7 @@ impl KvStore {
         change: impl Fn(Option<RunRecord>) -> Result<RunRecord, StoreError>,
     ) -> Result<RunRecord, StoreError> {
         for _ in 0..CAS_TRIES {
-            let current = self.get::<RunRecord>(run_key(run_id))?;
+            let current = self.current(run_id)?;
             let revision = current.as_ref().map(|(_, rev)| *rev);
             let next = change(current.map(|(r, _)| r))?;
             if self.put_record_at(&next, revision)? {
@@ -170,10 +207,16 @@ impl CheckpointStore for KvStore {
     }
 
     fn save(&self, checkpoint: &Checkpoint) -> Result<u64, StoreError> {
-        let _one_at_a_time = self.saving.lock().unwrap_or_else(PoisonError::into_inner);
         let run_id = &checkpoint.run_id;
+        let saving = self
+            .live()
+            .entry(run_id.clone())
+            .or_default()
+            .saving
+            .clone();
+        let _one_at_a_time = saving.lock().unwrap_or_else(PoisonError::into_inner);
         for _ in 0..CAS_TRIES {
-            let Some((record, revision)) = self.get::<RunRecord>(run_key(run_id))? else {
+            let Some((record, revision)) = self.current(run_id)? else {
                 return Err(self.query(format!(
                     "cannot save a checkpoint of run {run_id}, which the store does not know (put_run first)"
                 )));
