@@ -21,7 +21,8 @@ Examples:
 #[derive(Debug, Args)]
 #[command(after_help = WORKER_EXAMPLES)]
 pub struct WorkerArgs {
-    /// The NATS server (JetStream enabled), such as nats://127.0.0.1:4222.
+    /// The NATS server (JetStream enabled), such as nats://127.0.0.1:4222; a cluster's
+    /// servers comma-separated.
     #[arg(long, value_name = "URL", env = "KETTLE_NATS_URL")]
     pub nats: String,
     /// The agent files this worker runs (requests of other agents are left to other workers).
@@ -43,6 +44,10 @@ pub struct WorkerArgs {
     /// Names this worker in results [default: host name and process id].
     #[arg(long)]
     pub name: Option<String>,
+    /// Copies of the queue, results and state, when this worker is the first and creates
+    /// them (3 or 5 on a NATS cluster).
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +122,7 @@ pub fn worker(args: WorkerArgs) -> u8 {
         cache_dir: cache_dir(),
         trace_dir: args.trace_dir,
         name,
+        replicas: args.replicas,
     };
     block_on(Threads::Many, async move {
         let ready = |agents: &[String]| {

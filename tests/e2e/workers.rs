@@ -505,15 +505,21 @@ fn submit_waits_for_results_and_lost_requests_become_dead_letters() {
             assert!(Instant::now() < deadline, "the run never called the LLM");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        first.0.kill().expect("SIGKILL");
-        let _second = worker(&scratch, &url, &agent, "second");
+        // While the first worker lives (a request published after its death could go to the
+        // pull it left pending, and so die with it).
         jet.js
             .publish("kettle.runs.stuck", "not a request".into())
             .await
             .expect("published")
             .await
             .expect("stored");
-        let mut letters = Vec::new();
+        let garbled = tokio::time::timeout(Duration::from_secs(60), dead.next())
+            .await
+            .expect("a dead letter within a minute")
+            .expect("the subscription is open");
+        first.0.kill().expect("SIGKILL");
+        let _second = worker(&scratch, &url, &agent, "second");
+        let mut letters = vec![serde_json::from_slice(&garbled.payload).expect("a dead letter")];
         while letters.len() < 2 {
             let message = tokio::time::timeout(Duration::from_secs(60), dead.next())
                 .await

@@ -27,13 +27,22 @@ pub struct Jet {
 }
 
 impl Jet {
-    /// Connects to `url` and makes sure the streams and the bucket exist.
+    /// Connects to `url` and makes sure the streams and the bucket exist (one replica each
+    /// when they are created here).
     pub async fn connect(url: &str) -> Result<Self, WorkerError> {
+        Self::connect_with(url, 1).await
+    }
+
+    /// Connects to `url`; the streams and the bucket, if created here, keep `replicas` copies
+    /// (3 or 5 on a cluster). Existing ones are left as they are.
+    pub async fn connect_with(url: &str, replicas: usize) -> Result<Self, WorkerError> {
+        let replicas = replicas.max(1);
         let io = Arc::new(IoThread::start().map_err(|e| WorkerError::Nats {
             url: public_url(url),
             message: format!("cannot start the connection's thread: {e}"),
         })?);
-        let target = url.to_string();
+        // A cluster's servers, comma-separated; the client learns the others from any one.
+        let target: Vec<String> = url.split(',').map(|u| u.trim().to_string()).collect();
         let options = async_nats::ConnectOptions::new()
             .name("kettle")
             .connection_timeout(Duration::from_secs(5));
@@ -56,6 +65,7 @@ impl Jet {
                 subjects: vec!["kettle.runs.>".into()],
                 retention: stream::RetentionPolicy::WorkQueue,
                 storage: stream::StorageType::File,
+                num_replicas: replicas,
                 duplicate_window: DEDUP_WINDOW,
                 ..Default::default()
             })
@@ -67,13 +77,14 @@ impl Jet {
                 description: Some("Kettle run results and dead letters".into()),
                 subjects: vec!["kettle.results.>".into(), "kettle.dead.>".into()],
                 storage: stream::StorageType::File,
+                num_replicas: replicas,
                 max_age: OUTCOMES_MAX_AGE,
                 duplicate_window: DEDUP_WINDOW,
                 ..Default::default()
             })
             .await
             .map_err(|e| nats_error(url, format!("the stream {OUTCOMES_STREAM}: {e}")))?;
-        let state = bucket(&js, url).await?;
+        let state = bucket(&js, url, replicas).await?;
         Ok(Self {
             url: public_url(url),
             client,
@@ -89,7 +100,11 @@ impl Jet {
 /// The state bucket, created as the stream a key-value bucket is made of: the client's
 /// `create_key_value` first reads the account's limits in a form a 2.9 server (Debian's
 /// `nats-server`) does not send.
-async fn bucket(js: &jetstream::Context, url: &str) -> Result<kv::Store, WorkerError> {
+async fn bucket(
+    js: &jetstream::Context,
+    url: &str,
+    replicas: usize,
+) -> Result<kv::Store, WorkerError> {
     if let Ok(store) = js.get_key_value(STATE_BUCKET).await {
         return Ok(store);
     }
@@ -103,6 +118,7 @@ async fn bucket(js: &jetstream::Context, url: &str) -> Result<kv::Store, WorkerE
         deny_delete: true,
         allow_direct: true,
         storage: stream::StorageType::File,
+        num_replicas: replicas,
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
     })

@@ -49,6 +49,8 @@ pub struct WorkerConfig {
     pub trace_dir: Option<PathBuf>,
     /// Names this worker in results and logs.
     pub name: String,
+    /// Copies of the streams and the bucket, when this worker is the one creating them.
+    pub replicas: usize,
 }
 
 /// What a worker did, said when it stops.
@@ -85,7 +87,7 @@ pub async fn work(
     ready: impl FnOnce(&[String]),
     shutdown: impl Future<Output = ()>,
 ) -> Result<WorkerSummary, WorkerError> {
-    let jet = Jet::connect(&config.nats_url).await?;
+    let jet = Jet::connect_with(&config.nats_url, config.replicas).await?;
     let agents = agents::load(
         &config.agents,
         &config.cache_dir,
