@@ -395,18 +395,13 @@ nodes:
     )
 }
 
-fn worker(scratch: &Scratch, url: &str, agent: &Path, name: &str) -> Reaped {
+/// `kettle worker` with an ack deadline of 3 s, giving up on a request after `max_deliver`
+/// deliveries.
+fn worker(scratch: &Scratch, url: &str, agent: &Path, name: &str, max_deliver: u32) -> Reaped {
     let child = scratch
         .kettle()
-        .args([
-            "worker",
-            "--nats",
-            url,
-            "--ack-wait",
-            "3",
-            "--max-deliver",
-            "1",
-        ])
+        .args(["worker", "--nats", url, "--ack-wait", "3", "--max-deliver"])
+        .arg(max_deliver.to_string())
         .args(["--name", name, "--trace-dir"])
         .arg(scratch.traces())
         .arg(agent)
@@ -442,7 +437,7 @@ fn submit_waits_for_results_and_lost_requests_become_dead_letters() {
         ))
     });
     let agent = stuck_agent(&scratch, &server);
-    let mut first = worker(&scratch, &url, &agent, "first");
+    let mut first = worker(&scratch, &url, &agent, "first", 1);
 
     let submitted = scratch
         .kettle()
@@ -518,7 +513,7 @@ fn submit_waits_for_results_and_lost_requests_become_dead_letters() {
             .expect("a dead letter within a minute")
             .expect("the subscription is open");
         first.0.kill().expect("SIGKILL");
-        let _second = worker(&scratch, &url, &agent, "second");
+        let _second = worker(&scratch, &url, &agent, "second", 1);
         let mut letters = vec![serde_json::from_slice(&garbled.payload).expect("a dead letter")];
         while letters.len() < 2 {
             let message = tokio::time::timeout(Duration::from_secs(60), dead.next())
@@ -550,4 +545,46 @@ fn submit_waits_for_results_and_lost_requests_become_dead_letters() {
         "{}",
         lost.error
     );
+}
+
+/// A run longer than the ack deadline stays with its worker: the worker tells JetStream it is
+/// still at it, so no other worker gets the request and the slow call is made once.
+#[test]
+fn a_run_longer_than_the_ack_deadline_is_not_redelivered() {
+    let scratch = Scratch::new();
+    let (_nats, url) = nats_server(&scratch.path().join("jetstream"));
+    let server = LlmServer::start(|request| {
+        let prompt = last_message(request);
+        Reply::json(&openai_completion(
+            "c",
+            "m",
+            Some(&format!("echo: {prompt}")),
+            &[],
+            "stop",
+            (7, 3),
+        ))
+        .after(Duration::from_secs(8))
+    });
+    let agent = stuck_agent(&scratch, &server);
+    let _workers = [
+        worker(&scratch, &url, &agent, "one", 5),
+        worker(&scratch, &url, &agent, "two", 5),
+    ];
+    let submitted = scratch
+        .kettle()
+        .args([
+            "submit",
+            "--nats",
+            &url,
+            "stuck",
+            "--input",
+            r#"{"prompt": "slow"}"#,
+        ])
+        .args(["--run-id", "slow-1", "--wait", "--timeout", "120"])
+        .output()
+        .expect("kettle submit");
+    assert!(submitted.status.success(), "{}", stderr(&submitted));
+    let result: RunResult = serde_json::from_slice(&submitted.stdout).expect("the result");
+    assert_eq!((result.status.as_str(), result.delivery), ("completed", 1));
+    assert_eq!(server.requests().len(), 1, "the slow call was made twice");
 }
