@@ -351,6 +351,36 @@ fn runs_survive_a_killed_worker() {
     for result in by_run.values().map(|r| r[0]) {
         let spans = read_trace_file(&scratch.traces().join(format!("{}.jsonl", result.run_id)))
             .expect("the run's trace");
+        let ids: std::collections::HashSet<&str> =
+            spans.iter().map(|s| s.span_id.as_str()).collect();
+        let orphans: Vec<String> = spans
+            .iter()
+            .filter(|s| {
+                s.parent_span_id
+                    .as_deref()
+                    .is_some_and(|p| !ids.contains(p))
+            })
+            .map(|s| format!("{} ({})", s.name, s.span_id))
+            .collect();
+        assert!(
+            orphans.is_empty(),
+            "run {} (delivery {}, resumed from {:?}, on {}): spans without their parent: {orphans:?}\n{}",
+            result.run_id,
+            result.delivery,
+            result.resumed_from,
+            result.worker,
+            spans
+                .iter()
+                .map(|s| format!(
+                    "{} {} <- {:?} {:?}",
+                    s.name,
+                    s.span_id,
+                    s.parent_span_id,
+                    s.attributes.get("kettle.run.resumed_from")
+                ))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
         let root = assert_whole_trace(&spans);
         assert_eq!(root.name, "invoke_agent fleet");
         assert_eq!(root.trace_id, result.trace_id);

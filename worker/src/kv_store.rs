@@ -52,6 +52,9 @@ pub struct KvStore {
 struct Live {
     record: Option<(RunRecord, u64)>,
     saving: Arc<Mutex<()>>,
+    /// The run had no record before this process created it and has recorded no call since,
+    /// so it has no tapes: their reads are skipped.
+    fresh: bool,
 }
 
 impl std::fmt::Debug for KvStore {
@@ -192,7 +195,9 @@ impl CheckpointStore for KvStore {
     }
 
     fn put_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let fresh = std::cell::Cell::new(false);
         self.update_record(&run.run_id, |old| {
+            fresh.set(old.is_none());
             Ok(match old {
                 Some(old) => RunRecord {
                     created_ms: old.created_ms,
@@ -202,8 +207,11 @@ impl CheckpointStore for KvStore {
                 },
                 None => run.clone(),
             })
-        })
-        .map(drop)
+        })?;
+        if let Some(live) = self.live().get_mut(&run.run_id) {
+            live.fresh = fresh.get();
+        }
+        Ok(())
     }
 
     fn save(&self, checkpoint: &Checkpoint) -> Result<u64, StoreError> {
@@ -331,10 +339,16 @@ impl CheckpointStore for KvStore {
         ordinal: u32,
         entry: &TapeEntry,
     ) -> Result<(), StoreError> {
+        if let Some(live) = self.live().get_mut(run_id) {
+            live.fresh = false;
+        }
         self.put(call_key(run_id, exec, ordinal), entry)
     }
 
     fn calls(&self, run_id: &str, exec: &str) -> Result<Vec<TapeEntry>, StoreError> {
+        if self.live().get(run_id).is_some_and(|l| l.fresh) {
+            return Ok(Vec::new());
+        }
         let mut calls = Vec::new();
         for ordinal in 0.. {
             match self.get::<TapeEntry>(call_key(run_id, exec, ordinal))? {

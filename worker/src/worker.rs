@@ -328,15 +328,6 @@ async fn attempt(ctx: &Ctx, served: &Served, request: &RunRequest, delivery: u64
         resumed_from,
     };
     let resume = match saved {
-        Some((RunStatus::Completed, c)) => {
-            return Attempt::Done(Some(result(
-                "completed",
-                c.position.state,
-                None,
-                c.trace_id,
-                Some(c.seq),
-            )));
-        }
         Some((RunStatus::Interrupted, c)) => {
             let error = c.interrupt.as_ref().map(|i| {
                 format!("the run stopped {} node `{}` (an interrupt); it is checkpointed in the state bucket", i.when, i.node)
@@ -349,6 +340,9 @@ async fn attempt(ctx: &Ctx, served: &Served, request: &RunRequest, delivery: u64
                 Some(c.seq),
             )));
         }
+        // Running or failed when its worker died: resumed. Completed too (its worker died
+        // before publishing the result): the resume ends at once, and writes the stand-ins for
+        // the spans the dead worker never wrote.
         Some((_, c)) => Some(c),
         None => None,
     };
