@@ -68,6 +68,13 @@ pub enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// Run queued runs from NATS JetStream: many workers on many machines share the queue;
+    /// a run whose worker dies is resumed by another from its last checkpoint.
+    Worker(crate::nats::WorkerArgs),
+    /// Queue a run for the workers on NATS JetStream (prints its id; --wait for its result).
+    Submit(crate::nats::SubmitArgs),
+    /// The result of a run submitted with `kettle submit`.
+    Result(crate::nats::ResultArgs),
 }
 
 #[derive(Debug, Args)]

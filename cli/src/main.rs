@@ -9,6 +9,7 @@ mod build;
 mod doctor;
 mod durable;
 mod graph;
+mod nats;
 mod run;
 mod serve;
 mod summary;
@@ -46,6 +47,9 @@ fn main() -> ExitCode {
             command: TraceCommand::Push(args),
         } => trace::push(args),
         Command::Resume(args) => durable::resume(args),
+        Command::Worker(args) => nats::worker(args),
+        Command::Submit(args) => nats::submit_cmd(args),
+        Command::Result(args) => nats::result(args),
         Command::Runs {
             command: RunsCommand::List(args),
         } => durable::list(args),

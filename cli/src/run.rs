@@ -140,6 +140,7 @@ async fn run_async(args: RunArgs, resumed: Option<Resumed>) -> Result<u8, Stop> 
         events: args
             .events
             .then(|| EventSink::new(|line| eprintln!("{line}"))),
+        run_id: None,
     };
     // A panic inside the run still lets the trace be flushed below; the span guards it
     // unwinds through end their spans as cancelled.

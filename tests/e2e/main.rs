@@ -41,3 +41,4 @@ mod trace_holes;
 mod trace_integrity;
 mod trace_matrix;
 mod validate_cmd;
+mod workers;

@@ -55,5 +55,7 @@ pub fn open_store(kind: &str, url: Option<&str>) -> Result<Arc<dyn CheckpointSto
 
 #[cfg(test)]
 mod postgres_suite;
-#[cfg(test)]
-pub(crate) mod suite;
+/// The suite every store passes; public behind the `store-suite` feature for the stores of
+/// other crates (kettle-worker's bucket).
+#[cfg(any(test, feature = "store-suite"))]
+pub mod suite;

@@ -49,6 +49,9 @@ pub struct RunOptions {
     pub parent: Option<SpanContext>,
     /// A durable run: checkpointed to this store, or resumed from one of its checkpoints.
     pub durable: Option<Durability>,
+    /// The run's id when the caller chooses it (a queued request's id, so that whichever
+    /// worker runs or resumes it uses the same); a resumed run keeps its checkpoint's.
+    pub run_id: Option<String>,
 }
 
 /// How a run is made durable.
@@ -119,7 +122,10 @@ impl Runtime {
             input = seeded;
         }
         let resume = options.durable.as_ref().and_then(|d| d.resume.as_ref());
-        let run_id = resume.map_or_else(new_run_id, |c| c.run_id.clone());
+        let run_id = resume.map_or_else(
+            || options.run_id.clone().unwrap_or_else(new_run_id),
+            |c| c.run_id.clone(),
+        );
         let tracer = self.telemetry.tracer();
         let content = self.telemetry.content();
         let trace_file = self.telemetry.register_run(&run_id);

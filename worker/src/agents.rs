@@ -1,0 +1,85 @@
+//! The agents a worker serves: loaded and compiled once at start, each with its telemetry.
+
+use crate::WorkerError;
+use crate::names::token_problem;
+use kettle::engine::{Agent, Runtime, load_agent};
+use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
+use kettle::telemetry::{Telemetry, TraceOverrides, TraceSettings, process_env, resolve};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One agent a worker runs.
+pub struct Served {
+    pub agent: Agent,
+    pub runtime: Runtime,
+    /// The agent file, absolute, as durable runs record it.
+    pub agent_file: String,
+    pub telemetry: Arc<Telemetry>,
+}
+
+/// Loads every agent file, by name; names must be unique and usable as subject tokens.
+pub async fn load(
+    files: &[PathBuf],
+    cache_dir: &Path,
+    trace_dir: Option<&Path>,
+) -> Result<BTreeMap<String, Arc<Served>>, WorkerError> {
+    if files.is_empty() {
+        return Err(WorkerError::Agent {
+            path: PathBuf::new(),
+            message: "no agent given: name the agent files this worker runs, such as `kettle worker --nats nats://127.0.0.1:4222 agent.yaml`".into(),
+        });
+    }
+    let sandbox = Sandbox::new(&SandboxConfig::default(), CompileCache::new(cache_dir))
+        .map(Arc::new)
+        .map_err(|e| WorkerError::Agent {
+            path: PathBuf::new(),
+            message: format!("the sandbox cannot start: {e}"),
+        })?;
+    let mut agents = BTreeMap::new();
+    for path in files {
+        let invalid = |message: String| WorkerError::Agent {
+            path: path.clone(),
+            message,
+        };
+        let agent = load_agent(path, &sandbox, cache_dir, &|_| {})
+            .await
+            .map_err(|e| invalid(e.to_string()))?;
+        if let Some(problem) = token_problem("the agent's name", &agent.name) {
+            return Err(invalid(format!("{problem} (change its `name:`)")));
+        }
+        let overrides = TraceOverrides {
+            dir: trace_dir.map(Path::to_path_buf),
+            ..TraceOverrides::default()
+        };
+        let settings = TraceSettings {
+            tracing: agent.tracing.as_ref(),
+            opik: agent.opik.as_ref(),
+            langfuse: agent.langfuse.as_ref(),
+        };
+        let telemetry = resolve(&overrides, settings, &process_env)
+            .map_err(|e| invalid(e.to_string()))
+            .and_then(|c| Telemetry::new(&c).map_err(|e| invalid(e.to_string())))
+            .map(Arc::new)?;
+        let agent_file = std::fs::canonicalize(path)
+            .unwrap_or_else(|_| path.clone())
+            .display()
+            .to_string();
+        if agents.contains_key(&agent.name) {
+            return Err(invalid(format!(
+                "two agents are named `{}`; names must be unique: change one's `name:`",
+                agent.name
+            )));
+        }
+        agents.insert(
+            agent.name.clone(),
+            Arc::new(Served {
+                runtime: Runtime::new(sandbox.clone(), telemetry.clone()),
+                agent,
+                agent_file,
+                telemetry,
+            }),
+        );
+    }
+    Ok(agents)
+}
