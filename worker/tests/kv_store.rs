@@ -2,14 +2,18 @@
 //! `nats-server -js`: called from a plain thread, and from a task of a multi-thread runtime
 //! (the engine's case, where the bridge must not block the runtime).
 
+#[path = "../../tests/e2e/support/debian.rs"]
+mod debian;
+
 use kettle::checkpoint::CheckpointStore;
 use kettle::checkpoint::suite::store_suite;
 use kettle_worker::{Jet, KvStore};
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
 
 struct Nats {
     child: Child,
@@ -25,14 +29,9 @@ impl Drop for Nats {
 }
 
 fn nats_server() -> Nats {
-    let program = [
-        "/usr/sbin/nats-server",
-        "/usr/bin/nats-server",
-        "/usr/local/bin/nats-server",
-    ]
-    .into_iter()
-    .find(|p| Path::new(p).exists())
-    .expect("this test needs nats-server: apt-get install nats-server");
+    // Debian's package: installed the first time, as the e2e suite does.
+    debian::ensure(NATS_SERVER, &["nats-server"]);
+    let program = NATS_SERVER;
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
