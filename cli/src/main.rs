@@ -12,6 +12,7 @@ mod graph;
 mod nats;
 mod run;
 mod serve;
+mod signals;
 mod summary;
 mod trace;
 mod validate;

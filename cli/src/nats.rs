@@ -305,19 +305,8 @@ fn print_result(result: &RunResult) -> u8 {
 
 /// Resolves on Ctrl-C or SIGTERM: the worker stops taking requests and hands its runs back.
 async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            eprintln!(
-                "kettle: stopping: no new requests; runs in flight go back to the queue, to resume from their checkpoints"
-            );
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
+    super::signals::ctrl_c_or_sigterm().await;
+    eprintln!(
+        "kettle: stopping: no new requests; runs in flight go back to the queue, to resume from their checkpoints"
+    );
 }

@@ -14,8 +14,8 @@ use kettle::engine::{
 use kettle::sandbox::{CompileCache, PrecompiledSettings, Sandbox, SandboxConfig};
 use kettle::spec::LimitsSpec;
 use kettle::telemetry::{
-    ExporterKind, Telemetry, TelemetryConfig, TraceOverrides, TraceSettings, parse_traceparent,
-    process_env, resolve,
+    ExporterKind, Telemetry, TelemetryConfig, TraceOverrides, parse_traceparent, process_env,
+    resolve,
 };
 use serde_json::{Map, Value};
 use std::io::Read;
@@ -325,18 +325,7 @@ fn read_input(args: &RunArgs) -> Result<Map<String, Value>, String> {
 
 /// Resolves on Ctrl-C or SIGTERM, with the reason.
 async fn interrupted() -> String {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            return tokio::select! {
-                _ = tokio::signal::ctrl_c() => "Ctrl-C".to_string(),
-                _ = term.recv() => "SIGTERM".to_string(),
-            };
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-    "Ctrl-C".to_string()
+    super::signals::ctrl_c_or_sigterm().await.to_string()
 }
 
 /// The telemetry: CLI flags beat the agent's settings, which beat the environment.
@@ -347,11 +336,7 @@ fn telemetry_for(args: &RunArgs, agent: &Agent) -> Result<Telemetry, String> {
         dir: args.trace_dir.clone(),
         no_trace: args.no_trace,
     };
-    let settings = TraceSettings {
-        tracing: agent.tracing.as_ref(),
-        opik: agent.opik.as_ref(),
-        langfuse: agent.langfuse.as_ref(),
-    };
+    let settings = agent.trace_settings();
     let mut config = resolve(&overrides, settings, &process_env).map_err(|e| e.to_string())?;
     // `--trace-endpoint` alone adds OTLP to whatever exporters were chosen.
     if args.trace_endpoint.is_some() && args.trace_exporter.is_empty() {

@@ -51,19 +51,6 @@ pub fn serve(args: ServeArgs) -> u8 {
 
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            eprintln!(
-                "kettle: shutting down: no new runs; in-flight runs have the grace period to finish"
-            );
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
+    super::signals::ctrl_c_or_sigterm().await;
+    eprintln!("kettle: shutting down: no new runs; in-flight runs have the grace period to finish");
 }

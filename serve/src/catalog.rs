@@ -6,7 +6,7 @@ use kettle::checkpoint::{CheckpointStore, open_store};
 use kettle::engine::{Agent, Runtime, load_agent, load_checked};
 use kettle::graph::{GraphFormat, render};
 use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
-use kettle::telemetry::{Telemetry, TraceOverrides, TraceSettings, process_env, resolve};
+use kettle::telemetry::{Telemetry, TraceOverrides, process_env, resolve};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -150,11 +150,7 @@ async fn load_one(
         dir: config.trace_dir.clone(),
         ..TraceOverrides::default()
     };
-    let settings = TraceSettings {
-        tracing: agent.tracing.as_ref(),
-        opik: agent.opik.as_ref(),
-        langfuse: agent.langfuse.as_ref(),
-    };
+    let settings = agent.trace_settings();
     let telemetry = resolve(&overrides, settings, &process_env)
         .map_err(|e| invalid(e.to_string()))
         .and_then(|c| Telemetry::new(&c).map_err(|e| invalid(e.to_string())))

@@ -4,7 +4,7 @@ use crate::WorkerError;
 use crate::names::token_problem;
 use kettle::engine::{Agent, Runtime, load_agent};
 use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
-use kettle::telemetry::{Telemetry, TraceOverrides, TraceSettings, process_env, resolve};
+use kettle::telemetry::{Telemetry, TraceOverrides, process_env, resolve};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,11 +52,7 @@ pub async fn load(
             dir: trace_dir.map(Path::to_path_buf),
             ..TraceOverrides::default()
         };
-        let settings = TraceSettings {
-            tracing: agent.tracing.as_ref(),
-            opik: agent.opik.as_ref(),
-            langfuse: agent.langfuse.as_ref(),
-        };
+        let settings = agent.trace_settings();
         let telemetry = resolve(&overrides, settings, &process_env)
             .map_err(|e| invalid(e.to_string()))
             .and_then(|c| Telemetry::new(&c).map_err(|e| invalid(e.to_string())))

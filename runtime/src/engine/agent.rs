@@ -10,7 +10,7 @@ use crate::spec::{
     CheckpointSettings, LangfuseSettings, LimitsSpec, LoadedSpec, OpikSettings, RunLimits,
     SpecError, SpecErrors, TracingSettings,
 };
-use crate::telemetry::DEFAULT_MAX_SPANS_PER_RUN;
+use crate::telemetry::{DEFAULT_MAX_SPANS_PER_RUN, TraceSettings};
 use kettle_build::{BuildError, BuildOptions, Language, NodeReady, build_interpreter, ready_node};
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -138,6 +138,15 @@ impl Interrupts {
 }
 
 impl Agent {
+    /// What the agent file says of its trace (`settings.tracing`, `opik`, `langfuse`).
+    pub fn trace_settings(&self) -> TraceSettings<'_> {
+        TraceSettings {
+            tracing: self.tracing.as_ref(),
+            opik: self.opik.as_ref(),
+            langfuse: self.langfuse.as_ref(),
+        }
+    }
+
     /// The policy of node `node` (the default policy for a name the agent does not have).
     pub fn policy(&self, node: &str) -> &NodePolicy {
         static DEFAULT: std::sync::LazyLock<NodePolicy> =
