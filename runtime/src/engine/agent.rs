@@ -248,6 +248,13 @@ fn refused_llm_options(graph: &Graph, llm: &LlmClient) -> Vec<(String, String)> 
     refused
 }
 
+/// A node folder made ready during one load: its component, or the source the Python
+/// interpreter runs and that interpreter's component.
+enum FolderReady {
+    Component(PathBuf),
+    Source(Arc<str>, PathBuf),
+}
+
 /// Loads the agent at `path`, building and preparing its components.
 pub async fn load_agent(
     path: &Path,
@@ -332,6 +339,7 @@ async fn load(
     let mut prepared: HashMap<PathBuf, Arc<PreparedComponent>> = HashMap::new();
     let mut components = HashMap::new();
     let mut sources = HashMap::new();
+    let mut folders: HashMap<(PathBuf, bool), FolderReady> = HashMap::new();
     let precompiled = super::precompile::open_for(path, sandbox.precompiled())?;
     let command = super::precompile::precompile_command(path);
     for (index, node, source) in graph.components() {
@@ -363,31 +371,55 @@ async fn load(
                         .get(&node)
                         .is_some_and(|p| !p.grants.http.is_empty()),
                 };
-                let ready = ready_node(dir, cache_dir, &options, &progress)
-                    .await
-                    .map_err(|source| AgentLoadError::Build {
-                        node: node.clone(),
-                        source,
-                    })?;
-                match ready {
-                    NodeReady::Component(built) => {
-                        if built.built {
-                            events(ComponentEvent::Built {
+                // Many nodes may name one folder: it is fingerprinted (and built) once.
+                let folder_key = (dir.clone(), options.http);
+                if let Some(ready) = folders.get(&folder_key) {
+                    match ready {
+                        FolderReady::Component(wasm) => wasm.clone(),
+                        FolderReady::Source(source, interpreter) => {
+                            events(ComponentEvent::FromSource {
                                 node: node.clone(),
-                                language: built.language,
-                                took: built.took,
+                                language: Language::Python,
                             });
+                            sources.insert(index, source.clone());
+                            interpreter.clone()
                         }
-                        built.wasm
                     }
-                    NodeReady::Source(folder) => {
-                        let language = Language::Python;
-                        events(ComponentEvent::FromSource {
+                } else {
+                    let ready = ready_node(dir, cache_dir, &options, &progress)
+                        .await
+                        .map_err(|source| AgentLoadError::Build {
                             node: node.clone(),
-                            language,
-                        });
-                        sources.insert(index, Arc::from(folder.to_json().to_string()));
-                        interpreter_wasm(&node, language.name(), cache_dir, events).await?
+                            source,
+                        })?;
+                    match ready {
+                        NodeReady::Component(built) => {
+                            if built.built {
+                                events(ComponentEvent::Built {
+                                    node: node.clone(),
+                                    language: built.language,
+                                    took: built.took,
+                                });
+                            }
+                            folders.insert(folder_key, FolderReady::Component(built.wasm.clone()));
+                            built.wasm
+                        }
+                        NodeReady::Source(folder) => {
+                            let language = Language::Python;
+                            events(ComponentEvent::FromSource {
+                                node: node.clone(),
+                                language,
+                            });
+                            let source: Arc<str> = Arc::from(folder.to_json().to_string());
+                            sources.insert(index, source.clone());
+                            let interpreter =
+                                interpreter_wasm(&node, language.name(), cache_dir, events).await?;
+                            folders.insert(
+                                folder_key,
+                                FolderReady::Source(source, interpreter.clone()),
+                            );
+                            interpreter
+                        }
                     }
                 }
             }

@@ -12,6 +12,7 @@ mod output;
 mod permissions;
 mod precompiled;
 mod prepare;
+mod reaper;
 mod session;
 mod slots;
 

@@ -124,7 +124,10 @@ impl Sandbox {
                 forwarded,
                 _slots: slots,
             }),
-            _ => None,
+            _ => {
+                self.retire((store, slots));
+                None
+            }
         };
         (result, kept)
     }

@@ -3,13 +3,21 @@
 //! that polls the run. Each task is aborted when the branch awaiting it is dropped (a failing
 //! sibling, a cancelled run), and the run waits for its tasks to be gone before it closes its
 //! root span and flushes the trace, so a cancelled execution's spans are closed, not lost.
+//!
+//! An execution that starts while no other of its run is going on (every node of a chain)
+//! runs on the run's own task instead: a spawn and two cross-thread wake-ups per node are
+//! most of a small node's cost. Dropped with its branch, it drops its store in place, which
+//! closes its spans at once. An execution that starts beside it is spawned as above.
 
 use crate::sandbox::{
     NodeFailure, NodeInvocation, NodeOutput, PreparedComponent, RunInstances, Sandbox,
 };
 use std::future::Future;
 use std::pin::Pin;
+use futures::FutureExt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -33,6 +41,8 @@ pub(super) struct NodeTasks {
     sandbox: Arc<Sandbox>,
     instances: Arc<RunInstances>,
     tracker: TaskTracker,
+    /// Executions of the run going on now.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl NodeTasks {
@@ -41,6 +51,7 @@ impl NodeTasks {
             sandbox,
             instances: Arc::new(RunInstances::default()),
             tracker: TaskTracker::new(),
+            in_flight: Arc::default(),
         }
     }
 
@@ -64,16 +75,19 @@ impl NodeTasks {
                 }
             }
         };
+        let in_flight = InFlight::enter(&self.in_flight);
+        if in_flight.alone && std::env::var_os("KETTLE_X_INLINE").is_none() {
+            return match AssertUnwindSafe(execution).catch_unwind().await {
+                Ok(result) => result,
+                Err(_) => Err(host_panicked()),
+            };
+        }
         let task = AbortOnDrop(self.tracker.spawn(execution));
         match task.await {
             Ok(result) => result,
+            Err(e) if e.is_panic() => Err(host_panicked()),
             Err(e) => Err(NodeFailure::Sandbox {
-                message: if e.is_panic() {
-                    "the host panicked while running the node (a bug in Kettle: please report it)"
-                        .into()
-                } else {
-                    format!("the execution was cancelled: {e}")
-                },
+                message: format!("the execution was cancelled: {e}"),
             }),
         }
     }
@@ -89,6 +103,44 @@ impl NodeTasks {
             return self.tracker.len();
         }
         0
+    }
+}
+
+fn host_panicked() -> NodeFailure {
+    NodeFailure::Sandbox {
+        message: "the host panicked while running the node (a bug in Kettle: please report it)"
+            .into(),
+    }
+}
+
+impl Drop for NodeTasks {
+    fn drop(&mut self) {
+        // The run's kept interpreter instances are reset off the run's path.
+        let instances = std::mem::take(&mut self.instances);
+        self.sandbox.retire(instances);
+    }
+}
+
+/// One execution counted among the run's executions going on, for as long as it lives.
+struct InFlight {
+    count: Arc<AtomicUsize>,
+    /// No other execution of the run was going on when this one started.
+    alone: bool,
+}
+
+impl InFlight {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        let before = count.fetch_add(1, Ordering::SeqCst);
+        Self {
+            count: count.clone(),
+            alone: before == 0,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
