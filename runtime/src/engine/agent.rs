@@ -50,6 +50,8 @@ pub struct Agent {
     /// `interrupt_*: true`, and TEA's `config.interrupt_*`).
     pub interrupts: Interrupts,
     components: HashMap<usize, Arc<PreparedComponent>>,
+    /// Per component source key (`source_key`): the `.wasm` file it was prepared from.
+    component_files: Vec<(String, PathBuf)>,
     /// Per component id run from source (a Python folder in the Python interpreter): the
     /// folder's source as the interpreter's config holds it (`{"module", "files"}`, JSON).
     sources: HashMap<usize, Arc<str>>,
@@ -159,6 +161,13 @@ impl Agent {
         self.components.get(&component)
     }
 
+    /// Each component's source key (`engine::source_key`: `wasm:…`, `folder:…`,
+    /// `interpreter:…`) with the `.wasm` file it was prepared from, in graph order; a Python
+    /// folder run from source is listed as its interpreter.
+    pub fn component_files(&self) -> &[(String, PathBuf)] {
+        &self.component_files
+    }
+
     /// The source of component `component` when it is a node folder run from source by an
     /// interpreter (its component is then the interpreter).
     pub(crate) fn source(&self, component: usize) -> Option<&Arc<str>> {
@@ -255,7 +264,34 @@ pub async fn load_agent(
     cache_dir: &Path,
     events: &(dyn Fn(ComponentEvent) + Sync),
 ) -> Result<Agent, AgentLoadError> {
-    load(path, sandbox, cache_dir, events, true).await
+    load(
+        path,
+        sandbox,
+        cache_dir,
+        events,
+        true,
+        &ProvidedComponents::default(),
+    )
+    .await
+}
+
+/// Components given from elsewhere, by source key (`engine::source_key`): each replaces the
+/// `.wasm` file, node folder or interpreter the agent names, which then need not be on disk
+/// nor built. Kettle's workers fill it with components fetched by their sha256.
+#[derive(Debug, Clone, Default)]
+pub struct ProvidedComponents {
+    pub by_key: HashMap<String, PathBuf>,
+}
+
+/// [`load_agent`], with some components given from elsewhere.
+pub async fn load_agent_with(
+    path: &Path,
+    sandbox: &Sandbox,
+    cache_dir: &Path,
+    events: &(dyn Fn(ComponentEvent) + Sync),
+    provided: &ProvidedComponents,
+) -> Result<Agent, AgentLoadError> {
+    load(path, sandbox, cache_dir, events, true, provided).await
 }
 
 /// Loads the agent at `path` for a run whose LLM calls are all answered from a recording
@@ -266,7 +302,15 @@ pub async fn load_agent_for_replay(
     cache_dir: &Path,
     events: &(dyn Fn(ComponentEvent) + Sync),
 ) -> Result<Agent, AgentLoadError> {
-    load(path, sandbox, cache_dir, events, false).await
+    load(
+        path,
+        sandbox,
+        cache_dir,
+        events,
+        false,
+        &ProvidedComponents::default(),
+    )
+    .await
 }
 
 async fn load(
@@ -275,10 +319,20 @@ async fn load(
     cache_dir: &Path,
     events: &(dyn Fn(ComponentEvent) + Sync),
     keys_required: bool,
+    provided: &ProvidedComponents,
 ) -> Result<Agent, AgentLoadError> {
+    use super::precompile::source_key;
+    let is_provided = |file: &Path| {
+        [
+            ComponentSource::Wasm(file.to_path_buf()),
+            ComponentSource::Folder(file.to_path_buf()),
+        ]
+        .iter()
+        .any(|source| provided.by_key.contains_key(&source_key(path, source)))
+    };
     // Structural, file and template errors are reported together, in file order.
     let (loaded, graph, warnings) =
-        super::component_check::load_with_warnings(path).map_err(|(errors, _)| errors)?;
+        super::component_check::load_providing(path, &is_provided).map_err(|(errors, _)| errors)?;
     let mut llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
         .map_err(|e| SpecErrors(vec![loaded.error_at(&e.at, e.message, None)]))?;
     llm.add_shell_providers(
@@ -332,6 +386,7 @@ async fn load(
     let mut prepared: HashMap<PathBuf, Arc<PreparedComponent>> = HashMap::new();
     let mut components = HashMap::new();
     let mut sources = HashMap::new();
+    let mut component_files: Vec<(String, PathBuf)> = Vec::new();
     let precompiled = super::precompile::open_for(path, sandbox.precompiled())?;
     let command = super::precompile::precompile_command(path);
     for (index, node, source) in graph.components() {
@@ -350,7 +405,10 @@ async fn load(
             components.insert(index, component);
             continue;
         }
+        let key = source_key(path, source);
+        let given = provided.by_key.get(&key);
         let wasm = match source {
+            _ if given.is_some() => given.cloned().unwrap_or_default(),
             ComponentSource::Wasm(wasm) => wasm.clone(),
             ComponentSource::Interpreter(language) => {
                 interpreter_wasm(&node, language, cache_dir, events).await?
@@ -387,11 +445,24 @@ async fn load(
                             language,
                         });
                         sources.insert(index, Arc::from(folder.to_json().to_string()));
-                        interpreter_wasm(&node, language.name(), cache_dir, events).await?
+                        match provided.by_key.get("interpreter:python") {
+                            Some(wasm) => wasm.clone(),
+                            None => {
+                                interpreter_wasm(&node, language.name(), cache_dir, events).await?
+                            }
+                        }
                     }
                 }
             }
         };
+        let key = if sources.contains_key(&index) {
+            "interpreter:python".to_string()
+        } else {
+            key
+        };
+        if !component_files.iter().any(|(k, _)| *k == key) {
+            component_files.push((key, wasm.clone()));
+        }
         let component = match prepared.get(&wasm) {
             Some(component) => component.clone(),
             None => {
@@ -452,6 +523,7 @@ async fn load(
         checkpoint: loaded.spec.settings.checkpoint.clone(),
         interrupts,
         components,
+        component_files,
         sources,
     })
 }
