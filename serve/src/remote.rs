@@ -148,3 +148,55 @@ pub fn answer_of(result: &QueuedResult) -> Answer {
         traceparent: result.traceparent.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(status: &str) -> QueuedResult {
+        QueuedResult {
+            run_id: "r1".into(),
+            agent: "a".into(),
+            status: status.into(),
+            trace_id: "t".into(),
+            ran_by: Some("w1".into()),
+            nodes_run: Some(3),
+            llm: Some((2, 10, 5)),
+            ..QueuedResult::default()
+        }
+    }
+
+    #[test]
+    fn a_result_is_answered_as_a_local_run_is() {
+        let ok = answer_of(&result("completed"));
+        assert_eq!(ok.status, "ok");
+        assert_eq!(ok.body["status"], "ok");
+        assert_eq!(ok.body["worker"], "w1");
+        assert_eq!(ok.body["nodes_run"], 3);
+        assert_eq!(ok.body["llm"]["input_tokens"], 10);
+        assert_eq!(answer_of(&result("failed")).status, "failed");
+        assert_eq!(answer_of(&result("interrupted")).status, "interrupted");
+    }
+
+    #[test]
+    fn every_answer_is_recorded_with_a_final_status() {
+        // The book counts a run as done only on a final status: a run this server stopped
+        // waiting for must not stay in flight, or the drain would never end.
+        let waiting = failure(
+            "a",
+            &BackendError::NoResultYet {
+                run_id: "r2".into(),
+                message: "no result".into(),
+            },
+        );
+        assert_eq!(waiting.body["status"], "queued");
+        assert_eq!(record_of("a", &waiting).status, "cancelled");
+        assert_eq!(record_of("a", &waiting).run_id, "r2");
+        let down = failure("a", &BackendError::Unavailable("gone".into()));
+        assert_eq!(record_of("a", &down).status, "cancelled");
+        assert_eq!(
+            record_of("a", &answer_of(&result("completed"))).status,
+            "ok"
+        );
+    }
+}
