@@ -148,8 +148,12 @@ pub fn worker(args: WorkerArgs) -> u8 {
         let ready = |agents: &[String], fetched: &[kettle_worker::Fetched]| {
             for f in fetched {
                 eprintln!(
-                    "kettle: fetched component {} ({}, {} bytes) of agent {} from the object store",
-                    f.sha256, f.source, f.bytes, f.agent
+                    "kettle: fetched component {} ({}, {} bytes) of agent {} from the object store in {} ms",
+                    f.sha256,
+                    f.source,
+                    f.bytes,
+                    f.agent,
+                    f.took.as_millis()
                 );
             }
             eprintln!("kettle: worker ready for agents: {}", agents.join(", "));

@@ -304,7 +304,7 @@ fn a_worker_lacking_a_component_fetches_it_by_sha256_caches_it_and_refuses_a_for
     let result = submit(&scratch, &url, "kettles");
     assert_eq!(result["status"], "completed", "{result}");
     assert_eq!(result["state"], expected, "{result}");
-    let cached = away_cache.join("components").join(format!("{sha}.wasm"));
+    let cached = away_cache.join("fetched").join(format!("{sha}.wasm"));
     assert_eq!(std::fs::read(&cached).expect("cached"), wasm);
     drop(first);
 
@@ -353,10 +353,5 @@ fn a_worker_lacking_a_component_fetches_it_by_sha256_caches_it_and_refuses_a_for
         "{said}"
     );
     assert!(said.contains("kettle publish"), "{said}");
-    assert!(
-        !fresh
-            .join("components")
-            .join(format!("{sha}.wasm"))
-            .exists()
-    );
+    assert!(!fresh.join("fetched").join(format!("{sha}.wasm")).exists());
 }

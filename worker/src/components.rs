@@ -52,6 +52,8 @@ pub struct Fetched {
     pub source: String,
     pub sha256: String,
     pub bytes: u64,
+    /// How long fetching and checking it took.
+    pub took: std::time::Duration,
 }
 
 fn manifest_name(agent: &str) -> String {
@@ -143,7 +145,7 @@ pub async fn publish_agent(
 
 /// The components of the agent file `file` to take from the bucket rather than from disk:
 /// none when its list was never published; else every listed component but a `.wasm` file
-/// this machine has with the same sha256. Each is taken from `cache_dir/components`, or
+/// this machine has with the same sha256. Each is taken from `cache_dir/fetched`, or
 /// fetched, its digest checked, and cached there.
 pub async fn provide(
     jet: &Jet,
@@ -162,7 +164,7 @@ pub async fn provide(
         return Ok((provided, fetched));
     };
     let folder = file.parent().unwrap_or(Path::new(""));
-    let cache = cache_dir.join("components");
+    let cache = cache_dir.join("fetched");
     for entry in list.components {
         let bad_digest = || entry.sha256.len() != 64 || hex::decode(&entry.sha256).is_err();
         if bad_digest() {
@@ -182,7 +184,9 @@ pub async fn provide(
         }
         let cached = cache.join(format!("{}.wasm", entry.sha256));
         if !std::fs::read(&cached).is_ok_and(|b| sha256_hex(&b) == entry.sha256) {
+            let started = std::time::Instant::now();
             let bytes = fetch(jet, store, &agent, &entry).await?;
+            let took = started.elapsed();
             write_atomically(&cached, &bytes).map_err(|e| WorkerError::Agent {
                 path: cached.clone(),
                 message: format!("cannot cache component {}: {e}", entry.sha256),
@@ -192,6 +196,7 @@ pub async fn provide(
                 source: entry.source.clone(),
                 sha256: entry.sha256.clone(),
                 bytes: bytes.len() as u64,
+                took,
             });
         }
         provided.by_key.insert(entry.source, cached);
