@@ -181,6 +181,13 @@ fn serve_with_nats_queues_the_run_for_a_worker_and_answers_inside_the_callers_tr
         .expect("the stream");
     let starts = events.matches("event: node_start").count();
     assert_eq!(starts, 2, "{events}");
+    let finishes = events.matches("event: node_finish").count();
+    assert_eq!(finishes, 2, "{events}");
+    assert!(
+        events.find("event: node_finish").unwrap_or(usize::MAX)
+            < events.find("event: result").unwrap_or(0),
+        "{events}"
+    );
     let result = events
         .split("event: result\ndata: ")
         .nth(1)

@@ -7,8 +7,8 @@ use crate::jet::{Jet, nats_error};
 use crate::names::events_subject;
 use crate::submit::{fetch_result, new_run_id, submit_and_wait};
 use crate::wire::{RunRequest, RunResult};
-use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use kettle_serve::{BackendError, QueuedResult, QueuedRun, RunBackend};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -46,25 +46,20 @@ impl RunBackend for NatsBackend {
             // Subscribed before the request is queued, so that no event is missed.
             let relay = match events {
                 Some(events) => {
-                    let mut lines = jet
+                    let lines = jet
                         .client
                         .subscribe(events_subject(&request.run_id))
                         .await
                         .map_err(|e| unavailable(&jet, e))?;
-                    Some(tokio::spawn(async move {
-                        while let Some(message) = lines.next().await {
-                            let line = String::from_utf8_lossy(&message.payload).into_owned();
-                            if events.send(line).is_err() {
-                                return;
-                            }
-                        }
-                    }))
+                    let (done, finished) = tokio::sync::oneshot::channel();
+                    Some((done, tokio::spawn(relay(lines, events, finished))))
                 }
                 None => None,
             };
             let result = submit_and_wait(&jet, &request, timeout).await;
-            if let Some(relay) = relay {
-                relay.abort();
+            if let Some((done, relay)) = relay {
+                let _ = done.send(());
+                let _ = relay.await;
             }
             match result {
                 Ok(result) => Ok(queued_result(result)),
@@ -98,6 +93,35 @@ impl RunBackend for NatsBackend {
                 .map(|found| found.map(queued_result))
                 .map_err(|e| BackendError::Unavailable(e.to_string()))
         })
+    }
+}
+
+/// Sends each event line to `events` until told the run is done; then sends those already
+/// received (the connection hands them over in order, so the run's events came before its
+/// result) and stops.
+async fn relay(
+    mut lines: async_nats::Subscriber,
+    events: mpsc::UnboundedSender<String>,
+    mut done: tokio::sync::oneshot::Receiver<()>,
+) {
+    let send = |message: &async_nats::Message| {
+        events
+            .send(String::from_utf8_lossy(&message.payload).into_owned())
+            .is_ok()
+    };
+    loop {
+        tokio::select! {
+            message = lines.next() => match message {
+                Some(message) if send(&message) => {}
+                _ => return,
+            },
+            _ = &mut done => break,
+        }
+    }
+    while let Some(Some(message)) = lines.next().now_or_never() {
+        if !send(&message) {
+            return;
+        }
     }
 }
 
