@@ -1,6 +1,7 @@
 //! `kettle serve --nats` and components through the JetStream object store, with a real
 //! `nats-server -js` and real `kettle` processes: a served run is queued for a worker and
-//! answered with its final state, inside the caller's trace; a worker whose agent folder lacks
+//! answered with its final state, inside the caller's trace (or, past its timeout, 504 and its
+//! result fetched by run id once a worker did it); a worker whose agent folder lacks
 //! a node's `.wasm` (or has another one) runs the component `kettle publish` put in the object
 //! store, fetched once by its sha256 and then taken from its cache; a component whose bytes
 //! do not match its sha256 is refused.
@@ -105,14 +106,46 @@ fn serve_with_nats_queues_the_run_for_a_worker_and_answers_inside_the_callers_tr
     assert!(clean.status.success(), "{}", stderr(&clean));
     let expected: Value = serde_json::from_slice(&clean.stdout).expect("the final state");
 
+    let (_server, addr) = serve(&scratch, &url, &agent);
+    let client = reqwest::blocking::Client::new();
+
+    // No worker yet: past the request's timeout the answer is 504, and the run stays queued.
+    let early = client
+        .post(format!("http://{addr}/v1/agents/relay/runs"))
+        .json(&json!({"input": {"who": "early"}, "timeout_ms": 300}))
+        .send()
+        .expect("POST");
+    assert_eq!(early.status(), 504);
+    let early: Value = early.json().expect("JSON answer");
+    assert_eq!(early["status"], "queued", "{early}");
+    let early_id = early["run_id"].as_str().expect("run id").to_string();
+
     let mut command = scratch.kettle();
     command
         .args(["worker", "--nats", &url, "--name", "w1", "--trace-dir"])
         .arg(scratch.traces())
         .arg(&agent);
     let _worker = worker(command, &scratch.path().join("w1.stderr"));
-    let (_server, addr) = serve(&scratch, &url, &agent);
-    let client = reqwest::blocking::Client::new();
+
+    // The queued run is done by the worker and its result fetched by id.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let fetched = loop {
+        let answer = client
+            .get(format!("http://{addr}/v1/runs/{early_id}"))
+            .send()
+            .expect("GET");
+        let body: Value = answer.json().expect("JSON");
+        if body["status"] == "ok" {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no result for the queued run: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(fetched["state"]["greeting"], "hello early", "{fetched}");
+    assert_eq!(fetched["worker"], "w1", "{fetched}");
 
     let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
