@@ -406,30 +406,7 @@ async fn attempt(ctx: &Ctx, served: &Served, request: &RunRequest, delivery: u64
         output_tokens: report.llm.output_tokens,
     };
     let traceparent = report.traceparent.clone();
-    let mut attempt = ended(report, result, trace_id, resumed_from, ctx, request).await;
-    if let Attempt::Done(Some(result)) = &mut attempt {
-        result.usage = Some(usage);
-        result.traceparent = traceparent;
-    }
-    attempt
-}
-
-/// What the end of a run's segment means for its request.
-async fn ended(
-    report: RunReport,
-    result: impl Fn(
-        &str,
-        Map<String, serde_json::Value>,
-        Option<String>,
-        String,
-        Option<u64>,
-    ) -> Box<RunResult>,
-    trace_id: String,
-    resumed_from: Option<u64>,
-    ctx: &Ctx,
-    request: &RunRequest,
-) -> Attempt {
-    match report.outcome {
+    let mut attempt = match report.outcome {
         Ok(()) => Attempt::Done(Some(result(
             "completed",
             report.state,
@@ -461,7 +438,12 @@ async fn ended(
             trace_id,
             resumed_from,
         ))),
+    };
+    if let Attempt::Done(Some(result)) = &mut attempt {
+        result.usage = Some(usage);
+        result.traceparent = traceparent;
     }
+    attempt
 }
 
 /// Node events, published on `kettle.events.<run>` (core NATS: whoever listens gets them).
