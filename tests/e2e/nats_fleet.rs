@@ -1,10 +1,10 @@
 //! `kettle serve --nats` and components through the JetStream object store, with a real
 //! `nats-server -js` and real `kettle` processes: a served run is queued for a worker and
 //! answered with its final state, inside the caller's trace (or, past its timeout, 504 and its
-//! result fetched by run id once a worker did it); a worker whose agent folder lacks
-//! a node's `.wasm` (or has another one) runs the component `kettle publish` put in the object
-//! store, fetched once by its sha256 and then taken from its cache; a component whose bytes
-//! do not match its sha256 is refused.
+//! result fetched by run id once a worker did it); a worker whose agent folder lacks a node's
+//! `.wasm` or node folder (or has another `.wasm`) runs the component `kettle publish` put in
+//! the object store, fetched once by its sha256 and then taken from its cache; a component
+//! whose bytes do not match its sha256 is refused.
 
 use crate::support::{Scratch, repo, stderr};
 use crate::workers::{Reaped, nats_server};
@@ -260,18 +260,10 @@ fn one_node_agent(scratch: &Scratch, dir: &Path, wasm: Option<&[u8]>) -> PathBuf
     agent
 }
 
-fn submit(scratch: &Scratch, url: &str, topic: &str) -> Value {
+fn submit(scratch: &Scratch, url: &str, agent: &str, topic: &str) -> Value {
     let output = scratch
         .kettle()
-        .args([
-            "submit",
-            "--nats",
-            url,
-            "onenode",
-            "--wait",
-            "--timeout",
-            "60",
-        ])
+        .args(["submit", "--nats", url, agent, "--wait", "--timeout", "60"])
         .args(["--input", &json!({ "topic": topic }).to_string()])
         .output()
         .expect("kettle submit");
@@ -341,7 +333,7 @@ fn a_worker_lacking_a_component_fetches_it_by_sha256_caches_it_and_refuses_a_for
         said.contains(&format!("fetched component {sha} (wasm:summarize.wasm")),
         "{said}"
     );
-    let result = submit(&scratch, &url, "kettles");
+    let result = submit(&scratch, &url, "onenode", "kettles");
     assert_eq!(result["status"], "completed", "{result}");
     assert_eq!(result["state"], expected, "{result}");
     let cached = away_cache.join("fetched").join(format!("{sha}.wasm"));
@@ -358,9 +350,45 @@ fn a_worker_lacking_a_component_fetches_it_by_sha256_caches_it_and_refuses_a_for
     let second = worker(worker_command(&scratch, &url, &other, &away_cache), &log);
     let said = std::fs::read_to_string(&log).expect("log");
     assert!(!said.contains("fetched component"), "{said}");
-    let result = submit(&scratch, &url, "kettles");
+    let result = submit(&scratch, &url, "onenode", "kettles");
     assert_eq!(result["state"], expected, "{result}");
     drop(second);
+
+    // A node folder (built where the agent is published), absent on the worker's machine.
+    let folder_home = scratch.path().join("folder-home");
+    std::fs::create_dir_all(folder_home.join("nodes")).expect("dir");
+    std::os::unix::fs::symlink(&node, folder_home.join("nodes/summarize")).expect("symlink");
+    let folder_agent = "name: onefolder\nnodes:\n  - name: summarize\n    component: nodes/summarize\nedges:\n  - {from: __start__, to: summarize}\n  - {from: summarize, to: __end__}\n";
+    std::fs::write(folder_home.join("agent.yaml"), folder_agent).expect("write");
+    let published = scratch
+        .kettle()
+        .args(["publish", "--nats", &url])
+        .arg(folder_home.join("agent.yaml"))
+        .output()
+        .expect("kettle publish");
+    assert!(published.status.success(), "{}", stderr(&published));
+    let folder_away = scratch.path().join("folder-away");
+    std::fs::create_dir_all(&folder_away).expect("dir");
+    std::fs::write(folder_away.join("agent.yaml"), folder_agent).expect("write");
+    let log = scratch.path().join("folder.stderr");
+    let third = worker(
+        worker_command(
+            &scratch,
+            &url,
+            &folder_away.join("agent.yaml"),
+            &scratch.path().join("folder-cache"),
+        ),
+        &log,
+    );
+    let said = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        said.contains(&format!("fetched component {sha} (folder:nodes/summarize")),
+        "{said}"
+    );
+    let result = submit(&scratch, &url, "onefolder", "kettles");
+    assert_eq!(result["status"], "completed", "{result}");
+    assert_eq!(result["state"], expected, "{result}");
+    drop(third);
 
     // The bucket's copy replaced by other bytes under the same name: refused.
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -406,7 +406,13 @@ async fn load(
             continue;
         }
         let key = source_key(path, source);
-        let given = provided.by_key.get(&key);
+        // A node folder missing here compiles as a `.wasm` path: its folder key still names it.
+        let given = provided.by_key.get(&key).or_else(|| match source {
+            ComponentSource::Wasm(file) => provided
+                .by_key
+                .get(&source_key(path, &ComponentSource::Folder(file.clone()))),
+            _ => None,
+        });
         let wasm = match source {
             _ if given.is_some() => given.cloned().unwrap_or_default(),
             ComponentSource::Wasm(wasm) => wasm.clone(),
