@@ -75,6 +75,10 @@ pub enum Command {
     Submit(crate::nats::SubmitArgs),
     /// The result of a run submitted with `kettle submit`.
     Result(crate::nats::ResultArgs),
+    /// Publish an agent's components (node .wasm files, built node folders, inline-code
+    /// interpreters) to the NATS object store by sha256; workers run exactly these, fetching
+    /// the ones they lack.
+    Publish(crate::nats::PublishArgs),
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +149,7 @@ Examples:
   curl -s localhost:8080/v1/agents/hello/runs -d '{\"input\": {\"topic\": \"tea\"}}'
   curl -N localhost:8080/v1/agents/hello/runs -H 'Accept: text/event-stream' -d '{}'
   KETTLE_SERVE_TOKEN=$(openssl rand -hex 32) kettle serve agents/ --listen 0.0.0.0:8080
+  kettle serve --nats nats://127.0.0.1:4222 agent.yaml   # runs go to `kettle worker`s
 
 Environment: KETTLE_SERVE_TOKEN, the bearer token every request but /healthz and /readyz must
   carry (`Authorization: Bearer ...`); required to listen anywhere but loopback.
@@ -157,7 +162,11 @@ Routes: POST /v1/agents/{name}/runs ({\"input\": {...}, \"timeout_ms\": N}; JSON
 Answers: 200 run ok, 202 run stopped at an interrupt, 422 run failed, 504 run cancelled at its timeout, 429 at the concurrency
   limit (with Retry-After), 413 body too large, 401 bad token, 503 shutting down. Each run's
   answer carries `traceparent` naming its root span; a request's `traceparent` makes the run
-  part of the caller's trace.";
+  part of the caller's trace.
+
+With --nats: each run is queued for the workers (as `kettle submit` does) and waited for within
+  the timeout (504 past it, the run going on: GET /v1/runs/{id} fetches its result later); the
+  answer has the same JSON, plus `worker`; events stream when the worker publishes them.";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -187,6 +196,10 @@ pub struct ServeArgs {
     /// store (default .kettle/state.db). Interrupted runs continue with POST /v1/runs/{id}/resume.
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// Run nothing here: queue each run on this NATS server (JetStream) for `kettle worker`s
+    /// and answer with its result; GET /v1/runs/{id} reads results kept there.
+    #[arg(long, value_name = "URL", conflicts_with = "store")]
+    pub nats: Option<String>,
 }
 
 #[derive(Debug, Args)]

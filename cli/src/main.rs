@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => nats::worker(args),
         Command::Submit(args) => nats::submit_cmd(args),
         Command::Result(args) => nats::result(args),
+        Command::Publish(args) => nats::publish(args),
         Command::Runs {
             command: RunsCommand::List(args),
         } => durable::list(args),

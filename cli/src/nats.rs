@@ -1,5 +1,5 @@
-//! `kettle worker`, `kettle submit` and `kettle result`: runs queued on NATS JetStream, over
-//! the kettle-worker library.
+//! `kettle worker`, `kettle submit`, `kettle result` and `kettle publish`: runs queued on NATS
+//! JetStream, components in its object store, over the kettle-worker library.
 
 use super::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, Threads, block_on, cache_dir};
 use clap::Args;
@@ -16,7 +16,13 @@ Examples:
   nats-server -js &                                   # or a NATS cluster
   kettle worker --nats nats://127.0.0.1:4222 agent.yaml --concurrency 8
   kettle submit --nats nats://127.0.0.1:4222 my-agent --input '{\"topic\": \"tea\"}' --wait
-  kettle result --nats nats://127.0.0.1:4222 018f3c2a1b4-9e1d2c3f";
+  kettle result --nats nats://127.0.0.1:4222 018f3c2a1b4-9e1d2c3f
+  kettle publish --nats nats://127.0.0.1:4222 agent.yaml   # where the agent is built
+
+Components: once an agent is published, its workers run exactly the published components
+  (by sha256): one a worker lacks, or has in another version, is fetched from the object
+  store bucket KETTLE_COMPONENTS, its digest checked, and cached in the cache folder; an
+  agent never published runs from its files, as `kettle run` does.";
 
 #[derive(Debug, Args)]
 #[command(after_help = WORKER_EXAMPLES)]
@@ -85,6 +91,20 @@ pub struct SubmitArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = WORKER_EXAMPLES)]
+pub struct PublishArgs {
+    /// The NATS server (JetStream enabled).
+    #[arg(long, value_name = "URL", env = "KETTLE_NATS_URL")]
+    pub nats: String,
+    /// The agent files whose components to publish (built and compiled first if need be).
+    #[arg(required = true)]
+    pub agents: Vec<PathBuf>,
+    /// Copies of the components bucket, when this command creates it.
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
+}
+
+#[derive(Debug, Args)]
 pub struct ResultArgs {
     /// The NATS server (JetStream enabled).
     #[arg(long, value_name = "URL", env = "KETTLE_NATS_URL")]
@@ -125,7 +145,17 @@ pub fn worker(args: WorkerArgs) -> u8 {
         replicas: args.replicas,
     };
     block_on(Threads::Many, async move {
-        let ready = |agents: &[String]| {
+        let ready = |agents: &[String], fetched: &[kettle_worker::Fetched]| {
+            for f in fetched {
+                eprintln!(
+                    "kettle: fetched component {} ({}, {} bytes) of agent {} from the object store in {} ms",
+                    f.sha256,
+                    f.source,
+                    f.bytes,
+                    f.agent,
+                    f.took.as_millis()
+                );
+            }
             eprintln!("kettle: worker ready for agents: {}", agents.join(", "));
         };
         match kettle_worker::work(config, ready, stop_signal()).await {
@@ -256,6 +286,32 @@ fn submit_many(args: &SubmitArgs, file: &std::path::Path) -> u8 {
                 let _ = fail(e);
                 code
             }
+        }
+    })
+}
+
+pub fn publish(args: PublishArgs) -> u8 {
+    block_on(Threads::Many, async move {
+        let jet = match Jet::connect(&args.nats).await {
+            Ok(jet) => jet,
+            Err(e) => return fail(e),
+        };
+        match kettle_worker::publish_files(&jet, &args.agents, &cache_dir(), args.replicas).await {
+            Ok(published) => {
+                for agent in &published {
+                    for c in &agent.components {
+                        println!("{} {} {} {}", agent.agent, c.sha256, c.bytes, c.source);
+                    }
+                    eprintln!(
+                        "kettle: published agent {}: {} components, {} uploaded (the others were there already)",
+                        agent.agent,
+                        agent.components.len(),
+                        agent.uploaded
+                    );
+                }
+                EXIT_OK
+            }
+            Err(e) => fail(e),
         }
     })
 }

@@ -1,9 +1,11 @@
 //! `kettle serve`: the command line over the kettle-serve library; waits for SIGTERM or Ctrl-C,
-//! then says what the drain did.
+//! then says what the drain did. With `--nats`, kettle-worker's queue is wired in as the
+//! server's `RunBackend`.
 
 use super::args::ServeArgs;
 use super::{EXIT_BAD_INPUT, EXIT_OK, Threads, block_on, cache_dir};
-use kettle_serve::{ServeConfig, ServeError};
+use kettle_serve::{RunBackend, ServeConfig, ServeError};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub fn serve(args: ServeArgs) -> u8 {
@@ -22,10 +24,28 @@ pub fn serve(args: ServeArgs) -> u8 {
         trace_dir: args.trace_dir,
         store: args.store,
     };
+    let nats = args.nats;
     block_on(Threads::Many, async move {
-        let ready =
-            |addr| eprintln!("kettle: serving on http://{addr} (GET /v1/agents lists the agents)");
-        match kettle_serve::serve(config, ready, shutdown_signal()).await {
+        let backend: Option<Arc<dyn RunBackend>> = match &nats {
+            Some(url) => match kettle_worker::Jet::connect(url).await {
+                Ok(jet) => Some(Arc::new(kettle_worker::NatsBackend::new(jet))),
+                Err(e) => {
+                    eprintln!("kettle: {}", kettle::redact::text(&e.to_string()));
+                    return EXIT_BAD_INPUT;
+                }
+            },
+            None => None,
+        };
+        let runs_go = backend
+            .as_ref()
+            .map(|b| format!("; runs go to {}", b.describe()));
+        let ready = |addr| {
+            eprintln!(
+                "kettle: serving on http://{addr} (GET /v1/agents lists the agents){}",
+                runs_go.unwrap_or_default()
+            )
+        };
+        match kettle_serve::serve_with(config, backend, ready, shutdown_signal()).await {
             Ok(summary) => {
                 eprintln!(
                     "kettle: stopped: {} runs accepted, {} answered, {} cancelled",

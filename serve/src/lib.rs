@@ -4,10 +4,12 @@
 //! command line lives in kettle-cli; this crate knows nothing of it.
 
 mod auth;
+mod backend;
 mod catalog;
 mod metrics;
 mod page;
 mod registry;
+mod remote;
 mod routes;
 mod runs;
 
@@ -17,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use backend::{BackendError, QueuedResult, QueuedRun, RunBackend};
 pub use catalog::CatalogError;
 
 /// How to serve.
@@ -84,6 +87,17 @@ pub async fn serve(
     ready: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<ServeSummary, ServeError> {
+    serve_with(config, None, ready, shutdown).await
+}
+
+/// [`serve`], the runs handed to `backend` (such as a queue of workers) rather than run here
+/// when one is given; the agents are still loaded here, to list, draw and check them.
+pub async fn serve_with(
+    config: ServeConfig,
+    backend: Option<Arc<dyn RunBackend>>,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<ServeSummary, ServeError> {
     if config.token.is_none() && !config.listen.ip().is_loopback() {
         return Err(ServeError::TokenRequired(config.listen));
     }
@@ -95,7 +109,7 @@ pub async fn serve(
             source,
         })?;
     let addr = listener.local_addr().map_err(ServeError::Server)?;
-    let state = Arc::new(routes::AppState::new(config.clone(), catalog));
+    let state = Arc::new(routes::AppState::new(config.clone(), catalog, backend));
     let app = routes::router(state.clone());
     ready(addr);
 

@@ -2,6 +2,7 @@
 
 use crate::ServeConfig;
 use crate::auth::authorized;
+use crate::backend::{QueuedRun, RunBackend};
 use crate::catalog::Catalog;
 use crate::metrics::Metrics;
 use crate::registry::{Refusal, RunBook};
@@ -27,11 +28,18 @@ pub struct AppState {
     pub catalog: Catalog,
     pub runs: Arc<RunBook>,
     pub metrics: Arc<Metrics>,
+    /// Where runs go when not run here (`kettle serve --nats`).
+    pub backend: Option<Arc<dyn RunBackend>>,
 }
 
 impl AppState {
-    pub fn new(config: ServeConfig, catalog: Catalog) -> Self {
+    pub fn new(
+        config: ServeConfig,
+        catalog: Catalog,
+        backend: Option<Arc<dyn RunBackend>>,
+    ) -> Self {
         Self {
+            backend,
             runs: RunBook::new(config.max_concurrent_runs),
             metrics: Arc::new(Metrics::default()),
             config,
@@ -156,6 +164,21 @@ async fn list_runs(State(state): State<Shared>, Query(query): Query<ListQuery>) 
 }
 
 async fn get_run(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    // A run handed over is answered from where its result is kept, which outlives this server.
+    if let Some(backend) = &state.backend {
+        match backend.result(&id).await {
+            Ok(Some(result)) => {
+                return axum::Json(crate::remote::answer_of(&result).body).into_response();
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_GATEWAY,
+                    kettle::redact::text(&e.to_string()).into_owned(),
+                );
+            }
+        }
+    }
     match state.runs.get(&id) {
         Some(run) => axum::Json(run).into_response(),
         None => error(
@@ -225,6 +248,12 @@ async fn resume_run(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if state.backend.is_some() {
+        return error(
+            StatusCode::NOT_IMPLEMENTED,
+            "this server hands its runs to workers (`--nats`), which do not stop at interrupts for a person; resume runs on a server without --nats",
+        );
+    }
     let body = match parse_body(&body) {
         Ok(body) => body,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
@@ -342,26 +371,54 @@ async fn run_and_answer(
             );
         }
     };
-    let request = RunRequest {
-        input: body.input,
-        parent,
-        timeout,
-        resume,
-    };
     let wants_events = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/event-stream"));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let progress = wants_events.then_some(tx);
+    let (guard, answer) = match &state.backend {
+        Some(backend) => {
+            let run = QueuedRun {
+                agent: served.name.clone(),
+                input: body.input,
+                // Checked above; the worker parses it again.
+                traceparent: parent.is_some().then(|| {
+                    headers
+                        .get("traceparent")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string()
+                }),
+            };
+            crate::remote::start(
+                backend.clone(),
+                state.runs.clone(),
+                ticket,
+                run,
+                timeout,
+                progress,
+            )
+        }
+        None => {
+            let request = RunRequest {
+                input: body.input,
+                parent,
+                timeout,
+                resume,
+            };
+            runs::start(
+                served,
+                state.runs.clone(),
+                state.metrics.clone(),
+                ticket,
+                request,
+                progress,
+            )
+        }
+    };
     if wants_events {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let (guard, _answer) = runs::start(
-            served,
-            state.runs.clone(),
-            state.metrics.clone(),
-            ticket,
-            request,
-            Some(tx),
-        );
+        drop(answer);
         // The stream owns the guard: a client that leaves drops the stream, which cancels the run.
         let stream = UnboundedReceiverStream::new(rx).map(move |progress| {
             let _keep = &guard;
@@ -382,14 +439,6 @@ async fn run_and_answer(
             .keep_alive(KeepAlive::default())
             .into_response();
     }
-    let (guard, answer) = runs::start(
-        served,
-        state.runs.clone(),
-        state.metrics.clone(),
-        ticket,
-        request,
-        None,
-    );
     let answer = answer.await;
     drop(guard);
     let Ok(answer) = answer else {
@@ -402,6 +451,8 @@ async fn run_and_answer(
         "ok" => StatusCode::OK,
         "failed" => StatusCode::UNPROCESSABLE_ENTITY,
         "interrupted" => StatusCode::ACCEPTED,
+        "refused" => StatusCode::BAD_REQUEST,
+        "unavailable" => StatusCode::BAD_GATEWAY,
         _ if state.runs.is_draining() => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::GATEWAY_TIMEOUT,
     };

@@ -37,6 +37,12 @@ pub struct RunRequest {
 /// Held by whoever answers the client; dropping it (the client left) cancels the run.
 pub struct ClientGuard(#[allow(dead_code)] oneshot::Sender<()>);
 
+impl ClientGuard {
+    pub fn new(client: oneshot::Sender<()>) -> Self {
+        Self(client)
+    }
+}
+
 /// Starts the run on its own task; the answer arrives on the returned channel, after the
 /// node events if `progress` was asked for.
 pub fn start(

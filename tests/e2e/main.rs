@@ -21,6 +21,7 @@ mod llm_fidelity;
 mod llm_providers;
 mod llm_settings_errors;
 mod lua_interpreter;
+mod nats_fleet;
 mod openai_provider;
 mod parallel_traces;
 mod polyglot;

@@ -28,7 +28,7 @@ const LLM_DELAY: Duration = Duration::from_millis(40);
 const SAVED_BY: Duration = Duration::from_secs(2);
 
 /// A process killed when the test ends, however it ends.
-struct Reaped(Child);
+pub(crate) struct Reaped(pub(crate) Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
@@ -37,7 +37,7 @@ impl Drop for Reaped {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -45,7 +45,7 @@ fn free_port() -> u16 {
 }
 
 /// `nats-server -js` on 127.0.0.1, its storage in `dir`; its URL.
-fn nats_server(dir: &Path) -> (Reaped, String) {
+pub(crate) fn nats_server(dir: &Path) -> (Reaped, String) {
     debian::ensure(NATS_SERVER, &["nats-server"]);
     let port = free_port();
     let child = Command::new(NATS_SERVER)

@@ -1,8 +1,12 @@
-//! The agents a worker serves: loaded and compiled once at start, each with its telemetry.
+//! The agents a worker serves: loaded and compiled once at start, each with its telemetry, the
+//! components their publisher listed taken from the components bucket.
 
 use crate::WorkerError;
+use crate::components::{self, Fetched};
+use crate::jet::Jet;
 use crate::names::token_problem;
-use kettle::engine::{Agent, Runtime, load_agent};
+use async_nats::jetstream::object_store::ObjectStore;
+use kettle::engine::{Agent, Runtime, load_agent_with};
 use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
 use kettle::telemetry::{Telemetry, TraceOverrides, process_env, resolve};
 use std::collections::BTreeMap;
@@ -18,12 +22,17 @@ pub struct Served {
     pub telemetry: Arc<Telemetry>,
 }
 
+/// The agents, by name, and the components fetched for them.
+pub type Loaded = (BTreeMap<String, Arc<Served>>, Vec<Fetched>);
+
 /// Loads every agent file, by name; names must be unique and usable as subject tokens.
 pub async fn load(
+    jet: &Jet,
+    bucket: &ObjectStore,
     files: &[PathBuf],
     cache_dir: &Path,
     trace_dir: Option<&Path>,
-) -> Result<BTreeMap<String, Arc<Served>>, WorkerError> {
+) -> Result<Loaded, WorkerError> {
     if files.is_empty() {
         return Err(WorkerError::Agent {
             path: PathBuf::new(),
@@ -37,12 +46,15 @@ pub async fn load(
             message: format!("the sandbox cannot start: {e}"),
         })?;
     let mut agents = BTreeMap::new();
+    let mut fetched = Vec::new();
     for path in files {
         let invalid = |message: String| WorkerError::Agent {
             path: path.clone(),
             message,
         };
-        let agent = load_agent(path, &sandbox, cache_dir, &|_| {})
+        let (provided, got) = components::provide(jet, bucket, path, cache_dir).await?;
+        fetched.extend(got);
+        let agent = load_agent_with(path, &sandbox, cache_dir, &|_| {}, &provided)
             .await
             .map_err(|e| invalid(e.to_string()))?;
         if let Some(problem) = token_problem("the agent's name", &agent.name) {
@@ -77,5 +89,5 @@ pub async fn load(
             }),
         );
     }
-    Ok(agents)
+    Ok((agents, fetched))
 }

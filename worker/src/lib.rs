@@ -7,9 +7,12 @@
 //! `jet.rs` (the connection, streams and bucket), `io.rs` (the connection's thread, the
 //! sync-to-async bridge), `kv_store.rs` (the `CheckpointStore` in the bucket), `agents.rs`
 //! (the agents a worker serves), `worker.rs` (the consume loop), `submit.rs` (enqueue, fetch,
-//! wait).
+//! wait), `components.rs` (components in the object store by sha256), `backend.rs` (`kettle
+//! serve --nats`: serve's runs enqueued here).
 
 mod agents;
+mod backend;
+mod components;
 mod io;
 mod jet;
 mod kv_store;
@@ -18,12 +21,17 @@ mod submit;
 mod wire;
 mod worker;
 
+pub use backend::NatsBackend;
+pub use components::{
+    ComponentEntry, ComponentList, Fetched, Published, bucket as components_bucket, publish_files,
+    sha256_hex,
+};
 pub use jet::{Jet, public_url};
 pub use kv_store::KvStore;
 pub use submit::{
     Submitted, fetch_result, new_run_id, submit, submit_all_and_wait, submit_and_wait, wait_result,
 };
-pub use wire::{DeadLetter, RunRequest, RunResult};
+pub use wire::{DeadLetter, RunRequest, RunResult, RunUsage};
 pub use worker::{WorkerConfig, WorkerSummary, work};
 
 use std::path::PathBuf;

@@ -34,6 +34,22 @@ pub struct RunResult {
     /// The checkpoint the last segment resumed from, when it was resumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_from: Option<u64>,
+    /// What the last segment did, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<RunUsage>,
+    /// The run's root span (W3C `traceparent`), when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+/// What a run's last segment did: nodes, time, LLM calls and tokens.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunUsage {
+    pub nodes_run: u64,
+    pub duration_ms: u64,
+    pub llm_calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
 }
 
 /// A request given up on, published on `kettle.dead.<agent>`.

@@ -7,6 +7,7 @@
 
 use crate::WorkerError;
 use crate::agents::{self, Served};
+use crate::components::{self, Fetched};
 use crate::jet::{Jet, nats_error};
 use crate::kv_store::KvStore;
 use crate::names::{
@@ -14,7 +15,7 @@ use crate::names::{
     token_problem,
 };
 use crate::submit::fetch_result;
-use crate::wire::{DeadLetter, RunRequest, RunResult};
+use crate::wire::{DeadLetter, RunRequest, RunResult, RunUsage};
 use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
@@ -82,13 +83,17 @@ struct Ctx {
 
 /// Runs a worker until `shutdown` resolves; then stops taking requests, hands the runs in
 /// flight back to the queue (they resume from their checkpoints elsewhere), and returns.
+/// `ready` is told the agents' names and the components fetched for them.
 pub async fn work(
     config: WorkerConfig,
-    ready: impl FnOnce(&[String]),
+    ready: impl FnOnce(&[String], &[Fetched]),
     shutdown: impl Future<Output = ()>,
 ) -> Result<WorkerSummary, WorkerError> {
     let jet = Jet::connect_with(&config.nats_url, config.replicas).await?;
-    let agents = agents::load(
+    let bucket = components::bucket(&jet, config.replicas).await?;
+    let (agents, fetched) = agents::load(
+        &jet,
+        &bucket,
         &config.agents,
         &config.cache_dir,
         config.trace_dir.as_deref(),
@@ -134,7 +139,7 @@ pub async fn work(
         loops.spawn(dead_deliveries(ctx.clone(), name));
     }
     let names: Vec<String> = agents.keys().cloned().collect();
-    ready(&names);
+    ready(&names, &fetched);
     shutdown.await;
     stop_tx.send_replace(true);
     while loops.join_next().await.is_some() {}
@@ -209,7 +214,7 @@ async fn pull_loop(
 /// How one attempt at a request ended.
 enum Attempt {
     /// The run ended: publish this result (none: it was published before), then acknowledge.
-    Done(Option<RunResult>),
+    Done(Option<Box<RunResult>>),
     /// The worker is stopping: the request goes back to the queue.
     Returned,
     /// Something outside the run went wrong (the store, the agent): try again later.
@@ -316,16 +321,20 @@ async fn attempt(ctx: &Ctx, served: &Served, request: &RunRequest, delivery: u64
         Ok(Err(e)) => return Attempt::Retry(e.to_string()),
         Err(e) => return Attempt::Retry(format!("reading the run's checkpoint: {e}")),
     };
-    let result = |status: &str, state, error, trace_id: String, resumed_from| RunResult {
-        run_id: request.run_id.clone(),
-        agent: request.agent.clone(),
-        status: status.to_string(),
-        state,
-        error,
-        trace_id,
-        worker: ctx.config.name.clone(),
-        delivery,
-        resumed_from,
+    let result = |status: &str, state, error, trace_id: String, resumed_from| {
+        Box::new(RunResult {
+            run_id: request.run_id.clone(),
+            agent: request.agent.clone(),
+            status: status.to_string(),
+            state,
+            error,
+            trace_id,
+            worker: ctx.config.name.clone(),
+            delivery,
+            resumed_from,
+            usage: None,
+            traceparent: None,
+        })
     };
     let resume = match saved {
         Some((RunStatus::Interrupted, c)) => {
@@ -389,7 +398,15 @@ async fn attempt(ctx: &Ctx, served: &Served, request: &RunRequest, delivery: u64
         .run(&served.agent, input, &options, stopping)
         .await;
     let trace_id = report.trace_id.clone();
-    match report.outcome {
+    let usage = RunUsage {
+        nodes_run: u64::from(report.nodes_run),
+        duration_ms: u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
+        llm_calls: report.llm.calls,
+        input_tokens: report.llm.input_tokens,
+        output_tokens: report.llm.output_tokens,
+    };
+    let traceparent = report.traceparent.clone();
+    let mut attempt = match report.outcome {
         Ok(()) => Attempt::Done(Some(result(
             "completed",
             report.state,
@@ -421,7 +438,12 @@ async fn attempt(ctx: &Ctx, served: &Served, request: &RunRequest, delivery: u64
             trace_id,
             resumed_from,
         ))),
+    };
+    if let Attempt::Done(Some(result)) = &mut attempt {
+        result.usage = Some(usage);
+        result.traceparent = traceparent;
     }
+    attempt
 }
 
 /// Node events, published on `kettle.events.<run>` (core NATS: whoever listens gets them).

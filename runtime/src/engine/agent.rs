@@ -13,7 +13,7 @@ use crate::spec::{
 use crate::telemetry::{DEFAULT_MAX_SPANS_PER_RUN, TraceSettings};
 use kettle_build::{BuildError, BuildOptions, Language, NodeReady, build_interpreter, ready_node};
 use serde_json::{Map, Value};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +50,8 @@ pub struct Agent {
     /// `interrupt_*: true`, and TEA's `config.interrupt_*`).
     pub interrupts: Interrupts,
     components: HashMap<usize, Arc<PreparedComponent>>,
+    /// Per component source key (`source_key`): the `.wasm` file it was prepared from.
+    component_files: Vec<(String, PathBuf)>,
     /// Per component id run from source (a Python folder in the Python interpreter): the
     /// folder's source as the interpreter's config holds it (`{"module", "files"}`, JSON).
     sources: HashMap<usize, Arc<str>>,
@@ -159,6 +161,13 @@ impl Agent {
         self.components.get(&component)
     }
 
+    /// Each component's source key (`engine::source_key`: `wasm:…`, `folder:…`,
+    /// `interpreter:…`) with the `.wasm` file it was prepared from, in graph order; a Python
+    /// folder run from source is listed as its interpreter.
+    pub fn component_files(&self) -> &[(String, PathBuf)] {
+        &self.component_files
+    }
+
     /// The source of component `component` when it is a node folder run from source by an
     /// interpreter (its component is then the interpreter).
     pub(crate) fn source(&self, component: usize) -> Option<&Arc<str>> {
@@ -248,13 +257,6 @@ fn refused_llm_options(graph: &Graph, llm: &LlmClient) -> Vec<(String, String)> 
     refused
 }
 
-/// A node folder made ready during one load: its component, or the source the Python
-/// interpreter runs and that interpreter's component.
-enum FolderReady {
-    Component(PathBuf),
-    Source(Arc<str>, PathBuf),
-}
-
 /// Loads the agent at `path`, building and preparing its components.
 pub async fn load_agent(
     path: &Path,
@@ -262,7 +264,34 @@ pub async fn load_agent(
     cache_dir: &Path,
     events: &(dyn Fn(ComponentEvent) + Sync),
 ) -> Result<Agent, AgentLoadError> {
-    load(path, sandbox, cache_dir, events, true).await
+    load(
+        path,
+        sandbox,
+        cache_dir,
+        events,
+        true,
+        &ProvidedComponents::default(),
+    )
+    .await
+}
+
+/// Components given from elsewhere, by source key (`engine::source_key`): each replaces the
+/// `.wasm` file, node folder or interpreter the agent names, which then need not be on disk
+/// nor built. Kettle's workers fill it with components fetched by their sha256.
+#[derive(Debug, Clone, Default)]
+pub struct ProvidedComponents {
+    pub by_key: HashMap<String, PathBuf>,
+}
+
+/// [`load_agent`], with some components given from elsewhere.
+pub async fn load_agent_with(
+    path: &Path,
+    sandbox: &Sandbox,
+    cache_dir: &Path,
+    events: &(dyn Fn(ComponentEvent) + Sync),
+    provided: &ProvidedComponents,
+) -> Result<Agent, AgentLoadError> {
+    load(path, sandbox, cache_dir, events, true, provided).await
 }
 
 /// Loads the agent at `path` for a run whose LLM calls are all answered from a recording
@@ -273,7 +302,15 @@ pub async fn load_agent_for_replay(
     cache_dir: &Path,
     events: &(dyn Fn(ComponentEvent) + Sync),
 ) -> Result<Agent, AgentLoadError> {
-    load(path, sandbox, cache_dir, events, false).await
+    load(
+        path,
+        sandbox,
+        cache_dir,
+        events,
+        false,
+        &ProvidedComponents::default(),
+    )
+    .await
 }
 
 async fn load(
@@ -282,10 +319,20 @@ async fn load(
     cache_dir: &Path,
     events: &(dyn Fn(ComponentEvent) + Sync),
     keys_required: bool,
+    provided: &ProvidedComponents,
 ) -> Result<Agent, AgentLoadError> {
+    use super::precompile::source_key;
+    let is_provided = |file: &Path| {
+        [
+            ComponentSource::Wasm(file.to_path_buf()),
+            ComponentSource::Folder(file.to_path_buf()),
+        ]
+        .iter()
+        .any(|source| provided.by_key.contains_key(&source_key(path, source)))
+    };
     // Structural, file and template errors are reported together, in file order.
     let (loaded, graph, warnings) =
-        super::component_check::load_with_warnings(path).map_err(|(errors, _)| errors)?;
+        super::component_check::load_providing(path, &is_provided).map_err(|(errors, _)| errors)?;
     let mut llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
         .map_err(|e| SpecErrors(vec![loaded.error_at(&e.at, e.message, None)]))?;
     llm.add_shell_providers(
@@ -329,7 +376,6 @@ async fn load(
     }
     let interrupts = Interrupts::from_spec(&loaded).map_err(SpecErrors)?;
 
-    let progress = |line: &str| events(ComponentEvent::Progress(line.to_string()));
     let policies: HashMap<String, NodePolicy> = loaded
         .spec
         .nodes
@@ -339,6 +385,10 @@ async fn load(
     let mut prepared: HashMap<PathBuf, Arc<PreparedComponent>> = HashMap::new();
     let mut components = HashMap::new();
     let mut sources = HashMap::new();
+    let mut component_files: Vec<(String, PathBuf)> = Vec::new();
+    let mut listed: HashSet<String> = HashSet::new();
+    // Many nodes may name one component or folder: each is keyed, fingerprinted and built once.
+    let mut keys: HashMap<ComponentSource, String> = HashMap::new();
     let mut folders: HashMap<(PathBuf, bool), FolderReady> = HashMap::new();
     let precompiled = super::precompile::open_for(path, sandbox.precompiled())?;
     let command = super::precompile::precompile_command(path);
@@ -358,7 +408,19 @@ async fn load(
             components.insert(index, component);
             continue;
         }
+        let key = keys
+            .entry(source.clone())
+            .or_insert_with(|| source_key(path, source))
+            .clone();
+        // A node folder missing here compiles as a `.wasm` path: its folder key still names it.
+        let given = provided.by_key.get(&key).or_else(|| match source {
+            ComponentSource::Wasm(file) => provided
+                .by_key
+                .get(&source_key(path, &ComponentSource::Folder(file.clone()))),
+            _ => None,
+        });
         let wasm = match source {
+            _ if given.is_some() => given.cloned().unwrap_or_default(),
             ComponentSource::Wasm(wasm) => wasm.clone(),
             ComponentSource::Interpreter(language) => {
                 interpreter_wasm(&node, language, cache_dir, events).await?
@@ -371,59 +433,38 @@ async fn load(
                         .get(&node)
                         .is_some_and(|p| !p.grants.http.is_empty()),
                 };
-                // Many nodes may name one folder: it is fingerprinted (and built) once.
                 let folder_key = (dir.clone(), options.http);
-                if let Some(ready) = folders.get(&folder_key) {
-                    match ready {
-                        FolderReady::Component(wasm) => wasm.clone(),
-                        FolderReady::Source(source, interpreter) => {
-                            events(ComponentEvent::FromSource {
-                                node: node.clone(),
-                                language: Language::Python,
-                            });
-                            sources.insert(index, source.clone());
-                            interpreter.clone()
-                        }
+                let ready = match folders.get(&folder_key) {
+                    Some(ready) => ready.clone(),
+                    None => {
+                        let ready =
+                            ready_folder(&node, dir, &options, cache_dir, &provided, events)
+                                .await?;
+                        folders.insert(folder_key, ready.clone());
+                        ready
                     }
-                } else {
-                    let ready = ready_node(dir, cache_dir, &options, &progress)
-                        .await
-                        .map_err(|source| AgentLoadError::Build {
+                };
+                match ready {
+                    FolderReady::Component(wasm) => wasm,
+                    FolderReady::Source(source, interpreter) => {
+                        events(ComponentEvent::FromSource {
                             node: node.clone(),
-                            source,
-                        })?;
-                    match ready {
-                        NodeReady::Component(built) => {
-                            if built.built {
-                                events(ComponentEvent::Built {
-                                    node: node.clone(),
-                                    language: built.language,
-                                    took: built.took,
-                                });
-                            }
-                            folders.insert(folder_key, FolderReady::Component(built.wasm.clone()));
-                            built.wasm
-                        }
-                        NodeReady::Source(folder) => {
-                            let language = Language::Python;
-                            events(ComponentEvent::FromSource {
-                                node: node.clone(),
-                                language,
-                            });
-                            let source: Arc<str> = Arc::from(folder.to_json().to_string());
-                            sources.insert(index, source.clone());
-                            let interpreter =
-                                interpreter_wasm(&node, language.name(), cache_dir, events).await?;
-                            folders.insert(
-                                folder_key,
-                                FolderReady::Source(source, interpreter.clone()),
-                            );
-                            interpreter
-                        }
+                            language: Language::Python,
+                        });
+                        sources.insert(index, source);
+                        interpreter
                     }
                 }
             }
         };
+        let key = if sources.contains_key(&index) {
+            "interpreter:python".to_string()
+        } else {
+            key
+        };
+        if listed.insert(key.clone()) {
+            component_files.push((key, wasm.clone()));
+        }
         let component = match prepared.get(&wasm) {
             Some(component) => component.clone(),
             None => {
@@ -484,6 +525,7 @@ async fn load(
         checkpoint: loaded.spec.settings.checkpoint.clone(),
         interrupts,
         components,
+        component_files,
         sources,
     })
 }
@@ -556,6 +598,51 @@ fn precompiled_only(
 }
 
 /// The interpreter component of `language` (built on first use), for node `node`.
+/// A node folder made ready during one load: its component, or the source the Python
+/// interpreter runs and that interpreter's component.
+#[derive(Clone)]
+enum FolderReady {
+    Component(PathBuf),
+    Source(Arc<str>, PathBuf),
+}
+
+/// Gets the node folder `dir` ready (built, or run from source by the Python interpreter).
+async fn ready_folder(
+    node: &str,
+    dir: &Path,
+    options: &BuildOptions,
+    cache_dir: &Path,
+    provided: &ProvidedComponents,
+    events: &(dyn Fn(ComponentEvent) + Sync),
+) -> Result<FolderReady, AgentLoadError> {
+    let progress = |line: &str| events(ComponentEvent::Progress(line.to_string()));
+    let ready = ready_node(dir, cache_dir, options, &progress)
+        .await
+        .map_err(|source| AgentLoadError::Build {
+            node: node.to_string(),
+            source,
+        })?;
+    Ok(match ready {
+        NodeReady::Component(built) => {
+            if built.built {
+                events(ComponentEvent::Built {
+                    node: node.to_string(),
+                    language: built.language,
+                    took: built.took,
+                });
+            }
+            FolderReady::Component(built.wasm)
+        }
+        NodeReady::Source(folder) => {
+            let interpreter = match provided.by_key.get("interpreter:python") {
+                Some(wasm) => wasm.clone(),
+                None => interpreter_wasm(node, Language::Python.name(), cache_dir, events).await?,
+            };
+            FolderReady::Source(Arc::from(folder.to_json().to_string()), interpreter)
+        }
+    })
+}
+
 async fn interpreter_wasm(
     node: &str,
     language: &str,

@@ -8,11 +8,16 @@ use kettle_build::Language;
 use std::path::Path;
 
 /// A `component:` that is neither a `.wasm` file nor a folder of a known language.
-fn check_components(loaded: &LoadedSpec, components: &[PathRef]) -> Vec<SpecError> {
+/// `provided`: components given from elsewhere (by their path), which need not be on disk.
+fn check_components(
+    loaded: &LoadedSpec,
+    components: &[PathRef],
+    provided: &dyn Fn(&Path) -> bool,
+) -> Vec<SpecError> {
     let mut errors = Vec::new();
     for reference in components {
         let path = loaded.resolve(&reference.path);
-        if usable_component(&path) {
+        if usable_component(&path) || provided(&path) {
             continue;
         }
         let what = if path.exists() {
@@ -70,12 +75,22 @@ pub fn load_checked(path: &Path) -> Result<(LoadedSpec, Graph), SpecErrors> {
 pub fn load_with_warnings(
     path: &Path,
 ) -> Result<(LoadedSpec, Graph, Vec<SpecError>), (SpecErrors, Vec<SpecError>)> {
+    load_providing(path, &|_| false)
+}
+
+/// [`load_with_warnings`], where a component for which `provided` is true (given from
+/// elsewhere, such as fetched by its digest) need not be on disk.
+#[allow(clippy::type_complexity)]
+pub(crate) fn load_providing(
+    path: &Path,
+    provided: &dyn Fn(&Path) -> bool,
+) -> Result<(LoadedSpec, Graph, Vec<SpecError>), (SpecErrors, Vec<SpecError>)> {
     let loaded = spec::parse_file(path).map_err(|errors| (errors, Vec::new()))?;
     let findings = spec::check(&loaded);
     let mut errors = findings.errors;
     let mut warnings = findings.warnings;
     warnings.sort_by_key(|e| (e.line, e.column));
-    errors.extend(check_components(&loaded, &findings.components));
+    errors.extend(check_components(&loaded, &findings.components, provided));
     errors.extend(check_granted_folders(&loaded, &findings.folders));
     let graph = graph::compile(&loaded).map_err(|more| errors.extend(more.0));
     match graph {

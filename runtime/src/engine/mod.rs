@@ -11,7 +11,8 @@ mod run;
 mod state;
 
 pub use agent::{
-    Agent, AgentLoadError, ComponentEvent, Interrupts, load_agent, load_agent_for_replay,
+    Agent, AgentLoadError, ComponentEvent, Interrupts, ProvidedComponents, load_agent,
+    load_agent_for_replay, load_agent_with,
 };
 pub use component_check::{load_checked, load_with_warnings};
 pub use error::RunError;

@@ -21,7 +21,7 @@ pub enum Next {
 }
 
 /// Where a component comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ComponentSource {
     /// A built component.
     Wasm(PathBuf),

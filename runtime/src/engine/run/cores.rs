@@ -12,10 +12,10 @@
 use crate::sandbox::{
     NodeFailure, NodeInvocation, NodeOutput, PreparedComponent, RunInstances, Sandbox,
 };
-use std::future::Future;
-use std::pin::Pin;
 use futures::FutureExt;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
