@@ -438,8 +438,7 @@ async fn load(
                     Some(ready) => ready.clone(),
                     None => {
                         let ready =
-                            ready_folder(&node, dir, &options, cache_dir, &provided, events)
-                                .await?;
+                            ready_folder(&node, dir, &options, cache_dir, provided, events).await?;
                         folders.insert(folder_key, ready.clone());
                         ready
                     }

@@ -62,12 +62,7 @@ pub fn engine_config(config: &SandboxConfig) -> Config {
         // spares the next one a copy-on-write fault and a TLB shootdown per page; the cost is
         // up to this much memory kept resident per slot used.
         .pagemap_scan(Enabled::Auto)
-        .linear_memory_keep_resident(
-            std::env::var("KKR")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(MEMORY_KEPT_RESIDENT),
-        )
+        .linear_memory_keep_resident(MEMORY_KEPT_RESIDENT)
         .table_keep_resident(TABLE_KEPT_RESIDENT);
     let mut wasm = base_config();
     wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

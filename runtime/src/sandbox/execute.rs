@@ -153,24 +153,20 @@ pub(super) struct Aftermath {
     breach: Option<LimitBreach>,
 }
 
-/// One execution: a fresh store, the call to `run`, the clean-up, the verdict; and the used
-/// store, cleaned up, for the caller to retire.
+/// One execution: a fresh store, the call to `run`, the clean-up, the verdict.
 pub(super) async fn execute(
     engine: &Engine,
     pre: &NodePre<NodeHost>,
     invocation: NodeInvocation,
-) -> (Result<NodeOutput, NodeFailure>, Option<Store<NodeHost>>) {
+) -> Result<NodeOutput, NodeFailure> {
     let (context, state, capabilities, limits, grants) = invocation.into_parts();
-    let mut store = match new_store(
+    let mut store = new_store(
         engine,
         context.node_name.clone(),
         capabilities,
         &limits,
         &grants,
-    ) {
-        Ok(store) => store,
-        Err(failure) => return (Err(failure), None),
-    };
+    )?;
     let outcome = call_run(&mut store, pre, &context, &state, &limits).await;
     let aftermath = clean_up(
         store.data_mut(),
@@ -178,8 +174,7 @@ pub(super) async fn execute(
         &outcome,
         &mut Forwarded::default(),
     );
-    let result = verdict(store.data(), outcome, aftermath, &limits);
-    (result, Some(store))
+    verdict(store.data(), outcome, aftermath, &limits)
 }
 
 /// The execution's result: `judge`'s, with an error message cut to `max_error_bytes` (what was

@@ -12,7 +12,6 @@ mod output;
 mod permissions;
 mod precompiled;
 mod prepare;
-mod reaper;
 mod session;
 mod slots;
 

@@ -6,7 +6,6 @@ use super::engine::{SandboxConfig, new_engine};
 use super::execute::{NodeFailure, NodeInvocation, NodeOutput};
 use super::host::NodeHost;
 use super::precompiled::{Precompiled, PrecompiledComponent, PrecompiledSettings};
-use super::reaper::Reaper;
 use super::slots::{ExecutionSlots, PoolShape};
 use crate::capabilities;
 use crate::capabilities::bindings::NodePre;
@@ -54,7 +53,6 @@ pub struct Sandbox {
     cache: CompileCache,
     precompiled: PrecompiledSettings,
     pub(super) slots: ExecutionSlots,
-    reaper: Reaper,
 }
 
 impl PreparedComponent {
@@ -81,7 +79,6 @@ impl Sandbox {
             cache,
             precompiled: PrecompiledSettings::default(),
             slots: ExecutionSlots::new(config.max_concurrent_instances),
-            reaper: Reaper::start(),
         })
     }
 
@@ -214,21 +211,8 @@ impl Sandbox {
         component: &PreparedComponent,
         invocation: NodeInvocation,
     ) -> Result<NodeOutput, NodeFailure> {
-        let slots = self.slots.acquire(component.shape).await;
-        let (result, store) =
-            super::execute::execute(&self.engine, &component.pre, invocation).await;
-        self.retire((store, slots));
-        result
-    }
-
-    /// Drops `retired` (stores, and the pool slots they hold, released after them) off the
-    /// caller's path; see `reaper.rs`.
-    pub fn retire<T: Send + 'static>(&self, retired: T) {
-        if std::env::var_os("KETTLE_X_REAP").is_some() {
-            drop(retired);
-            return;
-        }
-        self.reaper.retire(retired);
+        let _slots = self.slots.acquire(component.shape).await;
+        super::execute::execute(&self.engine, &component.pre, invocation).await
     }
 }
 

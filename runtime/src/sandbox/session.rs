@@ -124,10 +124,7 @@ impl Sandbox {
                 forwarded,
                 _slots: slots,
             }),
-            _ => {
-                self.retire((store, slots));
-                None
-            }
+            _ => None,
         };
         (result, kept)
     }

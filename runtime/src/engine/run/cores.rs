@@ -76,7 +76,7 @@ impl NodeTasks {
             }
         };
         let in_flight = InFlight::enter(&self.in_flight);
-        if in_flight.alone && std::env::var_os("KETTLE_X_INLINE").is_none() {
+        if in_flight.alone {
             return match AssertUnwindSafe(execution).catch_unwind().await {
                 Ok(result) => result,
                 Err(_) => Err(host_panicked()),
@@ -110,14 +110,6 @@ fn host_panicked() -> NodeFailure {
     NodeFailure::Sandbox {
         message: "the host panicked while running the node (a bug in Kettle: please report it)"
             .into(),
-    }
-}
-
-impl Drop for NodeTasks {
-    fn drop(&mut self) {
-        // The run's kept interpreter instances are reset off the run's path.
-        let instances = std::mem::take(&mut self.instances);
-        self.sandbox.retire(instances);
     }
 }
 
