@@ -2,10 +2,12 @@
 # Inline Prolog's cost in Kettle: `kettle run` of chains of 1 and 21 Prolog nodes (each
 # `state(n, N), M is N + 1, return(n, M).`) and of one CLP(FD) node, best of 3 runs each, wall
 # time of the whole process (start, agent load from the compile cache, run, trace written).
-# The first node of a run starts Trealla (instance of the interpreter component, wasmi loading
-# Trealla's module, the driver); each next node costs (t21 - t1) / 20.
+# The first node of a run starts Trealla (instance of the interpreter component, Trealla's
+# engine and the driver); each next node costs (t21 - t1) / 20. Peak RSS is the whole
+# process's, for the 1-node chain and the CLP(FD) node (GNU time).
 #
 #   bench/tea-prolog/run.sh [path/to/kettle]    # default: $CARGO_TARGET_DIR/release/kettle
+#   KETTLE_ARGS='--limit memory_mb=4000' bench/tea-prolog/run.sh old/kettle  # the wasmi version
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -35,15 +37,21 @@ best() {
   for _ in 1 2 3; do
     local start end t
     start=$(date +%s%N)
-    "$kettle" run "$1" --limit memory_mb=4000 --input '{"n": 0}' --trace-dir "$work/traces" >/dev/null
+    "$kettle" run "$1" ${KETTLE_ARGS:-} --input '{"n": 0}' --trace-dir "$work/traces" >/dev/null
     end=$(date +%s%N)
     t=$(( (end - start) / 1000000 ))
     if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
   done
   echo "$best"
 }
-"$kettle" run "$work/chain1.yaml" --limit memory_mb=4000 --input '{"n": 0}' --trace-dir "$work/traces" >/dev/null # builds
+"$kettle" run "$work/chain1.yaml" ${KETTLE_ARGS:-} --input '{"n": 0}' --trace-dir "$work/traces" >/dev/null # builds
 t1=$(best "$work/chain1.yaml")
 t21=$(best "$work/chain21.yaml")
 tclp=$(best "$work/clp.yaml")
+rss() {
+  /usr/bin/time -f %M "$kettle" run "$1" ${KETTLE_ARGS:-} --input '{"n": 0}' --trace-dir "$work/traces" 2>&1 >/dev/null | tail -1
+}
+rss1=$(rss "$work/chain1.yaml")
+rssclp=$(rss "$work/clp.yaml")
+echo "peak RSS: 1 Prolog node $((rss1 / 1024)) MiB, 1 CLP(FD) node $((rssclp / 1024)) MiB"
 echo "kettle $(cd "$repo" && git rev-parse --short HEAD): 1 Prolog node ${t1} ms, 21 nodes ${t21} ms, each next node $(( (t21 - t1) / 20 )) ms, 1 CLP(FD) node ${tclp} ms (whole process, best of 3)"

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("KETTLE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("warn,kettle::node=info"));
+        .unwrap_or_else(|_| EnvFilter::new("warn,kettle::node=info,wasm_compose=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .fmt_fields(CleanFields::default())

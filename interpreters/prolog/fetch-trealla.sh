@@ -1,6 +1,7 @@
 #!/bin/sh
 # Fetches Trealla Prolog's WebAssembly module from the npm package `trealla` (pinned) into
-# trealla/tpl.wasm, as Kettle does when it builds this interpreter (kettle-build's trealla.rs).
+# trealla/tpl.wasm, as Kettle does when it builds this interpreter (kettle-build's npm_wasm.rs);
+# kettle-build's trealla.rs test makes the engine component from it.
 set -eu
 cd "$(dirname "$0")"
 tmp=$(mktemp -d)

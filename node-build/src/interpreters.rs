@@ -4,6 +4,7 @@
 
 use super::npm_wasm::{self, NpmWasm};
 use super::support::materialize;
+use super::trealla;
 use super::{BuildError, BuildOptions, BuildOutcome, Toolchains, build_node};
 use std::path::Path;
 
@@ -16,6 +17,9 @@ pub struct Interpreter {
     pub files: &'static [(&'static str, &'static str)],
     /// A WebAssembly module the folder needs from npm before it builds (Prolog's Trealla).
     pub npm_wasm: Option<NpmWasm>,
+    /// Whether the built component is composed with Trealla's engine component (made from
+    /// `npm_wasm`, see trealla.rs) into the interpreter.
+    pub trealla_engine: bool,
 }
 
 /// Every language inline code may be written in, and its interpreter's folder.
@@ -24,6 +28,7 @@ pub const INTERPRETERS: &[Interpreter] = &[
         language: "python",
         files: &[("app.py", include_str!("../../interpreters/python/app.py"))],
         npm_wasm: None,
+        trealla_engine: false,
     },
     Interpreter {
         language: "lua",
@@ -102,6 +107,7 @@ pub const INTERPRETERS: &[Interpreter] = &[
             ("wit/world.wit", include_str!("../../wit/world.wit")),
         ],
         npm_wasm: None,
+        trealla_engine: false,
     },
     Interpreter {
         language: "prolog",
@@ -115,8 +121,8 @@ pub const INTERPRETERS: &[Interpreter] = &[
                 include_str!("../../interpreters/prolog/Cargo.lock"),
             ),
             (
-                "build.rs",
-                include_str!("../../interpreters/prolog/build.rs"),
+                "engine.wit",
+                include_str!("../../interpreters/prolog/engine.wit"),
             ),
             (
                 "src/lib.rs",
@@ -129,10 +135,6 @@ pub const INTERPRETERS: &[Interpreter] = &[
             (
                 "src/machine.rs",
                 include_str!("../../interpreters/prolog/src/machine.rs"),
-            ),
-            (
-                "src/wasi.rs",
-                include_str!("../../interpreters/prolog/src/wasi.rs"),
             ),
             (
                 "src/clauses.rs",
@@ -188,6 +190,7 @@ pub const INTERPRETERS: &[Interpreter] = &[
             ("wit/world.wit", include_str!("../../wit/world.wit")),
         ],
         npm_wasm: Some(TREALLA),
+        trealla_engine: true,
     },
 ];
 
@@ -260,7 +263,13 @@ pub async fn build_interpreter(
     if let Some(wasm) = &interpreter.npm_wasm {
         npm_wasm::ensure(wasm, &dir, &support, progress).await?;
     }
-    build_node(&dir, cache_dir, &BuildOptions::default(), progress).await
+    let glue = build_node(&dir, cache_dir, &BuildOptions::default(), progress).await?;
+    match interpreter.npm_wasm {
+        Some(tpl) if interpreter.trealla_engine => {
+            trealla::with_engine(glue, &dir.join(tpl.dest), tpl.sha256)
+        }
+        _ => Ok(glue),
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod python_source;
 mod rust;
 mod support;
 mod toolchain;
+mod trealla;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -95,6 +96,8 @@ pub enum BuildError {
     },
     #[error("cargo built {} but produced no .wasm component; is it a `crate-type = [\"cdylib\"]` library?", dir.display())]
     NoArtifact { dir: PathBuf },
+    #[error("cannot make the Prolog interpreter {}: {message}", dir.display())]
+    Trealla { dir: PathBuf, message: String },
     #[error("cannot build {}: {source}", dir.display())]
     Io {
         dir: PathBuf,

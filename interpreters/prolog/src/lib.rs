@@ -11,7 +11,6 @@ mod clauses;
 mod interpreter;
 mod machine;
 mod terms;
-mod wasi;
 
 pub use interpreter::{PrologFailure, run_prolog};
 

@@ -11,11 +11,6 @@ use crate::telemetry::SpanHandle;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// The memory the Prolog interpreter needs today (measured: over 1.5 GiB inside the sandbox
-/// for a one-clause node); below it a Prolog node is refused with this figure rather than
-/// failing at a limit half-way.
-const PROLOG_MIN_MEMORY_MB: u64 = 4000;
-
 /// What the interpreter receives as its `state` argument: the names the code sees.
 #[derive(Serialize)]
 struct InlineContext<'a> {
@@ -57,16 +52,6 @@ impl Run<'_> {
         })
         .map_err(|e| RunError::node(node, "internal", format!("cannot encode the state: {e}")))?;
         let limits = self.limits_of(node);
-        if inline.language == "prolog" && limits.memory_mb < PROLOG_MIN_MEMORY_MB {
-            return Err(RunError::node(
-                node,
-                "limit",
-                format!(
-                    "inline Prolog needs a memory limit of at least {PROLOG_MIN_MEMORY_MB} MiB for now (its interpreter, Trealla under wasmi, is that large; issue 20), and this node has {} MiB: set `limits: {{memory_mb: {PROLOG_MIN_MEMORY_MB}}}` on the node or in settings, or run with --limit memory_mb={PROLOG_MIN_MEMORY_MB}",
-                    limits.memory_mb
-                ),
-            ));
-        }
         let capabilities = self
             .capabilities
             .prepare(&self.node_setup(node, span, &limits));
