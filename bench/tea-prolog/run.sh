@@ -55,3 +55,31 @@ rss1=$(rss "$work/chain1.yaml")
 rssclp=$(rss "$work/clp.yaml")
 echo "peak RSS: 1 Prolog node $((rss1 / 1024)) MiB, 1 CLP(FD) node $((rssclp / 1024)) MiB"
 echo "kettle $(cd "$repo" && git rev-parse --short HEAD): 1 Prolog node ${t1} ms, 21 nodes ${t21} ms, each next node $(( (t21 - t1) / 20 )) ms, 1 CLP(FD) node ${tclp} ms (whole process, best of 3)"
+
+# The reference TEA would use: SWI-Prolog, native and unsandboxed, on the same goals (whole
+# process, best of 3). TEA-Python's janus-swi needs SWI-Prolog >= 9.1.12; where only an older
+# swipl is installed (Debian bookworm: 9.0.4) the plain `swipl` process is what can be measured.
+if command -v swipl >/dev/null; then
+  cat >"$work/clp.pl" <<'PL'
+:- use_module(library(clpfd)).
+main :- X in 1..10, Y in 1..10, X + Y #= 15, X #< Y, label([X, Y]), write(X-Y), nl.
+PL
+  cat >"$work/plain.pl" <<'PL'
+main :- N = 0, M is N + 1, write(M), nl.
+PL
+  swipl_best() {
+    local best=
+    for _ in 1 2 3; do
+      local start end t
+      start=$(date +%s%N)
+      swipl -q -g main -t halt "$1" >/dev/null
+      end=$(date +%s%N)
+      t=$(( (end - start) / 1000000 ))
+      if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
+    done
+    echo "$best"
+  }
+  echo "$(swipl --version) (native, no sandbox): one goal $(swipl_best "$work/plain.pl") ms, the CLP(FD) goal $(swipl_best "$work/clp.pl") ms (whole process, best of 3)"
+else
+  echo "no swipl here: install SWI-Prolog (Debian: swi-prolog-nox) for the native reference"
+fi

@@ -195,7 +195,7 @@ pub const INTERPRETERS: &[Interpreter] = &[
 ];
 
 /// Trealla Prolog's WASI module, as npm's `trealla` (trealla-js) bundles it.
-const TREALLA: NpmWasm = NpmWasm {
+pub(crate) const TREALLA: NpmWasm = NpmWasm {
     package: "trealla",
     version: "0.17.10",
     bundle: "package/trealla.js",

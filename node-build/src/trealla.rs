@@ -468,19 +468,28 @@ pub fn with_engine(
 mod tests {
     use super::*;
 
-    /// Trealla's module, if `fetch-trealla.sh` put it in the repository.
-    fn tpl() -> Option<Vec<u8>> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../interpreters/prolog/trealla/tpl.wasm");
-        std::fs::read(path).ok()
+    /// Trealla's module, fetched from npm and checked the way Kettle does when it builds the
+    /// interpreter.
+    fn tpl() -> Vec<u8> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tpl = crate::interpreters::TREALLA;
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(crate::npm_wasm::ensure(
+                &tpl,
+                dir.path(),
+                dir.path(),
+                &|_| {},
+            ))
+            .expect("Trealla's module from npm");
+        std::fs::read(dir.path().join(tpl.dest)).expect("tpl.wasm")
     }
 
     #[test]
     fn trealla_becomes_an_engine_component() {
-        let Some(tpl) = tpl() else {
-            eprintln!("skipped: run interpreters/prolog/fetch-trealla.sh");
-            return;
-        };
+        let tpl = tpl();
         let component = engine_component(&tpl).expect("engine component");
         assert!(wasmparser::Parser::is_component(&component));
         // With a glue component built by hand (KETTLE_PROLOG_GLUE), the composition too.
