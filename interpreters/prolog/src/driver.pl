@@ -95,12 +95,66 @@ tea_action_predicate(all_distinct).
 tea_is_fact(Term) :- compound(Term), functor(Term, F, _), atom(F), \+ tea_action_predicate(F).
 
 tea_process_term((:- Body)) :- !, tea_directive(Body).
-tea_process_term((Head :- Body)) :- !, assertz((Head :- Body)).
+tea_process_term((Head :- Body)) :- !, kettle_rewrite(Body, Body1), assertz((Head :- Body1)).
 tea_process_term(Term) :-
     (   tea_is_fact(Term)
     ->  assertz(Term), assertz(tea_user_fact(Term))
-    ;   call(Term)
+    ;   kettle_rewrite(Term, Goal), call(Goal)
     ).
+
+% Trealla 0.17.10's CLP(Z) raises instantiation_error on a linear constraint over three or more
+% variables written as an expression (`X + Y + Z #= 15`, `T #= X + Y`), while scalar_product/4
+% over the same terms works. So every CLP(Z) comparison in a goal or a rule's body goes through
+% kettle_clpz/3, which looks at it when it runs (values from state/2 or a rule's arguments
+% known then): a linear sum of three or more variables becomes scalar_product/4, anything else
+% runs as written.
+kettle_clpz_op(#=).
+kettle_clpz_op(#\=).
+kettle_clpz_op(#<).
+kettle_clpz_op(#>).
+kettle_clpz_op(#=<).
+kettle_clpz_op(#>=).
+
+kettle_rewrite(G, G) :- var(G), !.
+kettle_rewrite((A, B), (A1, B1)) :- !, kettle_rewrite(A, A1), kettle_rewrite(B, B1).
+kettle_rewrite((A ; B), (A1 ; B1)) :- !, kettle_rewrite(A, A1), kettle_rewrite(B, B1).
+kettle_rewrite((A -> B), (A1 -> B1)) :- !, kettle_rewrite(A, A1), kettle_rewrite(B, B1).
+kettle_rewrite(\+ A, \+ A1) :- !, kettle_rewrite(A, A1).
+kettle_rewrite(once(A), once(A1)) :- !, kettle_rewrite(A, A1).
+kettle_rewrite(call(A), call(A1)) :- !, kettle_rewrite(A, A1).
+kettle_rewrite(forall(A, B), forall(A1, B1)) :- !, kettle_rewrite(A, A1), kettle_rewrite(B, B1).
+kettle_rewrite(findall(T, A, L), findall(T, A1, L)) :- !, kettle_rewrite(A, A1).
+kettle_rewrite(G, kettle_clpz(Op, L, R)) :-
+    compound(G), G =.. [Op, L, R], kettle_clpz_op(Op), !.
+kettle_rewrite(G, G).
+
+kettle_clpz(Op, L, R) :-
+    G =.. [Op, L, R],
+    (   kettle_linear(L, 1, [], Ps1, 0, C1),
+        kettle_linear(R, -1, Ps1, Ps, C1, C),
+        length(Ps, N), N >= 3
+    ->  kettle_split(Ps, Cs, Vs),
+        K is -C,
+        catch(scalar_product(Cs, Vs, Op, K), error(existence_error(procedure, _), _), call(G))
+    ;   call(G)
+    ).
+
+% kettle_linear(Expr, Sign, Terms0, Terms, Const0, Const): Expr times Sign as Coefficient-Var
+% terms and a constant.
+kettle_linear(V, S, Ps, [S-V|Ps], C, C) :- var(V), !.
+kettle_linear(N, S, Ps, Ps, C0, C) :- integer(N), !, C is C0 + S * N.
+kettle_linear(A + B, S, Ps0, Ps, C0, C) :- !,
+    kettle_linear(A, S, Ps0, Ps1, C0, C1), kettle_linear(B, S, Ps1, Ps, C1, C).
+kettle_linear(A - B, S, Ps0, Ps, C0, C) :- !,
+    kettle_linear(A, S, Ps0, Ps1, C0, C1), S1 is -S, kettle_linear(B, S1, Ps1, Ps, C1, C).
+kettle_linear(- A, S, Ps0, Ps, C0, C) :- !, S1 is -S, kettle_linear(A, S1, Ps0, Ps, C0, C).
+kettle_linear(N * A, S, Ps0, Ps, C0, C) :- integer(N), !,
+    S1 is S * N, kettle_linear(A, S1, Ps0, Ps, C0, C).
+kettle_linear(A * N, S, Ps0, Ps, C0, C) :- integer(N), !,
+    S1 is S * N, kettle_linear(A, S1, Ps0, Ps, C0, C).
+
+kettle_split([], [], []).
+kettle_split([C-V|Ps], [C|Cs], [V|Vs]) :- kettle_split(Ps, Cs, Vs).
 
 % library(clpfd) is SWI-Prolog's; Trealla's CLP(Z) (the same author's successor) stands for it.
 tea_directive(use_module(library(clpfd))) :- !, use_module(library(clpz)).
