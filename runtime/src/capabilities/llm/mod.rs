@@ -7,11 +7,13 @@ mod host;
 mod quota;
 mod stream;
 mod usage;
+mod watch;
 
 pub use call::{traced_call, traced_stream};
 pub use quota::{LimitBreach, LlmGrant, LlmQuota, RunBudget};
 pub use stream::{GuestStream, TracedStream};
 pub use usage::{LlmUsage, ProviderCalls};
+pub use watch::{CallEnded, LlmWatcher, NodeWatch};
 
 use super::capability::{Capability, CapabilityView, NodeSetup, RunSetup};
 use super::trace::NodeTrace;
@@ -28,9 +30,16 @@ pub struct RunLlm {
     pub usage: Arc<LlmUsage>,
     pub budget: RunBudget,
     pub content: ContentPolicy,
+    /// Told each streamed delta and each call's latency (the run's progress events).
+    pub watcher: Option<Arc<dyn LlmWatcher>>,
 }
 
 impl RunLlm {
+    /// The run's watcher, bound to node `node`'s calls.
+    pub fn watch(&self, node: &str) -> Option<NodeWatch> {
+        self.watcher.clone().map(|w| NodeWatch::new(w, node))
+    }
+
     /// The LLM allowance of one execution of a node.
     pub fn quota(&self, node: &NodeSetup<'_>) -> LlmQuota {
         LlmQuota::new(
@@ -53,6 +62,8 @@ pub struct NodeLlm {
     pub content: ContentPolicy,
     /// The execution's LLM tape in a durable run (see `checkpoint::ExecutionTape`).
     pub tape: Option<Arc<ExecutionTape>>,
+    /// The run's watcher, bound to this node.
+    pub watch: Option<NodeWatch>,
 }
 
 /// What the `llm` import sees of the store: its own state, the resource table (streams) and,
@@ -80,6 +91,7 @@ impl Capability for LlmCapability {
             usage: Arc::new(LlmUsage::default()),
             budget: run.budget,
             content: run.content,
+            watcher: run.llm_watcher.clone(),
         }
     }
 
@@ -90,6 +102,7 @@ impl Capability for LlmCapability {
             quota: run.quota(node),
             content: run.content,
             tape: node.tape.clone(),
+            watch: run.watch(node.node),
         }
     }
 
@@ -128,6 +141,7 @@ mod tests {
             max_spans: 100,
             content: ContentPolicy::default(),
             answer: None,
+            llm_watcher: None,
         })
     }
 
