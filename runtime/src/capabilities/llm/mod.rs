@@ -350,6 +350,69 @@ mod tests {
         );
     }
 
+    /// What a watcher was told, in order.
+    #[derive(Default)]
+    struct Told(std::sync::Mutex<Vec<String>>);
+
+    impl LlmWatcher for Told {
+        fn delta(&self, node: &str, text: &str) {
+            self.0.lock().unwrap().push(format!("{node} delta {text}"));
+        }
+
+        fn ended(&self, call: &CallEnded<'_>) {
+            self.0.lock().unwrap().push(format!(
+                "{} ended {}/{} ok={}",
+                call.node, call.provider, call.model, call.ok
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_runs_watcher_is_told_each_delta_in_order_then_the_calls_end() {
+        use wasmtime::component::Resource;
+        use wit::HostChatStream as _;
+        let test = TestTrace::new();
+        let node_span = test.node_span();
+        let told = Arc::new(Told::default());
+        let run = LlmCapability::configure(&RunSetup {
+            run_id: RUN_ID,
+            llm: &Arc::new(LlmClient::mock()),
+            budget: RunBudget::default(),
+            tracer: &test.tracer,
+            span_caps: SpanCaps::default(),
+            max_spans: 100,
+            content: ContentPolicy::default(),
+            answer: None,
+            llm_watcher: Some(told.clone()),
+        });
+        let mut llm = node_llm(&run, &node_span, None);
+        let trace = NodeTrace::new(test.tracer.clone(), node_span.clone());
+        let mut table = ResourceTable::new();
+        let mut ctx = ctx(&mut llm, &trace, &mut table);
+
+        let stream = ctx.stream(tell_me()).await.unwrap().unwrap();
+        let mut deltas = Vec::new();
+        while let Some(event) = ctx
+            .next(Resource::new_borrow(stream.rep()))
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            match event {
+                wit::StreamEvent::Delta(text) => deltas.push(format!("ask delta {text}")),
+                wit::StreamEvent::End(_) => break,
+            }
+        }
+        ctx.drop(stream).unwrap();
+        ctx.call(hello()).await.unwrap().unwrap();
+
+        assert!(deltas.len() > 1, "the mock streams word by word");
+        let mut expected = deltas;
+        expected.push("ask ended mock/mock-1 ok=true".into());
+        expected.push("ask ended mock/mock-1 ok=true".into());
+        assert_eq!(*told.0.lock().unwrap(), expected);
+    }
+
     #[tokio::test]
     async fn a_request_the_host_cannot_parse_is_the_guests_error() {
         let test = TestTrace::new();
