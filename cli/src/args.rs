@@ -103,7 +103,7 @@ pub struct ResumeArgs {
     /// Print no summary on stderr.
     #[arg(long, short)]
     pub quiet: bool,
-    /// Stream one JSON line per node start and finish to stderr.
+    /// Stream one JSON line per node start and finish, streamed LLM chunk and LLM call to stderr.
     #[arg(long)]
     pub events: bool,
     /// As for `kettle run`: let the agent's shell provider NAME run its program (grants are
@@ -256,7 +256,8 @@ pub struct RunArgs {
     /// Print no summary on stderr (errors are still printed).
     #[arg(long, short)]
     pub quiet: bool,
-    /// Stream one JSON line per node start and finish to stderr, to watch a long run.
+    /// Stream one JSON line per node start and finish, streamed LLM chunk and LLM call to
+    /// stderr, to watch a long run.
     #[arg(long)]
     pub events: bool,
     /// Let the agent's shell provider NAME (TEA's `settings.llm.shell_providers`, or the

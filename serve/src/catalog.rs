@@ -61,6 +61,8 @@ pub struct Served {
 /// Every served agent, by name.
 pub struct Catalog {
     pub agents: BTreeMap<String, Arc<Served>>,
+    /// The one sandbox (engine and instance pool) every agent runs in.
+    pub sandbox: Arc<Sandbox>,
 }
 
 impl Catalog {
@@ -84,7 +86,7 @@ impl Catalog {
             }
             agents.insert(served.name.clone(), Arc::new(served));
         }
-        Ok(Self { agents })
+        Ok(Self { agents, sandbox })
     }
 
     /// The served agent a durable run belongs to, with its record in that agent's store.

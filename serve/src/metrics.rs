@@ -45,6 +45,8 @@ struct Figures {
     refused: BTreeMap<&'static str, u64>,
     run_seconds: BTreeMap<String, Histogram>,
     node_seconds: BTreeMap<String, Histogram>,
+    /// By provider (its name in the agent's settings) and model.
+    llm_seconds: BTreeMap<(String, String), Histogram>,
     llm_calls: BTreeMap<String, u64>,
     tokens: BTreeMap<(String, &'static str), u64>,
     spans_refused: BTreeMap<String, u64>,
@@ -79,6 +81,15 @@ impl Metrics {
         });
     }
 
+    pub fn llm_call_ended(&self, provider: &str, model: &str, seconds: f64) {
+        self.with(|m| {
+            m.llm_seconds
+                .entry((provider.to_string(), model.to_string()))
+                .or_default()
+                .observe(seconds)
+        });
+    }
+
     pub fn run_finished(&self, report: &RunReport, status: &'static str) {
         let agent = report.agent.clone();
         self.with(|m| {
@@ -104,8 +115,9 @@ impl Metrics {
         });
     }
 
-    /// The text `GET /metrics` answers; `in_flight` and `slots` are read at the time of asking.
-    pub fn render(&self, in_flight: usize, slots: usize) -> String {
+    /// The text `GET /metrics` answers; `in_flight`, `slots` and `pool` (instance-pool slots
+    /// in use, and the pool's size) are read at the time of asking.
+    pub fn render(&self, in_flight: usize, slots: usize, pool: (u32, u32)) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -114,6 +126,15 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP kettle_run_slots Runs the server admits at once.\n# TYPE kettle_run_slots gauge\nkettle_run_slots {slots}"
+        );
+        let (pool_in_use, pool_size) = pool;
+        let _ = writeln!(
+            out,
+            "# HELP kettle_pool_slots_in_use Instance-pool slots held by live node instances.\n# TYPE kettle_pool_slots_in_use gauge\nkettle_pool_slots_in_use {pool_in_use}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP kettle_pool_slots Instance-pool slots in all.\n# TYPE kettle_pool_slots gauge\nkettle_pool_slots {pool_size}"
         );
         self.with(|m| {
             let _ = writeln!(
@@ -169,6 +190,17 @@ impl Metrics {
                     &mut out,
                     "kettle_node_duration_seconds",
                     &format!("agent=\"{}\"", label(agent)),
+                );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP kettle_llm_call_duration_seconds LLM call latency (a stream's until its last chunk), by provider and model.\n# TYPE kettle_llm_call_duration_seconds histogram"
+            );
+            for ((provider, model), h) in &m.llm_seconds {
+                h.write(
+                    &mut out,
+                    "kettle_llm_call_duration_seconds",
+                    &format!("provider=\"{}\",model=\"{}\"", label(provider), label(model)),
                 );
             }
             let _ = writeln!(

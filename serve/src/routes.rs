@@ -112,9 +112,11 @@ async fn readyz(State(state): State<Shared>) -> Response {
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {
-    let text = state
-        .metrics
-        .render(state.runs.in_flight(), state.config.max_concurrent_runs);
+    let text = state.metrics.render(
+        state.runs.in_flight(),
+        state.config.max_concurrent_runs,
+        state.catalog.sandbox.pool_slots(),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -424,6 +426,7 @@ async fn run_and_answer(
             let _keep = &guard;
             Ok::<_, Infallible>(match progress {
                 Progress::Event(line) => {
+                    // `node_start`, `node_finish`, `llm_chunk`, `llm_call`.
                     let kind = serde_json::from_str::<Value>(&line)
                         .ok()
                         .and_then(|v| v["event"].as_str().map(str::to_string))

@@ -107,8 +107,8 @@ pub fn start(
     (ClientGuard(guard), answer_rx)
 }
 
-/// Node events: to the client's stream if any, to the latency histogram, and the run marked
-/// as running in the book from its first node on.
+/// Run events: to the client's stream if any (node starts and finishes, LLM chunks and calls),
+/// to the latency histograms, and the run marked as running in the book from its first node on.
 fn event_sink(
     agent: &str,
     book: &Arc<RunBook>,
@@ -135,6 +135,15 @@ fn event_sink(
                 Some("node_finish") => {
                     if let Some(ms) = event["duration_ms"].as_f64() {
                         metrics.node_finished(&agent, ms / 1000.0);
+                    }
+                }
+                Some("llm_call") => {
+                    if let (Some(provider), Some(model), Some(ms)) = (
+                        event["provider"].as_str(),
+                        event["model"].as_str(),
+                        event["duration_ms"].as_f64(),
+                    ) {
+                        metrics.llm_call_ended(provider, model, ms / 1000.0);
                     }
                 }
                 _ => {}

@@ -31,6 +31,7 @@ mod record_replay;
 mod sandbox;
 mod serve;
 mod serve_page;
+mod serve_stream;
 mod spec_errors;
 mod tea_corpus_more;
 mod tea_examples;

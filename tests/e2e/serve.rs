@@ -96,7 +96,7 @@ nodes:
 }
 
 /// A running `kettle serve`, killed if the test ends without stopping it.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     addr: SocketAddr,
     log: std::sync::Arc<std::sync::Mutex<String>>,
@@ -110,7 +110,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(
+    pub(crate) fn start(
         scratch: &Scratch,
         agents: &[&std::path::Path],
         extra: &[&str],
@@ -160,12 +160,12 @@ impl Server {
         Self { child, addr, log }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// Sends SIGTERM and waits for the exit; the exit code and what it printed.
-    fn terminate(mut self) -> (i32, String) {
+    pub(crate) fn terminate(mut self) -> (i32, String) {
         let pid = self.child.id().to_string();
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid])
@@ -179,7 +179,7 @@ impl Server {
     }
 }
 
-fn client() -> reqwest::blocking::Client {
+pub(crate) fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()

@@ -153,6 +153,7 @@ impl NodeRun {
             max_spans: kettle::telemetry::DEFAULT_MAX_SPANS_PER_RUN,
             content: ContentPolicy::default(),
             answer: None,
+            llm_watcher: None,
         });
         Self {
             _telemetry: telemetry,

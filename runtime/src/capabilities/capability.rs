@@ -3,7 +3,7 @@
 //! sandbox's linker. The list of capabilities Kettle offers is in `capabilities/mod.rs`.
 
 use super::NodeCapabilities;
-use super::llm::{LlmGrant, RunBudget};
+use super::llm::{LlmGrant, LlmWatcher, RunBudget};
 use crate::checkpoint::ExecutionTape;
 use crate::llm::LlmClient;
 use crate::spec::NodeLimits;
@@ -28,6 +28,8 @@ pub struct RunSetup<'a> {
     pub content: ContentPolicy,
     /// The answer a resumed run gives the first node that calls `interrupt` (JSON).
     pub answer: Option<String>,
+    /// Told each streamed LLM delta and each call's latency (the run's progress events).
+    pub llm_watcher: Option<Arc<dyn LlmWatcher>>,
 }
 
 /// What a capability reads when one execution of a node is prepared.

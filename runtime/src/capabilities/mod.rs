@@ -17,8 +17,9 @@ pub mod trace;
 pub use capability::{CapabilitiesMut, Capability, CapabilityView, NodeSetup, RunSetup};
 pub use interrupt::{Asked, InterruptCapability, NodeInterrupt, RunInterrupt};
 pub use llm::{
-    GuestStream, LimitBreach, LlmCapability, LlmCtx, LlmGrant, LlmQuota, LlmUsage, NodeLlm,
-    ProviderCalls, RunBudget, RunLlm, TracedStream, traced_call, traced_stream,
+    CallEnded, GuestStream, LimitBreach, LlmCapability, LlmCtx, LlmGrant, LlmQuota, LlmUsage,
+    LlmWatcher, NodeLlm, NodeWatch, ProviderCalls, RunBudget, RunLlm, TracedStream, traced_call,
+    traced_stream,
 };
 pub use log::{LogBudget, LogCapability, LogCtx, NodeLog, cut_to};
 pub use trace::{GuestSpan, NodeTrace, RunTrace, TraceCapability, TraceCtx};

@@ -1,7 +1,9 @@
-//! Progress events for people watching a long run (`kettle run --events`): one JSON line per
-//! node start and finish.
+//! Progress events for people watching a long run (`kettle run --events`, `kettle serve`'s
+//! server-sent events): one JSON line per node start and finish, per delta of a streamed LLM
+//! answer (`llm_chunk`, as it arrives) and per LLM call ended (`llm_call`, with its latency).
 
 use super::error::RunError;
+use crate::capabilities::{CallEnded, LlmWatcher};
 use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
@@ -16,10 +18,72 @@ impl EventSink {
         Self(Arc::new(write))
     }
 
-    pub(super) fn emit(&self, event: &NodeEvent<'_>) {
+    pub(super) fn emit(&self, event: &impl Serialize) {
         if let Ok(line) = serde_json::to_string(event) {
             (self.0)(&line);
         }
+    }
+
+    /// The run's LLM watcher: its deltas and calls as events of run `run_id`.
+    pub(super) fn llm_watcher(&self, run_id: &str) -> Arc<dyn LlmWatcher> {
+        Arc::new(LlmEvents {
+            sink: self.clone(),
+            run_id: run_id.to_string(),
+        })
+    }
+}
+
+/// `{"event":"llm_chunk","run_id":…,"node":…,"delta":…,"time_unix_ms":…}` and
+/// `{"event":"llm_call","run_id":…,"node":…,"provider":…,"model":…,"status":"ok"|"error","duration_ms":…,"time_unix_ms":…}`.
+struct LlmEvents {
+    sink: EventSink,
+    run_id: String,
+}
+
+#[derive(Serialize)]
+struct LlmChunk<'a> {
+    event: &'static str,
+    run_id: &'a str,
+    node: &'a str,
+    delta: &'a str,
+    time_unix_ms: u128,
+}
+
+#[derive(Serialize)]
+struct LlmCall<'a> {
+    event: &'static str,
+    run_id: &'a str,
+    node: &'a str,
+    provider: &'a str,
+    model: &'a str,
+    status: &'static str,
+    /// Fractional: a mock or local call takes well under a millisecond.
+    duration_ms: f64,
+    time_unix_ms: u128,
+}
+
+impl LlmWatcher for LlmEvents {
+    fn delta(&self, node: &str, text: &str) {
+        self.sink.emit(&LlmChunk {
+            event: "llm_chunk",
+            run_id: &self.run_id,
+            node,
+            delta: text,
+            time_unix_ms: now_ms(),
+        });
+    }
+
+    fn ended(&self, call: &CallEnded<'_>) {
+        self.sink.emit(&LlmCall {
+            event: "llm_call",
+            run_id: &self.run_id,
+            node: call.node,
+            provider: call.provider,
+            model: call.model,
+            status: if call.ok { "ok" } else { "error" },
+            duration_ms: call.took.as_secs_f64() * 1000.0,
+            time_unix_ms: now_ms(),
+        });
     }
 }
 

@@ -100,6 +100,12 @@ impl Sandbox {
         &self.cache
     }
 
+    /// Instance-pool slots held by live node instances now (each execution holds its
+    /// component's slots from instantiation until its store is dropped), and the pool's size.
+    pub fn pool_slots(&self) -> (u32, u32) {
+        self.slots.in_use()
+    }
+
     /// Compiles (or loads from the cache) and links the component at `path`.
     pub fn prepare(&self, path: &Path) -> Result<PreparedComponent, SandboxError> {
         self.prepare_using(path, None, "")

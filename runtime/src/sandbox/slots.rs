@@ -74,6 +74,12 @@ impl ExecutionSlots {
         }
     }
 
+    /// Slots held by live instances now, and the pool's size.
+    pub fn in_use(&self) -> (u32, u32) {
+        let free = u32::try_from(self.free.available_permits()).unwrap_or(self.total);
+        (self.total.saturating_sub(free), self.total)
+    }
+
     /// Waits until `shape` fits; a component larger than the whole pool waits for all of it.
     pub async fn acquire(&self, shape: PoolShape) -> Option<OwnedSemaphorePermit> {
         let wanted = shape.slots().min(self.total);
@@ -119,5 +125,22 @@ mod tests {
         };
         let permit = slots.acquire(huge).await;
         assert_eq!(permit.map(|p| p.num_permits()), Some(4));
+    }
+
+    #[tokio::test]
+    async fn slots_in_use_follow_the_live_instances() {
+        let slots = ExecutionSlots::new(10);
+        let python = PoolShape {
+            core_instances: 20,
+            memories: 1,
+            tables: 1,
+        };
+        let small = slots.acquire(PoolShape::default()).await;
+        let large = slots.acquire(python).await;
+        assert_eq!(slots.in_use(), (4, 10));
+        drop(large);
+        assert_eq!(slots.in_use(), (1, 10));
+        drop(small);
+        assert_eq!(slots.in_use(), (0, 10));
     }
 }

@@ -4,6 +4,7 @@
 
 use super::stream::TracedStream;
 use super::usage::LlmUsage;
+use super::watch::NodeWatch;
 use crate::checkpoint::{ExecutionTape, TapeTurn};
 use crate::llm::{
     Attempt, ChatRequest, ChatResponse, ChatStream, LlmClient, LlmError, Resolved, TapeEntry,
@@ -17,10 +18,12 @@ use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::trace::SdkTracer;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
 
 /// Performs one completion as a `chat {model}` CLIENT span, child of `parent`. With the
 /// node execution's `tape` (a durable run), a call the execution already made before a crash
-/// or an interrupt is answered from it, and a call made is saved to it.
+/// or an interrupt is answered from it, and a call made is saved to it. `watch` is told the
+/// call's latency when it ends.
 #[allow(clippy::too_many_arguments)]
 pub async fn traced_call(
     client: &LlmClient,
@@ -30,6 +33,7 @@ pub async fn traced_call(
     content: ContentPolicy,
     request: ChatRequest,
     tape: Option<&ExecutionTape>,
+    watch: Option<&NodeWatch>,
 ) -> Result<ChatResponse, LlmError> {
     let resolved = client.resolve(request.clone());
     let span = ChatSpan::start(
@@ -39,7 +43,8 @@ pub async fn traced_call(
         &request,
         resolved.as_ref().ok(),
         content,
-    );
+    )
+    .watched(watch);
     let outcome = match &resolved {
         Ok(call) => match tape.map(|t| (t, t.turn(&call.provider.name, false, &call.request))) {
             Some((_, TapeTurn::Replay(entry))) => {
@@ -103,7 +108,7 @@ fn record_sent(
 }
 
 /// Opens a streamed completion as a `chat {model}` CLIENT span, child of `parent`; the span
-/// ends with the stream.
+/// ends with the stream. `watch` is told each delta as it arrives, and the call's latency.
 #[allow(clippy::too_many_arguments)]
 pub async fn traced_stream(
     client: &LlmClient,
@@ -113,6 +118,7 @@ pub async fn traced_stream(
     content: ContentPolicy,
     request: ChatRequest,
     tape: Option<&Arc<ExecutionTape>>,
+    watch: Option<&NodeWatch>,
 ) -> Result<TracedStream, LlmError> {
     let resolved = client.resolve(request.clone());
     let span = ChatSpan::start(
@@ -122,7 +128,8 @@ pub async fn traced_stream(
         &request,
         resolved.as_ref().ok(),
         content,
-    );
+    )
+    .watched(watch);
     span.handle()
         .set_attribute(KeyValue::new(semconv::GEN_AI_REQUEST_STREAM, true));
     let mut saving = None;
@@ -184,6 +191,11 @@ pub(crate) struct ChatSpan {
     content: ContentPolicy,
     /// Answered from the checkpointed tape of its node execution (a resumed run).
     replayed: std::sync::atomic::AtomicBool,
+    started: Instant,
+    /// The provider's name and the model, for the watcher.
+    provider: String,
+    model: String,
+    watch: Option<NodeWatch>,
 }
 
 impl ChatSpan {
@@ -228,8 +240,16 @@ impl ChatSpan {
         if client.is_replay() {
             attributes.push(KeyValue::new("kettle.llm.replayed", true));
         }
+        let provider = resolved.map_or_else(
+            || client.provider_name().to_string(),
+            |r| r.provider.name.clone(),
+        );
         // Guarded: if the call is abandoned (run interrupted), the span still ends, marked cancelled.
         Self {
+            started: Instant::now(),
+            provider,
+            model: model.clone(),
+            watch: None,
             guard: SpanGuard::new(parent.child(
                 tracer,
                 format!("chat {model}"),
@@ -239,6 +259,18 @@ impl ChatSpan {
             attempts: Arc::new(AtomicU32::new(0)),
             replayed: std::sync::atomic::AtomicBool::new(false),
             content,
+        }
+    }
+
+    fn watched(mut self, watch: Option<&NodeWatch>) -> Self {
+        self.watch = watch.cloned();
+        self
+    }
+
+    /// Tells the watcher, if any, of one delta of a streamed answer.
+    pub(crate) fn delta(&self, text: &str) {
+        if let Some(watch) = &self.watch {
+            watch.delta(text);
         }
     }
 
@@ -285,6 +317,16 @@ impl ChatSpan {
 
     /// Sets the outcome's attributes and status, and ends the span.
     pub(crate) fn finish(self, outcome: Result<&ChatResponse, &LlmError>) {
+        if let Some(watch) = &self.watch
+            && !self.replayed.load(Ordering::Relaxed)
+        {
+            watch.ended(
+                &self.provider,
+                &self.model,
+                self.started.elapsed(),
+                outcome.is_ok(),
+            );
+        }
         let span = self.guard.handle();
         let attempts = self.attempts.load(Ordering::Relaxed);
         if attempts > 0 {

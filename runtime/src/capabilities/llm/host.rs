@@ -64,6 +64,7 @@ impl wit::Host for LlmCtx<'_> {
             self.llm.content,
             request,
             self.llm.tape.as_ref(),
+            self.llm.watch.as_ref(),
         )
         .await;
         // The stream was counted as a call when admitted; its tokens count as they are known.
@@ -105,6 +106,7 @@ async fn traced(
         llm.content,
         request,
         llm.tape.as_deref(),
+        llm.watch.as_ref(),
     )
     .await;
     llm.quota.record(&outcome);

@@ -7,11 +7,13 @@ mod host;
 mod quota;
 mod stream;
 mod usage;
+mod watch;
 
 pub use call::{traced_call, traced_stream};
 pub use quota::{LimitBreach, LlmGrant, LlmQuota, RunBudget};
 pub use stream::{GuestStream, TracedStream};
 pub use usage::{LlmUsage, ProviderCalls};
+pub use watch::{CallEnded, LlmWatcher, NodeWatch};
 
 use super::capability::{Capability, CapabilityView, NodeSetup, RunSetup};
 use super::trace::NodeTrace;
@@ -28,9 +30,16 @@ pub struct RunLlm {
     pub usage: Arc<LlmUsage>,
     pub budget: RunBudget,
     pub content: ContentPolicy,
+    /// Told each streamed delta and each call's latency (the run's progress events).
+    pub watcher: Option<Arc<dyn LlmWatcher>>,
 }
 
 impl RunLlm {
+    /// The run's watcher, bound to node `node`'s calls.
+    pub fn watch(&self, node: &str) -> Option<NodeWatch> {
+        self.watcher.clone().map(|w| NodeWatch::new(w, node))
+    }
+
     /// The LLM allowance of one execution of a node.
     pub fn quota(&self, node: &NodeSetup<'_>) -> LlmQuota {
         LlmQuota::new(
@@ -53,6 +62,8 @@ pub struct NodeLlm {
     pub content: ContentPolicy,
     /// The execution's LLM tape in a durable run (see `checkpoint::ExecutionTape`).
     pub tape: Option<Arc<ExecutionTape>>,
+    /// The run's watcher, bound to this node.
+    pub watch: Option<NodeWatch>,
 }
 
 /// What the `llm` import sees of the store: its own state, the resource table (streams) and,
@@ -80,6 +91,7 @@ impl Capability for LlmCapability {
             usage: Arc::new(LlmUsage::default()),
             budget: run.budget,
             content: run.content,
+            watcher: run.llm_watcher.clone(),
         }
     }
 
@@ -90,6 +102,7 @@ impl Capability for LlmCapability {
             quota: run.quota(node),
             content: run.content,
             tape: node.tape.clone(),
+            watch: run.watch(node.node),
         }
     }
 
@@ -128,6 +141,7 @@ mod tests {
             max_spans: 100,
             content: ContentPolicy::default(),
             answer: None,
+            llm_watcher: None,
         })
     }
 
@@ -334,6 +348,69 @@ mod tests {
             run.usage.output_tokens.load(Ordering::Relaxed),
             output_before + 1
         );
+    }
+
+    /// What a watcher was told, in order.
+    #[derive(Default)]
+    struct Told(std::sync::Mutex<Vec<String>>);
+
+    impl LlmWatcher for Told {
+        fn delta(&self, node: &str, text: &str) {
+            self.0.lock().unwrap().push(format!("{node} delta {text}"));
+        }
+
+        fn ended(&self, call: &CallEnded<'_>) {
+            self.0.lock().unwrap().push(format!(
+                "{} ended {}/{} ok={}",
+                call.node, call.provider, call.model, call.ok
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_runs_watcher_is_told_each_delta_in_order_then_the_calls_end() {
+        use wasmtime::component::Resource;
+        use wit::HostChatStream as _;
+        let test = TestTrace::new();
+        let node_span = test.node_span();
+        let told = Arc::new(Told::default());
+        let run = LlmCapability::configure(&RunSetup {
+            run_id: RUN_ID,
+            llm: &Arc::new(LlmClient::mock()),
+            budget: RunBudget::default(),
+            tracer: &test.tracer,
+            span_caps: SpanCaps::default(),
+            max_spans: 100,
+            content: ContentPolicy::default(),
+            answer: None,
+            llm_watcher: Some(told.clone()),
+        });
+        let mut llm = node_llm(&run, &node_span, None);
+        let trace = NodeTrace::new(test.tracer.clone(), node_span.clone());
+        let mut table = ResourceTable::new();
+        let mut ctx = ctx(&mut llm, &trace, &mut table);
+
+        let stream = ctx.stream(tell_me()).await.unwrap().unwrap();
+        let mut deltas = Vec::new();
+        while let Some(event) = ctx
+            .next(Resource::new_borrow(stream.rep()))
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            match event {
+                wit::StreamEvent::Delta(text) => deltas.push(format!("ask delta {text}")),
+                wit::StreamEvent::End(_) => break,
+            }
+        }
+        ctx.drop(stream).unwrap();
+        ctx.call(hello()).await.unwrap().unwrap();
+
+        assert!(deltas.len() > 1, "the mock streams word by word");
+        let mut expected = deltas;
+        expected.push("ask ended mock/mock-1 ok=true".into());
+        expected.push("ask ended mock/mock-1 ok=true".into());
+        assert_eq!(*told.0.lock().unwrap(), expected);
     }
 
     #[tokio::test]

@@ -3,7 +3,8 @@
 //! `gen_ai.response.time_to_first_chunk` and ends with the stream; a stream dropped before
 //! its end ends its span as cancelled. A stream was counted as a call when it was admitted;
 //! its tokens count when its answer ends, and those of a stream that never ends as far as they
-//! are known: one output token per delta received (every delta carries at least one).
+//! are known: one output token per delta received (every delta carries at least one). Each
+//! delta is also told, as it arrives, to the run's watcher if it has one (`watch.rs`).
 
 use super::super::bindings::llm as wit;
 use super::LlmCtx;
@@ -99,6 +100,9 @@ impl TracedStream {
         match &item {
             Ok(Some(StreamItem::Delta(text))) => {
                 self.deltas += 1;
+                if let Some(span) = &self.span {
+                    span.delta(text);
+                }
                 if let Some((_, _, entry)) = &mut self.saving {
                     entry.deltas.push(text.clone());
                 }

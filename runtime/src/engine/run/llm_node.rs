@@ -2,7 +2,7 @@
 //! state, sent through the same traced path as a component's calls, the answer stored under
 //! `output` as `{content, usage, model, finish_reason, tool_calls}`.
 
-use crate::capabilities::{LlmUsage, traced_call, traced_stream};
+use crate::capabilities::{LlmUsage, NodeWatch, traced_call, traced_stream};
 use crate::checkpoint::ExecutionTape;
 use crate::graph::LlmAction;
 use crate::llm::{
@@ -26,6 +26,7 @@ pub async fn perform(
     content: ContentPolicy,
     request: ChatRequest,
     tape: Option<Arc<ExecutionTape>>,
+    watch: Option<NodeWatch>,
 ) -> Result<ChatResponse, LlmError> {
     match action {
         LlmAction::Call | LlmAction::Tools => {
@@ -37,6 +38,7 @@ pub async fn perform(
                 content,
                 request,
                 tape.as_deref(),
+                watch.as_ref(),
             )
             .await
         }
@@ -49,6 +51,7 @@ pub async fn perform(
                 content,
                 request,
                 tape.as_ref(),
+                watch.as_ref(),
             )
             .await?;
             loop {

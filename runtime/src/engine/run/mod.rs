@@ -41,7 +41,8 @@ pub const DEFAULT_MAX_STEPS: u32 = 1000;
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub max_steps: Option<u32>,
-    /// Receives one event per node start and finish (`kettle run --events`).
+    /// Receives one event per node start and finish, streamed LLM delta and LLM call
+    /// (`kettle run --events`).
     pub events: Option<EventSink>,
     /// Limits that beat every node's own and `settings.limits` (`--limit`).
     pub limits: LimitsSpec,
@@ -184,6 +185,7 @@ impl Runtime {
                 .as_ref()
                 .and_then(|d| d.answer.as_ref())
                 .map(Value::to_string),
+            llm_watcher: options.events.as_ref().map(|e| e.llm_watcher(&run_id)),
         });
         if let Some(checkpoint) = resume {
             let usage = &capabilities.llm.usage;

@@ -285,6 +285,7 @@ impl Run<'_> {
             self.telemetry.content(),
             request,
             current_tape(),
+            self.capabilities.llm.watch(node),
         );
         let node_limit = limits.timeout();
         let limit = call_timeout
