@@ -207,52 +207,6 @@ fn tea_clpfd_sums_of_three_variables_run() {
     );
 }
 
-/// TEA's examples/prolog/parity/nested-objects.yaml (MIT), returning what it reads: objects
-/// reach Prolog as json([Key=Value]) terms, which is_dict/1, get_dict/3 and dict_pairs/3 read.
-const NESTED: &str = r#"
-name: parity-nested-objects
-nodes:
-  - name: verify_nesting
-    language: prolog
-    run: |
-      state(nested, Nested),
-      is_dict(Nested),
-      get_dict(level1, Nested, L1), is_dict(L1),
-      get_dict(level2, L1, L2), is_dict(L2),
-      get_dict(level3, L2, L3), is_dict(L3),
-      get_dict(level4, L3, L4), is_dict(L4),
-      get_dict(level5, L4, L5), is_dict(L5),
-      get_dict(value, L5, DeepValue),
-      DeepValue = 'deeply_nested_value',
-      dict_pairs(L5, _, Pairs), length(Pairs, N),
-      (is_dict(DeepValue) -> Flat = no ; Flat = yes),
-      return(deep, DeepValue), return(keys, N), return(flat, Flat).
-initial_state:
-  nested:
-    level1:
-      level2:
-        level3:
-          level4:
-            level5:
-              value: "deeply_nested_value"
-              array: [1, 2, 3]
-"#;
-
-#[test]
-fn tea_dict_predicates_read_objects() {
-    let _turn = one_at_a_time();
-    let scratch = Scratch::new();
-    let agent = scratch.agent("nested.yaml", NESTED);
-    let output = scratch.run(&agent, &[]);
-    let state = final_state(&output);
-    assert_eq!(
-        (&state["deep"], &state["keys"], &state["flat"]),
-        (&json!("deeply_nested_value"), &json!(2), &json!("yes")),
-        "{}",
-        stderr(&output)
-    );
-}
-
 #[test]
 fn prolog_errors_name_node_clause_and_term_and_hostile_prolog_is_contained() {
     let _turn = one_at_a_time();

@@ -18,14 +18,6 @@ return(Key, Value) :- assertz(return_value(Key, Value)).
 % SWI-Prolog names TEA's examples use that Trealla spells differently.
 sumlist(Xs, S) :- sum_list(Xs, S).
 
-% TEA hands objects over as SWI dicts; here they are json([Key=Value, ...]) terms, and the dict
-% predicates TEA's examples use read those (SWI's dict syntax `_{k: v}` stays unreadable).
-is_dict(json(Pairs)) :- is_list(Pairs).
-get_dict(Key, json(Pairs), Value) :- member(Key=Value, Pairs).
-dict_pairs(json(Pairs), json, KeyValues) :- kettle_key_values(Pairs, KeyValues).
-kettle_key_values([], []).
-kettle_key_values([K=V|Ps], [K-V|KVs]) :- kettle_key_values(Ps, KVs).
-
 % Functors that are goals even when a term looks like a fact (TEA's list).
 tea_action_predicate(return).
 tea_action_predicate(state).
@@ -87,9 +79,6 @@ tea_action_predicate(ground).
 tea_action_predicate(atom_string).
 tea_action_predicate(atom_codes).
 tea_action_predicate(atom_chars).
-tea_action_predicate(is_dict).
-tea_action_predicate(get_dict).
-tea_action_predicate(dict_pairs).
 tea_action_predicate(label).
 tea_action_predicate(labeling).
 tea_action_predicate(in).
