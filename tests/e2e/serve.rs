@@ -31,27 +31,7 @@ impl SlowLlm {
 
 fn answer_slowly(mut stream: TcpStream, delay: Duration) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    loop {
-        let mut length = 0usize;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while let Some(_body) = crate::support::keep_alive::next_request_body(&mut reader) {
         std::thread::sleep(delay);
         let answer = json!({
             "id": "slow", "object": "chat.completion", "model": "slow",

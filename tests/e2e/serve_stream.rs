@@ -7,7 +7,7 @@ use crate::serve::{Server, client};
 use crate::support::provider_shapes::openai_stream;
 use crate::support::{Scratch, llm_server::Reply, repo};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -36,27 +36,7 @@ impl PacedLlm {
 
 fn answer_paced(mut stream: TcpStream, deltas: &[&str]) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    loop {
-        let mut length = 0usize;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while let Some(_body) = crate::support::keep_alive::next_request_body(&mut reader) {
         let Reply::Stream { pieces, .. } = openai_stream(
             "chatcmpl-paced",
             "paced-1",

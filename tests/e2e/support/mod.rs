@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod debian;
+pub mod keep_alive;
 pub mod llm_server;
 pub mod openai_server;
 pub mod otlp_receiver;
