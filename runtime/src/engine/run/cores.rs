@@ -4,10 +4,14 @@
 //! sibling, a cancelled run), and the run waits for its tasks to be gone before it closes its
 //! root span and flushes the trace, so a cancelled execution's spans are closed, not lost.
 //!
-//! An execution that starts while no other of its run is going on (every node of a chain)
-//! runs on the run's own task instead: a spawn and two cross-thread wake-ups per node are
-//! most of a small node's cost. Dropped with its branch, it drops its store in place, which
-//! closes its spans at once. An execution that starts beside it is spawned as above.
+//! An execution that starts outside every parallel group while no other of its run is going
+//! on (every node of a chain) runs on the run's own task instead: a spawn and two cross-thread
+//! wake-ups per node are most of a small node's cost. Dropped with its branch, it drops its
+//! store in place, which closes its spans at once. Inside a parallel group (branches,
+//! `dynamic_parallel` items) every execution is spawned, even one that finds no other going
+//! on: the group polls its members in turn, and a member's guest code that ran on the run's
+//! task would hold that task until it ended, so the next member would start only then, and
+//! find itself alone too: the group would run one member at a time.
 
 use crate::sandbox::{
     NodeFailure, NodeInvocation, NodeOutput, PreparedComponent, RunInstances, Sandbox,
@@ -43,6 +47,8 @@ pub(super) struct NodeTasks {
     tracker: TaskTracker,
     /// Executions of the run going on now.
     in_flight: Arc<AtomicUsize>,
+    /// Parallel groups of the run going on now.
+    groups: Arc<AtomicUsize>,
 }
 
 impl NodeTasks {
@@ -52,7 +58,15 @@ impl NodeTasks {
             instances: Arc::new(RunInstances::default()),
             tracker: TaskTracker::new(),
             in_flight: Arc::default(),
+            groups: Arc::default(),
         }
+    }
+
+    /// Marks a parallel group (fan-out branches, `dynamic_parallel` items) as going on for as
+    /// long as the guard lives: executions started meanwhile are spawned.
+    pub fn parallel_group(&self) -> ParallelGroup {
+        self.groups.fetch_add(1, Ordering::SeqCst);
+        ParallelGroup(self.groups.clone())
     }
 
     /// Runs one execution of `component` as a task of the current runtime.
@@ -76,7 +90,7 @@ impl NodeTasks {
             }
         };
         let in_flight = InFlight::enter(&self.in_flight);
-        if in_flight.alone {
+        if in_flight.alone && self.groups.load(Ordering::SeqCst) == 0 {
             return match AssertUnwindSafe(execution).catch_unwind().await {
                 Ok(result) => result,
                 Err(_) => Err(host_panicked()),
@@ -133,6 +147,15 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.count.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A parallel group going on, for as long as it lives.
+pub(super) struct ParallelGroup(Arc<AtomicUsize>);
+
+impl Drop for ParallelGroup {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

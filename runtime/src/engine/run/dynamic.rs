@@ -40,6 +40,7 @@ impl Run<'_> {
         for (&index, result) in finished.iter().filter(|(i, _)| **i < count) {
             results[index] = result.clone();
         }
+        let _parallel = self.tasks.parallel_group();
         let mut runs = futures::stream::iter(
             items
                 .into_iter()

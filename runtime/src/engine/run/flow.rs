@@ -208,6 +208,7 @@ impl Run<'_> {
             ],
         ));
         let group = span.handle().clone();
+        let _parallel = self.tasks.parallel_group();
         let runs = branches.into_iter().map(|(path, pos)| {
             let mut branch_trail = trail.to_vec();
             let group = group.clone();
