@@ -150,7 +150,9 @@ impl NodeRun {
             budget: RunBudget::default(),
             tracer: &tracer,
             span_caps: SpanCaps::default(),
-            max_spans: kettle::telemetry::DEFAULT_MAX_SPANS_PER_RUN,
+            // One benchmark "run" lasts for every iteration criterion makes: a run's span
+            // budget would be spent long before it ends (and the node's LLM calls refused).
+            max_spans: u64::MAX,
             content: ContentPolicy::default(),
             answer: None,
             llm_watcher: None,
