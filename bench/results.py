@@ -38,7 +38,8 @@ def machine_lines():
         0,
     )
     commit = version(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    dirty = version(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"])
+    # RESULTS.md itself is left out: the sections written before this one change it.
+    dirty = version(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS.md"])
     return [
         f"- CPU: {cpu}, {os.cpu_count()} cores, {mem_kib / 2**20:.0f} GiB; {platform.system()} {platform.release()}",
         f"- commit: {commit}{' (with uncommitted changes)' if dirty else ''}",

@@ -47,7 +47,9 @@ def wait_up(port, process):
         if process.poll() is not None:
             sys.exit(f"the server exited: {process.args}")
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/agents/quick/runs", data=BODIES["quick"].encode(), timeout=1)
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/agents/quick/runs", data=BODIES["quick"].encode(),
+                                             headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=1)
             return
         except Exception:  # noqa: BLE001 (not up yet)
             time.sleep(0.1)
