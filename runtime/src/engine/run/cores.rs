@@ -48,7 +48,7 @@ pub(super) struct NodeTasks {
     /// Executions of the run going on now.
     in_flight: Arc<AtomicUsize>,
     /// Parallel groups of the run going on now.
-    groups: Arc<AtomicUsize>,
+    groups: AtomicUsize,
 }
 
 impl NodeTasks {
@@ -58,15 +58,15 @@ impl NodeTasks {
             instances: Arc::new(RunInstances::default()),
             tracker: TaskTracker::new(),
             in_flight: Arc::default(),
-            groups: Arc::default(),
+            groups: AtomicUsize::new(0),
         }
     }
 
     /// Marks a parallel group (fan-out branches, `dynamic_parallel` items) as going on for as
     /// long as the guard lives: executions started meanwhile are spawned.
-    pub fn parallel_group(&self) -> ParallelGroup {
+    pub fn parallel_group(&self) -> ParallelGroup<'_> {
         self.groups.fetch_add(1, Ordering::SeqCst);
-        ParallelGroup(self.groups.clone())
+        ParallelGroup(&self.groups)
     }
 
     /// Runs one execution of `component` as a task of the current runtime.
@@ -151,9 +151,9 @@ impl Drop for InFlight {
 }
 
 /// A parallel group going on, for as long as it lives.
-pub(super) struct ParallelGroup(Arc<AtomicUsize>);
+pub(super) struct ParallelGroup<'a>(&'a AtomicUsize);
 
-impl Drop for ParallelGroup {
+impl Drop for ParallelGroup<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
