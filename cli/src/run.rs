@@ -70,23 +70,19 @@ impl Stop {
             code: EXIT_BAD_INPUT,
         }
     }
-
-    fn failed(message: impl ToString) -> Self {
-        Self {
-            message: message.to_string(),
-            code: EXIT_RUN_FAILED,
-        }
-    }
 }
 
 async fn run_async(args: RunArgs, resumed: Option<Resumed>) -> Result<u8, Stop> {
     let limits = parse_limits(&args.limits).map_err(Stop::bad_input)?;
     let input = read_input(&args).map_err(Stop::bad_input)?;
     let cache = cache_dir();
-    let sandbox = Sandbox::new(&SandboxConfig::default(), CompileCache::new(&cache))
-        .map(|sandbox| sandbox.with_precompiled(precompiled_settings(&args.precompiled)))
-        .map(Arc::new)
-        .map_err(Stop::failed)?;
+    let sandbox = Arc::new(
+        Sandbox::lazy(&SandboxConfig::default(), CompileCache::new(&cache))
+            .with_precompiled(precompiled_settings(&args.precompiled)),
+    );
+    // One run per process: the sandbox lives until exit, and unmapping its instance pool
+    // (a few milliseconds) is left to the kernel.
+    std::mem::forget(Arc::clone(&sandbox));
     let quiet = args.quiet;
     let events = move |event: ComponentEvent| {
         if !quiet {
@@ -212,11 +208,16 @@ async fn run_async(args: RunArgs, resumed: Option<Resumed>) -> Result<u8, Stop> 
             ))
         );
     }
-    Ok(match (&report.outcome, &report.trace_error) {
+    let code = match (&report.outcome, &report.trace_error) {
         (Ok(()), None) => EXIT_OK,
         (Err(RunError::Paused { .. }), None) => EXIT_INTERRUPTED,
         _ => EXIT_RUN_FAILED,
-    })
+    };
+    // The process exits next: freeing the agent and the final state (a large agent is tens
+    // of thousands of allocations) is left to the kernel, as is the sandbox above.
+    std::mem::forget(agent);
+    std::mem::forget(report);
+    Ok(code)
 }
 
 /// The `--store` a resume of this run needs (none for the default store): the URL of

@@ -332,7 +332,8 @@ async fn load(
     };
     // Structural, file and template errors are reported together, in file order.
     let (loaded, graph, warnings) =
-        super::component_check::load_providing(path, &is_provided).map_err(|(errors, _)| errors)?;
+        super::component_check::load_providing(path, Some(cache_dir), &is_provided)
+            .map_err(|(errors, _)| errors)?;
     let mut llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
         .map_err(|e| SpecErrors(vec![loaded.error_at(&e.at, e.message, None)]))?;
     llm.add_shell_providers(

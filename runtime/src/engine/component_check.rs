@@ -75,17 +75,20 @@ pub fn load_checked(path: &Path) -> Result<(LoadedSpec, Graph), SpecErrors> {
 pub fn load_with_warnings(
     path: &Path,
 ) -> Result<(LoadedSpec, Graph, Vec<SpecError>), (SpecErrors, Vec<SpecError>)> {
-    load_providing(path, &|_| false)
+    load_providing(path, None, &|_| false)
 }
 
 /// [`load_with_warnings`], where a component for which `provided` is true (given from
-/// elsewhere, such as fetched by its digest) need not be on disk.
+/// elsewhere, such as fetched by its digest) need not be on disk; with `cache_dir`, the parsed
+/// file is kept there and reused (`parsed_cache`).
 #[allow(clippy::type_complexity)]
 pub(crate) fn load_providing(
     path: &Path,
+    cache_dir: Option<&Path>,
     provided: &dyn Fn(&Path) -> bool,
 ) -> Result<(LoadedSpec, Graph, Vec<SpecError>), (SpecErrors, Vec<SpecError>)> {
-    let loaded = spec::parse_file(path).map_err(|errors| (errors, Vec::new()))?;
+    let loaded =
+        super::parsed_cache::parse_file(path, cache_dir).map_err(|errors| (errors, Vec::new()))?;
     let findings = spec::check(&loaded);
     let mut errors = findings.errors;
     let mut warnings = findings.warnings;

@@ -4,6 +4,7 @@ mod agent;
 mod component_check;
 mod error;
 mod events;
+mod parsed_cache;
 mod policy;
 mod precompile;
 mod report;

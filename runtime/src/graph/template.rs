@@ -11,7 +11,8 @@ use super::python;
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 static ENV: LazyLock<Environment<'static>> =
     LazyLock::new(|| environment(UndefinedBehavior::Strict));
@@ -90,9 +91,37 @@ pub fn expression_source(source: &str) -> &str {
 
 /// Checks the syntax of an expression.
 pub fn check_expression(source: &str) -> Result<(), String> {
-    ENV.compile_expression(&python::rewrite_percent(expression_source(source)))
-        .map(|_| ())
-        .map_err(|e| describe(&e))
+    compiled(source).map(|_| ())
+}
+
+/// An expression compiled once: a node or condition is evaluated on every step that reaches
+/// it, and compiling is most of what evaluating a small expression costs.
+type Compiled = Arc<minijinja::Expression<'static, 'static>>;
+
+/// Expressions compiled so far, by their source; emptied when it holds [`COMPILED_KEPT`] (a
+/// process that loads ever new agents, such as a server, does not grow without bound).
+static COMPILED: LazyLock<RwLock<HashMap<String, Compiled>>> = LazyLock::new(RwLock::default);
+const COMPILED_KEPT: usize = 10_000;
+
+fn compiled(source: &str) -> Result<Compiled, String> {
+    if let Some(found) = COMPILED
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(source)
+    {
+        return Ok(found.clone());
+    }
+    let rewritten = python::rewrite_percent(expression_source(source));
+    let expression = Arc::new(
+        ENV.compile_expression_owned(rewritten)
+            .map_err(|e| describe(&e))?,
+    );
+    let mut compiled = COMPILED.write().unwrap_or_else(PoisonError::into_inner);
+    if compiled.len() >= COMPILED_KEPT {
+        compiled.clear();
+    }
+    compiled.insert(source.to_string(), expression.clone());
+    Ok(expression)
 }
 
 /// Evaluates an expression against `context`.
@@ -103,10 +132,7 @@ pub fn eval_expression(source: &str, context: &Value) -> Result<Value, String> {
 /// Evaluates; with `missing_is_none`, a value that is not there is None (TEA's conditions
 /// read state through a mapping that answers None for a missing key).
 fn eval(source: &str, context: &Value, missing_is_none: bool) -> Result<Value, String> {
-    let rewritten = python::rewrite_percent(expression_source(source));
-    let expression = ENV
-        .compile_expression(&rewritten)
-        .map_err(|e| describe(&e))?;
+    let expression = compiled(source)?;
     match expression.eval(context) {
         // `state['nope']` is an error, as a KeyError is in TEA's Python.
         Ok(value) if value.is_undefined() && missing_is_none => Ok(Value::Null),
@@ -272,6 +298,22 @@ fn describe(error: &minijinja::Error) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_expression_is_compiled_once_and_evaluated_against_each_context() {
+        let source = "state[\"n\"] % 7 + 1";
+        let first = compiled(source).unwrap();
+        assert!(Arc::ptr_eq(&first, &compiled(source).unwrap()));
+        assert_eq!(
+            eval_expression(source, &json!({"state": {"n": 9}})),
+            Ok(json!(3))
+        );
+        assert_eq!(
+            eval_expression(source, &json!({"state": {"n": 13}})),
+            Ok(json!(7))
+        );
+        assert!(eval_expression("state[", &json!({})).is_err());
+    }
 
     #[test]
     fn renders_text_and_keeps_types_of_single_expressions() {

@@ -9,6 +9,7 @@ use super::precompiled::{Precompiled, PrecompiledComponent, PrecompiledSettings}
 use super::slots::{ExecutionSlots, PoolShape};
 use crate::capabilities;
 use crate::capabilities::bindings::NodePre;
+use once_cell::sync::OnceCell;
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Linker;
@@ -48,21 +49,33 @@ pub struct PreparedComponent {
 
 /// The engine, the linker with every host import, and the compile cache.
 pub struct Sandbox {
-    engine: Engine,
-    linker: Linker<NodeHost>,
+    config: SandboxConfig,
+    /// Created by the first component prepared (or by [`Sandbox::new`]): an agent without
+    /// components never reserves the instance pool, which is most of a short run's start-up.
+    started: OnceCell<Started>,
     cache: CompileCache,
     precompiled: PrecompiledSettings,
     pub(super) slots: ExecutionSlots,
+}
+
+/// The engine and the linker with every host import.
+struct Started {
+    engine: Engine,
+    linker: Linker<NodeHost>,
 }
 
 impl PreparedComponent {
     pub(super) fn pre(&self) -> &NodePre<NodeHost> {
         &self.pre
     }
+
+    pub(super) fn engine(&self) -> &Engine {
+        self.pre.instance_pre().engine()
+    }
 }
 
-impl Sandbox {
-    pub fn new(config: &SandboxConfig, cache: CompileCache) -> Result<Self, SandboxError> {
+impl Started {
+    fn new(config: &SandboxConfig) -> Result<Self, SandboxError> {
         let engine = new_engine(config).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         let link = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
@@ -73,13 +86,33 @@ impl Sandbox {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
         capabilities::link(&mut linker).map_err(link)?;
         start_epoch_ticker(&engine);
-        Ok(Self {
-            engine,
-            linker,
+        Ok(Self { engine, linker })
+    }
+}
+
+impl Sandbox {
+    /// A sandbox with its engine started: a server's first request does not pay for it, and a
+    /// machine that cannot start it is told at once.
+    pub fn new(config: &SandboxConfig, cache: CompileCache) -> Result<Self, SandboxError> {
+        let sandbox = Self::lazy(config, cache);
+        sandbox.started()?;
+        Ok(sandbox)
+    }
+
+    /// A sandbox whose engine starts with the first component prepared, for a single run
+    /// (`kettle run`), whose agent may have none.
+    pub fn lazy(config: &SandboxConfig, cache: CompileCache) -> Self {
+        Self {
+            config: config.clone(),
+            started: OnceCell::new(),
             cache,
             precompiled: PrecompiledSettings::default(),
             slots: ExecutionSlots::new(config.max_concurrent_instances),
-        })
+        }
+    }
+
+    fn started(&self) -> Result<&Started, SandboxError> {
+        self.started.get_or_try_init(|| Started::new(&self.config))
     }
 
     /// The same sandbox, looking for precompiled components as `settings` say.
@@ -92,8 +125,9 @@ impl Sandbox {
         &self.precompiled
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// The engine, started now if no component has started it yet.
+    pub fn engine(&self) -> Result<&Engine, SandboxError> {
+        Ok(&self.started()?.engine)
     }
 
     pub fn cache(&self) -> &CompileCache {
@@ -134,8 +168,8 @@ impl Sandbox {
             path: path.into(),
             message: format!("{e:#}"),
         };
-        let pre =
-            NodePre::new(self.linker.instantiate_pre(&component).map_err(link)?).map_err(link)?;
+        let linker = &self.started()?.linker;
+        let pre = NodePre::new(linker.instantiate_pre(&component).map_err(link)?).map_err(link)?;
         // wasmtime has just parsed it, so this cannot fail for a component that got here.
         let shape = PoolShape::of(&wasm).map_err(|e| SandboxError::Compile {
             path: path.into(),
@@ -156,7 +190,7 @@ impl Sandbox {
         wasm: &[u8],
     ) -> Result<(wasmtime::component::Component, LoadOutcome), SandboxError> {
         self.cache
-            .load(&self.engine, wasm)
+            .load(self.engine()?, wasm)
             .map_err(|e| SandboxError::Compile {
                 path: path.into(),
                 message: format!("{e:#}"),
@@ -190,9 +224,11 @@ impl Sandbox {
         // SAFETY: deserializing trusts the file to be wasmtime's own output: it is read from
         // the manifest's folder, which the operator chose and trusts like the `kettle` binary
         // itself (README, "Edge"); wasmtime still checks its header, version and settings.
-        let component =
-            unsafe { wasmtime::component::Component::deserialize_file(&self.engine, &found.cwasm) }
-                .map_err(failed)?;
+        let ready = self.started()?;
+        let component = unsafe {
+            wasmtime::component::Component::deserialize_file(&ready.engine, &found.cwasm)
+        }
+        .map_err(failed)?;
         let load = LoadOutcome::Precompiled {
             took: started.elapsed(),
         };
@@ -201,7 +237,7 @@ impl Sandbox {
             message: format!("{e:#}"),
         };
         let pre =
-            NodePre::new(self.linker.instantiate_pre(&component).map_err(link)?).map_err(link)?;
+            NodePre::new(ready.linker.instantiate_pre(&component).map_err(link)?).map_err(link)?;
         Ok(PreparedComponent {
             path: path.into(),
             load,
@@ -218,7 +254,7 @@ impl Sandbox {
         invocation: NodeInvocation,
     ) -> Result<NodeOutput, NodeFailure> {
         let _slots = self.slots.acquire(component.shape).await;
-        super::execute::execute(&self.engine, &component.pre, invocation).await
+        super::execute::execute(component.engine(), &component.pre, invocation).await
     }
 }
 
@@ -244,3 +280,25 @@ fn start_epoch_ticker(engine: &Engine) {
 
 /// How often running guest code yields.
 pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lazy_sandbox_starts_its_engine_when_first_needed() {
+        let cache = tempfile::tempdir().expect("cache dir");
+        let config = SandboxConfig {
+            max_concurrent_instances: 4,
+            ..SandboxConfig::default()
+        };
+        let sandbox = Sandbox::lazy(&config, CompileCache::new(cache.path()));
+        assert!(sandbox.started.get().is_none(), "nothing started yet");
+        let engine = sandbox.engine().expect("the engine starts").clone();
+        assert!(sandbox.started.get().is_some());
+        let again = sandbox.engine().expect("started");
+        assert!(Engine::same(&engine, again), "started once");
+        let missing = sandbox.prepare(&cache.path().join("none.wasm"));
+        assert!(matches!(missing, Err(SandboxError::Read { .. })));
+    }
+}

@@ -87,7 +87,13 @@ impl Sandbox {
             None => {
                 let slots = self.slots.acquire(component.shape).await;
                 let node_name = context.node_name.clone();
-                match new_store(self.engine(), node_name, capabilities, &limits, &grants) {
+                match new_store(
+                    component.engine(),
+                    node_name,
+                    capabilities,
+                    &limits,
+                    &grants,
+                ) {
                     Ok(store) => (store, None, slots, Forwarded::default()),
                     Err(failure) => return (Err(failure), None),
                 }

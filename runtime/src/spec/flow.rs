@@ -201,7 +201,7 @@ pub struct ExpressionRun {
 impl ExpressionRun {
     /// The expression form of a `run:` value, if it is one.
     pub fn from_run(run: &Value) -> Option<Self> {
-        serde_json::from_value::<Self>(run.clone())
+        Self::deserialize(run)
             .ok()
             .filter(|e| e.kind == "expression")
     }

@@ -78,7 +78,12 @@ pub fn load_file(path: &Path) -> Result<LoadedSpec, SpecErrors> {
 /// Parses and types the agent file at `path`; its type errors and structural problems are
 /// reported by [`check`].
 pub fn parse_file(path: &Path) -> Result<LoadedSpec, SpecErrors> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
+    parse_str(&read_source(path)?, path)
+}
+
+/// The text of the agent file at `path`.
+pub fn read_source(path: &Path) -> Result<String, SpecErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
         SpecErrors(vec![SpecError {
             file: path.to_path_buf(),
             line: 0,
@@ -88,16 +93,31 @@ pub fn parse_file(path: &Path) -> Result<LoadedSpec, SpecErrors> {
                 "check the path; `kettle run examples/hello/agent.yaml` runs the demo".into(),
             ),
         }])
-    })?;
-    parse_str(&source, path)
+    })
 }
 
 /// Parses and types agent YAML `source`, as if read from `path`. Touches no file. Only a
 /// file that is not YAML fails here; type errors are kept in the result, located, and
 /// reported by [`check`] with the structural problems.
 pub fn parse_str(source: &str, path: &Path) -> Result<LoadedSpec, SpecErrors> {
-    let tree: serde_json::Value = yaml::from_str(source)
-        .map_err(|e| SpecErrors(vec![yaml_error(path, &e, &Locator::new(source))]))?;
+    Ok(from_tree(parse_tree(source, path)?, source, path))
+}
+
+/// How [`parse_tree`] reads YAML: the parser and its settings. A tree kept from an earlier
+/// parse (the engine's parsed-agent cache) is only reused by a Kettle whose reading is the same.
+pub const TREE_FORMAT: &str = concat!(
+    "serde-saphyr 2.2; strict booleans; leading-zero and underscored numbers as text; kettle ",
+    env!("CARGO_PKG_VERSION")
+);
+
+/// The first step of [`parse_str`]: the YAML `source` as a value tree, untyped.
+pub fn parse_tree(source: &str, path: &Path) -> Result<serde_json::Value, SpecErrors> {
+    yaml::from_str(source)
+        .map_err(|e| SpecErrors(vec![yaml_error(path, &e, &Locator::new(source))]))
+}
+
+/// The second step of [`parse_str`]: types `tree`, the [`parse_tree`] of `source`.
+pub fn from_tree(tree: serde_json::Value, source: &str, path: &Path) -> LoadedSpec {
     let mut mistakes = Vec::new();
     let mut spec = typing::type_agent(tree, &mut mistakes);
     if spec.name.trim().is_empty() {
@@ -137,7 +157,7 @@ pub fn parse_str(source: &str, path: &Path) -> Result<LoadedSpec, SpecErrors> {
             error
         })
         .collect();
-    Ok(loaded)
+    loaded
 }
 
 /// A parse error, prefixed with the path of the place it concerns (`nodes[0]: unknown field`).

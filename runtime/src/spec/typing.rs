@@ -148,6 +148,10 @@ pub fn lenient<T: DeserializeOwned>(
     at: &str,
     mistakes: &mut Vec<Mistake>,
 ) -> Option<T> {
+    // Most files type at once: that costs no path tracking.
+    if let Ok(typed) = T::deserialize(&value) {
+        return Some(typed);
+    }
     let mut failed_at: Vec<String> = Vec::new();
     // A required key taken out for a bad value is not reported again as missing.
     let mut taken: Vec<String> = Vec::new();

@@ -15,7 +15,8 @@ use serde_saphyr::{Error, Location, Options};
 pub type Position = (usize, usize);
 
 /// How the file is read: as serde_yaml read it, YAML 1.2 booleans only (`yes` is text), and
-/// `0755` or `1_000` kept as text where the type is open (`variables:`, `config:`).
+/// `0755` or `1_000` kept as text where the type is open (`variables:`, `config:`). Change
+/// `load::TREE_FORMAT` with them: parsed trees kept by the engine are named by it.
 pub fn options() -> Options {
     serde_saphyr::options! {
         with_snippet: false,

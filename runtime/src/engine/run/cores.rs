@@ -69,25 +69,30 @@ impl NodeTasks {
         ParallelGroup(&self.groups)
     }
 
-    /// Runs one execution of `component` as a task of the current runtime.
-    pub async fn execute(
+    /// Runs one execution of `component` as a task of the current runtime. What is made of
+    /// the state before (`invocation`) and of the output after (`finish`) runs in that task
+    /// too: encoding and decoding large states is CPU work, which then uses every core.
+    pub async fn execute<T: Send + 'static>(
         &self,
         component: &Arc<PreparedComponent>,
         instance: Instance,
-        invocation: NodeInvocation,
-    ) -> Result<NodeOutput, NodeFailure> {
+        invocation: impl FnOnce() -> NodeInvocation + Send + 'static,
+        finish: impl FnOnce(NodeOutput) -> T + Send + 'static,
+    ) -> Result<T, NodeFailure> {
         let sandbox = self.sandbox.clone();
         let instances = self.instances.clone();
         let component = component.clone();
         let execution = async move {
-            match instance {
+            let invocation = invocation();
+            let output = match instance {
                 Instance::Fresh => sandbox.execute(&component, invocation).await,
                 Instance::Kept(key) => {
                     sandbox
                         .execute_in_run(&instances, key, &component, invocation)
                         .await
                 }
-            }
+            }?;
+            Ok(finish(output))
         };
         let in_flight = InFlight::enter(&self.in_flight);
         if in_flight.alone && self.groups.load(Ordering::SeqCst) == 0 {

@@ -6,7 +6,7 @@ use super::cores::Instance;
 use super::node::parse_update;
 use crate::engine::error::RunError;
 use crate::graph::InlineAction;
-use crate::sandbox::NodeInvocation;
+use crate::sandbox::{NodeInvocation, NodeOutput};
 use crate::telemetry::SpanHandle;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -70,14 +70,18 @@ impl Run<'_> {
         } else {
             Instance::Kept(inline.interpreter)
         };
-        let executed = self.tasks.execute(interpreter, instance, invocation).await;
-        let output = executed.map_err(|failure| {
+        let named = node.to_string();
+        let finish = move |output: NodeOutput| parse_update(&named, &output.update);
+        let executed = self
+            .tasks
+            .execute(interpreter, instance, move || invocation, finish)
+            .await;
+        executed.map_err(|failure| {
             RunError::node(
                 node,
                 &failure.kind(),
                 format!("{} inline code: {failure}", inline.language),
             )
-        })?;
-        parse_update(node, &output.update)
+        })?
     }
 }

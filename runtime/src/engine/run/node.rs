@@ -10,7 +10,7 @@ use crate::capabilities::{LlmQuota, NodeSetup};
 use crate::engine::error::RunError;
 use crate::engine::events::NodeEvent;
 use crate::graph::{Action, LlmAction, NodeKind, Output, template};
-use crate::sandbox::{NodeInvocation, NodeLimits, raise_hint};
+use crate::sandbox::{NodeInvocation, NodeLimits, NodeOutput, raise_hint};
 use crate::telemetry::{SpanGuard, SpanHandle};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
@@ -216,22 +216,26 @@ impl Run<'_> {
         let capabilities = self
             .capabilities
             .prepare(&self.node_setup(node, span, &limits));
-        let invocation = NodeInvocation {
-            run_id: self.run_id.to_string(),
-            node_name: node.to_string(),
+        let run_id = self.run_id.to_string();
+        let node_name = node.to_string();
+        let grants = self.agent.policy(node).grants.clone();
+        let state = state.clone();
+        let invocation = move || NodeInvocation {
+            run_id,
+            node_name,
             attempt,
             config,
-            state: Value::Object(state.clone()).to_string(),
+            state: Value::Object(state).to_string(),
             capabilities,
-            grants: self.agent.policy(node).grants.clone(),
+            grants,
             limits,
         };
-        let output = self
-            .tasks
-            .execute(component, Instance::Fresh, invocation)
+        let named = node.to_string();
+        let finish = move |output: NodeOutput| parse_update(&named, &output.update);
+        self.tasks
+            .execute(component, Instance::Fresh, invocation, finish)
             .await
-            .map_err(|failure| RunError::node(node, &failure.kind(), failure.to_string()))?;
-        parse_update(node, &output.update)
+            .map_err(|failure| RunError::node(node, &failure.kind(), failure.to_string()))?
     }
 
     #[allow(clippy::too_many_arguments)]
