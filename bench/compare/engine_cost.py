@@ -8,12 +8,17 @@ for TEA and LangGraph and 2,002 for Kettle, whose nodes cost a few microseconds:
 that is under a millisecond, less than the noise of a process's wall time here. Start-up is the
 wall time of a one-node agent. The same YAML file runs in Kettle and in TEA.
 
+Kettle runs with its caches warm, as every run after an agent's first: components compiled, and
+the agent file's parsed tree kept. One more row runs the expression chains with an empty cache
+folder of their own, emptied before every run: an agent's first load.
+
 Usage: python3 engine_cost.py --kettle PATH --langgraph-python PATH --tea PATH [--runs N]
 """
 
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -48,8 +53,11 @@ def chain_yaml(kind: str, nodes: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def timed(command, env=None):
-    """Wall seconds and stdout of one process; exits on failure, saying what failed."""
+def timed(command, env=None, before=None):
+    """Wall seconds and stdout of one process (after `before`, untimed); exits on failure, saying
+    what failed."""
+    if before:
+        before()
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
@@ -74,25 +82,46 @@ def final_n(stdout: str):
         return None
 
 
+def floor_line(criterion, component_seconds):
+    """Kettle's component node in a whole run against the pooled floor (`bare_wasmtime`: the same
+    engine configuration, instantiate + call of the Rust echo node over 1 KB), as measured by the
+    runtime benchmarks."""
+    estimates = criterion / "bare_wasmtime" / "rust_echo" / "1KB" / "new" / "estimates.json" if criterion else None
+    if not estimates or not estimates.is_file():
+        return "- component node against the pooled floor: not measured here (run bench/runtime.sh first)"
+    floor = json.loads(estimates.read_text())["median"]["point_estimate"] / 1e9
+    return (f"- component node in a whole run / the pooled floor's instantiate + call ({floor * 1e6:.1f} µs, "
+            f"`bare_wasmtime` rust_echo/1KB of the runtime section): {component_seconds / floor:.2f}× (goal ≤ 1.5×)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kettle", required=True)
     parser.add_argument("--langgraph-python", required=True)
     parser.add_argument("--tea", required=True, help="TEA's `tea` command from its venv")
     parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--criterion", type=Path, help="criterion's results of bench/runtime.sh, for the pooled floor")
     parser.add_argument("--command", default="bench/compare/engine_cost.py")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="kettle-engine-cost-"))
     trace_off = {**os.environ, "OTEL_SDK_DISABLED": "true"}
+    # The first-load row: a cache folder of its own, emptied before each run (untimed). Expression
+    # nodes need nothing else from the cache.
+    cold_cache = work / "cold-cache"
+    envs = {("kettle", "expression-cold"): {**trace_off, "KETTLE_CACHE_DIR": str(cold_cache)}}
+    before = {("kettle", "expression-cold"): lambda: shutil.rmtree(cold_cache, ignore_errors=True)}
     cases = {}  # (framework, kind) -> {length: command}
     for kind in ("expression", "inline-python", "component"):
         for n in sorted(set(LENGTHS) | set(KETTLE_LENGTHS)):
             path = work / f"{kind}-{n}.yaml"
             path.write_text(chain_yaml(kind, n))
             if n in KETTLE_LENGTHS:
-                cases.setdefault(("kettle", kind), {})[n] = [args.kettle, "run", str(path), "--quiet", "--no-trace",
-                                                             "--max-steps", str(n + 10), "--input", '{"n": 0}']
+                command = [args.kettle, "run", str(path), "--quiet", "--no-trace", "--max-steps", str(n + 10),
+                           "--input", '{"n": 0}']
+                cases.setdefault(("kettle", kind), {})[n] = command
+                if kind == "expression":
+                    cases.setdefault(("kettle", "expression-cold"), {})[n] = command
             if kind != "component" and n in LENGTHS:
                 cases.setdefault(("tea", kind), {})[n] = [args.tea, "run", str(path), "--input", '{"n": 0}']
     for n in LENGTHS:
@@ -101,7 +130,8 @@ def main():
     # One unmeasured round: compiles Kettle's components, fills the OS caches, checks every answer.
     for (framework, kind), by_length in cases.items():
         for n, command in by_length.items():
-            _, out = timed(command, trace_off)
+            key = (framework, kind)
+            _, out = timed(command, envs.get(key, trace_off), before.get(key))
             expected = n
             if framework != "tea" and final_n(out) != expected:
                 sys.exit(f"{framework} {kind} chain of {n}: final n is {final_n(out)!r}, expected {expected}")
@@ -110,7 +140,7 @@ def main():
     for i in range(args.runs):
         for key in order if i % 2 == 0 else reversed(order):
             for n, command in cases[key].items():
-                walls[key][n].append(timed(command, trace_off)[0])
+                walls[key][n].append(timed(command, envs.get(key, trace_off), before.get(key))[0])
 
     medians = {key: {n: statistics.median(v) for n, v in by_length.items()} for key, by_length in walls.items()}
     longest = {key: max(m) for key, m in medians.items()}
@@ -122,6 +152,7 @@ def main():
 
     names = {
         ("kettle", "expression"): "Kettle, expression node",
+        ("kettle", "expression-cold"): "Kettle, expression node, the agent's first load (no parsed tree kept)",
         ("kettle", "component"): "Kettle, Rust component node (sandboxed, fresh instance)",
         ("kettle", "inline-python"): "Kettle, inline Python (sandboxed, one interpreter per run)",
         ("tea", "expression"): "TEA-Python, expression node",
@@ -135,7 +166,9 @@ def main():
         "adds one to a counter; Kettle's component node is the Rust component bench/compare/kettle/count),",
         "the same YAML file for",
         "Kettle and TEA, a LangGraph `StateGraph` of Python functions for LangGraph; Kettle with",
-        f"`--no-trace`. {args.runs} rounds, alternating the frameworks; medians.",
+        f"`--no-trace`. {args.runs} rounds, alternating the frameworks; medians. Kettle's caches are warm, as for",
+        "every run after an agent's first (components compiled, the agent file's parsed tree kept); the row",
+        "\"first load\" removes the parsed tree before every run.",
         "Per node = (tN − t2) / (N − 2), N the longer chain (Kettle's nodes cost a few µs: over 200 nodes",
         "that is less than the noise of a process's wall time here); start-up = the whole process for a",
         "one-node agent.",
@@ -155,8 +188,10 @@ def main():
         f"- inline Python, TEA unsandboxed / Kettle sandboxed: {ratio(('kettle', 'inline-python'), ('tea', 'inline-python')):.1f}×",
         f"- component node, TEA inline Python / Kettle: {ratio(('kettle', 'component'), ('tea', 'inline-python')):.1f}× (goal ≥ 13×)",
         f"- component node, LangGraph function / Kettle: {ratio(('kettle', 'component'), ('langgraph', 'function')):.1f}× (goal ≥ 40×)",
+        f"- expression node at its first load, TEA / Kettle: {ratio(('kettle', 'expression-cold'), ('tea', 'expression')):.1f}×",
         f"- start-up, TEA / Kettle: {startup[('tea', 'expression')] / startup[('kettle', 'expression')]:.0f}× (goal ≥ 100×); "
         f"LangGraph / Kettle: {startup[('langgraph', 'function')] / startup[('kettle', 'expression')]:.0f}×",
+        floor_line(args.criterion, per_node[("kettle", "component")]),
         "",
         "Machine and versions:",
         "",

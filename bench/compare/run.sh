@@ -32,6 +32,6 @@ echo "bench: building kettle (release)" >&2
 (cd "$repo" && cargo build --release -p kettle-cli --quiet)
 target="${CARGO_TARGET_DIR:-$repo/target}"
 python3 "$here/engine_cost.py" --kettle "$target/release/kettle" --langgraph-python "$venv/bin/python" \
-  --tea "$tea_venv/bin/tea" --command "bench/compare/run.sh${*:+ $*}"
+  --tea "$tea_venv/bin/tea" --criterion "$target/criterion" --command "bench/compare/run.sh${*:+ $*}"
 exec python3 "$here/compare.py" --kettle "$target/release/kettle" --python "$venv/bin/python" \
   --command "bench/compare/run.sh${*:+ $*}" "$@"
