@@ -66,9 +66,28 @@ fn keep(kept: &Path, tree: &serde_json::Value) -> std::io::Result<()> {
     {
         return Ok(());
     }
-    std::fs::write(&partial, bytes)?;
+    write_private(&partial, &bytes)?;
     std::fs::rename(&partial, kept)?;
     trim(folder)
+}
+
+/// The tree holds all the agent file says, secrets written in it included: only its owner
+/// may read it.
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
 }
 
 /// How many parsed agents are kept: each edit of a file is a new tree.
@@ -112,6 +131,12 @@ mod tests {
         let first = parse_file(&path, Some(&cache)).expect("parses and keeps");
         let kept = kept_tree(&cache, AGENT);
         assert!(kept.is_file(), "the tree is kept at {}", kept.display());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&kept).expect("kept").permissions().mode();
+            assert_eq!(mode & 0o077, 0, "only its owner reads it: {mode:o}");
+        }
         let second = parse_file(&path, Some(&cache)).expect("loads the kept tree");
         for loaded in [&first, &second] {
             assert_eq!(format!("{:?}", loaded.spec), format!("{:?}", fresh.spec));
