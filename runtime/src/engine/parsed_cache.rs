@@ -66,8 +66,12 @@ fn keep(kept: &Path, tree: &serde_json::Value) -> std::io::Result<()> {
     {
         return Ok(());
     }
-    write_private(&partial, &bytes)?;
-    std::fs::rename(&partial, kept)?;
+    if let Err(error) =
+        write_private(&partial, &bytes).and_then(|()| std::fs::rename(&partial, kept))
+    {
+        let _ = std::fs::remove_file(&partial);
+        return Err(error);
+    }
     trim(folder)
 }
 
