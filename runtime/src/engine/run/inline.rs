@@ -3,10 +3,10 @@
 
 use super::Run;
 use super::cores::Instance;
-use super::node::parse_update;
+use super::node::update_of;
 use crate::engine::error::RunError;
 use crate::graph::InlineAction;
-use crate::sandbox::{NodeInvocation, NodeOutput};
+use crate::sandbox::NodeInvocation;
 use crate::telemetry::SpanHandle;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -70,11 +70,9 @@ impl Run<'_> {
         } else {
             Instance::Kept(inline.interpreter)
         };
-        let named = node.to_string();
-        let finish = move |output: NodeOutput| parse_update(&named, &output.update);
         let executed = self
             .tasks
-            .execute(interpreter, instance, move || invocation, finish)
+            .execute(interpreter, instance, move || invocation, update_of(node))
             .await;
         executed.map_err(|failure| {
             RunError::node(

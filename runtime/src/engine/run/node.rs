@@ -230,10 +230,8 @@ impl Run<'_> {
             grants,
             limits,
         };
-        let named = node.to_string();
-        let finish = move |output: NodeOutput| parse_update(&named, &output.update);
         self.tasks
-            .execute(component, Instance::Fresh, invocation, finish)
+            .execute(component, Instance::Fresh, invocation, update_of(node))
             .await
             .map_err(|failure| RunError::node(node, &failure.kind(), failure.to_string()))?
     }
@@ -346,6 +344,14 @@ pub(super) fn error_route(
         target,
         serde_json::json!({ "node": node, "kind": kind, "message": message }),
     ))
+}
+
+/// [`parse_update`] of node `node`'s output, to run in its execution's task.
+pub(super) fn update_of(
+    node: &str,
+) -> impl FnOnce(NodeOutput) -> Result<Map<String, Value>, RunError> + Send + 'static {
+    let node = node.to_string();
+    move |output| parse_update(&node, &output.update)
 }
 
 /// A node's output as a state update: a JSON object.
