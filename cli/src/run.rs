@@ -18,7 +18,7 @@ use kettle::telemetry::{
     resolve,
 };
 use serde_json::{Map, Value};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -295,7 +295,13 @@ fn write_state(state: &Map<String, Value>, output: Option<&std::path::Path>) {
             ),
         }
     }
-    println!("{state}");
+    // A reader that stops early (`kettle run … | head`) is not an error of the run.
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{state}").and_then(|()| stdout.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("kettle: cannot write the final state to stdout: {e}");
+    }
 }
 
 fn read_input(args: &RunArgs) -> Result<Map<String, Value>, String> {

@@ -209,3 +209,22 @@ fn input_file_and_output_file() {
         "[mock] Write a three-point outline about kettles."
     );
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error_of_the_run() {
+    // `kettle run … | head -c 0`: the state's reader is gone before the state is written.
+    let scratch = Scratch::new();
+    let mut child = scratch
+        .run_command(&hello())
+        .args(["--input", r#"{"topic": "pipes"}"#])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kettle starts");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("kettle ends");
+    let errors = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{errors}");
+    assert!(!errors.contains("panicked"), "{errors}");
+    assert_whole_trace(&scratch.only_trace());
+}
