@@ -12,6 +12,7 @@ use crate::spec::{
 };
 use crate::telemetry::{DEFAULT_MAX_SPANS_PER_RUN, TraceSettings};
 use kettle_build::{BuildError, BuildOptions, Language, NodeReady, build_interpreter, ready_node};
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use std::time::Duration;
 pub struct Agent {
     pub name: String,
     /// Per node name: limits, grants, failure policy.
-    pub policies: HashMap<String, NodePolicy>,
+    pub policies: FxHashMap<String, NodePolicy>,
     /// `settings.limits`: the default limits of every node.
     pub default_limits: Option<LimitsSpec>,
     /// `settings.budget`.
@@ -49,7 +50,7 @@ pub struct Agent {
     /// The nodes the run stops before and after (`settings.interrupt_*`, node
     /// `interrupt_*: true`, and TEA's `config.interrupt_*`).
     pub interrupts: Interrupts,
-    components: HashMap<usize, Arc<PreparedComponent>>,
+    components: FxHashMap<usize, Arc<PreparedComponent>>,
     /// Per component source key (`source_key`): the `.wasm` file it was prepared from.
     component_files: Vec<(String, PathBuf)>,
     /// Per component id run from source (a Python folder in the Python interpreter): the
@@ -377,14 +378,14 @@ async fn load(
     }
     let interrupts = Interrupts::from_spec(&loaded).map_err(SpecErrors)?;
 
-    let policies: HashMap<String, NodePolicy> = loaded
+    let policies: FxHashMap<String, NodePolicy> = loaded
         .spec
         .nodes
         .iter()
         .map(|node| (node.name.clone(), NodePolicy::from_spec(&loaded, node)))
         .collect();
     let mut prepared: HashMap<PathBuf, Arc<PreparedComponent>> = HashMap::new();
-    let mut components = HashMap::new();
+    let mut components = FxHashMap::default();
     let mut sources = HashMap::new();
     let mut component_files: Vec<(String, PathBuf)> = Vec::new();
     let mut listed: HashSet<String> = HashSet::new();

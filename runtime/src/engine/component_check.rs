@@ -5,6 +5,7 @@
 use crate::graph::{self, Graph};
 use crate::spec::{self, LoadedSpec, PathRef, SpecError, SpecErrors};
 use kettle_build::Language;
+use std::collections::HashSet;
 use std::path::Path;
 
 /// A `component:` that is neither a `.wasm` file nor a folder of a known language.
@@ -15,9 +16,15 @@ fn check_components(
     provided: &dyn Fn(&Path) -> bool,
 ) -> Vec<SpecError> {
     let mut errors = Vec::new();
+    // Many nodes may name one component: the disk is asked once per path.
+    let mut usable = HashSet::new();
     for reference in components {
         let path = loaded.resolve(&reference.path);
+        if usable.contains(&path) {
+            continue;
+        }
         if usable_component(&path) || provided(&path) {
+            usable.insert(path);
             continue;
         }
         let what = if path.exists() {

@@ -12,6 +12,7 @@ use crate::spec::{
 };
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 /// Parameters `uses: llm.call` (and `llm.stream`, `llm.tools`) accepts in `with:`.
 pub const LLM_CALL_PARAMS: &[&str] = &[
@@ -51,6 +52,7 @@ pub fn compile(loaded: &LoadedSpec) -> Result<Graph, SpecErrors> {
         errors: Vec::new(),
         components: Vec::new(),
         interpreters: HashMap::new(),
+        folders: HashMap::new(),
         fresh_instance: false,
     };
     let mut nodes = Vec::with_capacity(spec.nodes.len());
@@ -83,6 +85,9 @@ struct Compiler<'a> {
     components: Vec<(String, ComponentSource)>,
     /// The component id of each language's interpreter, once one node needs it.
     interpreters: HashMap<String, usize>,
+    /// Whether each component path named so far is a folder: asked of the disk once per path,
+    /// not once per node naming it.
+    folders: HashMap<PathBuf, bool>,
     /// The node being compiled asked for `isolation: node`.
     fresh_instance: bool,
 }
@@ -170,7 +175,11 @@ impl Compiler<'_> {
     fn action(&mut self, at: &str, owner: &str, view: ActionView<'_>) -> Action {
         if let Some(component) = view.component {
             let path = self.loaded.resolve(component);
-            let source = if path.is_dir() {
+            let is_folder = *self
+                .folders
+                .entry(path.clone())
+                .or_insert_with_key(|path| path.is_dir());
+            let source = if is_folder {
                 ComponentSource::Folder(path)
             } else {
                 ComponentSource::Wasm(path)

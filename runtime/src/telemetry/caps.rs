@@ -210,6 +210,79 @@ pub fn truncate_chars(text: &str, max: usize) -> String {
     }
 }
 
+/// `value` as JSON text cut to at most `max` characters, as [`truncate_chars`] would cut its
+/// whole text, without holding that whole text: a 100 KB state on a span costs its
+/// serialization, not a copy of the state, its text and a second pass over it.
+pub fn json_chars(value: &impl serde::Serialize, max: usize) -> String {
+    let mut text = CappedText::new(max);
+    if serde_json::to_writer(&mut text, value).is_err() {
+        // Maps with non-string keys cannot be JSON; no state or update is one.
+        return String::new();
+    }
+    text.finish()
+}
+
+/// A writer keeping the first `max` characters of what it is given and counting the rest.
+struct CappedText {
+    kept: Vec<u8>,
+    max: usize,
+    chars: usize,
+    more: usize,
+}
+
+impl CappedText {
+    fn new(max: usize) -> Self {
+        Self {
+            kept: Vec::new(),
+            max,
+            chars: 0,
+            more: 0,
+        }
+    }
+
+    fn finish(self) -> String {
+        // serde_json writes whole characters, so what is kept is UTF-8; lossy only in theory.
+        let kept = String::from_utf8(self.kept)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        if self.more == 0 {
+            kept
+        } else {
+            format!("{kept}…[{} more characters]", self.more)
+        }
+    }
+}
+
+/// Whether `byte` starts a UTF-8 character (is not a continuation byte).
+fn starts_char(byte: u8) -> bool {
+    (byte as i8) >= -0x40
+}
+
+impl std::io::Write for CappedText {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let mut rest = bytes;
+        if self.more == 0 {
+            let mut end = 0;
+            for &byte in rest {
+                if starts_char(byte) {
+                    if self.chars == self.max {
+                        break;
+                    }
+                    self.chars += 1;
+                }
+                end += 1;
+            }
+            self.kept.extend_from_slice(&rest[..end]);
+            rest = &rest[end..];
+        }
+        self.more += rest.iter().filter(|b| starts_char(**b)).count();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A guest attribute value cut to the per-value limit.
 pub fn cap_value(text: String) -> String {
     truncate_bytes(text, MAX_ATTRIBUTE_VALUE_BYTES)
@@ -218,6 +291,19 @@ pub fn cap_value(text: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_chars_cuts_as_truncate_chars_cuts_the_whole_text() {
+        let value = serde_json::json!({"a": "é".repeat(40), "b": [1, 2, "x\"y"], "c": "日本語"});
+        let whole = value.to_string();
+        for max in [0, 1, 5, 6, 7, 20, 44, 45, 60, whole.chars().count(), 10_000] {
+            assert_eq!(
+                json_chars(&value, max),
+                truncate_chars(&whole, max),
+                "max {max}"
+            );
+        }
+    }
 
     #[test]
     fn spans_and_bytes_stop_at_the_caps_and_overflow_is_reported_once() {

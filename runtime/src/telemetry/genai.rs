@@ -2,7 +2,7 @@
 //! attributes (agent, conversation, the run's input and output) and the `chat` span's request,
 //! response and (when captured) message attributes.
 
-use super::caps::truncate_chars;
+use super::caps::{json_chars, truncate_chars};
 use super::config::ContentPolicy;
 use super::semconv::*;
 use crate::llm::{ChatRequest, ChatResponse};
@@ -13,21 +13,11 @@ use serde_json::{Map, Value, json};
 const CONVERSATION_KEYS: &[&str] = &["conversation_id", "thread_id", "session_id"];
 
 /// Attributes of the root span, set when it starts.
-pub fn root_attributes(
-    agent: &str,
-    run_id: &str,
-    input: &Map<String, Value>,
-    content: ContentPolicy,
-) -> Vec<KeyValue> {
+pub fn root_attributes(agent: &str, run_id: &str, input: &Map<String, Value>) -> Vec<KeyValue> {
     let mut attributes = vec![
         KeyValue::new(GEN_AI_OPERATION_NAME, "invoke_agent"),
         KeyValue::new(GEN_AI_AGENT_NAME, agent.to_string()),
         KeyValue::new(super::RUN_ID_KEY, run_id.to_string()),
-        KeyValue::new(INPUT_MIME_TYPE, "application/json"),
-        KeyValue::new(
-            INPUT_VALUE,
-            truncate_chars(&Value::Object(input.clone()).to_string(), content.max_chars),
-        ),
     ];
     let conversation = CONVERSATION_KEYS
         .iter()
@@ -42,14 +32,20 @@ pub fn root_attributes(
     attributes
 }
 
+/// The run's input, for the root span once it is known to record: a state of megabytes costs
+/// its serialization only when the span is kept.
+pub fn root_input(input: &Map<String, Value>, content: ContentPolicy) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new(INPUT_MIME_TYPE, "application/json"),
+        KeyValue::new(INPUT_VALUE, json_chars(input, content.max_chars)),
+    ]
+}
+
 /// The run's final state, for the root span when it ends.
 pub fn root_output(state: &Map<String, Value>, content: ContentPolicy) -> Vec<KeyValue> {
     vec![
         KeyValue::new(OUTPUT_MIME_TYPE, "application/json"),
-        KeyValue::new(
-            OUTPUT_VALUE,
-            truncate_chars(&Value::Object(state.clone()).to_string(), content.max_chars),
-        ),
+        KeyValue::new(OUTPUT_VALUE, json_chars(state, content.max_chars)),
     ]
 }
 

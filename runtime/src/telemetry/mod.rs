@@ -25,7 +25,8 @@ mod spool;
 mod tree;
 
 pub use caps::{
-    NodeBudget, RunSpanBudget, SpanOwner, SpanTally, cap_value, host_owned, truncate_chars,
+    NodeBudget, RunSpanBudget, SpanOwner, SpanTally, cap_value, host_owned, json_chars,
+    truncate_chars,
 };
 pub use config::{
     ContentPolicy, Conventions, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_SPANS_PER_RUN,
@@ -33,7 +34,9 @@ pub use config::{
     OtlpTarget, SpanCaps, SpoolConfig, TelemetryConfig,
 };
 pub use delivery::RunDelivery;
-pub use genai::{chat_request_attributes, chat_response_attributes, root_attributes, root_output};
+pub use genai::{
+    chat_request_attributes, chat_response_attributes, root_attributes, root_input, root_output,
+};
 pub use jsonl::JsonlExporter;
 pub use propagation::{TraceparentError, parse_traceparent};
 pub use provider::{Delivery, Telemetry, TelemetryError};

@@ -75,11 +75,7 @@ impl Telemetry {
             .with_service_name(config.service_name.clone())
             .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
             .build();
-        let sampler = if config.sample_ratio >= 1.0 {
-            Sampler::ParentBased(Box::new(Sampler::AlwaysOn))
-        } else {
-            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(config.sample_ratio)))
-        };
+        let sampler = sampler(config);
         let mut lanes = Vec::new();
         let mut file = None;
         let mut console = None;
@@ -175,13 +171,12 @@ impl Telemetry {
         mime: &'static str,
         value: &Map<String, Value>,
     ) {
-        if !(self.content.capture && self.conventions.openinference()) {
+        if !(self.content.capture && self.conventions.openinference() && span.is_recording()) {
             return;
         }
-        let text = Value::Object(value.clone()).to_string();
         span.set_attribute(KeyValue::new(
             key,
-            super::truncate_chars(&text, self.content.max_chars),
+            super::json_chars(value, self.content.max_chars),
         ));
         span.set_attribute(KeyValue::new(mime, "application/json"));
     }
@@ -290,5 +285,40 @@ impl Telemetry {
             ));
         }
         warnings
+    }
+}
+
+/// Spans are recorded as `sample_ratio` and the caller's sampling say, unless no exporter
+/// would receive them (`--no-trace`): then none is, and a run pays nothing for its spans but
+/// their ids, which it still has and propagates (marked not sampled).
+fn sampler(config: &TelemetryConfig) -> Sampler {
+    if config.exporters.is_empty() {
+        Sampler::AlwaysOff
+    } else if config.sample_ratio >= 1.0 {
+        Sampler::ParentBased(Box::new(Sampler::AlwaysOn))
+    } else {
+        Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(config.sample_ratio)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::SpanHandle;
+    use opentelemetry::trace::TraceId;
+
+    #[test]
+    fn with_no_exporter_spans_are_not_recorded_but_keep_their_ids() {
+        let telemetry =
+            Telemetry::new(&TelemetryConfig::with_exporters(Vec::new())).expect("telemetry");
+        let root = SpanHandle::root(telemetry.tracer(), "run".into(), "r1", Vec::new(), None);
+        assert!(!root.is_recording());
+        assert_ne!(root.trace_id(), TraceId::INVALID);
+        let traces = tempfile::tempdir().expect("temp dir");
+        let file =
+            TelemetryConfig::with_exporters(vec![ExporterKind::File(traces.path().to_path_buf())]);
+        let telemetry = Telemetry::new(&file).expect("telemetry");
+        let root = SpanHandle::root(telemetry.tracer(), "run".into(), "r1", Vec::new(), None);
+        assert!(root.is_recording());
     }
 }

@@ -25,7 +25,9 @@ use crate::capabilities::{RunCapabilities, RunSetup};
 use crate::checkpoint::{Checkpoint, CheckpointStore, RunRecord, RunStatus, now_ms};
 use crate::sandbox::Sandbox;
 use crate::spec::LimitsSpec;
-use crate::telemetry::{SpanGuard, SpanHandle, Telemetry, root_attributes, root_output};
+use crate::telemetry::{
+    SpanGuard, SpanHandle, Telemetry, root_attributes, root_input, root_output,
+};
 use durable::DurableRun;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanContext;
@@ -150,7 +152,7 @@ impl Runtime {
                 started,
             );
         }
-        let mut attributes = root_attributes(&agent.name, &run_id, &input, content);
+        let mut attributes = root_attributes(&agent.name, &run_id, &input);
         if let Some(checkpoint) = resume {
             attributes.push(KeyValue::new(
                 "kettle.run.resumed_from",
@@ -164,6 +166,11 @@ impl Runtime {
             attributes,
             original_root.clone().or_else(|| options.parent.clone()),
         );
+        if root.is_recording() {
+            for attribute in root_input(&input, content) {
+                root.set_attribute(attribute);
+            }
+        }
         let trace_id = root.trace_id();
         let traceparent = root
             .trace_headers()
@@ -252,8 +259,10 @@ impl Runtime {
         }
         let nodes_run = run.steps.load(Ordering::Relaxed);
 
-        for attribute in root_output(&state, content) {
-            root.set_attribute(attribute);
+        if root.is_recording() {
+            for attribute in root_output(&state, content) {
+                root.set_attribute(attribute);
+            }
         }
         let spans_refused = capabilities.trace.spans.refused();
         if spans_refused > 0 {
