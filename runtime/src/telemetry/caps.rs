@@ -202,12 +202,13 @@ pub fn truncate_bytes(text: String, max: usize) -> String {
 pub fn truncate_chars(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         None => text.to_string(),
-        Some((end, _)) => format!(
-            "{}…[{} more characters]",
-            &text[..end],
-            text[end..].chars().count()
-        ),
+        Some((end, _)) => with_cut_chars(&text[..end], text[end..].chars().count()),
     }
+}
+
+/// What was kept of a text, and how many characters were cut after it.
+fn with_cut_chars(kept: &str, cut: usize) -> String {
+    format!("{kept}…[{cut} more characters]")
 }
 
 /// `value` as JSON text cut to at most `max` characters, as [`truncate_chars`] would cut its
@@ -247,7 +248,7 @@ impl CappedText {
         if self.more == 0 {
             kept
         } else {
-            format!("{kept}…[{} more characters]", self.more)
+            with_cut_chars(&kept, self.more)
         }
     }
 }
