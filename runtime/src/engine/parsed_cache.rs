@@ -2,7 +2,7 @@
 //! cache directory as JSON, named by the SHA-256 of the file's text and of how it was read
 //! ([`spec::TREE_FORMAT`]). Reading YAML with positions is most of what loading a large agent
 //! costs; reading the kept JSON is a small part of it. Typing, checks and the graph are done on
-//! every load, from the tree, exactly as after a fresh parse.
+//! every load, from the kept JSON, to exactly what a fresh parse gives.
 
 use crate::spec::{self, LoadedSpec, SpecErrors};
 use sha2::{Digest, Sha256};
@@ -21,11 +21,11 @@ pub(crate) fn parse_file(path: &Path, cache_dir: Option<&Path>) -> Result<Loaded
         return spec::parse_str(&source, path);
     };
     let kept = kept_tree(cache_dir, &source);
-    if let Some(tree) = std::fs::read(&kept)
+    if let Some(loaded) = std::fs::read_to_string(&kept)
         .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .and_then(|json| spec::from_tree_json(&json, &source, path).ok())
     {
-        return Ok(spec::from_tree(tree, &source, path));
+        return Ok(loaded);
     }
     let tree = spec::parse_tree(&source, path)?;
     if let Err(error) = keep(&kept, &tree) {

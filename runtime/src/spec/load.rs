@@ -119,7 +119,26 @@ pub fn parse_tree(source: &str, path: &Path) -> Result<serde_json::Value, SpecEr
 /// The second step of [`parse_str`]: types `tree`, the [`parse_tree`] of `source`.
 pub fn from_tree(tree: serde_json::Value, source: &str, path: &Path) -> LoadedSpec {
     let mut mistakes = Vec::new();
-    let mut spec = typing::type_agent(tree, &mut mistakes);
+    let spec = typing::type_agent(tree, &mut mistakes);
+    loaded(spec, mistakes, source, path)
+}
+
+/// [`from_tree`] of the tree written as JSON (`serde_json::to_string` of a [`parse_tree`]),
+/// to the same result, faster than reading the JSON into a tree first. Fails only on text that
+/// is not a JSON mapping.
+pub fn from_tree_json(json: &str, source: &str, path: &Path) -> serde_json::Result<LoadedSpec> {
+    let mut mistakes = Vec::new();
+    let spec = typing::type_agent_json(json, &mut mistakes)?;
+    Ok(loaded(spec, mistakes, source, path))
+}
+
+/// The loaded file, once typed: its typing mistakes located in `source`.
+fn loaded(
+    mut spec: AgentSpec,
+    mistakes: Vec<typing::Mistake>,
+    source: &str,
+    path: &Path,
+) -> LoadedSpec {
     if spec.name.trim().is_empty() {
         // TEA's `name:` is optional: the agent is named after its file.
         spec.name = path
@@ -186,5 +205,53 @@ fn yaml_error(path: &Path, error: &serde_saphyr::Error, locator: &Locator) -> Sp
         column,
         message,
         hint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The agents of this repository load from their tree's JSON text (the engine's kept tree)
+    /// exactly as from the tree.
+    #[test]
+    fn the_examples_load_alike_from_the_tree_and_from_its_json() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        for folder in ["examples", "tests/e2e/tea_corpus"] {
+            let Ok(entries) = std::fs::read_dir(root.join(folder)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    files.extend(
+                        std::fs::read_dir(&path)
+                            .into_iter()
+                            .flatten()
+                            .flatten()
+                            .map(|e| e.path()),
+                    );
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        files.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
+        assert!(files.len() >= 5, "{files:?}");
+        for file in files {
+            let source = std::fs::read_to_string(&file).expect("readable example");
+            let tree = parse_tree(&source, &file).expect("an example parses");
+            let json = tree.to_string();
+            let from_tree = from_tree(tree, &source, &file);
+            let from_json = from_tree_json(&json, &source, &file).expect("a JSON mapping");
+            assert_eq!(
+                format!("{:?}", from_json.spec),
+                format!("{:?}", from_tree.spec),
+                "{}",
+                file.display()
+            );
+            assert_eq!(from_json.type_errors, from_tree.type_errors);
+        }
     }
 }

@@ -29,8 +29,8 @@ pub use inline::{ISOLATIONS, InlineCode, inline_code};
 pub use limits::{MAX_LOG_LINE_BYTES, NodeLimits, RunLimits, raise_hint};
 pub use llm_settings::{LlmSettings, PROVIDER_TYPES, ProviderSettings};
 pub use load::{
-    Findings, LoadedSpec, PathRef, TREE_FORMAT, check, from_tree, load_file, parse_file, parse_str,
-    parse_tree, read_source, validate,
+    Findings, LoadedSpec, PathRef, TREE_FORMAT, check, from_tree, from_tree_json, load_file,
+    parse_file, parse_str, parse_tree, read_source, validate,
 };
 pub use model::{
     AgentSpec, BudgetSpec, CheckpointSettings, END, EdgeSpec, FsAccess, FsGrantSpec, LimitsSpec,

@@ -9,6 +9,7 @@ use super::flow::{NodeAction, StepSpec};
 use super::model::{AgentSpec, NodeSpec};
 use super::wording;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use serde_path_to_error::Segment;
 
@@ -25,6 +26,18 @@ pub struct Mistake {
 /// Bounds the retries of one part: each retry removes a key, so this is never reached on a
 /// real file.
 const MAX_ATTEMPTS: usize = 500;
+
+/// A list item still to be typed: a value of the tree, or its JSON text (a kept tree's).
+enum Item<'a> {
+    Tree(Value),
+    Json(&'a RawValue),
+}
+
+/// `nodes:` or `edges:` still to be typed.
+enum Items<'a> {
+    Tree(Option<Value>),
+    Json(&'a RawValue),
+}
 
 /// Types the whole file. The spec holds every part that typed; `mistakes` says what did not.
 pub fn type_agent(root: Value, mistakes: &mut Vec<Mistake>) -> AgentSpec {
@@ -44,25 +57,100 @@ pub fn type_agent(root: Value, mistakes: &mut Vec<Mistake>) -> AgentSpec {
             return AgentSpec::default();
         }
     };
-    let nodes = map.remove("nodes");
-    let edges = map.remove("edges");
+    let nodes = Items::Tree(map.remove("nodes"));
+    let edges = Items::Tree(map.remove("edges"));
+    type_parts(map, nodes, edges, mistakes)
+}
+
+/// Types the JSON text of a file's tree (a tree the engine kept) as [`type_agent`] types the
+/// tree itself, to the same spec and mistakes. A node or edge that types at once is typed from
+/// its text and never becomes a value tree, which is most of what typing a large agent costs;
+/// one that does not is read into a tree and typed leniently, as ever. Fails only on text that
+/// is not a JSON mapping.
+pub fn type_agent_json(json: &str, mistakes: &mut Vec<Mistake>) -> serde_json::Result<AgentSpec> {
+    let parts: std::collections::BTreeMap<String, &RawValue> = serde_json::from_str(json)?;
+    let (mut nodes, mut edges) = (Items::Tree(None), Items::Tree(None));
+    let mut map = Map::new();
+    for (key, raw) in parts {
+        match key.as_str() {
+            "nodes" => nodes = Items::Json(raw),
+            "edges" => edges = Items::Json(raw),
+            _ => {
+                map.insert(key, serde_json::from_str(raw.get())?);
+            }
+        }
+    }
+    Ok(type_parts(map, nodes, edges, mistakes))
+}
+
+/// [`type_agent`] once `nodes:` and `edges:` are taken out of the top-level `map`.
+fn type_parts(
+    mut map: Map<String, Value>,
+    nodes: Items<'_>,
+    edges: Items<'_>,
+    mistakes: &mut Vec<Mistake>,
+) -> AgentSpec {
     let mut tea_notes = Vec::new();
     if let Some(Value::Object(settings)) = map.get_mut("settings") {
         super::tea_settings::rewrite(settings, &mut tea_notes, mistakes);
     }
     let mut spec: AgentSpec = lenient(Value::Object(map), "", mistakes).unwrap_or_default();
     spec.tea_notes = tea_notes;
-    spec.nodes = list(nodes, "nodes", mistakes)
+    spec.nodes = items(nodes, "nodes", mistakes)
         .into_iter()
         .enumerate()
-        .map(|(i, item)| type_node(item, &format!("nodes[{i}]"), mistakes))
+        .map(|(i, item)| match item {
+            Item::Json(raw) => match serde_json::from_str::<NodeSpec>(raw.get()) {
+                Ok(mut node) => {
+                    tea_action(&mut node);
+                    node
+                }
+                Err(_) => type_node(tree_of(raw), &format!("nodes[{i}]"), mistakes),
+            },
+            Item::Tree(item) => type_node(item, &format!("nodes[{i}]"), mistakes),
+        })
         .collect();
-    spec.edges = list(edges, "edges", mistakes)
+    spec.edges = items(edges, "edges", mistakes)
         .into_iter()
         .enumerate()
-        .map(|(i, item)| lenient(item, &format!("edges[{i}]"), mistakes).unwrap_or_default())
+        .map(|(i, item)| {
+            let item = match item {
+                Item::Json(raw) => match serde_json::from_str(raw.get()) {
+                    Ok(edge) => return edge,
+                    Err(_) => tree_of(raw),
+                },
+                Item::Tree(item) => item,
+            };
+            lenient(item, &format!("edges[{i}]"), mistakes).unwrap_or_default()
+        })
         .collect();
     spec
+}
+
+/// The items of `nodes:` or `edges:`, as [`list`] finds them.
+fn items<'a>(items: Items<'a>, key: &str, mistakes: &mut Vec<Mistake>) -> Vec<Item<'a>> {
+    let tree = match items {
+        Items::Json(raw) => match serde_json::from_str::<Option<Vec<&RawValue>>>(raw.get()) {
+            Ok(raws) => {
+                return raws
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Item::Json)
+                    .collect();
+            }
+            Err(_) => Some(tree_of(raw)),
+        },
+        Items::Tree(tree) => tree,
+    };
+    list(tree, key, mistakes)
+        .into_iter()
+        .map(Item::Tree)
+        .collect()
+}
+
+/// The value tree of a part's JSON text, which was read as JSON already.
+fn tree_of(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
 }
 
 /// The items of `nodes:` or `edges:`; anything but a list is a mistake.
@@ -124,6 +212,12 @@ fn type_node(item: Value, at: &str, mistakes: &mut Vec<Mistake>) -> NodeSpec {
     if step.is_some() {
         node.action = step;
     }
+    tea_action(&mut node);
+    node
+}
+
+/// `action: NAME` on a node is `uses: NAME` (on a `dynamic_parallel` node, the item's one step).
+fn tea_action(node: &mut NodeSpec) {
     if let Some(NodeAction::Name(action)) = &node.action
         && node.uses.is_none()
     {
@@ -138,7 +232,6 @@ fn type_node(item: Value, at: &str, mistakes: &mut Vec<Mistake>) -> NodeSpec {
             node.action = None;
         }
     }
-    node
 }
 
 /// Types `value` as `T`, recording each failure at `at` and retrying without the key at fault.
@@ -260,6 +353,51 @@ mod tests {
         let mut mistakes = Vec::new();
         let spec = type_agent(value, &mut mistakes);
         (spec, mistakes)
+    }
+
+    /// Typing a tree's JSON text must give what typing the tree gives, mistakes included.
+    fn same_from_json(value: Value) {
+        let json = value.to_string();
+        let (spec, mistakes) = typed(value);
+        let mut from_json = Vec::new();
+        let spec_from_json = type_agent_json(&json, &mut from_json).expect("a JSON mapping");
+        assert_eq!(format!("{spec_from_json:?}"), format!("{spec:?}"), "{json}");
+        assert_eq!(from_json, mistakes, "{json}");
+    }
+
+    #[test]
+    fn json_text_types_as_its_tree_does() {
+        same_from_json(json!({
+            "name": "a",
+            "settings": {"max_steps": "many", "parralel": 1},
+            "nodes": [
+                {"name": "one", "uses": "llm.call", "wiht": {}, "retry": {"max_attempts": -1}},
+                "two",
+                {"name": "three", "goto": 5, "fan_in": [1]},
+                {"name": "four", "run": {"type": "expression", "value": "state.n + 1", "output_key": "n"}},
+                {"name": "a", "action": "llm.call", "with": {"prompt": "hi"}, "description": "asks"},
+                {"name": "b", "type": "dynamic_parallel", "items": "{{ [1] }}", "action": "llm.call"},
+                {"name": "c", "type": "dynamic_parallel", "items": "{{ [1] }}",
+                 "action": {"uses": "llm.call", "with": {"prompt": "{{ item }}"}}},
+                {"name": "d", "type": "dynamic_parallel", "items": "{{ [1] }}",
+                 "action": {"uses": "llm.call", "wiht": 1}},
+            ],
+            "edges": [
+                {"from": "one", "to": ["three"]},
+                {"from": "a", "to": "b", "condition": "state.x > 1"},
+                "edge",
+            ],
+        }));
+        same_from_json(json!({"nodes": "n", "edges": {"from": "a"}}));
+        same_from_json(json!({"nodes": null, "edges": null, "name": "x"}));
+        same_from_json(json!({"name": "only"}));
+    }
+
+    #[test]
+    fn json_text_that_is_not_a_mapping_is_refused() {
+        for text in ["[]", "1", "null", "{", "{\"nodes\": [1,}"] {
+            assert!(type_agent_json(text, &mut Vec::new()).is_err(), "{text}");
+        }
     }
 
     #[test]
