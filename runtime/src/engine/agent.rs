@@ -382,7 +382,7 @@ async fn load(
         .spec
         .nodes
         .iter()
-        .map(|node| (node.name.clone(), NodePolicy::from_spec(&loaded, node)))
+        .filter_map(|node| Some((node.name.clone(), NodePolicy::of(&loaded, node)?)))
         .collect();
     let mut prepared: HashMap<PathBuf, Arc<PreparedComponent>> = HashMap::new();
     let mut components = FxHashMap::default();

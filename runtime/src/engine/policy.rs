@@ -26,6 +26,17 @@ pub struct NodePolicy {
 }
 
 impl NodePolicy {
+    /// The node's policy, or `None` when the node sets none of what a policy holds: it has
+    /// the default policy, which [`crate::engine::Agent::policy`] shares among such nodes.
+    pub fn of(loaded: &LoadedSpec, node: &NodeSpec) -> Option<Self> {
+        let own = node.permissions.is_some()
+            || node.limits.is_some()
+            || node.retry.is_some()
+            || node.idempotent
+            || node.on_error.is_some();
+        own.then(|| Self::from_spec(loaded, node))
+    }
+
     pub fn from_spec(loaded: &LoadedSpec, node: &NodeSpec) -> Self {
         let permissions = node.permissions.clone().unwrap_or_default();
         let grants = Grants {
@@ -103,6 +114,33 @@ impl NodePolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_that_sets_no_policy_has_the_default_one() {
+        let yaml = "nodes:\n  - name: plain\n    run: 'return {}'\n  - name: retried\n    run: 'return {}'\n    retry: {max_attempts: 3}\n  - name: granted\n    run: 'return {}'\n    permissions: {env: [HOME]}\n";
+        let loaded =
+            crate::spec::parse_str(yaml, std::path::Path::new("agent.yaml")).expect("parses");
+        let [plain, retried, granted] = &loaded.spec.nodes[..] else {
+            panic!("three nodes: {:?}", loaded.type_errors)
+        };
+        assert!(NodePolicy::of(&loaded, plain).is_none());
+        // What `of` leaves out is exactly what the default policy holds.
+        let own = NodePolicy::from_spec(&loaded, plain);
+        let default = NodePolicy::default();
+        assert_eq!(*own.grants, *default.grants);
+        assert_eq!(own.llm, default.llm);
+        assert_eq!(own.limits, default.limits);
+        assert_eq!(own.retry, default.retry);
+        assert_eq!(
+            (own.idempotent, &own.on_error),
+            (default.idempotent, &default.on_error)
+        );
+        assert_eq!(
+            NodePolicy::of(&loaded, retried).map(|p| p.max_attempts()),
+            Some(3)
+        );
+        assert!(NodePolicy::of(&loaded, granted).is_some());
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {
