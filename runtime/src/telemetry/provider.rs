@@ -314,6 +314,23 @@ mod tests {
         let root = SpanHandle::root(telemetry.tracer(), "run".into(), "r1", Vec::new(), None);
         assert!(!root.is_recording());
         assert_ne!(root.trace_id(), TraceId::INVALID);
+        // Its children are not recorded either, and have ids of their own in its trace.
+        let child = root.child(
+            telemetry.tracer(),
+            "node a".into(),
+            opentelemetry::trace::SpanKind::Internal,
+            vec![opentelemetry::KeyValue::new("kettle.node.name", "a")],
+        );
+        assert!(!child.is_recording());
+        assert_eq!(child.trace_id(), root.trace_id());
+        assert_ne!(child.span_id(), root.span_id());
+        assert_eq!(child.run_id(), "r1");
+        assert!(
+            child
+                .trace_headers()
+                .iter()
+                .any(|(_, v)| v.contains(&child.span_id().to_string()))
+        );
         let traces = tempfile::tempdir().expect("temp dir");
         let file =
             TelemetryConfig::with_exporters(vec![ExporterKind::File(traces.path().to_path_buf())]);

@@ -68,6 +68,21 @@ impl SpanHandle {
         if self.muted {
             return self.clone();
         }
+        if !self.cx.span().span_context().is_sampled() {
+            // The sampler is parent-based (or off): the child of a span that is not sampled is
+            // not sampled either. It still needs its ids, which it propagates; its attributes
+            // would be dropped.
+            let span = tracer
+                .span_builder(name)
+                .with_kind(kind)
+                .start_with_context(tracer, &self.cx);
+            return Self {
+                cx: Context::new().with_span(span),
+                run_id: self.run_id.clone(),
+                muted: false,
+                graph: self.graph.clone(),
+            };
+        }
         let mut attributes = attributes;
         // A node's span (or a fan-out's) opens a graph node inside the enclosing one.
         let node = (name.starts_with("node ") || name.starts_with("parallel "))
