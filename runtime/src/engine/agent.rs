@@ -394,8 +394,27 @@ async fn load(
     let mut folders: HashMap<(PathBuf, bool), FolderReady> = HashMap::new();
     let precompiled = super::precompile::open_for(path, sandbox.precompiled())?;
     let command = super::precompile::precompile_command(path);
+    // What each source came to, by whether its node grants `http` (a JavaScript folder is
+    // built with or without fetch): the other nodes naming it take that at once.
+    let mut done: [FxHashMap<ComponentSource, Done>; 2] = Default::default();
     for (index, node, source) in graph.components() {
         let node = node.to_string();
+        let http = policies
+            .get(&node)
+            .is_some_and(|p| !p.grants.http.is_empty());
+        if !sandbox.precompiled().only
+            && let Some(done) = done[usize::from(http)].get(source)
+        {
+            if let Some(text) = &done.source {
+                events(ComponentEvent::FromSource {
+                    node,
+                    language: Language::Python,
+                });
+                sources.insert(index, text.clone());
+            }
+            components.insert(index, done.component.clone());
+            continue;
+        }
         if sandbox.precompiled().only {
             let component = precompiled_only(
                 path,
@@ -430,11 +449,7 @@ async fn load(
             ComponentSource::Folder(dir) => {
                 // A JavaScript node without an `http` grant is built without fetch, so that
                 // it imports no `wasi:http` and its `fetch` fails cleanly.
-                let options = BuildOptions {
-                    http: policies
-                        .get(&node)
-                        .is_some_and(|p| !p.grants.http.is_empty()),
-                };
+                let options = BuildOptions { http };
                 let folder_key = (dir.clone(), options.http);
                 let ready = match folders.get(&folder_key) {
                     Some(ready) => ready.clone(),
@@ -490,6 +505,13 @@ async fn load(
                 component
             }
         };
+        done[usize::from(http)].insert(
+            source.clone(),
+            Done {
+                component: component.clone(),
+                source: sources.get(&index).cloned(),
+            },
+        );
         components.insert(index, component);
     }
 
@@ -598,7 +620,13 @@ fn precompiled_only(
     Ok(component)
 }
 
-/// The interpreter component of `language` (built on first use), for node `node`.
+/// A component source's outcome, for the next node naming it.
+struct Done {
+    component: Arc<PreparedComponent>,
+    /// The Python folder run from source: its files, for the interpreter.
+    source: Option<Arc<str>>,
+}
+
 /// A node folder made ready during one load: its component, or the source the Python
 /// interpreter runs and that interpreter's component.
 #[derive(Clone)]
@@ -644,6 +672,7 @@ async fn ready_folder(
     })
 }
 
+/// The interpreter component of `language` (built on first use), for node `node`.
 async fn interpreter_wasm(
     node: &str,
     language: &str,
