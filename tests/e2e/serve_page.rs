@@ -34,6 +34,14 @@ struct Browser {
     _profile: tempfile::TempDir,
 }
 
+/// Ends the WebDriver session first, so that chromedriver quits its Chromium: killing the
+/// driver alone left the browser running after the test.
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.http.delete(&self.base).send();
+    }
+}
+
 impl Browser {
     fn start() -> Self {
         debian::ensure("/usr/bin/chromedriver", &["chromium", "chromium-driver"]);
