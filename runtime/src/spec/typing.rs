@@ -367,13 +367,9 @@ mod tests {
 
     #[test]
     fn json_text_types_as_its_tree_does() {
+        same_from_json(mistaken_file());
         same_from_json(json!({
-            "name": "a",
-            "settings": {"max_steps": "many", "parralel": 1},
             "nodes": [
-                {"name": "one", "uses": "llm.call", "wiht": {}, "retry": {"max_attempts": -1}},
-                "two",
-                {"name": "three", "goto": 5, "fan_in": [1]},
                 {"name": "four", "run": {"type": "expression", "value": "state.n + 1", "output_key": "n"}},
                 {"name": "a", "action": "llm.call", "with": {"prompt": "hi"}, "description": "asks"},
                 {"name": "b", "type": "dynamic_parallel", "items": "{{ [1] }}", "action": "llm.call"},
@@ -383,7 +379,6 @@ mod tests {
                  "action": {"uses": "llm.call", "wiht": 1}},
             ],
             "edges": [
-                {"from": "one", "to": ["three"]},
                 {"from": "a", "to": "b", "condition": "state.x > 1"},
                 "edge",
             ],
@@ -400,9 +395,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_mistake_of_every_part_is_collected() {
-        let (spec, mistakes) = typed(json!({
+    /// A file with a mistake in every part: settings, nodes (one not even a mapping), edges.
+    fn mistaken_file() -> Value {
+        json!({
             "name": "a",
             "settings": {"max_steps": "many", "parralel": 1},
             "nodes": [
@@ -411,7 +406,12 @@ mod tests {
                 {"name": "three", "goto": 5, "fan_in": [1]},
             ],
             "edges": [{"from": "one", "to": ["three"]}],
-        }));
+        })
+    }
+
+    #[test]
+    fn every_mistake_of_every_part_is_collected() {
+        let (spec, mistakes) = typed(mistaken_file());
         let mut paths: Vec<&str> = mistakes.iter().map(|m| m.path.as_str()).collect();
         paths.sort_unstable();
         assert_eq!(
