@@ -389,9 +389,9 @@ async fn load(
     let mut sources = HashMap::new();
     let mut component_files: Vec<(String, PathBuf)> = Vec::new();
     let mut listed: HashSet<String> = HashSet::new();
-    // Many nodes may name one component or folder: each is keyed, fingerprinted and built once.
+    // Many nodes may name one component or folder: each is keyed, fingerprinted and built once
+    // (`done` below).
     let mut keys: HashMap<ComponentSource, String> = HashMap::new();
-    let mut folders: HashMap<(PathBuf, bool), FolderReady> = HashMap::new();
     let precompiled = super::precompile::open_for(path, sandbox.precompiled())?;
     let command = super::precompile::precompile_command(path);
     // What each source came to, by whether its node grants `http` (a JavaScript folder is
@@ -450,17 +450,7 @@ async fn load(
                 // A JavaScript node without an `http` grant is built without fetch, so that
                 // it imports no `wasi:http` and its `fetch` fails cleanly.
                 let options = BuildOptions { http };
-                let folder_key = (dir.clone(), options.http);
-                let ready = match folders.get(&folder_key) {
-                    Some(ready) => ready.clone(),
-                    None => {
-                        let ready =
-                            ready_folder(&node, dir, &options, cache_dir, provided, events).await?;
-                        folders.insert(folder_key, ready.clone());
-                        ready
-                    }
-                };
-                match ready {
+                match ready_folder(&node, dir, &options, cache_dir, provided, events).await? {
                     FolderReady::Component(wasm) => wasm,
                     FolderReady::Source(source, interpreter) => {
                         events(ComponentEvent::FromSource {
@@ -629,7 +619,6 @@ struct Done {
 
 /// A node folder made ready during one load: its component, or the source the Python
 /// interpreter runs and that interpreter's component.
-#[derive(Clone)]
 enum FolderReady {
     Component(PathBuf),
     Source(Arc<str>, PathBuf),
