@@ -76,12 +76,9 @@ impl SpanHandle {
                 .span_builder(name)
                 .with_kind(kind)
                 .start_with_context(tracer, &self.cx);
-            return Self {
-                cx: Context::new().with_span(span),
-                run_id: self.run_id.clone(),
-                muted: false,
-                graph: self.graph.clone(),
-            };
+            let mut child = Self::holding(span, self.run_id.clone());
+            child.graph = self.graph.clone();
+            return child;
         }
         let mut attributes = attributes;
         // A node's span (or a fan-out's) opens a graph node inside the enclosing one.
@@ -124,6 +121,11 @@ impl SpanHandle {
             .with_kind(kind)
             .with_attributes(attributes)
             .start_with_context(tracer, parent);
+        Self::holding(span, run_id)
+    }
+
+    /// A handle to `span`, just started, of run `run_id`.
+    fn holding(span: opentelemetry_sdk::trace::Span, run_id: Arc<str>) -> Self {
         Self {
             cx: Context::new().with_span(span),
             run_id,
