@@ -14,7 +14,7 @@ Kettle runs with its caches warm, as every run after an agent's first: component
 the agent file's parsed tree kept. One more row runs the expression chains with an empty cache
 folder of their own, emptied before every run: an agent's first load.
 
-Usage: python3 engine_cost.py --kettle PATH --langgraph-python PATH --tea PATH [--runs N]
+Usage: python3 engine_cost.py --kettle PATH --langgraph-python PATH --tea PATH [--floor-pair PATH] [--runs N]
 """
 
 import argparse
@@ -83,16 +83,26 @@ def final_n(stdout: str):
         return None
 
 
-def floor_line(criterion, component_seconds):
-    """Kettle's component node in a whole run against the pooled floor (`bare_wasmtime`: the same
-    engine configuration, instantiate + call of the Rust echo node over 1 KB), as measured by the
-    runtime benchmarks."""
-    estimates = criterion / "bare_wasmtime" / "rust_echo" / "1KB" / "new" / "estimates.json" if criterion else None
-    if not estimates or not estimates.is_file():
-        return "- component node against the pooled floor: not measured here (run bench/runtime.sh first)"
-    floor = json.loads(estimates.read_text())["median"]["point_estimate"] / 1e9
-    return (f"- component node in a whole run / the pooled floor's instantiate + call ({floor * 1e6:.1f} µs, "
-            f"`bare_wasmtime` rust_echo/1KB of the runtime section): {component_seconds / floor:.2f}× (goal ≤ 1.5×)")
+def floor_round(floor_pair):
+    """One run of the `floor_pair` benchmark's rust_echo/1KB lane: the pooled floor's instantiate +
+    call, and Kettle's node path against it, timed alternately in its own process."""
+    _, out = timed([floor_pair, "--bench", "rust_echo/1KB"])
+    for line in out.splitlines():
+        if line.startswith("{"):
+            return json.loads(line)
+    sys.exit(f"{floor_pair} printed no lane:\n{out[-2000:]}")
+
+
+def floor_line(floors, component_seconds):
+    """Kettle's component node in a whole run against the pooled floor, measured in the same rounds."""
+    if not floors:
+        return "- component node against the pooled floor: not measured here (no `--floor-pair`)"
+    floor = statistics.median(f["floor_s"] for f in floors)
+    path = statistics.median(f["ratio"] for f in floors)
+    return (f"- component node in a whole run / the pooled floor's instantiate + call ({floor * 1e6:.1f} µs, the "
+            f"`floor_pair` benchmark's rust_echo/1KB lane run once in every round, median): "
+            f"{component_seconds / floor:.2f}× (goal ≤ 1.5×); Kettle's node path alone against the floor, "
+            f"timed alternately in one process: {path:.2f}× (median of the rounds)")
 
 
 def main():
@@ -101,7 +111,7 @@ def main():
     parser.add_argument("--langgraph-python", required=True)
     parser.add_argument("--tea", required=True, help="TEA's `tea` command from its venv")
     parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--criterion", type=Path, help="criterion's results of bench/runtime.sh, for the pooled floor")
+    parser.add_argument("--floor-pair", help="the `floor_pair` benchmark's executable, run once per round for the pooled floor")
     parser.add_argument("--command", default="bench/compare/engine_cost.py")
     args = parser.parse_args()
 
@@ -137,7 +147,10 @@ def main():
                 sys.exit(f"{framework} {kind} chain of {n}: final n is {final_n(out)!r}, expected {expected}")
     walls = {key: {n: [] for n in by_length} for key, by_length in cases.items()}
     order = list(cases)
+    floors = []
     for i in range(args.runs):
+        if args.floor_pair:
+            floors.append(floor_round(args.floor_pair))
         for key in order if i % 2 == 0 else reversed(order):
             for n, command in cases[key].items():
                 walls[key][n].append(timed(command, envs.get(key, trace_off), before.get(key))[0])
@@ -191,7 +204,7 @@ def main():
         f"- expression node at its first load, TEA / Kettle: {ratio(('kettle', 'expression-cold'), ('tea', 'expression')):.1f}×",
         f"- start-up, TEA / Kettle: {startup[('tea', 'expression')] / startup[('kettle', 'expression')]:.0f}× (goal ≥ 100×); "
         f"LangGraph / Kettle: {startup[('langgraph', 'function')] / startup[('kettle', 'expression')]:.0f}×",
-        floor_line(args.criterion, per_node[("kettle", "component")]),
+        floor_line(floors, per_node[("kettle", "component")]),
         "",
         "Machine and versions:",
         "",

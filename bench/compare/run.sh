@@ -31,7 +31,14 @@ fi
 echo "bench: building kettle (release)" >&2
 (cd "$repo" && cargo build --release -p kettle-cli --quiet)
 target="${CARGO_TARGET_DIR:-$repo/target}"
+echo "bench: building the floor_pair benchmark (the pooled floor, measured in every round)" >&2
+floor_pair="$(cd "$repo" && cargo bench -p kettle --bench floor_pair --no-run --quiet --message-format=json \
+  | python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "floor_pair" and m.get("executable"):
+        print(m["executable"])')"
 python3 "$here/engine_cost.py" --kettle "$target/release/kettle" --langgraph-python "$venv/bin/python" \
-  --tea "$tea_venv/bin/tea" --criterion "$target/criterion" --command "bench/compare/run.sh${*:+ $*}"
+  --tea "$tea_venv/bin/tea" --floor-pair "$floor_pair" --command "bench/compare/run.sh${*:+ $*}"
 exec python3 "$here/compare.py" --kettle "$target/release/kettle" --python "$venv/bin/python" \
   --command "bench/compare/run.sh${*:+ $*}" "$@"

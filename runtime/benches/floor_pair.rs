@@ -1,0 +1,121 @@
+//! `floor_pair`: Kettle's node path and the bare wasmtime floor, measured alternately in one
+//! process. Separate benchmarks run minutes apart, and on a shared machine the speed of the
+//! same code drifts between them by more than the gap being measured; here every round times
+//! a batch of each, back to back, in alternating order, and the ratio is the median of the
+//! rounds' ratios. Prints one JSON object per lane; an unfiltered run also writes them all to
+//! `target/tmp/kettle-bench-floor-pair.json` for `bench/runtime_report.py`.
+
+mod support;
+// Not in `support`: kettle-cli's benchmarks share that module and do not depend on wasmtime.
+#[path = "support/bare.rs"]
+mod bare;
+
+use bare::{bare_node, call_echo};
+use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig, new_engine};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 21;
+const BATCH_TIME: Duration = Duration::from_millis(60);
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Seconds per iteration of `f`, over `n` iterations.
+fn time_batch(n: usize, mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    start.elapsed().as_secs_f64() / n as f64
+}
+
+/// The lane filter `cargo bench -- FILTER` passes (criterion's convention): lanes whose name
+/// contains it run; the benchmark's own name runs them all.
+fn filter() -> Option<String> {
+    std::env::args()
+        .skip(1)
+        .find(|arg| !arg.starts_with('-'))
+        .filter(|arg| !"floor_pair".contains(arg.as_str()))
+}
+
+fn main() {
+    support::use_shared_toolchains();
+    let filter = filter();
+    let wanted = |lane: &str| filter.as_deref().is_none_or(|f| lane.contains(f));
+    if !support::ECHO_NODES
+        .iter()
+        .any(|(language, _)| wanted(&format!("{language}_echo/")) || wanted(language))
+    {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let cache = tempfile::tempdir().expect("cache dir");
+    let sandbox =
+        Sandbox::new(&SandboxConfig::default(), CompileCache::new(cache.path())).expect("sandbox");
+    let run = support::NodeRun::new();
+    let floor_engine = new_engine(&SandboxConfig::default()).expect("engine");
+    let mut lanes = Vec::new();
+    for (language, folder) in support::ECHO_NODES {
+        let lane_names = [1usize, 100].map(|kb| format!("{language}_echo/{kb}KB"));
+        if !lane_names.iter().any(|lane| wanted(lane)) {
+            continue;
+        }
+        let echo = support::echo_component(&runtime, cache.path(), folder);
+        let component = sandbox.prepare(&echo).expect("the echo node compiles");
+        let floor = bare_node(&floor_engine, &echo);
+        for bytes in [1024usize, 100 * 1024] {
+            let lane_name = format!("{language}_echo/{}KB", bytes / 1024);
+            if !wanted(&lane_name) {
+                continue;
+            }
+            let state = support::state_of(bytes);
+            let mut kettle = || {
+                let update = run.execute(&runtime, &sandbox, &component, "echo", state.clone());
+                let update: Value = serde_json::from_str(&update).expect("JSON update");
+                assert!(update.get("echo").is_some());
+            };
+            let mut bare = || {
+                let update = runtime.block_on(call_echo(&floor_engine, &floor, &state, true));
+                assert!(update.starts_with('{'));
+            };
+            // Warm both and size a batch to about BATCH_TIME.
+            let one = time_batch(3, &mut kettle).max(time_batch(3, &mut bare));
+            let n = ((BATCH_TIME.as_secs_f64() / one) as usize).max(3);
+            let (mut k, mut b, mut r) = (Vec::new(), Vec::new(), Vec::new());
+            for round in 0..ROUNDS {
+                let (tk, tb) = if round % 2 == 0 {
+                    let tk = time_batch(n, &mut kettle);
+                    (tk, time_batch(n, &mut bare))
+                } else {
+                    let tb = time_batch(n, &mut bare);
+                    (time_batch(n, &mut kettle), tb)
+                };
+                k.push(tk);
+                b.push(tb);
+                r.push(tk / tb);
+            }
+            let lane = json!({
+                "lane": lane_name,
+                "batch": n,
+                "rounds": ROUNDS,
+                "kettle_s": median(&mut k),
+                "floor_s": median(&mut b),
+                "ratio": median(&mut r),
+                "ratio_min": r[0],
+                "ratio_max": r[r.len() - 1],
+            });
+            println!("{lane}");
+            lanes.push(lane);
+        }
+    }
+    // A filtered run (one lane, as `bench/compare/engine_cost.py` makes every round) only prints.
+    if filter.is_none() {
+        let out =
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kettle-bench-floor-pair.json");
+        std::fs::write(&out, serde_json::to_string_pretty(&lanes).expect("JSON"))
+            .expect("write kettle-bench-floor-pair.json");
+    }
+}
