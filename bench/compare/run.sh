@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Kettle against LangGraph and TEA-Python: one command, from a fresh clone.
 #   bench/compare/run.sh [--runs N] [--latency-ms MS]
-# Builds Kettle (release); installs LangGraph and openai (pinned) into a private venv, and TEA-Python
+# Builds Kettle (release) and the floor_pair benchmark (with the features bench/runtime.sh builds it with,
+# so that its build is reused); installs LangGraph and openai (pinned) into a private venv, and TEA-Python
 # from its repository at a pinned commit (TEA_CHECKOUT=/path uses an existing checkout instead of
 # cloning); then writes two sections of bench/RESULTS.md: "compare" (the LLM agent, against a bare
 # HTTP client's baseline) and "engine-cost" (cost per node without LLM, and start-up).
@@ -32,7 +33,7 @@ echo "bench: building kettle (release)" >&2
 (cd "$repo" && cargo build --release -p kettle-cli --quiet)
 target="${CARGO_TARGET_DIR:-$repo/target}"
 echo "bench: building the floor_pair benchmark (the pooled floor, measured in every round)" >&2
-floor_pair="$(cd "$repo" && cargo bench -p kettle --bench floor_pair --no-run --quiet --message-format=json \
+floor_pair="$(cd "$repo" && cargo bench -p kettle -p kettle-cli --bench floor_pair --no-run --quiet --message-format=json \
   | python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
