@@ -18,6 +18,14 @@ use std::time::{Duration, Instant};
 const ROUNDS: usize = 21;
 const BATCH_TIME: Duration = Duration::from_millis(60);
 
+/// The states each echo node is called with.
+const STATE_BYTES: [usize; 2] = [1024, 100 * 1024];
+
+/// The lanes of one language, as criterion names them: `rust_echo/1KB`, `rust_echo/100KB`.
+fn lane_names(language: &str) -> [String; 2] {
+    STATE_BYTES.map(|bytes| format!("{language}_echo/{}KB", bytes / 1024))
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -47,7 +55,8 @@ fn main() {
     let wanted = |lane: &str| filter.as_deref().is_none_or(|f| lane.contains(f));
     if !support::ECHO_NODES
         .iter()
-        .any(|(language, _)| wanted(&format!("{language}_echo/")) || wanted(language))
+        .flat_map(|(language, _)| lane_names(language))
+        .any(|lane| wanted(&lane))
     {
         return;
     }
@@ -59,15 +68,13 @@ fn main() {
     let floor_engine = new_engine(&SandboxConfig::default()).expect("engine");
     let mut lanes = Vec::new();
     for (language, folder) in support::ECHO_NODES {
-        let lane_names = [1usize, 100].map(|kb| format!("{language}_echo/{kb}KB"));
-        if !lane_names.iter().any(|lane| wanted(lane)) {
+        if !lane_names(language).iter().any(|lane| wanted(lane)) {
             continue;
         }
         let echo = support::echo_component(&runtime, cache.path(), folder);
         let component = sandbox.prepare(&echo).expect("the echo node compiles");
         let floor = bare_node(&floor_engine, &echo);
-        for bytes in [1024usize, 100 * 1024] {
-            let lane_name = format!("{language}_echo/{}KB", bytes / 1024);
+        for (bytes, lane_name) in STATE_BYTES.into_iter().zip(lane_names(language)) {
             if !wanted(&lane_name) {
                 continue;
             }
