@@ -26,6 +26,7 @@ fn lane_names(language: &str) -> [String; 2] {
     STATE_BYTES.map(|bytes| format!("{language}_echo/{}KB", bytes / 1024))
 }
 
+/// The median of `values`, which it sorts.
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -104,15 +105,18 @@ fn main() {
                 b.push(tb);
                 r.push(tk / tb);
             }
+            let ratio = median(&mut r);
+            // `median` sorted the ratios: their range is at the ends.
+            let (ratio_min, ratio_max) = (r[0], r[r.len() - 1]);
             let lane = json!({
                 "lane": lane_name,
                 "batch": n,
                 "rounds": ROUNDS,
                 "kettle_s": median(&mut k),
                 "floor_s": median(&mut b),
-                "ratio": median(&mut r),
-                "ratio_min": r[0],
-                "ratio_max": r[r.len() - 1],
+                "ratio": ratio,
+                "ratio_min": ratio_min,
+                "ratio_max": ratio_max,
             });
             println!("{lane}");
             lanes.push(lane);
