@@ -41,7 +41,7 @@ fn bare_wasmtime(c: &mut Criterion) {
         for (language, folder) in support::ECHO_NODES {
             let echo = support::echo_component(&runtime, cache.path(), folder);
             let pre = bare_node(&engine, &echo);
-            for bytes in [1024usize, 100 * 1024] {
+            for bytes in support::ECHO_STATE_BYTES {
                 let state = support::state_of(bytes);
                 group.throughput(Throughput::Elements(1));
                 group.bench_with_input(

@@ -12,18 +12,15 @@ mod bare;
 
 use bare::{bare_node, call_echo};
 use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig, new_engine};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 21;
 const BATCH_TIME: Duration = Duration::from_millis(60);
 
-/// The states each echo node is called with.
-const STATE_BYTES: [usize; 2] = [1024, 100 * 1024];
-
 /// The lanes of one language, as criterion names them: `rust_echo/1KB`, `rust_echo/100KB`.
 fn lane_names(language: &str) -> [String; 2] {
-    STATE_BYTES.map(|bytes| format!("{language}_echo/{}KB", bytes / 1024))
+    support::ECHO_STATE_BYTES.map(|bytes| format!("{language}_echo/{}KB", bytes / 1024))
 }
 
 /// The median of `values`, which it sorts.
@@ -75,15 +72,16 @@ fn main() {
         let echo = support::echo_component(&runtime, cache.path(), folder);
         let component = sandbox.prepare(&echo).expect("the echo node compiles");
         let floor = bare_node(&floor_engine, &echo);
-        for (bytes, lane_name) in STATE_BYTES.into_iter().zip(lane_names(language)) {
+        for (bytes, lane_name) in support::ECHO_STATE_BYTES
+            .into_iter()
+            .zip(lane_names(language))
+        {
             if !wanted(&lane_name) {
                 continue;
             }
             let state = support::state_of(bytes);
             let mut kettle = || {
-                let update = run.execute(&runtime, &sandbox, &component, "echo", state.clone());
-                let update: Value = serde_json::from_str(&update).expect("JSON update");
-                assert!(update.get("echo").is_some());
+                run.echo(&runtime, &sandbox, &component, &state);
             };
             let mut bare = || {
                 let update = runtime.block_on(call_echo(&floor_engine, &floor, &state, true));

@@ -7,7 +7,6 @@ mod support;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig};
-use serde_json::Value;
 
 fn node_overhead(c: &mut Criterion) {
     support::use_shared_toolchains();
@@ -21,20 +20,14 @@ fn node_overhead(c: &mut Criterion) {
     for (language, folder) in support::ECHO_NODES {
         let echo = support::echo_component(&runtime, cache.path(), folder);
         let component = sandbox.prepare(&echo).expect("the echo node compiles");
-        for bytes in [1024usize, 100 * 1024] {
+        for bytes in support::ECHO_STATE_BYTES {
             let state = support::state_of(bytes);
             group.throughput(Throughput::Elements(1));
             group.bench_with_input(
                 BenchmarkId::new(format!("{language}_echo"), format!("{}KB", bytes / 1024)),
                 &state,
                 |b, state| {
-                    b.iter(|| {
-                        let update =
-                            run.execute(&runtime, &sandbox, &component, "echo", state.clone());
-                        let update: Value = serde_json::from_str(&update).expect("JSON update");
-                        assert!(update.get("echo").is_some());
-                        update
-                    });
+                    b.iter(|| run.echo(&runtime, &sandbox, &component, state));
                 },
             );
         }

@@ -105,6 +105,9 @@ pub fn state_of(bytes: usize) -> String {
     json!({ "question": "how much does a node cost?", "padding": text }).to_string()
 }
 
+/// The states every echo node is called with (`1KB`, `100KB` in the lanes' names).
+pub const ECHO_STATE_BYTES: [usize; 2] = [1024, 100 * 1024];
+
 /// The echo node's languages, each with its folder: the same logic in Rust, Python and JS.
 pub const ECHO_NODES: [(&str, &str); 3] = [
     ("rust", "tests/nodes/echo"),
@@ -203,6 +206,21 @@ impl NodeRun {
             .expect("the node runs");
         span.end();
         output.update
+    }
+
+    /// One execution of the echo node over `state`, its update decoded as the engine decodes
+    /// it: Kettle's whole path for one node, as `node_overhead` and `floor_pair` time it.
+    pub fn echo(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        sandbox: &Sandbox,
+        component: &PreparedComponent,
+        state: &str,
+    ) -> Value {
+        let update = self.execute(runtime, sandbox, component, "echo", state.to_owned());
+        let update: Value = serde_json::from_str(&update).expect("JSON update");
+        assert!(update.get("echo").is_some());
+        update
     }
 }
 
