@@ -554,6 +554,11 @@ edges:
 
     let spans = scratch.only_trace();
     assert_whole_trace(&spans);
+    assert!(
+        spans.iter().any(|s| s.name == "node slow"),
+        "the sibling started before the failure cancelled it:\n{}",
+        stderr(&output)
+    );
     let slow = span(&spans, "node slow");
     assert_eq!(slow.status.code, "error");
     assert_eq!(

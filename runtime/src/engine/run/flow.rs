@@ -184,8 +184,8 @@ impl Run<'_> {
 
     /// Runs every branch concurrently from its position (a copy of the state at its first
     /// node, or where a checkpoint left it) up to `fan_in`; returns the branch states in edge
-    /// order. The first failing branch fails the group (the others are dropped, their spans
-    /// ending as cancelled).
+    /// order. The first failing branch fails the group once every branch has started (the
+    /// others are dropped, their spans ending as cancelled).
     async fn fan_out(
         &self,
         parent: &SpanHandle,
@@ -239,7 +239,7 @@ impl Run<'_> {
                     .try_collect()
                     .await
             }
-            None => futures::future::try_join_all(runs).await,
+            None => super::join::try_join_started(runs).await,
         };
         match &results {
             Ok(_) => span.finish_ok(),

@@ -10,6 +10,7 @@ mod dynamic;
 mod file_action;
 mod flow;
 mod inline;
+mod join;
 mod llm_node;
 mod node;
 mod resume;
