@@ -81,12 +81,19 @@ fn run_case(case: &Case) {
         .as_str()
         .expect("the root carries the run id")
         .to_string();
+    // The summary says every span reached the collector (none lost, none left in the spool).
+    assert!(
+        stderr(&output).contains(&format!("delivered {} spans to ", file.len())),
+        "the summary claims each span delivered:\n{}",
+        stderr(&output)
+    );
     let otlp = receiver.run(&run_id);
     // The same spans reached both exporters, and only this run's spans reached the receiver.
     assert_eq!(
         span_ids(&otlp),
         span_ids(&file),
-        "OTLP and file copies differ"
+        "OTLP and file copies differ:\n{}",
+        stderr(&output)
     );
     assert_eq!(receiver.spans().len(), file.len());
     for export in receiver.exports() {

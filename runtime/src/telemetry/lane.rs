@@ -150,7 +150,15 @@ impl Lane {
     pub fn delivery(&self, run_id: &str) -> Option<(RunDelivery, std::path::PathBuf)> {
         match self.processor.as_ref() {
             Processor::Local(_) => None,
-            Processor::Spool(lane) => Some((lane.shared.run(run_id), lane.run_dir(run_id))),
+            Processor::Spool(lane) => {
+                let mut delivery = lane.shared.run(run_id);
+                // Spans that never reached the spool writer (ended after the lane stopped).
+                if let Some(loss) = lane.queue.loss(run_id) {
+                    delivery.lost += loss.spans;
+                    delivery.lost_why = Some(loss.why);
+                }
+                Some((delivery, lane.run_dir(run_id)))
+            }
         }
     }
 
@@ -217,5 +225,41 @@ impl SpanProcessor for Lane {
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.stop(timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::config::OtlpTarget;
+    use crate::telemetry::local_queue::tests::span;
+    use crate::telemetry::otlp::OtlpClient;
+    use crate::telemetry::spool::Spool;
+
+    #[test]
+    fn a_span_ended_after_a_remote_lane_stopped_is_counted_lost_for_its_run() {
+        let root = tempfile::tempdir().unwrap();
+        let target = OtlpTarget {
+            label: "otlp".into(),
+            endpoint: "http://127.0.0.1:1/v1/traces".into(),
+            headers: Default::default(),
+            timeout: Duration::from_secs(1),
+        };
+        let spool = Spool::open(root.path(), &target, 1 << 20).unwrap();
+        let client = OtlpClient::new(&target).unwrap();
+        let resource = opentelemetry_sdk::Resource::builder().build();
+        let lane = Lane::spooled(
+            "otlp".into(),
+            SpoolLane::start("otlp", spool, client, resource).unwrap(),
+        );
+        lane.stop(Duration::from_millis(200)).unwrap();
+        lane.on_end(span("r1", 1));
+        let (delivery, _) = lane.delivery("r1").unwrap();
+        assert_eq!(delivery.lost, 1, "{delivery:?}");
+        assert_eq!(
+            delivery.lost_why.as_deref(),
+            Some("the span ended after the exporter was stopped")
+        );
+        assert_eq!(lane.delivery("r2").unwrap().0, RunDelivery::default());
     }
 }

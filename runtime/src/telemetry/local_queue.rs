@@ -46,6 +46,14 @@ impl Losses {
         loss.why = why.to_string();
     }
 
+    fn get(&self, run: &str) -> Option<Loss> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(run)
+            .cloned()
+    }
+
     fn take(&self, run: &str) -> Option<Loss> {
         self.0
             .lock()
@@ -136,6 +144,11 @@ impl LocalQueue {
         })
     }
 
+    /// What was lost of run `run_id`'s spans so far.
+    pub fn loss(&self, run_id: &str) -> Option<Loss> {
+        self.losses.get(run_id)
+    }
+
     /// What was lost of run `run_id`'s spans so far; forgets it.
     pub fn take_loss(&self, run_id: &str) -> Option<Loss> {
         self.losses.take(run_id)
@@ -208,7 +221,7 @@ fn run_key(span: &SpanData) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::telemetry::span::RUN_ID_KEY;
     use opentelemetry::KeyValue;
@@ -241,7 +254,8 @@ mod tests {
         }
     }
 
-    fn span(run: &str, id: u64) -> SpanData {
+    /// A span of run `run`.
+    pub(in crate::telemetry) fn span(run: &str, id: u64) -> SpanData {
         SpanData {
             span_context: SpanContext::new(
                 TraceId::from(1),

@@ -128,7 +128,6 @@ impl Spool {
             dir: run_dir.display().to_string(),
             source,
         };
-        fs::create_dir_all(&run_dir).map_err(io)?;
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -138,7 +137,25 @@ impl Spool {
             std::process::id()
         );
         let path = run_dir.join(name);
-        write_whole(&path, bytes).map_err(io)?;
+        // A sender removes a run's folder with its last delivered batch. One that does so
+        // while the folder is being made (`create_dir_all` then says it exists, but it does not)
+        // or before our file is in it would have the batch lost: the folder is made again.
+        // Once our file is in it, it stays.
+        let mut attempts = 0;
+        loop {
+            let written = fs::create_dir_all(&run_dir).and_then(|()| write_whole(&path, bytes));
+            match written {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::AlreadyExists
+                    ) && attempts < 100 =>
+                {
+                    attempts += 1;
+                }
+                written => break written.map_err(io)?,
+            }
+        }
         self.bytes.fetch_add(len, Ordering::Relaxed);
         Ok(Batch {
             path,
@@ -311,6 +328,34 @@ mod tests {
         let kept = spool.target().unwrap();
         assert_eq!(kept.headers.len(), 1, "no credential on disk: {kept:?}");
         assert_eq!(spools(root.path(), 1 << 20).len(), 1);
+    }
+
+    /// A sender removing a run's last delivered batch also removes the run's folder; a writer
+    /// adding the run's next batch at that moment must not lose it.
+    #[test]
+    fn a_batch_written_while_the_runs_folder_goes_is_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let spool = std::sync::Arc::new(Spool::open(root.path(), &target(), 1 << 30).unwrap());
+        let writes = 5000;
+        let remover = {
+            let spool = spool.clone();
+            std::thread::spawn(move || {
+                let mut removed = 0;
+                while removed < writes {
+                    for batch in spool.pending(&[]) {
+                        if spool.remove(&batch) {
+                            removed += 1;
+                        }
+                    }
+                }
+            })
+        };
+        for _ in 0..writes {
+            spool
+                .write("r", 1, b"span")
+                .expect("written whatever the sender removes");
+        }
+        remover.join().unwrap();
     }
 
     #[test]
