@@ -8,6 +8,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 target="${CARGO_TARGET_DIR:-$repo/target}"
 # Results of earlier runs (or of benchmarks since removed) must not reach the report.
-rm -rf "$target/criterion" "$target/tmp/kettle-bench-memory.json" "$target/tmp/kettle-bench-floor-pair.json"
+rm -rf "$target/criterion" "$target/tmp/kettle-bench-memory.json" "$target/tmp/kettle-bench-floor-pair.json" \
+  "$target/tmp/kettle-bench-cpu-fan-out.json"
 (cd "$repo" && cargo bench -p kettle -p kettle-cli --benches -- "$@")
 exec python3 "$here/runtime_report.py" "$target"

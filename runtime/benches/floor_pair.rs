@@ -13,7 +13,8 @@ mod bare;
 use bare::{bare_node, call_echo};
 use kettle::sandbox::{CompileCache, Sandbox, SandboxConfig, new_engine};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::alternate::{alternate, time_batch};
 
 const ROUNDS: usize = 21;
 const BATCH_TIME: Duration = Duration::from_millis(60);
@@ -23,33 +24,9 @@ fn lane_names(language: &str) -> [String; 2] {
     support::ECHO_STATE_BYTES.map(|bytes| format!("{language}_echo/{}KB", bytes / 1024))
 }
 
-/// The median of `values`, which it sorts.
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-/// Seconds per iteration of `f`, over `n` iterations.
-fn time_batch(n: usize, mut f: impl FnMut()) -> f64 {
-    let start = Instant::now();
-    for _ in 0..n {
-        f();
-    }
-    start.elapsed().as_secs_f64() / n as f64
-}
-
-/// The lane filter `cargo bench -- FILTER` passes (criterion's convention): lanes whose name
-/// contains it run; the benchmark's own name runs them all.
-fn filter() -> Option<String> {
-    std::env::args()
-        .skip(1)
-        .find(|arg| !arg.starts_with('-'))
-        .filter(|arg| !"floor_pair".contains(arg.as_str()))
-}
-
 fn main() {
     support::use_shared_toolchains();
-    let filter = filter();
+    let filter = support::alternate::filter("floor_pair");
     let wanted = |lane: &str| filter.as_deref().is_none_or(|f| lane.contains(f));
     if !support::ECHO_NODES
         .iter()
@@ -90,31 +67,16 @@ fn main() {
             // Warm both and size a batch to about BATCH_TIME.
             let one = time_batch(3, &mut kettle).max(time_batch(3, &mut bare));
             let n = ((BATCH_TIME.as_secs_f64() / one) as usize).max(3);
-            let (mut k, mut b, mut r) = (Vec::new(), Vec::new(), Vec::new());
-            for round in 0..ROUNDS {
-                let (tk, tb) = if round % 2 == 0 {
-                    let tk = time_batch(n, &mut kettle);
-                    (tk, time_batch(n, &mut bare))
-                } else {
-                    let tb = time_batch(n, &mut bare);
-                    (time_batch(n, &mut kettle), tb)
-                };
-                k.push(tk);
-                b.push(tb);
-                r.push(tk / tb);
-            }
-            let ratio = median(&mut r);
-            // `median` sorted the ratios: their range is at the ends.
-            let (ratio_min, ratio_max) = (r[0], r[r.len() - 1]);
+            let pair = alternate(ROUNDS, n, &mut kettle, &mut bare);
             let lane = json!({
                 "lane": lane_name,
                 "batch": n,
                 "rounds": ROUNDS,
-                "kettle_s": median(&mut k),
-                "floor_s": median(&mut b),
-                "ratio": ratio,
-                "ratio_min": ratio_min,
-                "ratio_max": ratio_max,
+                "kettle_s": pair.a_s,
+                "floor_s": pair.b_s,
+                "ratio": pair.ratio,
+                "ratio_min": pair.ratio_min,
+                "ratio_max": pair.ratio_max,
             });
             println!("{lane}");
             lanes.push(lane);

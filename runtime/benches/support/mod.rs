@@ -2,6 +2,8 @@
 //! sink for OTLP exports, and agents written to a scratch folder and loaded once.
 #![allow(dead_code)]
 
+pub mod alternate;
+
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
