@@ -192,7 +192,7 @@ async fn run_async(args: RunArgs, resumed: Option<Resumed>) -> Result<u8, Stop> 
     if quiet {
         for d in delivery
             .iter()
-            .filter(|d| d.spans.waiting() + d.spans.lost > 0)
+            .filter(|d| d.spans.waiting() + d.spans.lost + d.spans.unspooled() > 0)
         {
             for line in summary::delivery_lines(&report.run_id, std::slice::from_ref(d)) {
                 eprintln!("kettle: warning: {}", kettle::redact::text(&line));

@@ -164,9 +164,10 @@ pub fn delivery_lines(run_id: &str, delivery: &[Delivery]) -> Vec<String> {
     let mut lines = Vec::new();
     for d in delivery {
         let spans = &d.spans;
-        let total = spans.spooled + spans.lost;
+        let total = spans.ended.max(spans.spooled + spans.lost);
         let waiting = spans.waiting();
-        if waiting == 0 && spans.lost == 0 {
+        let unspooled = spans.unspooled();
+        if waiting == 0 && spans.lost == 0 && unspooled == 0 {
             lines.push(format!(
                 "delivered {} span{} to {}",
                 spans.delivered,
@@ -201,10 +202,62 @@ pub fn delivery_lines(run_id: &str, delivery: &[Delivery]) -> Vec<String> {
                 spans.lost_why.as_deref().unwrap_or("unknown")
             ));
         }
+        if unspooled > 0 {
+            lines.push(format!(
+                "{unspooled} span{} for {} were still waiting to be written to the spool when the flush timeout ran out, and are lost (settings.tracing.flush_timeout_ms)",
+                plural(unspooled),
+                d.destination,
+            ));
+        }
     }
     lines
 }
 
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kettle::telemetry::RunDelivery;
+
+    fn delivery(spans: RunDelivery) -> Delivery {
+        Delivery {
+            destination: "otlp".into(),
+            spans,
+            spool: std::path::PathBuf::from("/spool/run-1"),
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn every_span_delivered_is_one_line() {
+        let spans = RunDelivery {
+            ended: 8,
+            spooled: 8,
+            delivered: 8,
+            ..RunDelivery::default()
+        };
+        assert_eq!(
+            delivery_lines("run-1", &[delivery(spans)]),
+            ["delivered 8 spans to otlp"]
+        );
+    }
+
+    #[test]
+    fn spans_never_written_to_the_spool_are_not_hidden() {
+        let spans = RunDelivery {
+            ended: 8,
+            spooled: 6,
+            delivered: 6,
+            ..RunDelivery::default()
+        };
+        let lines = delivery_lines("run-1", &[delivery(spans)]);
+        assert_eq!(lines[0], "6 of 8 spans delivered to otlp");
+        assert!(
+            lines[1].starts_with("2 spans for otlp were still waiting to be written to the spool"),
+            "{lines:?}"
+        );
+    }
 }

@@ -29,6 +29,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// What became of one run's spans at one destination.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunDelivery {
+    /// Ended and handed to this destination's spool writer.
+    pub ended: u64,
     /// Written to the spool.
     pub spooled: u64,
     /// Accepted by the collector (or by another process delivering the same spool).
@@ -41,6 +43,12 @@ pub struct RunDelivery {
 impl RunDelivery {
     pub fn waiting(&self) -> u64 {
         self.spooled.saturating_sub(self.delivered)
+    }
+
+    /// Handed to the spool writer but neither written nor counted lost: still in its queue
+    /// when Kettle stopped waiting for it (the flush timeout), so gone with the process.
+    pub fn unspooled(&self) -> u64 {
+        self.ended.saturating_sub(self.spooled + self.lost)
     }
 }
 
@@ -72,6 +80,11 @@ impl Shared {
         state.runs.entry(batch.run.clone()).or_default().spooled += batch.spans;
         state.batches.push_back(batch);
         self.wake.notify_all();
+    }
+
+    /// A span of `run` was handed to the spool writer.
+    pub fn hand(&self, run: String) {
+        self.lock().runs.entry(run).or_default().ended += 1;
     }
 
     fn lose(&self, run: String, spans: u64, why: String) {

@@ -214,7 +214,10 @@ impl SpanProcessor for Lane {
         let mut span = super::redacted::span(span);
         super::openinference::enrich(&mut span, self.conventions);
         match self.processor.as_ref() {
-            Processor::Spool(lane) => lane.queue.push(span),
+            Processor::Spool(lane) => {
+                lane.shared.hand(super::local_queue::run_key(&span));
+                lane.queue.push(span);
+            }
             Processor::Local(q) => q.push(span),
         }
     }
@@ -236,30 +239,55 @@ mod tests {
     use crate::telemetry::otlp::OtlpClient;
     use crate::telemetry::spool::Spool;
 
-    #[test]
-    fn a_span_ended_after_a_remote_lane_stopped_is_counted_lost_for_its_run() {
-        let root = tempfile::tempdir().unwrap();
+    /// A remote lane spooling under `root`, whose collector refuses connections.
+    fn spooled_lane(root: &std::path::Path) -> Lane {
         let target = OtlpTarget {
             label: "otlp".into(),
             endpoint: "http://127.0.0.1:1/v1/traces".into(),
             headers: Default::default(),
             timeout: Duration::from_secs(1),
         };
-        let spool = Spool::open(root.path(), &target, 1 << 20).unwrap();
+        let spool = Spool::open(root, &target, 1 << 20).unwrap();
         let client = OtlpClient::new(&target).unwrap();
         let resource = opentelemetry_sdk::Resource::builder().build();
-        let lane = Lane::spooled(
+        Lane::spooled(
             "otlp".into(),
             SpoolLane::start("otlp", spool, client, resource).unwrap(),
-        );
+        )
+    }
+
+    #[test]
+    fn a_span_ended_after_a_remote_lane_stopped_is_counted_lost_for_its_run() {
+        let root = tempfile::tempdir().unwrap();
+        let lane = spooled_lane(root.path());
         lane.stop(Duration::from_millis(200)).unwrap();
         lane.on_end(span("r1", 1));
         let (delivery, _) = lane.delivery("r1").unwrap();
         assert_eq!(delivery.lost, 1, "{delivery:?}");
+        assert_eq!(delivery.ended, 1, "{delivery:?}");
+        assert_eq!(delivery.unspooled(), 0, "counted as lost, not as unspooled");
         assert_eq!(
             delivery.lost_why.as_deref(),
             Some("the span ended after the exporter was stopped")
         );
         assert_eq!(lane.delivery("r2").unwrap().0, RunDelivery::default());
+    }
+
+    #[test]
+    fn each_span_handed_to_a_remote_lane_is_spooled_or_accounted_for() {
+        let root = tempfile::tempdir().unwrap();
+        let lane = spooled_lane(root.path());
+        for id in 1..=3 {
+            lane.on_end(span("r1", id));
+        }
+        // The collector is unreachable: the spans wait in the spool.
+        let _ = lane.stop(Duration::from_millis(200));
+        let (delivery, _) = lane.delivery("r1").unwrap();
+        assert_eq!(
+            (delivery.ended, delivery.spooled, delivery.unspooled()),
+            (3, 3, 0),
+            "{delivery:?}"
+        );
+        assert_eq!(delivery.waiting(), 3);
     }
 }
