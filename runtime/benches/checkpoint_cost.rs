@@ -148,13 +148,8 @@ fn runs(c: &mut Criterion) {
                 &input,
                 |b, input| {
                     b.iter(|| {
-                        let report = runtime.block_on(engine.run(
-                            &agent,
-                            input.clone(),
-                            options,
-                            std::future::pending(),
-                        ));
-                        assert!(report.outcome.is_ok(), "{:?}", report.outcome);
+                        let report =
+                            support::run_ok(&runtime, &engine, &agent, input.clone(), options);
                         assert_eq!(report.llm.calls, 5);
                     });
                 },

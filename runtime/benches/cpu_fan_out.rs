@@ -73,13 +73,13 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let run_on = |runtime: &tokio::runtime::Runtime| {
-        let report = runtime.block_on(engine.run(
+        let report = support::run_ok(
+            runtime,
+            &engine,
             &agent,
             input.clone(),
             &RunOptions::default(),
-            std::future::pending(),
-        ));
-        assert!(report.outcome.is_ok(), "{:?}", report.outcome);
+        );
         assert_eq!(report.state["answered"], Value::from(BRANCHES));
     };
     let mut one = || run_on(&one_thread);

@@ -46,13 +46,13 @@ nodes:
             &branches,
             |b, &branches| {
                 b.iter(|| {
-                    let report = runtime.block_on(engine.run(
+                    let report = support::run_ok(
+                        &runtime,
+                        &engine,
                         &agent,
                         Default::default(),
                         &RunOptions::default(),
-                        std::future::pending(),
-                    ));
-                    assert!(report.outcome.is_ok(), "{:?}", report.outcome);
+                    );
                     assert_eq!(report.llm.calls, branches as u64);
                 });
             },

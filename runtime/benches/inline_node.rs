@@ -51,13 +51,13 @@ fn inline_node(c: &mut Criterion) {
             input.insert("n".into(), json!(0));
             group.bench_with_input(BenchmarkId::new(label, nodes), &nodes, |b, &nodes| {
                 b.iter(|| {
-                    let report = runtime.block_on(engine.run(
+                    let report = support::run_ok(
+                        &runtime,
+                        &engine,
                         &agent,
                         input.clone(),
                         &RunOptions::default(),
-                        std::future::pending(),
-                    ));
-                    assert!(report.outcome.is_ok(), "{:?}", report.outcome);
+                    );
                     assert_eq!(report.state["n"], Value::from(nodes));
                 });
             });

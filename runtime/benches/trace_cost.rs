@@ -61,13 +61,13 @@ fn trace_cost(c: &mut Criterion) {
             serde_json::from_str(r#"{"topic": "tea"}"#).expect("input");
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter(|| {
-                let report = runtime.block_on(engine.run(
+                support::run_ok(
+                    &runtime,
+                    &engine,
                     &agent,
                     input.clone(),
                     &RunOptions::default(),
-                    std::future::pending(),
-                ));
-                assert!(report.outcome.is_ok(), "{:?}", report.outcome);
+                );
             });
         });
     }

@@ -11,7 +11,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use kettle::capabilities::{LlmGrant, NodeSetup, RunBudget, RunCapabilities, RunSetup};
-use kettle::engine::{Agent, load_agent};
+use kettle::engine::{Agent, RunOptions, RunReport, Runtime, load_agent};
 use kettle::llm::LlmClient;
 use kettle::sandbox::{
     CompileCache, NodeInvocation, NodeLimits, PreparedComponent, Sandbox, SandboxConfig,
@@ -95,6 +95,19 @@ pub async fn agent(yaml: &str, sandbox: &Sandbox, cache: &Path) -> (Agent, tempf
         .await
         .expect("the agent loads");
     (agent, dir)
+}
+
+/// One run of `agent` from `input`, never interrupted; panics when it fails.
+pub fn run_ok(
+    runtime: &tokio::runtime::Runtime,
+    engine: &Runtime,
+    agent: &Agent,
+    input: serde_json::Map<String, Value>,
+    options: &RunOptions,
+) -> RunReport {
+    let report = runtime.block_on(engine.run(agent, input, options, std::future::pending()));
+    assert!(report.outcome.is_ok(), "{:?}", report.outcome);
+    report
 }
 
 pub fn sandbox(cache: &Path) -> Arc<Sandbox> {

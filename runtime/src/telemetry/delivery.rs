@@ -82,9 +82,21 @@ impl Shared {
         self.wake.notify_all();
     }
 
-    /// A span of `run` was handed to the spool writer.
-    pub fn hand(&self, run: String) {
-        self.lock().runs.entry(run).or_default().ended += 1;
+    /// `span` was handed to the spool writer: counted against its run (the writer's key).
+    pub fn hand(&self, span: &SpanData) {
+        let mut state = self.lock();
+        let runs = &mut state.runs;
+        let Some(run) = run_of(span) else {
+            let trace = span.span_context.trace_id().to_string();
+            runs.entry(trace).or_default().ended += 1;
+            return;
+        };
+        // Once per span: no new key unless the run is new.
+        if let Some(delivery) = runs.get_mut(run) {
+            delivery.ended += 1;
+        } else {
+            runs.entry(run.to_string()).or_default().ended += 1;
+        }
     }
 
     fn lose(&self, run: String, spans: u64, why: String) {

@@ -215,7 +215,7 @@ impl SpanProcessor for Lane {
         super::openinference::enrich(&mut span, self.conventions);
         match self.processor.as_ref() {
             Processor::Spool(lane) => {
-                lane.shared.hand(super::local_queue::run_key(&span));
+                lane.shared.hand(&span);
                 lane.queue.push(span);
             }
             Processor::Local(q) => q.push(span),

@@ -216,7 +216,7 @@ fn export<E: SpanExporter>(exporter: &E, batch: &mut Vec<SpanData>, losses: &Los
 }
 
 /// The run a span is counted against: its `kettle.run.id`, else its trace id.
-pub(super) fn run_key(span: &SpanData) -> String {
+fn run_key(span: &SpanData) -> String {
     run_of(span).map_or_else(|| span.span_context.trace_id().to_string(), str::to_string)
 }
 
