@@ -571,3 +571,49 @@ edges:
         slow.duration_ms()
     );
 }
+
+#[test]
+fn no_page_of_an_execution_is_left_for_the_next_in_its_slot() {
+    // A thousand disjoint dirty pages (the reset in place goes past wasmtime 48's 32 regions),
+    // then sixteen thousand (past the 16 MiB kept resident, so the rest is decommitted): after
+    // each, the next execution of the same component reads every page and finds no mark.
+    let scratch = Scratch::new();
+    let hostile = repo().join("tests/nodes/hostile");
+    let agent = scratch.agent(
+        "residue.yaml",
+        &format!(
+            "name: residue
+nodes:
+  - name: scatter_some
+    component: {h}
+    config: {{mode: scatter, pages: 128, seed: 11, key: scattered_some}}
+  - name: find_some
+    component: {h}
+    config: {{mode: find-scattered, pages: 144, seed: 11, key: found_some}}
+  - name: scatter_many
+    component: {h}
+    config: {{mode: scatter, pages: 2048, seed: 12, key: scattered_many}}
+  - name: find_many
+    component: {h}
+    config: {{mode: find-scattered, pages: 2064, seed: 12, key: found_many}}
+",
+            h = hostile.display()
+        ),
+    );
+    let output = scratch.run(&agent, &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let state = final_state(&output);
+    for (which, marks) in [("some", 1024), ("many", 16384)] {
+        let scattered = &state[format!("scattered_{which}")];
+        let found = &state[format!("found_{which}")];
+        assert_eq!(scattered["written"], marks, "{state}");
+        assert!(
+            found["last_address"].as_u64() >= scattered["last_address"].as_u64(),
+            "the finder read as far as the marks go: {state}"
+        );
+        assert_eq!(
+            found["found"], 0,
+            "a page of the previous execution was left: {state}"
+        );
+    }
+}

@@ -4,6 +4,7 @@
 mod escape_modes;
 mod http_get;
 mod limit_modes;
+mod residue_modes;
 mod trace_modes;
 
 use kettle_guest::bindings::Guest;
@@ -104,6 +105,7 @@ impl Guest for Hostile {
             "invalid-json" => Ok("{\"not\": json".into()),
             "non-object" => Ok("[1, 2, 3]".into()),
             mode if limit_modes::MODES.contains(&mode) => limit_modes::run(mode, &config),
+            mode if residue_modes::MODES.contains(&mode) => residue_modes::run(mode, &config),
             other => escape_modes::run(other, &config)
                 .or_else(|| trace_modes::run(other, &config))
                 .unwrap_or_else(|| Err(NodeError::InvalidInput(format!("unknown mode `{other}`")))),
