@@ -1,6 +1,7 @@
 //! The compiled graph: nodes with their resolved kinds, and the route out of each one.
 
 mod compile;
+mod json_view;
 mod python;
 mod render;
 mod routes;
@@ -108,7 +109,7 @@ pub struct InlineAction {
 impl InlineAction {
     /// The interpreter's config for one execution: templates in the code (`{{ state.x }}`)
     /// are rendered first, as TEA does.
-    pub fn config_for(&self, context: &Value) -> Result<String, String> {
+    pub fn config_for(&self, context: &template::Context) -> Result<String, String> {
         if let Some(config) = &self.config {
             return Ok(config.clone());
         }

@@ -7,6 +7,7 @@
 //! whole value, empty inside text, replaced by `| default(...)` — and reading into it
 //! (`{{ state.missing.deep }}`) is an error naming it.
 
+use super::json_view;
 use super::python;
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::{Map, Value};
@@ -124,20 +125,59 @@ fn compiled(source: &str) -> Result<Compiled, String> {
     Ok(expression)
 }
 
+/// What templates and expressions read: a JSON mapping (`state`, `variables`, ...), shared, and
+/// seen by minijinja as a view into it ([`json_view`]), so that evaluating against it copies
+/// only what is read.
+#[derive(Debug, Clone)]
+pub struct Context {
+    json: Arc<Value>,
+    jinja: minijinja::Value,
+}
+
+impl Context {
+    pub fn new(json: Value) -> Self {
+        let json = Arc::new(json);
+        Self {
+            jinja: json_view::view(json.clone()),
+            json,
+        }
+    }
+
+    /// The context as JSON.
+    pub fn json(&self) -> &Value {
+        &self.json
+    }
+
+    /// This context with `key` set to `value` at its top level.
+    pub fn with(&self, key: &str, value: Value) -> Self {
+        let mut json = Value::clone(&self.json);
+        if let Value::Object(map) = &mut json {
+            map.insert(key.into(), value);
+        }
+        Self::new(json)
+    }
+}
+
+impl From<Value> for Context {
+    fn from(json: Value) -> Self {
+        Self::new(json)
+    }
+}
+
 /// Evaluates an expression against `context`.
-pub fn eval_expression(source: &str, context: &Value) -> Result<Value, String> {
+pub fn eval_expression(source: &str, context: &Context) -> Result<Value, String> {
     eval(source, context, false)
 }
 
 /// Evaluates; with `missing_is_none`, a value that is not there is None (TEA's conditions
 /// read state through a mapping that answers None for a missing key).
-fn eval(source: &str, context: &Value, missing_is_none: bool) -> Result<Value, String> {
+fn eval(source: &str, context: &Context, missing_is_none: bool) -> Result<Value, String> {
     let expression = compiled(source)?;
-    match expression.eval(context) {
+    match expression.eval(&context.jinja) {
         // `state['nope']` is an error, as a KeyError is in TEA's Python.
         Ok(value) if value.is_undefined() && missing_is_none => Ok(Value::Null),
         Ok(value) if value.is_undefined() => Err(
-            match missing_path(expression.undeclared_variables(true), context) {
+            match missing_path(expression.undeclared_variables(true), context.json()) {
                 Some(missing) => format!("`{missing}` is not defined"),
                 None => "it reads a key that is not defined; use `state.get(\"key\", default)` for a key that may be missing".to_string(),
             },
@@ -145,7 +185,8 @@ fn eval(source: &str, context: &Value, missing_is_none: bool) -> Result<Value, S
         Ok(value) => serde_json::to_value(&value).map_err(|e| e.to_string()),
         Err(e) => {
             if e.kind() == minijinja::ErrorKind::UndefinedError
-                && let Some(missing) = missing_path(expression.undeclared_variables(true), context)
+                && let Some(missing) =
+                    missing_path(expression.undeclared_variables(true), context.json())
             {
                 return Err(format!("`{missing}` is not defined"));
             }
@@ -156,7 +197,7 @@ fn eval(source: &str, context: &Value, missing_is_none: bool) -> Result<Value, S
 
 /// Evaluates an expression as a condition (Jinja truthiness).
 /// A condition whose whole value is a missing key (`state.done`) is false, as in TEA.
-pub fn eval_condition(source: &str, context: &Value) -> Result<bool, String> {
+pub fn eval_condition(source: &str, context: &Context) -> Result<bool, String> {
     eval(source, context, true).map(|v| truthy(&v))
 }
 
@@ -206,7 +247,7 @@ fn collect<'a>(value: &'a Value, path: String, out: &mut Vec<(String, &'a str)>)
 
 /// Renders every string in `value` against `context`. A string that is one `{{ expression }}`
 /// and nothing else keeps the expression's type (a list stays a list).
-pub fn render_value(value: &Value, context: &Value) -> Result<Value, String> {
+pub fn render_value(value: &Value, context: &Context) -> Result<Value, String> {
     match value {
         Value::String(s) => render_string(s, context),
         Value::Array(items) => items
@@ -223,7 +264,7 @@ pub fn render_value(value: &Value, context: &Value) -> Result<Value, String> {
     }
 }
 
-fn render_string(source: &str, context: &Value) -> Result<Value, String> {
+fn render_string(source: &str, context: &Context) -> Result<Value, String> {
     if !source.contains("{{") && !source.contains("{%") {
         return Ok(Value::String(source.to_string()));
     }
@@ -242,7 +283,7 @@ fn render_string(source: &str, context: &Value) -> Result<Value, String> {
         let expression = trimmed[2..trimmed.len() - 2].trim();
         TEMPLATES
             .compile_expression(expression)
-            .and_then(|e| e.eval(context))
+            .and_then(|e| e.eval(&context.jinja))
             .map(|v| {
                 if v.is_undefined() {
                     Value::Null
@@ -251,11 +292,11 @@ fn render_string(source: &str, context: &Value) -> Result<Value, String> {
                 }
             })
     } else {
-        template.render(context).map(Value::String)
+        template.render(&context.jinja).map(Value::String)
     };
     result.map_err(|e| {
         if e.kind() == minijinja::ErrorKind::UndefinedError
-            && let Some(missing) = first_missing(&template, context)
+            && let Some(missing) = first_missing(&template, context.json())
         {
             return format!("`{missing}` is not defined");
         }
@@ -305,19 +346,19 @@ mod tests {
         let first = compiled(source).unwrap();
         assert!(Arc::ptr_eq(&first, &compiled(source).unwrap()));
         assert_eq!(
-            eval_expression(source, &json!({"state": {"n": 9}})),
+            eval_expression(source, &json!({"state": {"n": 9}}).into()),
             Ok(json!(3))
         );
         assert_eq!(
-            eval_expression(source, &json!({"state": {"n": 13}})),
+            eval_expression(source, &json!({"state": {"n": 13}}).into()),
             Ok(json!(7))
         );
-        assert!(eval_expression("state[", &json!({})).is_err());
+        assert!(eval_expression("state[", &json!({}).into()).is_err());
     }
 
     #[test]
     fn renders_text_and_keeps_types_of_single_expressions() {
-        let ctx = json!({"state": {"name": "kettle", "items": [1, 2]}});
+        let ctx = Context::new(json!({"state": {"name": "kettle", "items": [1, 2]}}));
         assert_eq!(
             render_value(&json!("hi {{ state.name }}!"), &ctx).unwrap(),
             json!("hi kettle!")
@@ -334,7 +375,7 @@ mod tests {
 
     #[test]
     fn missing_keys_in_templates_follow_tea() {
-        let ctx = json!({"state": {"name": "kettle"}});
+        let ctx = Context::new(json!({"state": {"name": "kettle"}}));
         // Read directly: None (null as a whole value, empty in text), and `default` applies.
         assert_eq!(
             render_value(&json!("{{ state.summary }}"), &ctx).unwrap(),
@@ -355,7 +396,8 @@ mod tests {
 
     #[test]
     fn python_built_ins_and_percent_formatting() {
-        let ctx = json!({"state": {"n": 7, "xs": [3, 1, 2], "price": "2.5", "f": -2.5}});
+        let ctx =
+            Context::new(json!({"state": {"n": 7, "xs": [3, 1, 2], "price": "2.5", "f": -2.5}}));
         for (source, expected) in [
             ("str(state.n) ~ '!'", json!("7!")),
             ("int('42') + int(3.9)", json!(45)),
@@ -381,7 +423,7 @@ mod tests {
 
     #[test]
     fn python_flavoured_expressions_work() {
-        let ctx = json!({"state": {"x": true, "items": [1, 2, 3], "n": 2}});
+        let ctx = Context::new(json!({"state": {"x": true, "items": [1, 2, 3], "n": 2}}));
         for (source, expected) in [
             (r#"state["x"] == True"#, json!(true)),
             ("state.x and not state.n > 5 or False", json!(true)),

@@ -18,7 +18,7 @@ impl Run<'_> {
         node: &str,
         write: bool,
         with: &Map<String, Value>,
-        context: &Value,
+        context: &template::Context,
     ) -> Result<Value, RunError> {
         let action = if write { "file.write" } else { "file.read" };
         let field = |key: &str| -> Result<Value, RunError> {

@@ -243,7 +243,7 @@ impl Run<'_> {
         action: LlmAction,
         with: &Map<String, Value>,
         output: &Output,
-        context: &Value,
+        context: &template::Context,
         span: &SpanHandle,
     ) -> Result<Map<String, Value>, RunError> {
         let mut rendered = Map::new();

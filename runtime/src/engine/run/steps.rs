@@ -13,7 +13,11 @@ use serde_json::{Map, Value};
 /// `dynamic_parallel` item and its index) at the top level; in a fan-in node, also
 /// `parallel_results` (as in TEA).
 impl Run<'_> {
-    pub(super) fn context(&self, state: &Map<String, Value>, extras: &Map<String, Value>) -> Value {
+    pub(super) fn context(
+        &self,
+        state: &Map<String, Value>,
+        extras: &Map<String, Value>,
+    ) -> template::Context {
         let mut context = extras.clone();
         if let Some(results) = state.get(super::flow::PARALLEL_RESULTS) {
             context.insert(super::flow::PARALLEL_RESULTS.into(), results.clone());
@@ -23,7 +27,7 @@ impl Run<'_> {
             "variables".into(),
             Value::Object(self.agent.variables.clone()),
         );
-        Value::Object(context)
+        template::Context::new(Value::Object(context))
     }
 }
 
@@ -33,7 +37,7 @@ pub(super) fn store_output(
     node: &str,
     output: &Output,
     result: Value,
-    context: &Value,
+    context: &template::Context,
 ) -> Result<Map<String, Value>, RunError> {
     let mut update = Map::new();
     match output {
@@ -41,10 +45,7 @@ pub(super) fn store_output(
             update.insert(key.clone(), result);
         }
         Output::Mapping(mapping) => {
-            let mut context = context.clone();
-            if let Value::Object(map) = &mut context {
-                map.insert("result".into(), result);
-            }
+            let context = context.with("result", result);
             for (key, value) in mapping {
                 let value = template::render_value(value, &context).map_err(|e| {
                     RunError::node(node, "template", format!("field `output.{key}`: {e}"))
