@@ -8,6 +8,7 @@ mod npm_wasm;
 mod python;
 mod python_source;
 mod rust;
+mod rustc_version;
 mod support;
 mod toolchain;
 mod trealla;

@@ -3,7 +3,7 @@
 //! private npm prefix with componentize-js and the rolldown bundler. Installs take a file lock,
 //! so that concurrent builds (parallel tests on a fresh machine) install once.
 
-use super::{BuildError, shell_line, tool_output};
+use super::{BuildError, rustc_version, shell_line, tool_output};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use tokio::process::Command;
@@ -73,14 +73,24 @@ impl Toolchains {
         self.dir.join("support")
     }
 
-    /// `rustc --version`, asked once per process ("unknown" when rustc does not answer).
+    /// `rustc --version` ("unknown" when rustc does not answer): once per process, and
+    /// remembered across processes while the compiler it names cannot have changed
+    /// (see [`super::rustc_version`]).
     pub async fn rustc_version(&self) -> String {
         static VERSION: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
         VERSION
             .get_or_init(|| async {
-                version_of("rustc", &["--version"])
-                    .await
-                    .unwrap_or_else(|| "unknown".into())
+                let key = rustc_version::Probe::from_env().key();
+                if let Some(version) = rustc_version::remembered(&self.dir, &key) {
+                    return version;
+                }
+                match version_of("rustc", &["--version"]).await {
+                    Some(version) => {
+                        rustc_version::remember(&self.dir, &key, &version);
+                        version
+                    }
+                    None => "unknown".into(),
+                }
             })
             .await
             .clone()
