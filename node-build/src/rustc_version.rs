@@ -78,11 +78,7 @@ impl Probe {
             .iter()
             .find(|(name, _)| *name == "PATH")
             .and_then(|(_, path)| path.as_ref())
-            .and_then(|path| {
-                std::env::split_paths(path)
-                    .map(|dir| dir.join("rustc"))
-                    .find(|candidate| candidate.is_file())
-            });
+            .and_then(|path| super::toolchain::which_in(path, "rustc"));
         match on_path {
             Some(rustc) => {
                 hasher.update(rustc.as_os_str().as_encoded_bytes());

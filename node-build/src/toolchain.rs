@@ -353,8 +353,12 @@ async fn version_of(program: &str, args: &[&str]) -> Option<String> {
 }
 
 fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
+    which_in(&std::env::var_os("PATH")?, program)
+}
+
+/// The first `program` file in the folders of the search path `path`.
+pub(crate) fn which_in(path: &std::ffi::OsStr, program: &str) -> Option<PathBuf> {
+    std::env::split_paths(path)
         .map(|dir| dir.join(program))
         .find(|candidate| candidate.is_file())
 }
