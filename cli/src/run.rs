@@ -330,9 +330,29 @@ fn read_input(args: &RunArgs) -> Result<Map<String, Value>, String> {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM, with the reason.
+/// Resolves on Ctrl-C or SIGTERM, with the reason. The signals are awaited on a task of their
+/// own: the run polls this future every time it wakes (once or more per node), and a channel
+/// is cheaper to ask than the signal streams.
 async fn interrupted() -> String {
-    super::signals::ctrl_c_or_sigterm().await.to_string()
+    let (reason, signalled) = tokio::sync::oneshot::channel();
+    let listener = tokio::spawn(async move {
+        let _ = reason.send(super::signals::ctrl_c_or_sigterm().await.to_string());
+    });
+    let _stop_listening = AbortOnDrop(listener);
+    match signalled.await {
+        Ok(reason) => reason,
+        // The listener is gone only with the runtime.
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Aborts the signal listener when the run no longer waits for it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The telemetry: CLI flags beat the agent's settings, which beat the environment.

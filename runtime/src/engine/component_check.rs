@@ -16,15 +16,15 @@ fn check_components(
     provided: &dyn Fn(&Path) -> bool,
 ) -> Vec<SpecError> {
     let mut errors = Vec::new();
-    // Many nodes may name one component: the disk is asked once per path.
-    let mut usable = HashSet::new();
+    // Many nodes may name one component: the disk is asked once per path as written.
+    let mut usable: HashSet<&str> = HashSet::new();
     for reference in components {
-        let path = loaded.resolve(&reference.path);
-        if usable.contains(&path) {
+        if usable.contains(reference.path.as_str()) {
             continue;
         }
+        let path = loaded.resolve(&reference.path);
         if usable_component(&path) || provided(&path) {
-            usable.insert(path);
+            usable.insert(&reference.path);
             continue;
         }
         let what = if path.exists() {

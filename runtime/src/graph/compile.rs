@@ -12,7 +12,6 @@ use crate::spec::{
 };
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 /// Parameters `uses: llm.call` (and `llm.stream`, `llm.tools`) accepts in `with:`.
 pub const LLM_CALL_PARAMS: &[&str] = &[
@@ -85,9 +84,9 @@ struct Compiler<'a> {
     components: Vec<(String, ComponentSource)>,
     /// The component id of each language's interpreter, once one node needs it.
     interpreters: HashMap<String, usize>,
-    /// Whether each component path named so far is a folder: asked of the disk once per path,
-    /// not once per node naming it.
-    folders: HashMap<PathBuf, bool>,
+    /// Whether each component path named so far (as written) is a folder: asked of the disk
+    /// once per path, not once per node naming it.
+    folders: HashMap<String, bool>,
     /// The node being compiled asked for `isolation: node`.
     fresh_instance: bool,
 }
@@ -175,10 +174,14 @@ impl Compiler<'_> {
     fn action(&mut self, at: &str, owner: &str, view: ActionView<'_>) -> Action {
         if let Some(component) = view.component {
             let path = self.loaded.resolve(component);
-            let is_folder = *self
-                .folders
-                .entry(path.clone())
-                .or_insert_with_key(|path| path.is_dir());
+            let is_folder = match self.folders.get(component.as_str()) {
+                Some(is_folder) => *is_folder,
+                None => {
+                    let is_folder = path.is_dir();
+                    self.folders.insert(component.clone(), is_folder);
+                    is_folder
+                }
+            };
             let source = if is_folder {
                 ComponentSource::Folder(path)
             } else {

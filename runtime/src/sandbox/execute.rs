@@ -242,12 +242,14 @@ async fn call_run(
     state: &str,
     limits: &NodeLimits,
 ) -> Outcome {
-    let call = async {
+    // Boxed: wasmtime's instantiation and call futures are kilobytes, which the timeout would
+    // otherwise take by copy.
+    let call = Box::pin(async {
         match pre.instantiate_async(&mut *store).await {
             Ok(node) => Outcome::Called(node.call_run(&mut *store, context, state).await),
             Err(e) => Outcome::Instantiate(e),
         }
-    };
+    });
     // The deadline covers host calls too: an LLM call that never returns is dropped with it.
     tokio::time::timeout(limits.timeout(), call)
         .await

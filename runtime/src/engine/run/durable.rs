@@ -13,6 +13,7 @@ use crate::checkpoint::{
     UsageUsed,
 };
 use crate::engine::error::RunError;
+use crate::graph::Next;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -240,21 +241,21 @@ impl Run<'_> {
         self.pause(node, "before")
     }
 
-    /// After node `node` completed on `path` with `state`, going to `next` (a node, or `None`
-    /// at the end): saves the position, and stops the run if `node` is an `interrupt_after` node.
+    /// After node `node` completed on `path` with `state`, going to `next` (a node, or the
+    /// end): saves the position, and stops the run if `node` is an `interrupt_after` node.
     pub(super) fn node_done(
         &self,
         path: PathId,
         node: &str,
         state: &Map<String, Value>,
-        next: Option<&str>,
+        next: Next,
     ) -> Result<(), RunError> {
         let Some(d) = &self.durable else {
             return Ok(());
         };
         if let Some(slot) = d.paths().slot(path) {
             slot.pos.state = state.clone();
-            slot.pos.next = next.map(str::to_string);
+            slot.pos.next = self.name_of(next);
             slot.pos.done += 1;
             slot.pos.items.clear();
         }

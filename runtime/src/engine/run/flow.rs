@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 /// The state key a fan-in node reads the branch states from.
 pub const PARALLEL_RESULTS: &str = "parallel_results";
 
-/// How many recent nodes a path remembers, to name the loop when the step limit is hit.
+/// How many recent nodes a path remembers at least, to name the loop when the step limit is hit.
 const TRAIL: usize = 64;
 
 impl Run<'_> {
@@ -74,7 +74,7 @@ impl Run<'_> {
         }
     }
 
-    fn name_of(&self, next: Next) -> Option<String> {
+    pub(super) fn name_of(&self, next: Next) -> Option<String> {
         match next {
             Next::Node(index) => Some(self.agent.graph.nodes[index].name.clone()),
             Next::End => None,
@@ -121,12 +121,7 @@ impl Run<'_> {
                         Some((handler, record)) => {
                             state.insert("error".into(), record);
                             next = Next::Node(handler);
-                            self.node_done(
-                                path,
-                                &graph.nodes[index].name,
-                                state,
-                                self.name_of(next).as_deref(),
-                            )?;
+                            self.node_done(path, &graph.nodes[index].name, state, next)?;
                             continue;
                         }
                         None => return Err(error),
@@ -148,13 +143,13 @@ impl Run<'_> {
                     && let Some(fan_in) = dp.fan_in
                 {
                     next = Next::Node(fan_in);
-                    self.node_done(path, &node.name, state, self.name_of(next).as_deref())?;
+                    self.node_done(path, &node.name, state, next)?;
                     continue;
                 }
                 next = match graph.route(index) {
                     Route::Rules(rules) => {
                         let next = self.choose(&node.name, rules, state, result)?;
-                        self.node_done(path, &node.name, state, self.name_of(next).as_deref())?;
+                        self.node_done(path, &node.name, state, next)?;
                         next
                     }
                     Route::Parallel { branches, fan_in } => {
@@ -315,8 +310,9 @@ impl Run<'_> {
             });
         }
         trail.push(index);
-        if trail.len() > TRAIL {
-            trail.remove(0);
+        // Between TRAIL and twice as many kept: the oldest go in one move, not one per node.
+        if trail.len() >= 2 * TRAIL {
+            trail.drain(..TRAIL);
         }
         Ok(())
     }

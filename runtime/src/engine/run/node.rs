@@ -65,16 +65,23 @@ impl Run<'_> {
     ) -> Result<Map<String, Value>, RunError> {
         let node = &self.agent.graph.nodes[index];
         let tracer = self.telemetry.tracer();
-        let span = SpanGuard::new(parent.child(
-            tracer,
-            format!("node {}", node.name),
-            SpanKind::Internal,
+        // A child of a span that does not record does not record either: its attributes
+        // would be dropped unread, so they are not made.
+        let attributes = if parent.is_recording() {
             vec![
                 KeyValue::new("kettle.node.name", node.name.clone()),
                 KeyValue::new("kettle.node.kind", node.kind.name()),
                 KeyValue::new("kettle.run.id", self.run_id.to_string()),
                 KeyValue::new("kettle.node.attempt", i64::from(attempt)),
-            ],
+            ]
+        } else {
+            Vec::new()
+        };
+        let span = SpanGuard::new(parent.child(
+            tracer,
+            format!("node {}", node.name),
+            SpanKind::Internal,
+            attributes,
         ));
         self.telemetry.node_input(span.handle(), state);
         let started = Instant::now();
@@ -110,27 +117,29 @@ impl Run<'_> {
                 self.run_action(&node.name, action, state, &no_extras, span.handle())
                     .await
             }
+            // Boxed, as the forms below: a node's future is moved whole at every node, and
+            // these (with an LLM call or a fan-out inside) are kilobytes that a component or
+            // expression node would otherwise carry too.
             NodeKind::Steps(steps) => {
-                self.run_steps(&node.name, steps, state, &no_extras, span.handle())
-                    .await
+                Box::pin(self.run_steps(&node.name, steps, state, &no_extras, span.handle())).await
             }
             NodeKind::WhileLoop {
                 condition,
                 max_iterations,
                 body,
             } => {
-                self.run_while_loop(
+                Box::pin(self.run_while_loop(
                     &node.name,
                     condition,
                     *max_iterations,
                     body,
                     state,
                     span.handle(),
-                )
+                ))
                 .await
             }
             NodeKind::DynamicParallel(dp) => {
-                self.run_dynamic_parallel(&node.name, dp, state, span.handle(), path)
+                Box::pin(self.run_dynamic_parallel(&node.name, dp, state, span.handle(), path))
                     .await
             }
         };

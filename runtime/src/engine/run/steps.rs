@@ -91,8 +91,9 @@ impl Run<'_> {
                 output,
             } => {
                 let context = self.context(state, extras);
-                self.run_llm_call(node, *action, with, output, &context, span)
-                    .await
+                // Boxed: an LLM call's future (the provider's HTTP request) is kilobytes, and
+                // every action's future would carry it inline.
+                Box::pin(self.run_llm_call(node, *action, with, output, &context, span)).await
             }
             Action::File {
                 write,
