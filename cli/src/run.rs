@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use std::io::{Read, Write};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use tokio_util::task::AbortOnDropHandle;
 
 pub fn run(args: RunArgs) -> u8 {
     run_or_resume(args, None)
@@ -335,23 +336,14 @@ fn read_input(args: &RunArgs) -> Result<Map<String, Value>, String> {
 /// is cheaper to ask than the signal streams.
 async fn interrupted() -> String {
     let (reason, signalled) = tokio::sync::oneshot::channel();
-    let listener = tokio::spawn(async move {
+    // Aborted when the run no longer waits for it.
+    let _listener = AbortOnDropHandle::new(tokio::spawn(async move {
         let _ = reason.send(super::signals::ctrl_c_or_sigterm().await.to_string());
-    });
-    let _stop_listening = AbortOnDrop(listener);
+    }));
     match signalled.await {
         Ok(reason) => reason,
         // The listener is gone only with the runtime.
         Err(_) => std::future::pending().await,
-    }
-}
-
-/// Aborts the signal listener when the run no longer waits for it.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

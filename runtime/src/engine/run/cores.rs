@@ -17,15 +17,11 @@ use crate::sandbox::{
     NodeFailure, NodeInvocation, NodeOutput, PreparedComponent, RunInstances, Sandbox,
 };
 use futures::FutureExt;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::task::JoinHandle;
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
 /// How long a run waits at its end for cancelled executions to drop. Guest code yields at
 /// every epoch tick (10 ms), so an aborted task is normally gone within one tick; the bound
@@ -101,7 +97,9 @@ impl NodeTasks {
                 Err(_) => Err(host_panicked()),
             };
         }
-        let task = AbortOnDrop(self.tracker.spawn(execution));
+        // Aborted when dropped: a branch dropped by its group (a failing sibling) or a run
+        // dropped by its caller takes its executions with it.
+        let task = AbortOnDropHandle::new(self.tracker.spawn(execution));
         match task.await {
             Ok(result) => result,
             Err(e) if e.is_panic() => Err(host_panicked()),
@@ -161,23 +159,5 @@ pub(super) struct ParallelGroup<'a>(&'a AtomicUsize);
 impl Drop for ParallelGroup<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// A task handle that aborts its task when dropped: a branch dropped by its group (a failing
-/// sibling) or a run dropped by its caller takes its executions with it.
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl<T> Future for AbortOnDrop<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx)
     }
 }
