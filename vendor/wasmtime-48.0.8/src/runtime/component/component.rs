@@ -99,6 +99,10 @@ struct ComponentInner {
 
     /// The checksum of the source binary from which the module was compiled.
     checksum: WasmChecksum,
+
+    /// Where each trampoline's wasm and array entry points are in the text section, looked up
+    /// once here instead of at every instantiation (Kettle's change, see vendor/README.md).
+    trampoline_locs: Vec<(Option<FunctionLoc>, Option<FunctionLoc>)>,
 }
 
 impl fmt::Debug for Component {
@@ -471,6 +475,20 @@ impl Component {
             [ValType::I32],
         ));
 
+        let trampoline_locs = info
+            .component
+            .trampolines
+            .keys()
+            .map(|trampoline| {
+                let loc = |abi| {
+                    index
+                        .func_loc(FuncKey::ComponentTrampoline(abi, trampoline))
+                        .copied()
+                };
+                (loc(Abi::Wasm), loc(Abi::Array))
+            })
+            .collect();
+
         Ok(Component {
             inner: Arc::new(ComponentInner {
                 id: CompiledModuleId::new(),
@@ -482,6 +500,7 @@ impl Component {
                 index,
                 realloc_func_type,
                 checksum,
+                trampoline_locs,
             }),
         })
     }
@@ -518,14 +537,9 @@ impl Component {
     }
 
     pub(crate) fn trampoline_ptrs(&self, index: TrampolineIndex) -> AllCallFuncPointers {
-        let wasm_call = self
-            .store_invariant_func(FuncKey::ComponentTrampoline(Abi::Wasm, index))
-            .unwrap()
-            .cast();
-        let array_call = self
-            .store_invariant_func(FuncKey::ComponentTrampoline(Abi::Array, index))
-            .unwrap()
-            .cast();
+        let (wasm, array) = self.inner.trampoline_locs[index.as_u32() as usize];
+        let wasm_call = self.func_loc_to_pointer(&wasm.unwrap()).cast();
+        let array_call = self.func_loc_to_pointer(&array.unwrap()).cast();
         AllCallFuncPointers {
             wasm_call,
             array_call,

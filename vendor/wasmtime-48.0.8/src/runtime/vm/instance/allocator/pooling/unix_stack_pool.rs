@@ -4,6 +4,7 @@ use super::index_allocator::{SimpleIndexAllocator, SlotId};
 use crate::config::PoolingAllocationConfig;
 use crate::prelude::*;
 use crate::runtime::vm::{HostAlignedByteCount, Mmap, mmap::AlignedLength};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Represents a pool of execution stacks (used for the async fiber implementation).
 ///
@@ -24,6 +25,11 @@ pub struct StackPool {
     index_allocator: SimpleIndexAllocator,
     async_stack_zeroing: bool,
     async_stack_keep_resident: HostAlignedByteCount,
+    /// Whether each stack's guard page is inaccessible yet. Kettle's change (vendor/README.md):
+    /// a guard page is set up at its stack's first allocation, not for all `max_stacks` stacks
+    /// when the pool is created (a thousand `mprotect` calls and two thousand mappings, paid
+    /// by every process that creates an engine, most of whose stacks are never used).
+    guarded: Vec<AtomicBool>,
 }
 
 impl StackPool {
@@ -33,8 +39,6 @@ impl StackPool {
     }
 
     pub fn new(config: &PoolingAllocationConfig) -> Result<Self> {
-        use rustix::mm::{MprotectFlags, mprotect};
-
         let page_size = HostAlignedByteCount::host_page_size();
 
         // Add a page to the stack size for the guard page when using fiber stacks
@@ -55,25 +59,6 @@ impl StackPool {
         let mapping = Mmap::accessible_reserved(allocation_size, allocation_size)
             .context("failed to create stack pool mapping")?;
 
-        // Set up the stack guard pages.
-        if !allocation_size.is_zero() {
-            unsafe {
-                for i in 0..max_stacks {
-                    // Safety: i < max_stacks and we've already checked that
-                    // stack_size * max_stacks is valid.
-                    let offset = stack_size.unchecked_mul(i);
-                    // Make the stack guard page inaccessible.
-                    let bottom_of_stack = mapping.as_ptr().add(offset.byte_count()).cast_mut();
-                    mprotect(
-                        bottom_of_stack.cast(),
-                        page_size.byte_count(),
-                        MprotectFlags::empty(),
-                    )
-                    .context("failed to protect stack guard page")?;
-                }
-            }
-        }
-
         Ok(Self {
             mapping,
             stack_size,
@@ -84,6 +69,7 @@ impl StackPool {
                 config.async_stack_keep_resident,
             )?,
             index_allocator: SimpleIndexAllocator::new(config.limits.total_stacks)?,
+            guarded: (0..max_stacks).map(|_| AtomicBool::new(false)).collect(),
         })
     }
 
@@ -118,6 +104,22 @@ impl StackPool {
                 .as_ptr()
                 .add(self.stack_size.unchecked_mul(index).byte_count())
                 .cast_mut();
+
+            // The slot is this caller's alone until it is freed, so no other thread protects
+            // the same page at the same time.
+            if !self.guarded[index].load(Ordering::Acquire) {
+                use rustix::mm::{MprotectFlags, mprotect};
+                if let Err(error) = mprotect(
+                    bottom_of_stack.cast(),
+                    self.page_size.byte_count(),
+                    MprotectFlags::empty(),
+                ) {
+                    self.index_allocator
+                        .free(SlotId(u32::try_from(index).unwrap()), 0);
+                    return Err(error).context("failed to protect stack guard page");
+                }
+                self.guarded[index].store(true, Ordering::Release);
+            }
 
             let stack = wasmtime_fiber::FiberStack::from_raw_parts(
                 bottom_of_stack,
