@@ -10,6 +10,7 @@ use crate::spec::{
     ActionView, ExpressionRun, LoadedSpec, NodeSpec, SHELL, SpecError, SpecErrors, StepSpec,
     inline_code,
 };
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -40,7 +41,7 @@ pub const DEFAULT_PARALLEL_OUTPUT: &str = "parallel_results";
 
 pub fn compile(loaded: &LoadedSpec) -> Result<Graph, SpecErrors> {
     let spec = &loaded.spec;
-    let index: HashMap<&str, usize> = spec
+    let index: FxHashMap<&str, usize> = spec
         .nodes
         .iter()
         .enumerate()
@@ -92,7 +93,7 @@ struct Compiler<'a> {
 }
 
 impl Compiler<'_> {
-    fn node_kind(&mut self, at: &str, node: &NodeSpec, index: &HashMap<&str, usize>) -> NodeKind {
+    fn node_kind(&mut self, at: &str, node: &NodeSpec, index: &FxHashMap<&str, usize>) -> NodeKind {
         let name = &node.name;
         match node.kind.as_deref() {
             Some("while_loop") => {

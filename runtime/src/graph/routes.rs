@@ -4,12 +4,12 @@
 use super::template;
 use super::{Condition, Next, Route, Rule};
 use crate::spec::{EdgeSpec, Goto, LoadedSpec, START, SpecError, When};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// The route out of `__start__` and out of every node.
 pub(super) fn build(
     loaded: &LoadedSpec,
-    index: &HashMap<&str, usize>,
+    index: &FxHashMap<&str, usize>,
     errors: &mut Vec<SpecError>,
 ) -> (Route, Vec<Route>) {
     let spec = &loaded.spec;
@@ -102,7 +102,7 @@ fn edge_route(
     loaded: &LoadedSpec,
     edges: &[(usize, &EdgeSpec)],
     target: &impl Fn(&str) -> Next,
-    index: &HashMap<&str, usize>,
+    index: &FxHashMap<&str, usize>,
     errors: &mut Vec<SpecError>,
 ) -> Route {
     let parallel: Vec<&(usize, &EdgeSpec)> =

@@ -101,7 +101,8 @@ type Compiled = Arc<minijinja::Expression<'static, 'static>>;
 
 /// Expressions compiled so far, by their source; emptied when it holds [`COMPILED_KEPT`] (a
 /// process that loads ever new agents, such as a server, does not grow without bound).
-static COMPILED: LazyLock<RwLock<HashMap<String, Compiled>>> = LazyLock::new(RwLock::default);
+static COMPILED: LazyLock<RwLock<HashMap<String, Compiled, foldhash::fast::RandomState>>> =
+    LazyLock::new(RwLock::default);
 const COMPILED_KEPT: usize = 10_000;
 
 fn compiled(source: &str) -> Result<Compiled, String> {

@@ -199,11 +199,31 @@ pub struct ExpressionRun {
 }
 
 impl ExpressionRun {
-    /// The expression form of a `run:` value, if it is one.
+    /// The expression form of a `run:` value, if it is one: what `Self::deserialize` accepts
+    /// with `type: expression`, read by hand because every load asks it of every node twice.
     pub fn from_run(run: &Value) -> Option<Self> {
-        Self::deserialize(run)
-            .ok()
-            .filter(|e| e.kind == "expression")
+        let (mut kind, mut value, mut output_key) = (None, None, None);
+        for (key, field) in run.as_object()? {
+            match key.as_str() {
+                "type" => kind = Some(field),
+                "value" => value = Some(field),
+                "output_key" => output_key = Some(field),
+                _ => return None,
+            }
+        }
+        if kind?.as_str()? != "expression" {
+            return None;
+        }
+        let output_key = match output_key {
+            None | Some(Value::Null) => None,
+            Some(Value::String(key)) => Some(key.clone()),
+            Some(_) => return None,
+        };
+        Some(Self {
+            kind: "expression".into(),
+            value: value?.as_str()?.to_string(),
+            output_key,
+        })
     }
 }
 
@@ -244,5 +264,37 @@ impl super::model::EdgeSpec {
     /// An edge that is always taken.
     pub fn is_unconditional(&self) -> bool {
         self.condition.is_none() && matches!(self.when, None | Some(When::Bool(true)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_expression_form_is_what_its_type_reads() {
+        for run in [
+            json!({"type": "expression", "value": "state.n + 1", "output_key": "n"}),
+            json!({"type": "expression", "value": "1"}),
+            json!({"type": "expression", "value": "1", "output_key": null}),
+            json!({"type": "expression", "value": "1", "output_key": 3}),
+            json!({"type": "expression", "value": 1}),
+            json!({"type": "expression"}),
+            json!({"type": "expression", "value": "1", "extra": true}),
+            json!({"type": "python", "value": "1"}),
+            json!({"value": "1"}),
+            json!("print(1)"),
+            json!(null),
+        ] {
+            let by_serde = ExpressionRun::deserialize(&run)
+                .ok()
+                .filter(|e| e.kind == "expression");
+            assert_eq!(
+                format!("{:?}", ExpressionRun::from_run(&run)),
+                format!("{by_serde:?}"),
+                "{run}"
+            );
+        }
     }
 }

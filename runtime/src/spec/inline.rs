@@ -27,11 +27,11 @@ pub fn inline_code(view: &ActionView<'_>) -> Option<InlineCode> {
         (None, Some(Value::Object(run))) => {
             let kind = run.get("type").and_then(Value::as_str)?;
             // `expression` is not code; an unknown type is reported as such by validation.
-            if !["python", "lua", "prolog"].contains(&kind.to_ascii_lowercase().as_str()) {
-                return None;
-            }
+            let language = ["python", "lua", "prolog"]
+                .into_iter()
+                .find(|language| kind.eq_ignore_ascii_case(language))?;
             let code = run.get("code").map(text).unwrap_or_default();
-            (code, "run.code", Some(kind.to_ascii_lowercase()))
+            (code, "run.code", Some(language.to_string()))
         }
         _ => return None,
     };

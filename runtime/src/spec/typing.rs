@@ -6,9 +6,10 @@
 //! checks still run on the rest of the file and every problem is reported at once.
 
 use super::flow::{NodeAction, StepSpec};
-use super::model::{AgentSpec, NodeSpec};
+use super::model::{AgentSpec, EdgeSpec, NodeSpec};
 use super::wording;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use serde_path_to_error::Segment;
@@ -59,15 +60,34 @@ pub fn type_agent(root: Value, mistakes: &mut Vec<Mistake>) -> AgentSpec {
     };
     let nodes = Items::Tree(map.remove("nodes"));
     let edges = Items::Tree(map.remove("edges"));
-    type_parts(map, nodes, edges, mistakes)
+    type_parts(
+        map,
+        |mistakes| type_nodes(nodes, mistakes),
+        |mistakes| type_edges(edges, mistakes),
+        mistakes,
+    )
 }
 
 /// Types the JSON text of a file's tree (a tree the engine kept) as [`type_agent`] types the
-/// tree itself, to the same spec and mistakes. A node or edge that types at once is typed from
-/// its text and never becomes a value tree, which is most of what typing a large agent costs;
-/// one that does not is read into a tree and typed leniently, as ever. Fails only on text that
-/// is not a JSON mapping.
+/// tree itself, to the same spec and mistakes. A file whose nodes and edges all type is read in
+/// one pass ([`TypedAtOnce`]); otherwise a node or edge that types at once is typed from its
+/// text and never becomes a value tree, and one that does not is read into a tree and typed
+/// leniently, as ever. Fails only on text that is not a JSON mapping.
 pub fn type_agent_json(json: &str, mistakes: &mut Vec<Mistake>) -> serde_json::Result<AgentSpec> {
+    if let Ok(TypedAtOnce {
+        rest,
+        mut nodes,
+        edges,
+    }) = serde_json::from_str(json)
+    {
+        nodes.iter_mut().for_each(tea_action);
+        return Ok(type_parts(
+            rest.into_iter().collect(),
+            |_| nodes,
+            |_| edges,
+            mistakes,
+        ));
+    }
     let parts: std::collections::BTreeMap<String, &RawValue> = serde_json::from_str(json)?;
     let (mut nodes, mut edges) = (Items::Tree(None), Items::Tree(None));
     let mut map = Map::new();
@@ -80,14 +100,114 @@ pub fn type_agent_json(json: &str, mistakes: &mut Vec<Mistake>) -> serde_json::R
             }
         }
     }
-    Ok(type_parts(map, nodes, edges, mistakes))
+    Ok(type_parts(
+        map,
+        |mistakes| type_nodes(nodes, mistakes),
+        |mistakes| type_edges(edges, mistakes),
+        mistakes,
+    ))
 }
 
-/// [`type_agent`] once `nodes:` and `edges:` are taken out of the top-level `map`.
+/// A kept tree whose every node and edge types, read in one pass: the nodes and edges straight
+/// into their types, the other keys into values (in key order, as the part-by-part reading
+/// gives them). Reading it fails at the first part that does not type, and the file is then
+/// read part by part.
+struct TypedAtOnce {
+    rest: std::collections::BTreeMap<String, Value>,
+    nodes: Vec<NodeSpec>,
+    edges: Vec<EdgeSpec>,
+}
+
+impl<'de> Deserialize<'de> for TypedAtOnce {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Parts;
+        impl<'de> Visitor<'de> for Parts {
+            type Value = TypedAtOnce;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an agent file's mapping")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TypedAtOnce, A::Error> {
+                let mut parts = TypedAtOnce {
+                    rest: std::collections::BTreeMap::new(),
+                    nodes: Vec::new(),
+                    edges: Vec::new(),
+                };
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "nodes" => {
+                            parts.nodes = map
+                                .next_value::<Option<Chunked<_>>>()?
+                                .map_or_else(Vec::new, |nodes| nodes.0);
+                        }
+                        "edges" => {
+                            parts.edges = map
+                                .next_value::<Option<Chunked<_>>>()?
+                                .map_or_else(Vec::new, |edges| edges.0);
+                        }
+                        _ => {
+                            let value = map.next_value()?;
+                            parts.rest.insert(key, value);
+                        }
+                    }
+                }
+                Ok(parts)
+            }
+        }
+        deserializer.deserialize_map(Parts)
+    }
+}
+
+/// A list read without moving its items each time it grows (a typed node is most of a
+/// kilobyte, and JSON does not say how many there are): in chunks of doubling size, joined
+/// once at the end.
+struct Chunked<T>(Vec<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Chunked<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
+            type Value = Vec<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+                let mut full: Vec<Vec<T>> = Vec::new();
+                let mut chunk = Vec::with_capacity(8);
+                while let Some(item) = seq.next_element()? {
+                    if chunk.len() == chunk.capacity() {
+                        let next = Vec::with_capacity(chunk.capacity() * 2);
+                        full.push(std::mem::replace(&mut chunk, next));
+                    }
+                    chunk.push(item);
+                }
+                if full.is_empty() {
+                    return Ok(chunk);
+                }
+                let mut all =
+                    Vec::with_capacity(full.iter().map(Vec::len).sum::<usize>() + chunk.len());
+                for items in full {
+                    all.extend(items);
+                }
+                all.extend(chunk);
+                Ok(all)
+            }
+        }
+        deserializer
+            .deserialize_seq(ListVisitor(std::marker::PhantomData))
+            .map(Chunked)
+    }
+}
+
+/// [`type_agent`] once `nodes:` and `edges:` are taken out of the top-level `map`: the top
+/// level is typed first, then `nodes`, then `edges`, so that mistakes come in file order.
 fn type_parts(
     mut map: Map<String, Value>,
-    nodes: Items<'_>,
-    edges: Items<'_>,
+    nodes: impl FnOnce(&mut Vec<Mistake>) -> Vec<NodeSpec>,
+    edges: impl FnOnce(&mut Vec<Mistake>) -> Vec<EdgeSpec>,
     mistakes: &mut Vec<Mistake>,
 ) -> AgentSpec {
     let mut tea_notes = Vec::new();
@@ -96,7 +216,13 @@ fn type_parts(
     }
     let mut spec: AgentSpec = lenient(Value::Object(map), "", mistakes).unwrap_or_default();
     spec.tea_notes = tea_notes;
-    spec.nodes = items(nodes, "nodes", mistakes)
+    spec.nodes = nodes(mistakes);
+    spec.edges = edges(mistakes);
+    spec
+}
+
+fn type_nodes(nodes: Items<'_>, mistakes: &mut Vec<Mistake>) -> Vec<NodeSpec> {
+    items(nodes, "nodes", mistakes)
         .into_iter()
         .enumerate()
         .map(|(i, item)| match item {
@@ -109,8 +235,11 @@ fn type_parts(
             },
             Item::Tree(item) => type_node(item, &format!("nodes[{i}]"), mistakes),
         })
-        .collect();
-    spec.edges = items(edges, "edges", mistakes)
+        .collect()
+}
+
+fn type_edges(edges: Items<'_>, mistakes: &mut Vec<Mistake>) -> Vec<EdgeSpec> {
+    items(edges, "edges", mistakes)
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
@@ -123,8 +252,7 @@ fn type_parts(
             };
             lenient(item, &format!("edges[{i}]"), mistakes).unwrap_or_default()
         })
-        .collect();
-    spec
+        .collect()
 }
 
 /// The items of `nodes:` or `edges:`, as [`list`] finds them.
@@ -386,6 +514,39 @@ mod tests {
         same_from_json(json!({"nodes": "n", "edges": {"from": "a"}}));
         same_from_json(json!({"nodes": null, "edges": null, "name": "x"}));
         same_from_json(json!({"name": "only"}));
+    }
+
+    #[test]
+    fn a_file_that_types_is_read_in_one_pass_and_one_with_a_mistake_part_by_part() {
+        let clean = json!({
+            "name": "c",
+            "settings": {"max_steps": 5},
+            "nodes": [
+                {"name": "a", "action": "llm.call", "with": {"prompt": "hi"}},
+                {"name": "b", "run": {"type": "expression", "value": "1", "output_key": "n"}},
+            ],
+            "edges": [{"from": "a", "to": "b"}],
+        });
+        let at_once: TypedAtOnce =
+            serde_json::from_str(&clean.to_string()).expect("read in one pass");
+        assert_eq!(
+            (at_once.nodes.len(), at_once.edges.len(), at_once.rest.len()),
+            (2, 1, 2)
+        );
+        same_from_json(clean);
+        let mistaken = mistaken_file().to_string();
+        assert!(serde_json::from_str::<TypedAtOnce>(&mistaken).is_err());
+    }
+
+    #[test]
+    fn a_long_list_is_read_whole_and_in_order() {
+        for n in [0, 1, 8, 9, 24, 25, 1000] {
+            let list: Vec<u32> = (0..n).collect();
+            let text = serde_json::to_string(&list).expect("JSON");
+            let read: Chunked<u32> = serde_json::from_str(&text).expect("a list");
+            assert_eq!(read.0, list);
+        }
+        assert!(serde_json::from_str::<Chunked<u32>>("[1, \"two\"]").is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::llm_settings::LlmSettings;
 use super::llm_settings::PROVIDER_TYPES;
 use super::load::LoadedSpec;
 use super::model::{AgentSpec, END, LimitsSpec, NodeSpec, START};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// Built-in actions a node may name in `uses:`.
 pub const ACTIONS: &[&str] = &[
@@ -90,7 +90,8 @@ fn check_typed(loaded: &LoadedSpec, out: &mut Findings) {
         ));
     }
 
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut seen: FxHashMap<&str, usize> =
+        FxHashMap::with_capacity_and_hasher(spec.nodes.len(), Default::default());
     for (index, node) in spec.nodes.iter().enumerate() {
         let at = format!("nodes[{index}]");
         if node.name.trim().is_empty() {
@@ -797,7 +798,7 @@ fn unknown_node(
     loaded: &LoadedSpec,
     at: &str,
     name: &str,
-    known: &HashMap<&str, usize>,
+    known: &FxHashMap<&str, usize>,
 ) -> SpecError {
     let mut names: Vec<&str> = known.keys().copied().collect();
     names.sort_unstable();

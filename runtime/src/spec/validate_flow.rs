@@ -5,13 +5,14 @@ use super::error::SpecError;
 use super::flow::{FanIn, Goto};
 use super::load::LoadedSpec;
 use super::model::{END, START};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::FxHashMap;
+use std::collections::HashSet;
 
 /// Problems go to `errors`; what TEA allows but is likely a mistake (unreachable nodes, edges
 /// never taken) to `warnings`.
 pub fn validate_flow(
     loaded: &LoadedSpec,
-    known: &HashMap<&str, usize>,
+    known: &FxHashMap<&str, usize>,
     errors: &mut Vec<SpecError>,
     warnings: &mut Vec<SpecError>,
 ) {
@@ -98,7 +99,7 @@ fn check_group(
     loaded: &LoadedSpec,
     from: &str,
     list: &[usize],
-    known: &HashMap<&str, usize>,
+    known: &FxHashMap<&str, usize>,
     errors: &mut Vec<SpecError>,
     warnings: &mut Vec<SpecError>,
 ) {
@@ -179,7 +180,7 @@ fn check_group(
 }
 
 /// Nodes that no route from `__start__` reaches (a warning: TEA allows them).
-fn unreachable(loaded: &LoadedSpec, known: &HashMap<&str, usize>, warnings: &mut Vec<SpecError>) {
+fn unreachable(loaded: &LoadedSpec, known: &FxHashMap<&str, usize>, warnings: &mut Vec<SpecError>) {
     let spec = &loaded.spec;
     let count = spec.nodes.len();
     let index = |name: &str| known.get(name).copied();
@@ -242,7 +243,7 @@ fn unreachable(loaded: &LoadedSpec, known: &HashMap<&str, usize>, warnings: &mut
     }
 }
 
-fn unknown(loaded: &LoadedSpec, at: &str, name: &str, known: &HashMap<&str, usize>) -> SpecError {
+fn unknown(loaded: &LoadedSpec, at: &str, name: &str, known: &FxHashMap<&str, usize>) -> SpecError {
     let mut names: Vec<&str> = known.keys().copied().collect();
     names.sort_unstable();
     loaded.error_at(
