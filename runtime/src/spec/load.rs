@@ -239,9 +239,31 @@ mod tests {
         }
         files.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
         assert!(files.len() >= 5, "{files:?}");
-        for file in files {
+        // `KETTLE_TYPING_CORPUS=/path/to/the_edge_agent` adds every YAML mapping under a
+        // folder (a TEA checkout), agent or not: both ways must still agree.
+        let mut corpus = Vec::new();
+        if let Some(folder) = std::env::var_os("KETTLE_TYPING_CORPUS") {
+            let mut folders = vec![std::path::PathBuf::from(folder)];
+            while let Some(folder) = folders.pop() {
+                for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+                    let path = entry.path();
+                    if path.is_dir() {
+                        folders.push(path);
+                    } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                        corpus.push(path);
+                    }
+                }
+            }
+        }
+        let mut compared = 0;
+        for file in files.into_iter().chain(corpus) {
             let source = std::fs::read_to_string(&file).expect("readable example");
-            let tree = parse_tree(&source, &file).expect("an example parses");
+            let tree = match parse_tree(&source, &file) {
+                Ok(tree) if tree.is_object() => tree,
+                _ if !file.starts_with(&root) => continue,
+                parsed => panic!("{}: {parsed:?}", file.display()),
+            };
+            compared += 1;
             let json = tree.to_string();
             let from_tree = from_tree(tree, &source, &file);
             let from_json = from_tree_json(&json, &source, &file).expect("a JSON mapping");
@@ -253,5 +275,6 @@ mod tests {
             );
             assert_eq!(from_json.type_errors, from_tree.type_errors);
         }
+        eprintln!("{compared} files load alike from the tree and from its JSON");
     }
 }
