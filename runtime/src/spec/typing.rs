@@ -203,7 +203,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Chunked<T> {
 }
 
 /// [`type_agent`] once `nodes:` and `edges:` are taken out of the top-level `map`: the top
-/// level is typed first, then `nodes`, then `edges`, so that mistakes come in file order.
+/// level is typed first, then `nodes`, then `edges`, the order mistakes have always come in.
 fn type_parts(
     mut map: Map<String, Value>,
     nodes: impl FnOnce(&mut Vec<Mistake>) -> Vec<NodeSpec>,
