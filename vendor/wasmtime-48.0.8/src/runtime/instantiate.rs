@@ -10,6 +10,7 @@ use crate::runtime::vm::CompiledModuleId;
 use alloc::sync::Arc;
 use core::ops::Range;
 use core::str;
+use core::sync::atomic::{AtomicU64, Ordering};
 use wasmtime_environ::{
     CompiledFunctionsTable, CompiledModuleInfo, DefinedFuncIndex, FilePos, FuncIndex, FuncKey,
     FunctionLoc, FunctionName, Metadata, Module, ModuleInternedTypeIndex, StaticModuleIndex,
@@ -25,6 +26,10 @@ pub struct CompiledModule {
     index: Arc<CompiledFunctionsTable>,
     /// Sorted list, by function index, of names we have for this module.
     func_names: Vec<FunctionName>,
+    /// Kettle: per defined function, where its array-to-wasm trampoline and its body start
+    /// in the text section, filled at the first funcref made of it (see
+    /// [`CompiledModule::defined_func_starts`]).
+    defined_func_starts: Box<[AtomicU64]>,
 }
 
 impl CompiledModule {
@@ -51,6 +56,7 @@ impl CompiledModule {
         index: Arc<CompiledFunctionsTable>,
         profiler: &dyn ProfilingAgent,
     ) -> Result<Self> {
+        let defined_funcs = info.module.num_defined_funcs();
         let mut ret = Self {
             unique_id: CompiledModuleId::new(),
             engine_code,
@@ -58,6 +64,7 @@ impl CompiledModule {
             meta: info.meta,
             index,
             func_names: info.func_names,
+            defined_func_starts: (0..defined_funcs).map(|_| AtomicU64::new(0)).collect(),
         };
         ret.register_profiling(profiler)?;
 
@@ -129,6 +136,28 @@ impl CompiledModule {
         let start = usize::try_from(loc.start).unwrap();
         let end = usize::try_from(loc.start + loc.length).unwrap();
         start..end
+    }
+
+    /// Kettle: where the array-to-wasm trampoline and the body of defined function `index`
+    /// start in the text section: [`Self::func_loc`]'s two searches of the compiled-function
+    /// table done once per module instead of at every funcref an instantiation makes (about
+    /// two dozen for a small component). Each entry packs both offsets plus one, 0 meaning
+    /// not yet looked up; racing threads compute and store the same value.
+    pub fn defined_func_starts(&self, index: DefinedFuncIndex) -> (usize, usize) {
+        let slot = &self.defined_func_starts[index.as_u32() as usize];
+        let packed = slot.load(Ordering::Relaxed);
+        if packed != 0 {
+            let array = (packed >> 32) as usize - 1;
+            let wasm = (packed & u64::from(u32::MAX)) as usize - 1;
+            return (array, wasm);
+        }
+        let module = self.module_index();
+        let array = self.func_loc(FuncKey::ArrayToWasmTrampoline(module, index)).start;
+        let wasm = self.func_loc(FuncKey::DefinedWasmFunction(module, index)).start;
+        if let (Some(a), Some(w)) = (array.checked_add(1), wasm.checked_add(1)) {
+            slot.store(u64::from(a) << 32 | u64::from(w), Ordering::Relaxed);
+        }
+        (array as usize, wasm as usize)
     }
 
     /// Get the Wasm-to-array trampoline for the given signature, as a

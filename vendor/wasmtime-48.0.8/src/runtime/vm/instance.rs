@@ -9,7 +9,8 @@ use crate::runtime::vm::export::{Export, ExportMemory};
 use crate::runtime::vm::memory::{Memory, RuntimeMemoryCreator};
 use crate::runtime::vm::table::{Table, TableElementType};
 use crate::runtime::vm::vmcontext::{
-    VMBuiltinFunctionsArray, VMContext, VMFuncRef, VMFunctionImport, VMGlobalDefinition,
+    VMArrayCallFunction, VMBuiltinFunctionsArray, VMContext, VMFuncRef, VMFunctionImport,
+    VMGlobalDefinition,
     VMGlobalImport, VMMemoryDefinition, VMMemoryImport, VMOpaqueContext, VMStoreContext,
     VMTableDefinition, VMTableImport, VMTagDefinition, VMTagImport,
 };
@@ -144,6 +145,12 @@ pub struct Instance {
     /// cross-thread stuff used in `InstancePre`)
     store: Option<VMStoreRawPtr>,
 
+    /// Kettle: the start of this instance's module's code in its store, found
+    /// by a registry lookup at the first funcref made of a defined function
+    /// and reused for the others (a small component makes about two dozen
+    /// when it is instantiated).
+    code_text: Option<SendSyncPtr<u8>>,
+
     /// Additional context used by compiled wasm code. This field is last, and
     /// represents a dynamically-sized array that extends beyond the nominal
     /// end of the struct (similar to a flexible array member).
@@ -209,6 +216,7 @@ impl Instance {
             #[cfg(feature = "wmemcheck")]
             wmemcheck_state,
             store: None,
+            code_text: None,
             vmctx: OwnedVMContext::new(),
         })?;
 
@@ -871,7 +879,7 @@ impl Instance {
     /// Initializes a defined function's `VMFuncRef` in-place and then returns a
     /// pointer to that location.
     fn initialize_defined_funcref(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         registry: &ModuleRegistry,
         def_index: DefinedFuncIndex,
     ) -> Option<NonNull<VMFuncRef>> {
@@ -880,17 +888,45 @@ impl Instance {
         let func = &module.functions[index];
         let type_index = func.signature.unwrap_engine_type_index();
         let vmctx_offset = self.offsets().vmctx_func_ref(func.func_ref);
-        let array_to_wasm_key = FuncKey::ArrayToWasmTrampoline(module.module_index, def_index);
-        let wasm_key = FuncKey::DefinedWasmFunction(module.module_index, def_index);
-        // SAFETY: the type/offset/keys here are all valid for the defined
+        // Kettle: both code pointers from where the module's code starts in this store
+        // (looked up once per instance) and the module's cache of where its defined
+        // functions start, not from a registry lookup and two searches of the
+        // compiled-function table at every call.
+        let text = match self.code_text {
+            Some(text) => text,
+            None => {
+                let module_with_code = ModuleWithCode::in_store(
+                    registry,
+                    self.runtime_module()
+                        .expect("funcref impossible in fake module"),
+                )
+                .expect("module not in store");
+                let text = SendSyncPtr::new(module_with_code.text_start());
+                // SAFETY: only this field is written; the instance is not moved.
+                unsafe { self.as_mut().get_unchecked_mut() }.code_text = Some(text);
+                text
+            }
+        };
+        let (array, wasm) = self
+            .runtime_module()
+            .expect("funcref impossible in fake module")
+            .compiled_module()
+            .defined_func_starts(def_index);
+        // SAFETY: both offsets are within the module's text, which starts at `text`.
+        let (array_call, wasm_call) = unsafe {
+            (
+                text.as_non_null().add(array),
+                text.as_non_null().add(wasm),
+            )
+        };
+        // SAFETY: the type/offset/pointers here are all valid for the defined
         // function at `def_index`.
         unsafe {
-            self.initialize_and_return_funcref(
-                registry,
+            self.write_funcref(
                 type_index,
                 vmctx_offset,
-                array_to_wasm_key,
-                wasm_key,
+                VmPtr::from(array_call.cast()),
+                VmPtr::from(wasm_call.cast::<VMWasmCallFunction>()),
             )
         }
     }
@@ -970,7 +1006,7 @@ impl Instance {
         let array_call =
             VmPtr::from(NonNull::from(module_with_code.function(array_to_wasm_key)).cast());
 
-        let wasm_call = Some(VmPtr::from(
+        let wasm_call = VmPtr::from(
             NonNull::new(
                 module_with_code
                     .function(wasm_key)
@@ -979,8 +1015,27 @@ impl Instance {
                     .cast_mut(),
             )
             .unwrap(),
-        ));
+        );
 
+        // SAFETY: the caller vouches for the arguments.
+        unsafe { self.write_funcref(type_index, vmctx_offset, array_call, wasm_call) }
+    }
+
+    /// Writes the `VMFuncRef` at `vmctx_offset` within this instance's
+    /// `VMContext` and returns a pointer to it.
+    ///
+    /// # Safety
+    ///
+    /// As [`Self::initialize_and_return_funcref`]: every argument must be
+    /// logically correct for the function whose `VMFuncRef` this is.
+    unsafe fn write_funcref(
+        self: Pin<&mut Self>,
+        type_index: VMSharedTypeIndex,
+        vmctx_offset: u32,
+        array_call: VmPtr<VMArrayCallFunction>,
+        wasm_call: VmPtr<VMWasmCallFunction>,
+    ) -> Option<NonNull<VMFuncRef>> {
+        let wasm_call = Some(wasm_call);
         let vmctx = VMOpaqueContext::from_vmcontext(self.vmctx()).into();
 
         // SAFETY: the offset calculated here should be correct with
