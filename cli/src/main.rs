@@ -118,9 +118,10 @@ fn cache_dir() -> std::path::PathBuf {
 
 /// How many worker threads a command's async runtime gets.
 enum Threads {
-    /// One: builds and checks, which mostly wait on child processes.
+    /// One: builds and checks, which mostly wait on child processes, and runs of agents
+    /// without branches, which execute one node at a time.
     One,
-    /// One per core: runs, whose nodes execute concurrently.
+    /// One per core: runs of agents with branches, whose nodes execute concurrently.
     Many,
 }
 

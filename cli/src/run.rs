@@ -8,8 +8,8 @@ use super::{
 use futures::FutureExt;
 use kettle::checkpoint::{Checkpoint, CheckpointStore, open_store};
 use kettle::engine::{
-    Agent, ComponentEvent, Durability, EventSink, RunError, RunOptions, Runtime, load_agent,
-    load_agent_for_replay,
+    Agent, AgentLoadError, ComponentEvent, Durability, EventSink, ReadAgent, RunError, RunOptions,
+    Runtime, read_agent,
 };
 use kettle::sandbox::{CompileCache, PrecompiledSettings, Sandbox, SandboxConfig};
 use kettle::spec::LimitsSpec;
@@ -47,8 +47,16 @@ pub struct Resumed {
 
 /// `kettle run`, or `kettle resume` (which runs the run's agent file from a checkpoint).
 pub fn run_or_resume(args: RunArgs, resumed: Option<Resumed>) -> u8 {
-    block_on(Threads::Many, async move {
-        match run_async(args, resumed).await {
+    // The agent is read before the async runtime starts: one without branches runs a node at
+    // a time, and a runtime of one thread starts and stops faster than one per core. A file
+    // that does not read is reported where loading is (after the flags and the input).
+    let read = read_agent(&args.agent, &cache_dir());
+    let threads = match &read {
+        Ok(read) if !read.runs_branches() => Threads::One,
+        _ => Threads::Many,
+    };
+    block_on(threads, async move {
+        match run_async(args, resumed, read).await {
             Ok(code) => code,
             Err(stop) => {
                 eprintln!("kettle: {}", kettle::redact::text(&stop.message));
@@ -73,7 +81,11 @@ impl Stop {
     }
 }
 
-async fn run_async(args: RunArgs, resumed: Option<Resumed>) -> Result<u8, Stop> {
+async fn run_async(
+    args: RunArgs,
+    resumed: Option<Resumed>,
+    read: Result<ReadAgent, AgentLoadError>,
+) -> Result<u8, Stop> {
     let limits = parse_limits(&args.limits).map_err(Stop::bad_input)?;
     let input = read_input(&args).map_err(Stop::bad_input)?;
     let cache = cache_dir();
@@ -91,10 +103,12 @@ async fn run_async(args: RunArgs, resumed: Option<Resumed>) -> Result<u8, Stop> 
         }
     };
     // A replayed run makes no request: the providers' key variables need not be set.
-    let loaded = if args.replay.is_some() && args.record.is_none() {
-        load_agent_for_replay(&args.agent, &sandbox, &cache, &events).await
-    } else {
-        load_agent(&args.agent, &sandbox, &cache, &events).await
+    let loaded = match read {
+        Ok(read) if args.replay.is_some() && args.record.is_none() => {
+            read.load_for_replay(&sandbox, &cache, &events).await
+        }
+        Ok(read) => read.load(&sandbox, &cache, &events).await,
+        Err(e) => Err(e),
     };
     let agent = loaded.map_err(|e| Stop::bad_input(format!("cannot load the agent:\n{e}")))?;
     match (&args.record, &args.replay) {

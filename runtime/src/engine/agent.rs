@@ -314,14 +314,71 @@ pub async fn load_agent_for_replay(
     .await
 }
 
-async fn load(
+/// An agent file read, typed, checked and compiled to its graph, with nothing of it built yet
+/// (no component, no provider): what `kettle run` looks at before it starts its async runtime,
+/// whose threads only an agent with branches has a use for.
+#[derive(Debug)]
+pub struct ReadAgent {
+    path: PathBuf,
+    loaded: LoadedSpec,
+    graph: Graph,
+    warnings: Vec<SpecError>,
+}
+
+impl ReadAgent {
+    /// Whether a run of this agent may run nodes at once (see [`Graph::runs_branches`]).
+    pub fn runs_branches(&self) -> bool {
+        self.graph.runs_branches()
+    }
+
+    /// [`load_agent`] of the agent read.
+    pub async fn load(
+        self,
+        sandbox: &Sandbox,
+        cache_dir: &Path,
+        events: &(dyn Fn(ComponentEvent) + Sync),
+    ) -> Result<Agent, AgentLoadError> {
+        build(
+            self,
+            sandbox,
+            cache_dir,
+            events,
+            true,
+            &ProvidedComponents::default(),
+        )
+        .await
+    }
+
+    /// [`load_agent_for_replay`] of the agent read.
+    pub async fn load_for_replay(
+        self,
+        sandbox: &Sandbox,
+        cache_dir: &Path,
+        events: &(dyn Fn(ComponentEvent) + Sync),
+    ) -> Result<Agent, AgentLoadError> {
+        build(
+            self,
+            sandbox,
+            cache_dir,
+            events,
+            false,
+            &ProvidedComponents::default(),
+        )
+        .await
+    }
+}
+
+/// The first step of [`load_agent`]: reads the agent at `path` (its parsed tree kept under
+/// `cache_dir`), and reports its structural, file and template errors together, in file order.
+pub fn read_agent(path: &Path, cache_dir: &Path) -> Result<ReadAgent, AgentLoadError> {
+    read(path, cache_dir, &ProvidedComponents::default())
+}
+
+fn read(
     path: &Path,
-    sandbox: &Sandbox,
     cache_dir: &Path,
-    events: &(dyn Fn(ComponentEvent) + Sync),
-    keys_required: bool,
     provided: &ProvidedComponents,
-) -> Result<Agent, AgentLoadError> {
+) -> Result<ReadAgent, AgentLoadError> {
     use super::precompile::source_key;
     let is_provided = |file: &Path| {
         [
@@ -331,10 +388,46 @@ async fn load(
         .iter()
         .any(|source| provided.by_key.contains_key(&source_key(path, source)))
     };
-    // Structural, file and template errors are reported together, in file order.
     let (loaded, graph, warnings) =
         super::component_check::load_providing(path, Some(cache_dir), &is_provided)
             .map_err(|(errors, _)| errors)?;
+    Ok(ReadAgent {
+        path: path.to_path_buf(),
+        loaded,
+        graph,
+        warnings,
+    })
+}
+
+async fn load(
+    path: &Path,
+    sandbox: &Sandbox,
+    cache_dir: &Path,
+    events: &(dyn Fn(ComponentEvent) + Sync),
+    keys_required: bool,
+    provided: &ProvidedComponents,
+) -> Result<Agent, AgentLoadError> {
+    let read = read(path, cache_dir, provided)?;
+    build(read, sandbox, cache_dir, events, keys_required, provided).await
+}
+
+/// The second step of [`load_agent`]: providers, policies and components of the agent read.
+async fn build(
+    read: ReadAgent,
+    sandbox: &Sandbox,
+    cache_dir: &Path,
+    events: &(dyn Fn(ComponentEvent) + Sync),
+    keys_required: bool,
+    provided: &ProvidedComponents,
+) -> Result<Agent, AgentLoadError> {
+    use super::precompile::source_key;
+    let ReadAgent {
+        path,
+        loaded,
+        graph,
+        warnings,
+    } = read;
+    let path = path.as_path();
     let mut llm = LlmClient::from_settings(loaded.spec.settings.llm.as_ref())
         .map_err(|e| SpecErrors(vec![loaded.error_at(&e.at, e.message, None)]))?;
     llm.add_shell_providers(

@@ -12,8 +12,8 @@ mod run;
 mod state;
 
 pub use agent::{
-    Agent, AgentLoadError, ComponentEvent, Interrupts, ProvidedComponents, load_agent,
-    load_agent_for_replay, load_agent_with,
+    Agent, AgentLoadError, ComponentEvent, Interrupts, ProvidedComponents, ReadAgent, load_agent,
+    load_agent_for_replay, load_agent_with, read_agent,
 };
 pub use component_check::{load_checked, load_with_warnings};
 pub use error::RunError;

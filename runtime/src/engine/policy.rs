@@ -38,7 +38,7 @@ impl NodePolicy {
     }
 
     pub fn from_spec(loaded: &LoadedSpec, node: &NodeSpec) -> Self {
-        let permissions = node.permissions.clone().unwrap_or_default();
+        let permissions = node.permissions.as_deref().cloned().unwrap_or_default();
         let grants = Grants {
             fs: permissions
                 .fs
@@ -75,10 +75,10 @@ impl NodePolicy {
             })
             .unwrap_or_default();
         Self {
-            limits: node.limits.clone(),
+            limits: node.limits.as_deref().cloned(),
             grants: Arc::new(grants),
             llm,
-            retry: node.retry.clone(),
+            retry: node.retry.as_deref().cloned(),
             idempotent: node.idempotent,
             on_error: node.on_error.clone(),
         }

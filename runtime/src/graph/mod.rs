@@ -257,10 +257,50 @@ impl Graph {
             .map(|(i, (node, source))| (i, node.as_str(), source))
     }
 
+    /// Whether a run may have nodes running at once: parallel edges, or `dynamic_parallel`
+    /// nodes. Without either, a run executes one node at a time.
+    pub fn runs_branches(&self) -> bool {
+        std::iter::once(&self.entry)
+            .chain(&self.routes)
+            .any(|route| matches!(route, Route::Parallel { .. }))
+            || self
+                .nodes
+                .iter()
+                .any(|node| matches!(node.kind, NodeKind::DynamicParallel(_)))
+    }
+
     pub fn name_of(&self, next: Next) -> &str {
         match next {
             Next::Node(i) => self.nodes.get(i).map_or("?", |n| n.name.as_str()),
             Next::End => crate::spec::END,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::parse_str;
+    use std::path::Path;
+
+    fn runs_branches(yaml: &str) -> bool {
+        let loaded = parse_str(yaml, Path::new("agent.yaml")).expect("YAML");
+        super::compile::compile(&loaded)
+            .expect("a graph")
+            .runs_branches()
+    }
+
+    #[test]
+    fn only_parallel_edges_and_dynamic_parallel_nodes_run_branches() {
+        let expression = "    run: {type: expression, value: '1', output_key: n}\n";
+        let chain = format!(
+            "nodes:\n  - name: a\n{expression}  - name: b\n{expression}edges:\n  - {{from: __start__, to: a}}\n  - {{from: a, to: b, condition: 'state.n == 1'}}\n  - {{from: a, to: __end__}}\n  - {{from: b, to: __end__}}\n"
+        );
+        assert!(!runs_branches(&chain));
+        let fan_out = format!(
+            "nodes:\n  - name: a\n{expression}  - name: b\n{expression}  - name: c\n{expression}  - name: join\n    fan_in: true\n{expression}edges:\n  - {{from: __start__, to: a}}\n  - {{from: a, to: b, type: parallel, fan_in: join}}\n  - {{from: a, to: c, type: parallel, fan_in: join}}\n  - {{from: b, to: join}}\n  - {{from: c, to: join}}\n  - {{from: join, to: __end__}}\n"
+        );
+        assert!(runs_branches(&fan_out));
+        let dynamic = "nodes:\n  - name: each\n    type: dynamic_parallel\n    items: '{{ state.items }}'\n    steps:\n      - name: step\n        run: {type: expression, value: '1', output_key: n}\n";
+        assert!(runs_branches(dynamic));
     }
 }

@@ -238,15 +238,17 @@ with_action_keys! {
         #[serde(default)]
         pub name: String,
     } then {
+        // The three below are boxed: few nodes have them, and a node's size is what
+        // loading a large agent touches (2,000 nodes are megabytes of fresh pages).
         /// Limits of this node's executions.
         #[serde(default)]
-        pub limits: Option<LimitsSpec>,
+        pub limits: Option<Box<LimitsSpec>>,
         /// What this node's sandbox grants.
         #[serde(default)]
-        pub permissions: Option<PermissionsSpec>,
+        pub permissions: Option<Box<PermissionsSpec>>,
         /// Retries of retryable failures.
         #[serde(default)]
-        pub retry: Option<RetrySpec>,
+        pub retry: Option<Box<RetrySpec>>,
         /// `node`: the node's inline code gets a fresh interpreter instance per execution
         /// instead of the run's shared one (`run`, the default).
         #[serde(default)]
