@@ -265,15 +265,9 @@ pub async fn load_agent(
     cache_dir: &Path,
     events: &(dyn Fn(ComponentEvent) + Sync),
 ) -> Result<Agent, AgentLoadError> {
-    load(
-        path,
-        sandbox,
-        cache_dir,
-        events,
-        true,
-        &ProvidedComponents::default(),
-    )
-    .await
+    read_agent(path, cache_dir)?
+        .load(sandbox, cache_dir, events)
+        .await
 }
 
 /// Components given from elsewhere, by source key (`engine::source_key`): each replaces the
@@ -292,7 +286,8 @@ pub async fn load_agent_with(
     events: &(dyn Fn(ComponentEvent) + Sync),
     provided: &ProvidedComponents,
 ) -> Result<Agent, AgentLoadError> {
-    load(path, sandbox, cache_dir, events, true, provided).await
+    let read = read(path, cache_dir, provided)?;
+    build(read, sandbox, cache_dir, events, true, provided).await
 }
 
 /// Loads the agent at `path` for a run whose LLM calls are all answered from a recording
@@ -303,15 +298,9 @@ pub async fn load_agent_for_replay(
     cache_dir: &Path,
     events: &(dyn Fn(ComponentEvent) + Sync),
 ) -> Result<Agent, AgentLoadError> {
-    load(
-        path,
-        sandbox,
-        cache_dir,
-        events,
-        false,
-        &ProvidedComponents::default(),
-    )
-    .await
+    read_agent(path, cache_dir)?
+        .load_for_replay(sandbox, cache_dir, events)
+        .await
 }
 
 /// An agent file read, typed, checked and compiled to its graph, with nothing of it built yet
@@ -397,18 +386,6 @@ fn read(
         graph,
         warnings,
     })
-}
-
-async fn load(
-    path: &Path,
-    sandbox: &Sandbox,
-    cache_dir: &Path,
-    events: &(dyn Fn(ComponentEvent) + Sync),
-    keys_required: bool,
-    provided: &ProvidedComponents,
-) -> Result<Agent, AgentLoadError> {
-    let read = read(path, cache_dir, provided)?;
-    build(read, sandbox, cache_dir, events, keys_required, provided).await
 }
 
 /// The second step of [`load_agent`]: providers, policies and components of the agent read.
