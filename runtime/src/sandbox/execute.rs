@@ -221,7 +221,10 @@ pub(super) fn arm(store: &mut Store<NodeHost>, limits: &NodeLimits) -> Result<()
             message: format!("{e:#}"),
         })?;
     // Guest code yields to the async runtime at every epoch tick, so a node that never calls
-    // the host still lets the timeout in `call_run` fire.
+    // the host still lets the timeout in `call_run` fire. The first deadline is the next tick:
+    // a new store's is the epoch already reached, which made every execution suspend its
+    // fiber and yield once as soon as it started.
+    store.set_epoch_deadline(1);
     store.epoch_deadline_async_yield_and_update(1);
     Ok(())
 }
