@@ -497,18 +497,26 @@ impl MemoryPool {
         &self,
         items: impl Iterator<Item = (MemoryAllocationIndex, Option<MemoryImageSlot>, usize)>,
     ) {
-        let mut per_stripe: smallvec::SmallVec<[smallvec::SmallVec<[(SlotId, usize); 8]>; 16]> = (0
-            ..self.stripes.len())
-            .map(|_| Default::default())
+        // Kettle (vendor/README.md, change 5): one small vector and runs of
+        // the same stripe, not a 2 KiB table of one inline vector per stripe.
+        let items: smallvec::SmallVec<[(usize, SlotId, usize); 8]> = items
+            .map(|(allocation_index, image, bytes_resident)| {
+                let (stripe_index, slot_id) = self.return_slot(allocation_index, image);
+                (stripe_index, slot_id, bytes_resident)
+            })
             .collect();
-        for (allocation_index, image, bytes_resident) in items {
-            let (stripe_index, slot_id) = self.return_slot(allocation_index, image);
-            per_stripe[stripe_index].push((slot_id, bytes_resident));
-        }
-        for (stripe, items) in self.stripes.iter().zip(per_stripe) {
-            if !items.is_empty() {
-                stripe.allocator.free_many(items);
-            }
+        let mut rest = &items[..];
+        while let Some(&(stripe_index, _, _)) = rest.first() {
+            let run = rest
+                .iter()
+                .take_while(|(s, _, _)| *s == stripe_index)
+                .count();
+            self.stripes[stripe_index].allocator.free_many(
+                rest[..run]
+                    .iter()
+                    .map(|&(_, slot_id, bytes_resident)| (slot_id, bytes_resident)),
+            );
+            rest = &rest[run..];
         }
     }
 
