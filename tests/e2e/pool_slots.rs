@@ -13,9 +13,14 @@ const ITEMS: usize = 12;
 
 #[test]
 fn a_fan_out_wider_than_the_pool_waits_for_room() {
-    // SAFETY: the only test of this binary, and no other thread of it has started yet.
-    unsafe { std::env::set_var("KETTLE_TOOLCHAINS_DIR", toolchains_dir()) };
     let scratch = Scratch::new();
+    // The builds below look for toolchains in `{cache}/toolchains` (no `KETTLE_TOOLCHAINS_DIR`
+    // here: setting a variable of this process would race the other tests' threads), so that
+    // folder is the shared one the other tests install into.
+    std::fs::create_dir_all(toolchains_dir()).expect("the toolchains folder");
+    std::fs::create_dir_all(scratch.cache()).expect("the cache folder");
+    std::os::unix::fs::symlink(toolchains_dir(), scratch.cache().join("toolchains"))
+        .expect("the toolchains folder linked into the cache");
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     // Four slots: room for four Rust echo instances, or two Python ones, at a time.
     let config = SandboxConfig {
