@@ -478,15 +478,11 @@ impl ModuleAffinityIndexAllocator {
                 (shard, local, bytes_resident)
             })
             .collect();
-        let mut rest = &items[..];
-        while let Some(&(shard, _, _)) = rest.first() {
-            let run = rest.iter().take_while(|(s, _, _)| *s == shard).count();
-            let mut inner = self.shard(shard).lock().unwrap();
-            for &(_, local, bytes_resident) in &rest[..run] {
+        for run in items.chunk_by(|a, b| a.0 == b.0) {
+            let mut inner = self.shard(run[0].0).lock().unwrap();
+            for &(_, local, bytes_resident) in run {
                 Self::free_locked(&mut inner, local, bytes_resident);
             }
-            drop(inner);
-            rest = &rest[run..];
         }
     }
 

@@ -505,18 +505,11 @@ impl MemoryPool {
                 (stripe_index, slot_id, bytes_resident)
             })
             .collect();
-        let mut rest = &items[..];
-        while let Some(&(stripe_index, _, _)) = rest.first() {
-            let run = rest
-                .iter()
-                .take_while(|(s, _, _)| *s == stripe_index)
-                .count();
-            self.stripes[stripe_index].allocator.free_many(
-                rest[..run]
-                    .iter()
+        for run in items.chunk_by(|a, b| a.0 == b.0) {
+            self.stripes[run[0].0].allocator.free_many(
+                run.iter()
                     .map(|&(_, slot_id, bytes_resident)| (slot_id, bytes_resident)),
             );
-            rest = &rest[run..];
         }
     }
 
