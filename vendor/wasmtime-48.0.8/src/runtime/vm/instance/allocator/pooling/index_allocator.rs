@@ -460,9 +460,9 @@ impl ModuleAffinityIndexAllocator {
         Self::free_locked(&mut inner, local, bytes_resident);
     }
 
-    /// Same as [`Self::free`], but frees many slots under a single lock
-    /// acquisition per shard to reduce contention when a decommit-queue
-    /// flush returns a whole batch of slots at once.
+    /// Same as [`Self::free`], but frees many slots under one lock
+    /// acquisition per run of slots of the same shard, to reduce contention
+    /// when a decommit-queue flush returns a whole batch of slots at once.
     pub(crate) fn free_many(&self, items: impl IntoIterator<Item = (SlotId, usize)>) {
         // Kettle (vendor/README.md, change 5): the slots are listed in one
         // small vector and freed run by run of the same shard, instead of

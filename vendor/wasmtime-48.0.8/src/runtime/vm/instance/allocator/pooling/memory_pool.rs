@@ -487,8 +487,8 @@ impl MemoryPool {
     }
 
     /// Same as [`Self::deallocate`], but for many memories at once, returning
-    /// slot indices to each stripe's index allocator under a single lock
-    /// acquisition per stripe.
+    /// slot indices to each stripe's index allocator under one lock
+    /// acquisition per run of slots of the same stripe.
     ///
     /// # Safety
     ///
