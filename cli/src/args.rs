@@ -354,7 +354,8 @@ pub struct TraceShowArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "\
 A node folder is built by its language:
-  Cargo.toml                 Rust: cargo build --release --target wasm32-wasip2
+  Cargo.toml                 Rust: cargo rustc --lib --release --target wasm32-wasip2, with a
+                             256 KiB shadow stack unless its rustflags set `stack-size`
   app.py / pyproject.toml    Python: componentize-py, with the `kettle` SDK
   package.json / *.js        JavaScript: rolldown + componentize-js, with the `kettle` SDK
 Toolchains are installed on first use into Kettle's cache (see `kettle doctor`).

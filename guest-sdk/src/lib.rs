@@ -12,7 +12,8 @@
 //! kettle_guest::export_node!(run);
 //! ```
 //!
-//! Build with `cargo build --release --target wasm32-wasip2` (or let `kettle run` do it).
+//! Build with `cargo build --release --target wasm32-wasip2` (or let `kettle run` do it: it
+//! also links the node with a 256 KiB shadow stack instead of Rust's 1 MiB default).
 
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)]

@@ -23,7 +23,10 @@ pub async fn fingerprint(
     hasher.update(language.name());
     hasher.update(digest(WIT));
     match language {
-        Language::Rust => hasher.update(toolchains.rustc_version().await),
+        Language::Rust => {
+            hasher.update(toolchains.rustc_version().await);
+            hasher.update(super::rust::link_recipe(dir));
+        }
         Language::Python => {
             hasher.update(digest(PYTHON_SDK));
             hasher.update(super::toolchain::COMPONENTIZE_PY);
