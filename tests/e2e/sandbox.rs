@@ -176,21 +176,6 @@ fn a_rust_node_is_linked_with_a_256_kib_shadow_stack() {
 }
 
 #[test]
-fn overflowing_the_shadow_stack_traps_and_the_next_execution_is_clean() {
-    let scratch = Scratch::new();
-    let (state, _) = run_hostile(&scratch, json!({"mode": "shadow-recurse"}), "");
-    // Below the stack is address 0: an overflow wraps to the top of the 4 GiB address space
-    // and the access traps instead of overwriting the node's data.
-    let kind = error_kind(&state);
-    assert!(
-        ["trap", "stack_overflow"].contains(&kind),
-        "{kind}: {state}"
-    );
-    let (state, _) = run_hostile(&scratch, json!({"mode": "stack-address"}), "");
-    assert!(state["stack_address"].is_u64(), "{state}");
-}
-
-#[test]
 fn a_100_mb_output_is_refused() {
     let scratch = Scratch::new();
     let (state, _) = run_hostile(&scratch, json!({"mode": "big-output"}), "");

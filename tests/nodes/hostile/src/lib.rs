@@ -54,7 +54,6 @@ impl Guest for Hostile {
                 let address = black_box(&local) as *const [u8; 64] as usize;
                 Ok(json!({ "stack_address": address }).to_string())
             }
-            "shadow-recurse" => Ok(json!({ "depth": shadow_depth(0) }).to_string()),
             "big-output" => {
                 let size = config
                     .get("bytes")
@@ -136,18 +135,6 @@ fn depth(n: u64) -> u64 {
         0
     } else {
         1 + depth(n + 1)
-    }
-}
-
-/// Recursion whose every frame keeps 1 KiB whose address escapes, so it lives on the shadow
-/// stack in linear memory: that stack, not the wasm call stack, is what runs out.
-fn shadow_depth(n: u64) -> u64 {
-    let frame = black_box([n as u8; 1024]);
-    black_box(&frame);
-    if black_box(n) == u64::MAX {
-        0
-    } else {
-        1 + shadow_depth(n + 1) + u64::from(frame[0] & 0)
     }
 }
 

@@ -78,10 +78,11 @@ fn streams(n: u64, to_end: bool) -> Result<String, NodeError> {
     Ok(json!({ "streams": n, "tokens": tokens }).to_string())
 }
 
-/// Recursion whose frames hold 64 KiB each in linear memory: the shadow stack (1 MiB by
-/// default) runs out long before the wasm call stack does.
+/// Recursion whose frames hold 16 KiB each in linear memory: the shadow stack (256 KiB as
+/// `kettle build` links a Rust node) runs out, 16 frames deep, long before the wasm call
+/// stack does.
 fn deep_frames(n: u64) -> u64 {
-    let mut frame = [0u8; 64 << 10];
+    let mut frame = [0u8; 16 << 10];
     frame[black_box(n as usize) % frame.len()] = 1;
     black_box(&mut frame);
     if black_box(n) == u64::MAX {
