@@ -18,9 +18,10 @@ pub const DEFAULT_STACK_BYTES: u32 = 256 << 10;
 
 /// Part of the build's fingerprint: how `dir`'s node is linked (a change rebuilds it).
 pub fn link_recipe(dir: &Path) -> String {
-    match rustflags_set_stack(dir) {
-        true => "cargo rustc --lib; the rustflags' stack size".to_string(),
-        false => format!("cargo rustc --lib; -zstack-size={DEFAULT_STACK_BYTES}"),
+    if rustflags_set_stack(dir) {
+        "cargo rustc --lib; the rustflags' stack size".to_string()
+    } else {
+        format!("cargo rustc --lib; -zstack-size={DEFAULT_STACK_BYTES}")
     }
 }
 
@@ -70,7 +71,8 @@ pub async fn build(
 }
 
 /// Whether the rustflags cargo will use for `dir` (the environment's, or a `.cargo/config.toml`
-/// in `dir`, a folder above it or Cargo's home) already choose a stack size, which Kettle then leaves alone.
+/// in `dir`, a folder above it or Cargo's home) already choose a stack size, which Kettle then
+/// leaves alone.
 fn rustflags_set_stack(dir: &Path) -> bool {
     const STACK_OPTION: &str = "stack-size";
     let from_environment = [
