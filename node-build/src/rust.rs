@@ -18,11 +18,16 @@ pub const DEFAULT_STACK_BYTES: u32 = 256 << 10;
 
 /// Part of the build's fingerprint: how `dir`'s node is linked (a change rebuilds it).
 pub fn link_recipe(dir: &Path) -> String {
-    if rustflags_set_stack(dir) {
-        "cargo rustc --lib; the rustflags' stack size".to_string()
-    } else {
-        format!("cargo rustc --lib; -zstack-size={DEFAULT_STACK_BYTES}")
-    }
+    let stack = stack_link_arg(dir);
+    format!(
+        "cargo rustc --lib; {}",
+        stack.as_deref().unwrap_or("the rustflags' stack size")
+    )
+}
+
+/// The linker option that gives the node [`DEFAULT_STACK_BYTES`], unless its rustflags choose.
+fn stack_link_arg(dir: &Path) -> Option<String> {
+    (!rustflags_set_stack(dir)).then(|| format!("link-arg=-zstack-size={DEFAULT_STACK_BYTES}"))
 }
 
 /// Builds the Cargo project in `dir`; returns cargo's `.wasm`.
@@ -40,12 +45,8 @@ pub async fn build(
         RUST_TARGET.to_string(),
         "--message-format=json-render-diagnostics".to_string(),
     ];
-    if !rustflags_set_stack(dir) {
-        args.extend([
-            "--".to_string(),
-            "-C".to_string(),
-            format!("link-arg=-zstack-size={DEFAULT_STACK_BYTES}"),
-        ]);
+    if let Some(stack) = stack_link_arg(dir) {
+        args.extend(["--".to_string(), "-C".to_string(), stack]);
     }
     let command = format!("cargo {}", args.join(" "));
     let output = Command::new("cargo")
