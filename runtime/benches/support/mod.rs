@@ -206,13 +206,13 @@ impl NodeRun {
             attempt: 1,
             config: "{}".into(),
             state,
-            capabilities: self.capabilities.prepare(&NodeSetup {
+            capabilities: Box::new(self.capabilities.prepare(&NodeSetup {
                 node,
                 span: &span,
                 limits: &limits,
                 llm: &LlmGrant::default(),
                 tape: None,
-            }),
+            })),
             limits,
             grants: Arc::default(),
         };

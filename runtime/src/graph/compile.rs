@@ -8,7 +8,7 @@ use super::{
 };
 use crate::spec::{
     ActionView, ExpressionRun, LoadedSpec, NodeSpec, SHELL, SpecError, SpecErrors, StepSpec,
-    inline_code,
+    inline_code, place,
 };
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
@@ -58,7 +58,7 @@ pub fn compile(loaded: &LoadedSpec) -> Result<Graph, SpecErrors> {
     let mut nodes = Vec::with_capacity(spec.nodes.len());
     for (i, node) in spec.nodes.iter().enumerate() {
         compiler.fresh_instance = node.isolation.as_deref() == Some("node");
-        let kind = compiler.node_kind(&format!("nodes[{i}]"), node, &index);
+        let kind = compiler.node_kind(&place::item("nodes", i), node, &index);
         nodes.push(GraphNode {
             name: node.name.clone(),
             description: node.description.clone(),
@@ -98,7 +98,7 @@ impl Compiler<'_> {
         match node.kind.as_deref() {
             Some("while_loop") => {
                 let condition = node.condition.clone().unwrap_or_else(|| "false".into());
-                self.expression(&format!("{at}.condition"), name, "condition", &condition);
+                self.expression((at, "condition"), name, "condition", &condition);
                 NodeKind::WhileLoop {
                     condition,
                     max_iterations: node.max_iterations.unwrap_or(1),
@@ -107,7 +107,7 @@ impl Compiler<'_> {
             }
             Some("dynamic_parallel") => {
                 let items = node.items.clone().unwrap_or_else(|| "[]".into());
-                self.template(&format!("{at}.items"), name, "items", &items);
+                self.template((at, "items"), name, "items", &items);
                 let body = if let Some(action) = node.action_step() {
                     vec![self.step(&format!("{at}.action"), name, action, name)]
                 } else if let Some(steps) = &node.steps {
@@ -211,12 +211,7 @@ impl Compiler<'_> {
                 }
             };
             if has_template(&inline.code) {
-                self.template(
-                    &format!("{at}.{}", inline.key),
-                    owner,
-                    inline.key,
-                    &inline.code,
-                );
+                self.template((at, inline.key), owner, inline.key, &inline.code);
             }
             return Action::Inline(InlineAction {
                 interpreter,
@@ -227,7 +222,7 @@ impl Compiler<'_> {
             });
         }
         if let Some(run) = view.run.and_then(ExpressionRun::from_run) {
-            self.expression(&format!("{at}.run.value"), owner, "run.value", &run.value);
+            self.expression((at, "run.value"), owner, "run.value", &run.value);
             return Action::Expression {
                 expression: run.value,
                 output: run
@@ -305,10 +300,11 @@ impl Compiler<'_> {
         }
     }
 
-    fn expression(&mut self, at: &str, node: &str, field: &str, source: &str) {
+    /// Checks an expression written at `at.key` (the place is made only for an error).
+    fn expression(&mut self, (at, key): (&str, &str), node: &str, field: &str, source: &str) {
         if let Err(message) = template::check_expression(source) {
             self.errors.push(self.loaded.error_at(
-                at,
+                &place::under(at, key),
                 format!("bad expression in node `{node}`, field `{field}`: {message}"),
                 Some(
                     "expressions are Jinja expressions over state and variables, e.g. `state.count < 5 and not state.get(\"done\", False)`"
@@ -318,10 +314,11 @@ impl Compiler<'_> {
         }
     }
 
-    fn template(&mut self, at: &str, node: &str, field: &str, source: &str) {
+    /// Checks a template written at `at.key` (the place is made only for an error).
+    fn template(&mut self, (at, key): (&str, &str), node: &str, field: &str, source: &str) {
         if let Err(message) = template::check(source) {
             self.errors.push(self.loaded.error_at(
-                at,
+                &place::under(at, key),
                 format!("bad template in node `{node}`, field `{field}`: {message}"),
                 Some("templates use Jinja syntax: {{ state.key }}, {{ variables.name }}".into()),
             ));

@@ -21,7 +21,8 @@ pub struct NodeInvocation {
     /// The whole state as JSON.
     pub state: String,
     /// Every capability's state for this execution.
-    pub capabilities: NodeCapabilities,
+    /// Boxed: it is most of the invocation, which moves from task to store.
+    pub capabilities: Box<NodeCapabilities>,
     pub limits: NodeLimits,
     pub grants: Arc<Grants>,
 }
@@ -33,7 +34,7 @@ impl NodeInvocation {
     ) -> (
         NodeContext,
         String,
-        NodeCapabilities,
+        Box<NodeCapabilities>,
         NodeLimits,
         Arc<Grants>,
     ) {
@@ -201,7 +202,7 @@ pub(super) fn verdict(
 pub(super) fn new_store(
     engine: &Engine,
     node_name: String,
-    capabilities: NodeCapabilities,
+    capabilities: Box<NodeCapabilities>,
     limits: &NodeLimits,
     grants: &Grants,
 ) -> Result<Store<NodeHost>, NodeFailure> {

@@ -20,7 +20,7 @@ pub struct NodeHost {
     table: ResourceTable,
     http: WasiHttpCtx,
     http_policy: HttpPolicy,
-    pub(crate) capabilities: NodeCapabilities,
+    pub(crate) capabilities: Box<NodeCapabilities>,
     pub(crate) limiter: NodeLimiter,
     pub(crate) stdout: CapturedOutput,
     pub(crate) stderr: CapturedOutput,
@@ -30,7 +30,7 @@ impl NodeHost {
     /// A host granting exactly `grants`. Fails when a granted folder cannot be opened.
     pub fn new(
         node_name: String,
-        capabilities: NodeCapabilities,
+        capabilities: Box<NodeCapabilities>,
         limits: &NodeLimits,
         grants: &Grants,
     ) -> Result<Self, String> {

@@ -10,6 +10,7 @@ mod llm_settings;
 mod load;
 mod locate;
 mod model;
+pub(crate) mod place;
 mod shell_providers;
 mod tea_settings;
 mod tracing_settings;

@@ -93,7 +93,7 @@ fn check_typed(loaded: &LoadedSpec, out: &mut Findings) {
     let mut seen: FxHashMap<&str, usize> =
         FxHashMap::with_capacity_and_hasher(spec.nodes.len(), Default::default());
     for (index, node) in spec.nodes.iter().enumerate() {
-        let at = format!("nodes[{index}]");
+        let at = super::place::item("nodes", index);
         if node.name.trim().is_empty() {
             if loaded.mistyped(&format!("{at}.name")) || loaded.mistyped_whole(&at) {
                 continue;
@@ -549,7 +549,7 @@ fn validate_action(
     }
     if let Some(component) = view.component {
         out.components.push(PathRef {
-            at: format!("{at}.component"),
+            at: super::place::under(at, "component"),
             node: name.to_string(),
             path: component.clone(),
         });

@@ -2,10 +2,11 @@
 //! from an ambient "current span": the parent of every span is visible at the call site.
 
 use opentelemetry::trace::{
-    SpanContext, SpanKind, Status, TraceContextExt, TraceId, Tracer, TracerProvider as _,
+    SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, Tracer,
+    TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracer, SdkTracerProvider};
 use std::sync::Arc;
 
 /// The attribute every span of a run carries: it routes the span to its run's file even when
@@ -68,17 +69,25 @@ impl SpanHandle {
         if self.muted {
             return self.clone();
         }
-        if !self.cx.span().span_context().is_sampled() {
+        let parent = self.cx.span().span_context().clone();
+        if !parent.is_sampled() {
             // The sampler is parent-based (or off): the child of a span that is not sampled is
-            // not sampled either. It still needs its ids, which it propagates; its attributes
-            // would be dropped.
-            let span = tracer
-                .span_builder(name)
-                .with_kind(kind)
-                .start_with_context(tracer, &self.cx);
-            let mut child = Self::holding(span, self.run_id.clone());
-            child.graph = self.graph.clone();
-            return child;
+            // not sampled either, and the SDK would record nothing of it. It still needs its
+            // ids, which it propagates: the context the SDK would give it (the parent's trace
+            // and trace state, a new span id, not sampled), made without a span to drop.
+            let context = SpanContext::new(
+                parent.trace_id(),
+                RandomIdGenerator::default().new_span_id(),
+                TraceFlags::default(),
+                false,
+                parent.trace_state().clone(),
+            );
+            return Self {
+                cx: Context::new().with_remote_span_context(context),
+                run_id: self.run_id.clone(),
+                muted: false,
+                graph: self.graph.clone(),
+            };
         }
         let mut attributes = attributes;
         // A node's span (or a fan-out's) opens a graph node inside the enclosing one.

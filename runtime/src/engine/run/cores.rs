@@ -78,7 +78,9 @@ impl NodeTasks {
         let sandbox = self.sandbox.clone();
         let instances = self.instances.clone();
         let component = component.clone();
-        let execution = async move {
+        // Boxed: the execution's future holds the invocation and the sandbox's own futures
+        // (kilobytes), which every future above it would otherwise carry and copy.
+        let execution = Box::pin(async move {
             let invocation = invocation();
             let output = match instance {
                 Instance::Fresh => sandbox.execute(&component, invocation).await,
@@ -89,7 +91,7 @@ impl NodeTasks {
                 }
             }?;
             Ok(finish(output))
-        };
+        });
         let in_flight = InFlight::enter(&self.in_flight);
         if in_flight.alone && self.groups.load(Ordering::SeqCst) == 0 {
             return match AssertUnwindSafe(execution).catch_unwind().await {

@@ -52,9 +52,10 @@ impl Run<'_> {
         })
         .map_err(|e| RunError::node(node, "internal", format!("cannot encode the state: {e}")))?;
         let limits = self.limits_of(node);
-        let capabilities = self
-            .capabilities
-            .prepare(&self.node_setup(node, span, &limits));
+        let capabilities = Box::new(
+            self.capabilities
+                .prepare(&self.node_setup(node, span, &limits)),
+        );
         let invocation = NodeInvocation {
             run_id: self.run_id.to_string(),
             node_name: node.to_string(),

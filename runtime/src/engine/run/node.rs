@@ -65,9 +65,10 @@ impl Run<'_> {
     ) -> Result<Map<String, Value>, RunError> {
         let node = &self.agent.graph.nodes[index];
         let tracer = self.telemetry.tracer();
-        // A child of a span that does not record does not record either: its attributes
-        // would be dropped unread, so they are not made.
-        let attributes = if parent.is_recording() {
+        // A child of a span that does not record does not record either: its name and
+        // attributes would be dropped unread, so they are not made.
+        let recording = parent.is_recording();
+        let attributes = if recording {
             vec![
                 KeyValue::new("kettle.node.name", node.name.clone()),
                 KeyValue::new("kettle.node.kind", node.kind.name()),
@@ -77,12 +78,12 @@ impl Run<'_> {
         } else {
             Vec::new()
         };
-        let span = SpanGuard::new(parent.child(
-            tracer,
-            format!("node {}", node.name),
-            SpanKind::Internal,
-            attributes,
-        ));
+        let name = if recording {
+            format!("node {}", node.name)
+        } else {
+            String::new()
+        };
+        let span = SpanGuard::new(parent.child(tracer, name, SpanKind::Internal, attributes));
         self.telemetry.node_input(span.handle(), state);
         let started = Instant::now();
         if let Some(events) = self.events {
@@ -222,9 +223,10 @@ impl Run<'_> {
             None => config.to_string(),
         };
         let limits = self.limits_of(node);
-        let capabilities = self
-            .capabilities
-            .prepare(&self.node_setup(node, span, &limits));
+        let capabilities = Box::new(
+            self.capabilities
+                .prepare(&self.node_setup(node, span, &limits)),
+        );
         let run_id = self.run_id.to_string();
         let node_name = node.to_string();
         let grants = self.agent.policy(node).grants.clone();
