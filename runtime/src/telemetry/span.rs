@@ -69,7 +69,8 @@ impl SpanHandle {
         if self.muted {
             return self.clone();
         }
-        let parent = self.cx.span().span_context().clone();
+        let parent = self.cx.span();
+        let parent = parent.span_context();
         if !parent.is_sampled() {
             // The sampler is parent-based (or off): the child of a span that is not sampled is
             // not sampled either, and the SDK would record nothing of it. It still needs its
@@ -264,4 +265,61 @@ impl Drop for SpanGuard {
 /// A tracer from `provider` named after this crate.
 pub(crate) fn kettle_tracer(provider: &SdkTracerProvider) -> SdkTracer {
     provider.tracer("kettle")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::TraceState;
+    use opentelemetry_sdk::trace::Sampler;
+
+    fn tracer(sampler: Sampler) -> SdkTracer {
+        SdkTracerProvider::builder()
+            .with_sampler(sampler)
+            .build()
+            .tracer("test")
+    }
+
+    #[test]
+    fn the_child_of_a_span_not_sampled_has_its_own_id_in_the_same_trace() {
+        let tracer = tracer(Sampler::AlwaysOff);
+        let root = SpanHandle::root(&tracer, "run".into(), "r1", Vec::new(), None);
+        let child = root.child(&tracer, "node a".into(), SpanKind::Internal, Vec::new());
+        let grandchild = child.child(&tracer, "chat m".into(), SpanKind::Client, Vec::new());
+        for span in [&child, &grandchild] {
+            assert_eq!(span.trace_id(), root.trace_id());
+            assert!(!span.is_recording());
+            assert!(!span.cx.span().span_context().is_sampled());
+            assert_eq!(span.run_id(), "r1");
+        }
+        let ids = [root.span_id(), child.span_id(), grandchild.span_id()];
+        assert!(
+            ids.iter()
+                .all(|id| *id != opentelemetry::trace::SpanId::INVALID)
+        );
+        assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+    }
+
+    #[test]
+    fn an_unsampled_callers_trace_state_reaches_the_nodes() {
+        let tracer = tracer(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+        let state = TraceState::from_key_value([("vendor", "x")]).expect("a trace state");
+        let caller = SpanContext::new(
+            TraceId::from(7u128),
+            opentelemetry::trace::SpanId::from(9u64),
+            TraceFlags::default(),
+            true,
+            state,
+        );
+        let root = SpanHandle::root(&tracer, "run".into(), "r1", Vec::new(), Some(caller));
+        let child = root.child(&tracer, "node a".into(), SpanKind::Internal, Vec::new());
+        let headers: std::collections::HashMap<_, _> = child.trace_headers().into_iter().collect();
+        assert_eq!(child.trace_id(), TraceId::from(7u128));
+        let expected = format!("00-{}-{}-00", child.trace_id(), child.span_id());
+        assert_eq!(headers.get("traceparent"), Some(&expected));
+        assert_eq!(
+            headers.get("tracestate").map(String::as_str),
+            Some("vendor=x")
+        );
+    }
 }
